@@ -1,0 +1,5 @@
+"""``python -m stylecascade``."""
+
+from .cli import app
+
+app(prog_name="stylecascade")

@@ -1,0 +1,188 @@
+"""The ``stylecascade`` command line (typer)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from . import __version__
+from .config import bundled_presets, load_preset
+from .device import DEVICES, select_device
+from .errors import StyleCascadeError
+from .progress import StageProgress, step_reporter
+from .render import Render, RenderJob
+from .weights import SOURCES, fetch
+
+app = typer.Typer(
+    help="Coarse-to-fine neural style transfer (Gatys et al.) for print-resolution images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+presets_app = typer.Typer(help="List and show the bundled presets.", no_args_is_help=True)
+weights_app = typer.Typer(help="Download and convert the VGG19 weights.", no_args_is_help=True)
+app.add_typer(presets_app, name="presets")
+app.add_typer(weights_app, name="weights")
+
+console = Console(stderr=True)
+
+
+def _fail(exc: StyleCascadeError) -> typer.Exit:
+    """Report an expected failure as one line on stderr and choose the exit code."""
+    typer.secho(f"error: {exc}", err=True, fg="red")
+    return typer.Exit(exc.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stylecascade {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Coarse-to-fine neural style transfer (Gatys et al.) for print-resolution images."""
+
+
+@app.command("render")
+def render_command(
+    content: Annotated[Path, typer.Argument(help="The photo to stylize.", show_default=False)],
+    style: Annotated[
+        Path,
+        typer.Option(
+            "--style", "-s", help="The painting whose style to transfer.", show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output image (.png, .jpg, .tif); default CONTENT-STYLE.png here.",
+            show_default=False,
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help="Bundled preset name or a YAML file; default draft on a CPU, standard on a GPU.",
+            show_default=False,
+        ),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size",
+            help="Long edge of the final stage in px; earlier stages scale with it.",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help=f"One of: {', '.join(DEVICES)}.")
+    ] = "auto",
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives the same image.")
+    ] = 0,
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights", help=f"VGG19 weights: {' | '.join(SOURCES)} | PATH to a .h5/.pt file."
+        ),
+    ] = "caffe",
+    save_stages: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-stages", help="Folder to write each stage's result into.", show_default=False
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing output files.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Stylize CONTENT with the style of --style, stage by stage from coarse to fine.
+
+    Writes the image and, beside it, OUTPUT.json with the preset, seed, weights, versions and
+    each stage's losses and timings.
+    """
+    began = time.perf_counter()
+    try:
+        torch_device = select_device(device)
+        recipe = load_preset(preset or ("draft" if torch_device.type == "cpu" else "standard"))
+        if size is not None:
+            recipe = recipe.with_final_size(size)
+        out = output or Path(f"{content.stem}-{style.stem}.png")
+        job = RenderJob(
+            content, style, out, recipe, torch_device, seed, weights, save_stages, overwrite
+        )
+        render = Render(job)
+        if not quiet:
+            sizes = " → ".join(str(s.size) for s in recipe.stages)
+            name = escape(recipe.name)
+            header = f"preset [bold]{name}[/] ({sizes} px), device {torch_device}, seed {seed}"
+            console.print(header, soft_wrap=True)
+        with nullcontext() if quiet else StageProgress(console) as progress:
+            render.run(step_reporter(None if quiet else console), progress)
+    except StyleCascadeError as exc:
+        raise _fail(exc) from None
+    if not quiet:
+        seconds = time.perf_counter() - began
+        written = f"{escape(str(out))} and {escape(str(render.manifest_path))}"
+        console.print(f"wrote {written} in {seconds:.1f} s", soft_wrap=True)
+
+
+@presets_app.command("list")
+def presets_list() -> None:
+    """List the bundled presets with their stage sizes and iterations."""
+    table = Table("name", "stages (long edge px × iterations)", "description")
+    for name in bundled_presets():
+        preset = load_preset(name)
+        stages = " → ".join(f"{s.size}×{s.iterations}" for s in preset.stages)
+        table.add_row(name, stages, preset.description)
+    Console().print(table)
+
+
+@presets_app.command("show")
+def presets_show(
+    name: Annotated[str, typer.Argument(help="Bundled preset name or YAML file.")],
+) -> None:
+    """Print a preset's YAML (validated first), ready to copy and edit."""
+    try:
+        load_preset(name)
+    except StyleCascadeError as exc:
+        raise _fail(exc) from None
+    path = bundled_presets().get(name, Path(name))
+    typer.echo(path.read_text(encoding="utf-8"), nl=False)
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    source: Annotated[
+        str, typer.Option("--source", help=f"One of: {', '.join(SOURCES)}.")
+    ] = "caffe",
+    force: Annotated[
+        bool, typer.Option("--force", help="Download and convert again even if cached.")
+    ] = False,
+) -> None:
+    """Download and convert the VGG19 weights into the cache (done automatically on first use).
+
+    The cache is $STYLECASCADE_HOME/weights if that variable is set, else the user cache folder.
+    """
+    try:
+        path = fetch(source, step_reporter(console), force=force)
+    except StyleCascadeError as exc:
+        raise _fail(exc) from None
+    typer.echo(path)

@@ -1,0 +1,311 @@
+"""Presets: typed, validated configuration of a coarse-to-fine render, loaded from YAML.
+
+A preset file looks like::
+
+    description: Three stages for a GPU, 256 → 512 → 1024 px.
+    model:
+      pooling: avg                      # max | avg
+      content_layers: {relu4_2: 1}      # layer: weight (normalized to sum 1)
+      style_layers: {relu1_1: 1, relu2_1: 1, relu3_1: 1, relu4_1: 1, relu5_1: 1}
+    init: content                       # content | noise | style (first stage only)
+    defaults:                           # any stage field; each stage overrides these
+      optimizer: lbfgs                  # lbfgs | adam
+      lr: 1.0
+      content_weight: 1.0
+      style_weight: 1.0e+4
+      tv_weight: 0.0
+      style_scale: 1.0
+    stages:
+      - {size: 256, iterations: 300}    # size: long edge in px
+      - {size: 512, iterations: 150}
+
+Every field is checked here, in one place: a bad value raises :class:`PresetError` naming the
+file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+from .stages.optim import OPTIMIZERS
+from .stages.vgg import LAYER_NAMES, POOLINGS
+
+INITS = ("content", "noise", "style")
+PRESET_SUFFIXES = (".yaml", ".yml")
+
+
+class PresetError(UsageError):
+    """A preset that cannot be used; the message names the file and the field."""
+
+
+def _check(meta: dict[str, Any], value: Any) -> str | None:
+    """Return why ``value`` breaks the field's constraints, or ``None``."""
+    if "choices" in meta and value not in meta["choices"]:
+        return f"must be one of {', '.join(meta['choices'])}; got {value!r}"
+    if meta.get("positive") and not value > 0:
+        return f"must be > 0; got {value!r}"
+    if meta.get("non_negative") and not value >= 0:
+        return f"must be ≥ 0; got {value!r}"
+    return None
+
+
+def _choice(*choices: str) -> Any:
+    return field(metadata={"choices": choices})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network and which of its layers the losses read.
+
+    ``content_layers`` / ``style_layers`` map VGG19 layer names (``conv1_1 … relu5_4``,
+    ``pool1 … pool5``) to non-negative weights, normalized to sum 1 by the loss.
+    """
+
+    pooling: str = _choice(*POOLINGS)
+    content_layers: dict[str, float] = field(metadata={"layers": True})
+    style_layers: dict[str, float] = field(metadata={"layers": True})
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of the cascade.
+
+    Attributes:
+        size: long edge of the stage's image in px.
+        iterations: optimizer iterations (one objective evaluation each).
+        optimizer: ``lbfgs`` or ``adam``.
+        lr: step size; 1.0 for L-BFGS, ~0.01–0.05 (0–1 pixel units) for Adam.
+        content_weight, style_weight, tv_weight: weights α, β, γ of the objective
+            (see ``stylecascade.stages.losses.StyleTransferLoss``).
+        style_scale: the style image is resized to ``size × style_scale`` px long edge.
+    """
+
+    size: int = field(metadata={"positive": True})
+    iterations: int = field(metadata={"positive": True})
+    optimizer: str = field(default="lbfgs", metadata={"choices": OPTIMIZERS})
+    lr: float = field(default=1.0, metadata={"positive": True})
+    content_weight: float = field(default=1.0, metadata={"non_negative": True})
+    style_weight: float = field(default=1.0, metadata={"non_negative": True})
+    tv_weight: float = field(default=0.0, metadata={"non_negative": True})
+    style_scale: float = field(default=1.0, metadata={"positive": True})
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A complete, validated recipe for a render."""
+
+    name: str
+    description: str
+    model: ModelConfig
+    init: str
+    stages: tuple[StageConfig, ...]
+
+    def with_final_size(self, size: int) -> Preset:
+        """The same preset with the last stage's long edge set to ``size`` px and the earlier
+        stages scaled by the same factor (rounded to whole px).
+
+        Raises:
+            PresetError: ``size`` ≤ 0, or the scaled stages are no longer strictly increasing.
+        """
+        if size <= 0:
+            raise PresetError(f"--size must be a positive number of pixels; got {size}")
+        factor = size / self.stages[-1].size
+        stages = tuple(
+            dataclasses.replace(s, size=max(1, round(s.size * factor))) for s in self.stages
+        )
+        for prev, cur in zip(stages, stages[1:], strict=False):
+            if cur.size <= prev.size:
+                raise PresetError(
+                    f"--size {size}: preset {self.name!r} scaled to stage sizes "
+                    f"{[s.size for s in stages]}, which are not increasing; use a larger --size"
+                )
+        return dataclasses.replace(self, stages=stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for JSON manifests and ``presets show``)."""
+        return dataclasses.asdict(self)
+
+
+class _Reader:
+    """Turns YAML data into the dataclasses above, naming ``source`` and the field on error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> PresetError:
+        return PresetError(
+            f"{self.source}: {where}: {problem}" if where else f"{self.source}: {problem}"
+        )
+
+    def mapping(self, data: Any, where: str) -> Mapping[str, Any]:
+        if not isinstance(data, Mapping):
+            raise self.fail(where, f"must be a mapping of key: value; got {_kind(data)}")
+        return data
+
+    def number(self, value: Any, where: str, kind: type) -> int | float:
+        # YAML 1.1 reads "1e4" as a string; accept it as the number it plainly is.
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(where, f"must be a number; got {_kind(value)}")
+        if not math.isfinite(value):
+            raise self.fail(where, f"must be a finite number; got {value}")
+        if kind is int:
+            if value != int(value):
+                raise self.fail(where, f"must be a whole number; got {value}")
+            return int(value)
+        return float(value)
+
+    def layers(self, data: Any, where: str) -> dict[str, float]:
+        layers = self.mapping(data, where)
+        if not layers:
+            raise self.fail(where, "must name at least one layer")
+        out = {}
+        for name, weight in layers.items():
+            if name not in LAYER_NAMES:
+                raise self.fail(
+                    f"{where}.{name}", f"unknown layer; allowed: {', '.join(LAYER_NAMES)}"
+                )
+            out[name] = self.number(weight, f"{where}.{name}", float)
+            if out[name] < 0:
+                raise self.fail(f"{where}.{name}", f"weight must be ≥ 0; got {out[name]}")
+        if not sum(out.values()) > 0:
+            raise self.fail(where, "layer weights must not all be 0")
+        return out
+
+    def record(self, cls: type, data: Any, where: str) -> Any:
+        """Build dataclass ``cls`` from a mapping, field by field."""
+        data = self.mapping(data, where)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in fields:
+                raise self.fail(_join(where, key), f"unknown field; allowed: {', '.join(fields)}")
+        values = {}
+        for name, f in fields.items():
+            at = _join(where, name)
+            if name not in data:
+                if f.default is dataclasses.MISSING:
+                    raise self.fail(at, "missing")
+                continue
+            value = data[name]
+            if f.metadata.get("layers"):
+                value = self.layers(value, at)
+            elif f.type in ("int", "float"):
+                value = self.number(value, at, int if f.type == "int" else float)
+            elif not isinstance(value, str):
+                raise self.fail(at, f"must be text; got {_kind(value)}")
+            problem = _check(dict(f.metadata), value)
+            if problem:
+                raise self.fail(at, problem)
+            values[name] = value
+        return cls(**values)
+
+    def preset(self, name: str, data: Any) -> Preset:
+        data = self.mapping(data, "")
+        allowed = ("description", "model", "init", "defaults", "stages")
+        for key in data:
+            if key not in allowed:
+                raise self.fail(key, f"unknown field; allowed: {', '.join(allowed)}")
+        for key in ("model", "stages"):
+            if key not in data:
+                raise self.fail(key, "missing")
+        model = self.record(ModelConfig, data["model"], "model")
+        init = data.get("init", "content")
+        if init not in INITS:
+            raise self.fail("init", f"must be one of {', '.join(INITS)}; got {init!r}")
+        defaults = dict(self.mapping(data.get("defaults", {}), "defaults"))
+        raw_stages = data["stages"]
+        if not isinstance(raw_stages, list) or not raw_stages:
+            raise self.fail(
+                "stages", f"must be a non-empty list of stages; got {_kind(raw_stages)}"
+            )
+        stages = []
+        for i, raw in enumerate(raw_stages):
+            where = f"stages[{i}]"
+            merged = {**defaults, **self.mapping(raw, where)}
+            stage = self.record(StageConfig, merged, where)
+            if stages and stage.size <= stages[-1].size:
+                raise self.fail(
+                    f"{where}.size",
+                    f"stage sizes must increase; got {stage.size} after {stages[-1].size}",
+                )
+            stages.append(stage)
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail("description", f"must be text; got {_kind(description)}")
+        return Preset(name, description.strip(), model, init, tuple(stages))
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
+
+
+def bundled_presets() -> dict[str, Path]:
+    """Names and files of the presets shipped with the package, sorted by name."""
+    folder = resources.files("stylecascade.presets")
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(PRESET_SUFFIXES))
+    return {Path(p.name).stem: Path(str(p)) for p in files}
+
+
+def parse_preset(text: str, name: str, source: str) -> Preset:
+    """Parse and validate preset YAML text.
+
+    Args:
+        text: the YAML document.
+        name: the preset's name (bundled name or file stem).
+        source: what to call the file in error messages (its path).
+
+    Raises:
+        PresetError: malformed YAML or any invalid field.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PresetError(f"{source}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return _Reader(source).preset(name, data)
+
+
+def load_preset(spec: str) -> Preset:
+    """Load a bundled preset by name, or a preset file by path.
+
+    Args:
+        spec: a bundled name (``draft``, ``standard``, ``print``) or a path to a ``.yaml`` file.
+
+    Raises:
+        PresetError: unknown name, unreadable file, or an invalid preset.
+    """
+    bundled = bundled_presets()
+    if spec in bundled:
+        path, source = bundled[spec], f"preset {spec!r}"
+    else:
+        path, source = Path(spec), spec
+        if path.suffix not in PRESET_SUFFIXES and not path.exists():
+            raise PresetError(
+                f"unknown preset {spec!r}; bundled presets: {', '.join(bundled)} "
+                f"(or give a path to a .yaml file)"
+            )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PresetError(f"{source}: no such preset file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{source}: cannot read preset file ({exc})") from None
+    return parse_preset(text, path.stem, source)

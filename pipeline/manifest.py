@@ -1,0 +1,77 @@
+"""The JSON manifest written beside every render: how to reproduce it and what each stage did."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .config import Preset
+from .files import atomic_write
+from .runner import StageResult
+
+VERSIONED = ("stylecascade", "torch", "torchvision", "numpy", "pillow")
+
+
+def manifest_path(output: Path) -> Path:
+    """``OUT.json`` beside ``OUT.png``."""
+    return Path(output).with_suffix(".json")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages that shape the result."""
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def stage_entry(result: StageResult) -> dict[str, Any]:
+    """One stage of the manifest: ``size`` [W, H] px, ``iterations``, ``seconds``, weighted
+    ``loss_start`` / ``loss_end``, and ``peak_memory_mib`` (CUDA; ``null`` elsewhere)."""
+    peak = result.peak_memory_bytes
+    return {
+        "size": list(result.size),
+        "iterations": result.iterations,
+        "seconds": round(result.seconds, 3),
+        "loss_start": result.loss_start,
+        "loss_end": result.loss_end,
+        "peak_memory_mib": None if peak is None else round(peak / 2**20, 1),
+    }
+
+
+def build_manifest(
+    *,
+    preset: Preset,
+    seed: int,
+    device: str,
+    weights_source: str,
+    weights_sha256: str,
+    content: Path,
+    style: Path,
+    output: Path,
+    stages: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Everything needed to reproduce and audit a render (see README, "Manifest")."""
+    return {
+        "output": str(output),
+        "content": str(content),
+        "style": str(style),
+        "preset": preset.to_dict(),
+        "seed": seed,
+        "device": device,
+        "weights": {"source": weights_source, "sha256": weights_sha256},
+        "versions": versions(),
+        "stages": stages,
+    }
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest as indented JSON, atomically."""
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -1,0 +1,107 @@
+"""Progress display with rich: a spinner per long step and a bar per stage with its losses."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from .config import StageConfig
+from .runner import StageResult
+from .stages.losses import LossTerms
+from .weights import Step
+
+LOSS_REFRESH_SECONDS = 0.5
+"""How often the bar reads the losses; reading them waits for the GPU to finish queued work."""
+
+
+def short_number(value: float) -> str:
+    """Two significant digits, compact: ``4.6e5``, ``0.31``, ``12``."""
+    text = f"{value:.2g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def format_losses(losses: dict[str, float]) -> str:
+    """``content 4.6e5 · style 2.9e5 · tv 3.4e3`` (weighted losses)."""
+    return " · ".join(f"{key} {short_number(losses[key])}" for key in ("content", "style", "tv"))
+
+
+class StageProgress:
+    """A rich progress bar per stage, showing iterations, elapsed and remaining time, and the
+    current weighted losses. Use as a context manager around :func:`run_stages`."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=console,
+        )
+        self.task: TaskID | None = None
+        self.total = 0
+        self.last_read = 0.0
+
+    def __enter__(self) -> StageProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def stage_started(
+        self, index: int, count: int, stage: StageConfig, size: tuple[int, int]
+    ) -> None:
+        description = f"stage {index + 1}/{count} {size[0]}×{size[1]} {stage.optimizer}"
+        self.task = self.progress.add_task(description, total=stage.iterations, losses="")
+        self.total = stage.iterations
+        self.last_read = time.monotonic()
+
+    def iteration(self, done: int, terms: LossTerms) -> None:
+        assert self.task is not None
+        self.total = max(self.total, done)  # L-BFGS may overrun its budget a little
+        now = time.monotonic()
+        if now - self.last_read >= LOSS_REFRESH_SECONDS:
+            self.last_read = now
+            losses = format_losses(terms.as_floats())
+            self.progress.update(self.task, completed=done, total=self.total, losses=losses)
+        else:
+            self.progress.update(self.task, completed=done, total=self.total)
+
+    def stage_finished(self, result: StageResult) -> None:
+        assert self.task is not None
+        start, end = (
+            short_number(result.loss_start["total"]),
+            short_number(result.loss_end["total"]),
+        )
+        summary = f"{format_losses(result.loss_end)} · total {start} → {end}"
+        self.progress.update(
+            self.task, completed=result.iterations, total=result.iterations, losses=summary
+        )
+
+
+def step_reporter(console: Console | None) -> Step:
+    """A ``step(message)`` context-manager factory: a rich spinner, or nothing when quiet."""
+    if console is None:
+        return lambda _message: nullcontext()
+    return lambda message: console.status(message, spinner="dots")

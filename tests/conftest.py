@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny random-weight VGG19 and small real images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from stylecascade.config import Preset, parse_preset
+from stylecascade.images import load_image
+from stylecascade.stages.resample import resize_long_edge
+from stylecascade.stages.vgg import VGGFeatures, build_vgg19_features
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TINY_WIDTH = 1 / 16  # 4 … 32 channels instead of 64 … 512
+
+
+@pytest.fixture(scope="session")
+def tiny_trunk() -> torch.nn.Sequential:
+    """VGG19's layers with 1/16 of its channels and seeded random weights."""
+    torch.manual_seed(0)
+    return build_vgg19_features(width=TINY_WIDTH)
+
+
+@pytest.fixture(scope="session")
+def tiny_extractor(tiny_trunk):
+    """Factory: ``tiny_extractor(layers, pooling="avg")`` → :class:`VGGFeatures` on the tiny VGG."""
+
+    def make(layers, pooling: str = "avg") -> VGGFeatures:
+        return VGGFeatures(tiny_trunk, layers, pooling)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def content_image() -> torch.Tensor:
+    """The Tübingen photo at 64 px long edge, ``(1, 3, 48, 64)``."""
+    return resize_long_edge(load_image(EXAMPLES / "tubingen.jpg", "content"), 64)
+
+
+@pytest.fixture(scope="session")
+def style_image() -> torch.Tensor:
+    """The Starry Night at 64 px long edge, ``(1, 3, 40, 64)``."""
+    return resize_long_edge(load_image(EXAMPLES / "starry_night.jpg", "style"), 64)
+
+
+TINY_PRESET = """
+description: two tiny stages for tests
+model:
+  pooling: avg
+  content_layers: {relu4_2: 1}
+  style_layers: {relu1_1: 1, relu2_1: 1, relu3_1: 1, relu4_1: 1, relu5_1: 1}
+init: content
+defaults:
+  optimizer: lbfgs
+  lr: 1.0
+  content_weight: 1.0
+  style_weight: 200.0
+  tv_weight: 0.0
+stages:
+  - {size: 32, iterations: 8}
+  - {size: 64, iterations: 6}
+"""
+
+
+@pytest.fixture
+def tiny_preset() -> Preset:
+    return parse_preset(TINY_PRESET, "tiny", "tiny.yaml")
+
+
+@pytest.fixture
+def tiny_preset_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_PRESET, encoding="utf-8")
+    return path

