@@ -58,10 +58,6 @@ def _check(meta: dict[str, Any], value: Any) -> str | None:
     return None
 
 
-def _choice(*choices: str) -> Any:
-    return field(metadata={"choices": choices})
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     """The network and which of its layers the losses read.
@@ -70,7 +66,7 @@ class ModelConfig:
     ``pool1 … pool5``) to non-negative weights, normalized to sum 1 by the loss.
     """
 
-    pooling: str = _choice(*POOLINGS)
+    pooling: str = field(metadata={"choices": POOLINGS})
     content_layers: dict[str, float] = field(metadata={"layers": True})
     style_layers: dict[str, float] = field(metadata={"layers": True})
 
@@ -81,7 +77,8 @@ class StageConfig:
 
     Attributes:
         size: long edge of the stage's image in px.
-        iterations: optimizer iterations (one objective evaluation each).
+        iterations: budget of objective evaluations (one VGG forward + backward each), the unit
+            of cost for both optimizers.
         optimizer: ``lbfgs`` or ``adam``.
         lr: step size; 1.0 for L-BFGS, ~0.01–0.05 (0–1 pixel units) for Adam.
         content_weight, style_weight, tv_weight: weights α, β, γ of the objective
@@ -131,7 +128,7 @@ class Preset:
         return dataclasses.replace(self, stages=stages)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (for JSON manifests and ``presets show``)."""
+        """Plain data, as written into the JSON manifest."""
         return dataclasses.asdict(self)
 
 

@@ -18,8 +18,9 @@ def select_device(name: str) -> torch.device:
 
     ``auto`` takes CUDA, else Apple MPS, else the CPU. On CUDA, float32 matrix products and
     convolutions use TF32 tensor cores (``torch.set_float32_matmul_precision("high")`` and
-    ``cudnn.allow_tf32``): about 5× faster than strict fp32 for VGG19 at 4096 px on an H100.
-    Nothing is ever autocast to bf16/fp16 here (on a CPU that is ~100× slower).
+    ``cudnn.allow_tf32``); with channels_last (see ``VGGFeatures``) a VGG19 forward + backward
+    at 4096² px on an H100 took 0.145 s against 0.73 s in strict fp32. Nothing is ever autocast
+    to bf16/fp16 here (on a CPU that is ~100× slower).
 
     Args:
         name: one of ``auto``, ``cuda``, ``mps``, ``cpu``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 
 from rich.console import Console
@@ -101,7 +101,15 @@ class StageProgress:
 
 
 def step_reporter(console: Console | None) -> Step:
-    """A ``step(message)`` context-manager factory: a rich spinner, or nothing when quiet."""
+    """A ``step(message)`` context-manager factory: a rich spinner on a terminal, a plain line
+    in a log (where a spinner would not show), nothing when ``console`` is ``None`` (quiet)."""
     if console is None:
         return lambda _message: nullcontext()
-    return lambda message: console.status(message, spinner="dots")
+    if console.is_terminal:
+        return lambda message: console.status(message, spinner="dots")
+
+    def log(message: str) -> AbstractContextManager:
+        console.print(f"{message} …", markup=False, highlight=False, soft_wrap=True)
+        return nullcontext()
+
+    return log

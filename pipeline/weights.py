@@ -270,8 +270,10 @@ def _check_trunk(state: dict[str, Tensor], what: str) -> nn.Sequential:
     try:
         trunk.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise WeightsError(f"{what}: not VGG19 weights ({first})") from None
+        lines = str(exc).splitlines()
+        detail = (lines[1] if len(lines) > 1 else lines[0]).strip()
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        raise WeightsError(f"{what}: not VGG19 weights ({detail})") from None
     return trunk
 
 

@@ -104,6 +104,11 @@ def test_presets_list_and_show():
     _one_line_error(runner.invoke(app, ["presets", "show", "fancy"]), 2, "unknown preset 'fancy'")
 
 
+def test_weights_fetch_unknown_source():
+    result = runner.invoke(app, ["weights", "fetch", "--source", "vgg16"])
+    _one_line_error(result, 2, "unknown weights source 'vgg16'; choose caffe, torchvision")
+
+
 def test_render_end_to_end_with_real_weights(tmp_path, photos, tiny_preset_file):
     """The installed console script, the real Caffe VGG19 weights (fetched on first use), two
     stages 64 → 128 px."""
@@ -147,5 +152,11 @@ def test_render_end_to_end_with_real_weights(tmp_path, photos, tiny_preset_file)
         )
         assert stage["loss_end"]["style"] < stage["loss_start"]["style"]
 
-    again = subprocess.run(command, capture_output=True, text=True)
-    assert again.returncode == 2 and "already exists" in again.stderr  # nothing overwritten
+    first = out.read_bytes()
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 2 and "already exists" in refused.stderr
+    assert out.read_bytes() == first  # nothing was touched
+
+    quiet = subprocess.run([*command, "--overwrite", "--quiet"], capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
+    assert out.read_bytes() == first  # same inputs and seed: the same image, bit for bit

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 from conftest import TINY_PRESET
@@ -138,3 +140,10 @@ def test_with_final_size_scales_every_stage(tiny_preset):
     assert scaled.stages[0].iterations == tiny_preset.stages[0].iterations
     with pytest.raises(PresetError, match="not increasing"):
         tiny_preset.with_final_size(1)
+
+
+def test_readme_shows_the_real_draft_preset():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("`stylecascade presets show draft` prints:", 1)[1]
+    block = shown.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == yaml.safe_load(bundled_presets()["draft"].read_text())
