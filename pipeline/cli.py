@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .config import bundled_presets, load_preset
+from .config import bundled_presets, load_preset, parse_preset, read_preset
 from .device import DEVICES, select_device
 from .errors import StyleCascadeError
 from .progress import StageProgress, step_reporter
@@ -161,11 +161,11 @@ def presets_show(
 ) -> None:
     """Print a preset's YAML (validated first), ready to copy and edit."""
     try:
-        load_preset(name)
+        text, preset_name, source = read_preset(name)
+        parse_preset(text, preset_name, source)
     except StyleCascadeError as exc:
         raise _fail(exc) from None
-    path = bundled_presets().get(name, Path(name))
-    typer.echo(path.read_text(encoding="utf-8"), nl=False)
+    typer.echo(text, nl=False)
 
 
 @weights_app.command("fetch")

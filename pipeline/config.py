@@ -280,14 +280,18 @@ def parse_preset(text: str, name: str, source: str) -> Preset:
     return _Reader(source).preset(name, data)
 
 
-def load_preset(spec: str) -> Preset:
-    """Load a bundled preset by name, or a preset file by path.
+def read_preset(spec: str) -> tuple[str, str, str]:
+    """Find a preset by bundled name or path and read its YAML, unparsed.
 
     Args:
         spec: a bundled name (``draft``, ``standard``, ``print``) or a path to a ``.yaml`` file.
 
+    Returns:
+        ``(text, name, source)``: the YAML, the preset's name (bundled name or file stem) and
+        what to call it in error messages; the arguments of :func:`parse_preset`.
+
     Raises:
-        PresetError: unknown name, unreadable file, or an invalid preset.
+        PresetError: unknown name or unreadable file.
     """
     bundled = bundled_presets()
     if spec in bundled:
@@ -305,4 +309,13 @@ def load_preset(spec: str) -> Preset:
         raise PresetError(f"{source}: no such preset file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PresetError(f"{source}: cannot read preset file ({exc})") from None
-    return parse_preset(text, path.stem, source)
+    return text, path.stem, source
+
+
+def load_preset(spec: str) -> Preset:
+    """Load and validate a bundled preset by name, or a preset file by path.
+
+    Raises:
+        PresetError: unknown name, unreadable file, or an invalid preset.
+    """
+    return parse_preset(*read_preset(spec))
