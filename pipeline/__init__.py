@@ -2,7 +2,7 @@
 
 ``stylecascade`` (this folder, ``pipeline/``) orchestrates: command line, presets, image I/O,
 weights and the stage runner. ``stylecascade.stages`` (``stages/``) holds the maths: VGG19
-features, losses, optimizers and resampling.
+features, losses, optimizers, resampling, colour preservation and style blending.
 """
 
 from importlib import metadata

@@ -16,8 +16,13 @@ from . import __version__
 from .config import bundled_presets, load_preset, parse_preset, read_preset
 from .device import DEVICES, select_device
 from .errors import StyleCascadeError
+from .images import MAX_INPUT_PIXELS
+from .interrupt import Interrupted, Signalled, signals_interrupt
+from .output import OutputOptions
+from .printsize import final_long_edge
 from .progress import StageProgress, step_reporter
 from .render import Render, RenderJob
+from .stages.colour import COLOUR_MODES
 from .weights import SOURCES, fetch
 
 app = typer.Typer(
@@ -59,11 +64,31 @@ def main(
 def render_command(
     content: Annotated[Path, typer.Argument(help="The photo to stylize.", show_default=False)],
     style: Annotated[
-        Path,
+        list[Path] | None,
         typer.Option(
-            "--style", "-s", help="The painting whose style to transfer.", show_default=False
+            "--style",
+            "-s",
+            help="A painting whose style to transfer; repeat to blend several "
+            "(default: the preset's styles).",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    style_weight: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--style-weight",
+            help="Share of each --style in the blend, in order (normalized; default equal).",
+            show_default=False,
+        ),
+    ] = None,
+    color: Annotated[
+        str | None,
+        typer.Option(
+            "--color",
+            help=f"Colour preservation: {' | '.join(COLOUR_MODES)} (default: the preset's, none).",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -90,6 +115,34 @@ def render_command(
             show_default=False,
         ),
     ] = None,
+    print_size: Annotated[
+        str | None,
+        typer.Option(
+            "--print-size",
+            help="Print size like 30x40cm, 8x10in or 210x297mm; with --dpi sets the final long "
+            "edge (the image keeps the photo's aspect ratio).",
+            show_default=False,
+        ),
+    ] = None,
+    dpi: Annotated[
+        float | None,
+        typer.Option(
+            "--dpi",
+            help="Print resolution for --print-size (default 300), written into the file.",
+            show_default=False,
+        ),
+    ] = None,
+    bit_depth: Annotated[
+        int, typer.Option("--bit-depth", help="8 or 16 bits per channel (16: PNG, TIFF).")
+    ] = 8,
+    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", help="JPEG quality 1–95.")] = 95,
+    max_input_pixels: Annotated[
+        int,
+        typer.Option(
+            "--max-input-pixels",
+            help="Refuse larger input images (decompression-bomb guard); 0: no limit.",
+        ),
+    ] = MAX_INPUT_PIXELS,
     device: Annotated[
         str, typer.Option("--device", help=f"One of: {', '.join(DEVICES)}.")
     ] = "auto",
@@ -111,33 +164,58 @@ def render_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing output files.")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue an interrupted render from its last stage."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Stylize CONTENT with the style of --style, stage by stage from coarse to fine.
 
     Writes the image and, beside it, OUTPUT.json with the preset, seed, weights, versions and
-    each stage's losses and timings.
+    each stage's losses and timings. Ctrl-C saves a checkpoint; --resume continues it.
     """
     began = time.perf_counter()
     try:
-        torch_device = select_device(device)
-        recipe = load_preset(preset or ("draft" if torch_device.type == "cpu" else "standard"))
-        if size is not None:
-            recipe = recipe.with_final_size(size)
-        out = output or Path(f"{content.stem}-{style.stem}.png")
-        job = RenderJob(
-            content, style, out, recipe, torch_device, seed, weights, save_stages, overwrite
-        )
-        render = Render(job)
-        if not quiet:
-            sizes = " → ".join(str(s.size) for s in recipe.stages)
-            name = escape(recipe.name)
-            header = f"preset [bold]{name}[/] ({sizes} px), device {torch_device}, seed {seed}"
-            console.print(header, soft_wrap=True)
-        with nullcontext() if quiet else StageProgress(console) as progress:
-            render.run(step_reporter(None if quiet else console), progress)
+        with signals_interrupt():
+            torch_device = select_device(device)
+            default = "draft" if torch_device.type == "cpu" else "standard"
+            final = final_long_edge(size, print_size, dpi)
+            recipe = load_preset(preset or default).resolved(style, style_weight, color, final)
+            options = OutputOptions(bit_depth, jpeg_quality, dpi or (300.0 if print_size else None))
+            out = output or Path(
+                f"{content.stem}-{'+'.join(Path(s.image).stem for s in recipe.styles)}.png"
+            )
+            job = RenderJob(
+                content,
+                out,
+                recipe,
+                torch_device,
+                seed,
+                weights,
+                save_stages,
+                overwrite,
+                resume,
+                options,
+                max_input_pixels or None,
+            )
+            render = Render(job)
+            if not quiet:
+                sizes = " → ".join(str(s.size) for s in recipe.stages)
+                name = escape(recipe.name)
+                header = f"preset [bold]{name}[/] ({sizes} px), device {torch_device}, seed {seed}"
+                console.print(header, soft_wrap=True)
+            with nullcontext() if quiet else StageProgress(console) as progress:
+                render.run(step_reporter(None if quiet else console), progress)
     except StyleCascadeError as exc:
         raise _fail(exc) from None
+    except Signalled as exc:
+        raise _fail(
+            Interrupted(
+                "interrupted; no output written (finished stages, if any, are kept for --resume)",
+                exc.signum,
+            )
+        ) from None
     if not quiet:
         seconds = time.perf_counter() - began
         written = f"{escape(str(out))} and {escape(str(render.manifest_path))}"
@@ -161,8 +239,8 @@ def presets_show(
 ) -> None:
     """Print a preset's YAML (validated first), ready to copy and edit."""
     try:
-        text, preset_name, source = read_preset(name)
-        parse_preset(text, preset_name, source)
+        text, preset_name, source, base = read_preset(name)
+        parse_preset(text, preset_name, source, base)
     except StyleCascadeError as exc:
         raise _fail(exc) from None
     typer.echo(text, nl=False)

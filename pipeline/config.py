@@ -8,6 +8,10 @@ A preset file looks like::
       content_layers: {relu4_2: 1}      # layer: weight (normalized to sum 1)
       style_layers: {relu1_1: 1, relu2_1: 1, relu3_1: 1, relu4_1: 1, relu5_1: 1}
     init: content                       # content | noise | style (first stage only)
+    color: none                         # none | luminance | histogram | luminance-only
+    styles:                             # optional default paintings; --style replaces them
+      - {image: starry_night.jpg, weight: 3}   # path relative to this file; weight ≥ 0
+      - {image: the_scream.jpg, weight: 1, scale: 0.8}   # scale × the stage's style size
     defaults:                           # any stage field; each stage overrides these
       optimizer: lbfgs                  # lbfgs | adam
       lr: 1.0
@@ -36,6 +40,7 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
+from .stages.colour import COLOUR_MODES
 from .stages.optim import OPTIMIZERS
 from .stages.vgg import LAYER_NAMES, POOLINGS
 
@@ -97,14 +102,36 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class StyleConfig:
+    """One painting of a preset's default style blend.
+
+    Attributes:
+        image: path of the style image (relative paths are relative to the preset file).
+        weight: share of the blend, ≥ 0; weights are normalized to sum 1.
+        scale: multiplies the stage's style size for this painting.
+    """
+
+    image: str
+    weight: float = field(default=1.0, metadata={"non_negative": True})
+    scale: float = field(default=1.0, metadata={"positive": True})
+
+
+@dataclass(frozen=True)
 class Preset:
-    """A complete, validated recipe for a render."""
+    """A complete, validated recipe for a render.
+
+    ``styles`` is empty for a recipe without default paintings (the bundled presets); a render
+    then takes its paintings from ``--style``. ``color`` is one of
+    ``stylecascade.stages.colour.COLOUR_MODES``.
+    """
 
     name: str
     description: str
     model: ModelConfig
     init: str
     stages: tuple[StageConfig, ...]
+    color: str = "none"
+    styles: tuple[StyleConfig, ...] = ()
 
     def with_final_size(self, size: int) -> Preset:
         """The same preset with the last stage's long edge set to ``size`` px and the earlier
@@ -126,6 +153,54 @@ class Preset:
                     f"{[s.size for s in stages]}, which are not increasing; use a larger --size"
                 )
         return dataclasses.replace(self, stages=stages)
+
+    def resolved(
+        self,
+        styles: list[Path] | None = None,
+        style_weights: list[float] | None = None,
+        color: str | None = None,
+        size: int | None = None,
+    ) -> Preset:
+        """The recipe of one render: command-line choices over the preset's defaults.
+
+        Args:
+            styles: style images; replace the preset's ``styles`` when given.
+            style_weights: one weight ≥ 0 per style (default: the preset's weights for its own
+                styles, else equal weights).
+            color: colour mode, one of ``COLOUR_MODES``.
+            size: final long edge in px (:meth:`with_final_size`).
+
+        Returns:
+            The preset with absolute style paths, their weights, the colour mode and the size.
+
+        Raises:
+            PresetError: a weight count that does not match the styles, a negative or all-zero
+                weight, an unknown colour mode, or a bad size.
+        """
+        chosen = list(self.styles)
+        if styles:
+            chosen = [StyleConfig(str(path)) for path in styles]
+        if style_weights:
+            if len(style_weights) != len(chosen):
+                raise PresetError(
+                    f"--style-weight given {len(style_weights)} times for {len(chosen)} style "
+                    f"image(s); give one weight per --style"
+                )
+            bad = [w for w in style_weights if not (math.isfinite(w) and w >= 0)]
+            if bad or not sum(style_weights) > 0:
+                raise PresetError(
+                    f"--style-weight must be finite, ≥ 0 and not all 0; got {style_weights}"
+                )
+            chosen = [
+                dataclasses.replace(s, weight=w) for s, w in zip(chosen, style_weights, strict=True)
+            ]
+        chosen = [dataclasses.replace(s, image=str(Path(s.image).absolute())) for s in chosen]
+        if color is not None and color not in COLOUR_MODES:
+            raise PresetError(f"--color must be one of {', '.join(COLOUR_MODES)}; got {color!r}")
+        preset = dataclasses.replace(
+            self, styles=tuple(chosen), color=self.color if color is None else color
+        )
+        return preset if size is None else preset.with_final_size(size)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as written into the JSON manifest."""
@@ -209,9 +284,25 @@ class _Reader:
             values[name] = value
         return cls(**values)
 
-    def preset(self, name: str, data: Any) -> Preset:
+    def styles(self, data: Any, base: Path | None) -> tuple[StyleConfig, ...]:
+        if not isinstance(data, list):
+            raise self.fail(
+                "styles", f"must be a list of {{image: PATH, weight: W}}; got {_kind(data)}"
+            )
+        styles = []
+        for i, raw in enumerate(data):
+            style = self.record(StyleConfig, raw, f"styles[{i}]")
+            path = Path(style.image).expanduser()
+            if base is not None and not path.is_absolute():
+                path = base / path
+            styles.append(dataclasses.replace(style, image=str(path)))
+        if styles and not sum(s.weight for s in styles) > 0:
+            raise self.fail("styles", "style weights must not all be 0")
+        return tuple(styles)
+
+    def preset(self, name: str, data: Any, base: Path | None) -> Preset:
         data = self.mapping(data, "")
-        allowed = ("description", "model", "init", "defaults", "stages")
+        allowed = ("description", "model", "init", "color", "styles", "defaults", "stages")
         for key in data:
             if key not in allowed:
                 raise self.fail(key, f"unknown field; allowed: {', '.join(allowed)}")
@@ -219,9 +310,9 @@ class _Reader:
             if key not in data:
                 raise self.fail(key, "missing")
         model = self.record(ModelConfig, data["model"], "model")
-        init = data.get("init", "content")
-        if init not in INITS:
-            raise self.fail("init", f"must be one of {', '.join(INITS)}; got {init!r}")
+        init = self.choice(data.get("init", "content"), "init", INITS)
+        color = self.choice(data.get("color", "none"), "color", COLOUR_MODES)
+        styles = self.styles(data.get("styles", []), base)
         defaults = dict(self.mapping(data.get("defaults", {}), "defaults"))
         raw_stages = data["stages"]
         if not isinstance(raw_stages, list) or not raw_stages:
@@ -242,7 +333,12 @@ class _Reader:
         description = data.get("description", "")
         if not isinstance(description, str):
             raise self.fail("description", f"must be text; got {_kind(description)}")
-        return Preset(name, description.strip(), model, init, tuple(stages))
+        return Preset(name, description.strip(), model, init, tuple(stages), color, styles)
+
+    def choice(self, value: Any, where: str, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            raise self.fail(where, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
 
 
 def _join(where: str, key: str) -> str:
@@ -260,13 +356,14 @@ def bundled_presets() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in files}
 
 
-def parse_preset(text: str, name: str, source: str) -> Preset:
+def parse_preset(text: str, name: str, source: str, base: Path | None = None) -> Preset:
     """Parse and validate preset YAML text.
 
     Args:
         text: the YAML document.
         name: the preset's name (bundled name or file stem).
         source: what to call the file in error messages (its path).
+        base: folder that relative style image paths are relative to (the file's folder).
 
     Raises:
         PresetError: malformed YAML or any invalid field.
@@ -277,18 +374,19 @@ def parse_preset(text: str, name: str, source: str) -> Preset:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise PresetError(f"{source}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return _Reader(source).preset(name, data)
+    return _Reader(source).preset(name, data, base)
 
 
-def read_preset(spec: str) -> tuple[str, str, str]:
+def read_preset(spec: str) -> tuple[str, str, str, Path | None]:
     """Find a preset by bundled name or path and read its YAML, unparsed.
 
     Args:
         spec: a bundled name (``draft``, ``standard``, ``print``) or a path to a ``.yaml`` file.
 
     Returns:
-        ``(text, name, source)``: the YAML, the preset's name (bundled name or file stem) and
-        what to call it in error messages; the arguments of :func:`parse_preset`.
+        ``(text, name, source, base)``: the YAML, the preset's name (bundled name or file
+        stem), what to call it in error messages and the folder relative style paths start
+        from; the arguments of :func:`parse_preset`.
 
     Raises:
         PresetError: unknown name or unreadable file.
@@ -309,7 +407,7 @@ def read_preset(spec: str) -> tuple[str, str, str]:
         raise PresetError(f"{source}: no such preset file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PresetError(f"{source}: cannot read preset file ({exc})") from None
-    return text, path.stem, source
+    return text, path.stem, source, None if spec in bundled else path.resolve().parent
 
 
 def load_preset(spec: str) -> Preset:

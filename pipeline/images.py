@@ -1,49 +1,92 @@
-"""Reading images into float tensors and writing float tensors as image files (Pillow)."""
+"""Reading image files into float tensors (Pillow)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .errors import UsageError
-from .files import atomic_write
 
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
-JPEG_QUALITY = 95
+MAX_INPUT_PIXELS = 200_000_000
+"""Largest input image accepted by default (200 MP, e.g. 16 000 × 12 500 px): a guard against
+decompression bombs, files of a few KB that decode to gigabytes. ``--max-input-pixels``
+raises it."""
+
+_SRGB = ImageCms.createProfile("sRGB")
 
 
-def load_image(path: Path, role: str) -> Tensor:
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """Convert an image with an embedded ICC profile to sRGB (perceptual intent); an image
+    without one, or with a profile LittleCMS cannot use, is taken to be sRGB already."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "CMYK", "L"):
+        return img
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return img
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` float32 in 0–1 from any Pillow mode: 16-bit and 32-bit gray keep their
+    precision, transparency is composited on white, everything else goes through Pillow's RGB
+    conversion."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        gray = np.asarray(img, dtype=np.float32) / 65535.0
+        return np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2)
+    if img.mode == "F":
+        gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    return np.asarray(_to_srgb(img).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS) -> Tensor:
     """Read an image file as sRGB floats.
 
-    The EXIF orientation is applied (the image comes out upright); transparent pixels are
-    composited on white; palette, grayscale and CMYK images are converted to RGB by Pillow.
+    The EXIF orientation is applied (the image comes out upright); an embedded ICC profile is
+    converted to sRGB, images without one are taken as sRGB; transparent pixels are composited
+    on white; palette, grayscale, 16-bit and CMYK images become RGB (16-bit gray keeps its
+    precision; 16-bit colour is read at 8 bits by Pillow).
 
     Args:
         path: the image file.
         role: what the image is for (``"content"``, ``"style"``), used in error messages.
+        max_pixels: refuse images with more pixels (decompression-bomb guard); ``None``: no
+            limit.
 
     Returns:
         ``(1, 3, H, W)`` float32 tensor in 0–1 on the CPU.
 
     Raises:
-        UsageError: missing file, a directory, or a file Pillow cannot decode.
+        UsageError: missing, empty, truncated or undecodable file, a directory, or an image
+            over ``max_pixels``.
     """
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{role} image {path}: no such file")
     if path.is_dir():
         raise UsageError(f"{role} image {path}: is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise UsageError(f"{role} image {path}: the file is empty (0 bytes)")
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                rgba = img.convert("RGBA")
-                img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        with _open_unguarded(path) as img:
+            width, height = img.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise UsageError(
+                    f"{role} image {path}: {width}×{height} px is over the limit of "
+                    f"{max_pixels:,} px that guards against decompression bombs; pass "
+                    f"--max-input-pixels {width * height} to allow it"
+                )
+            array = _to_rgb(ImageOps.exif_transpose(img))
     except UnidentifiedImageError:
         raise UsageError(f"{role} image {path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -51,54 +94,11 @@ def load_image(path: Path, role: str) -> Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def output_format(path: Path) -> str:
-    """Pillow format name for an output path's extension.
-
-    Raises:
-        UsageError: unsupported extension.
-    """
-    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise UsageError(
-            f"output {path}: unsupported extension {Path(path).suffix!r}; "
-            f"use one of {', '.join(OUTPUT_FORMATS)}"
-        )
-    return fmt
-
-
-def check_output_path(path: Path, overwrite: bool) -> None:
-    """Refuse an output path that cannot be written, before any work is done.
-
-    Raises:
-        UsageError: unknown extension, missing folder, or an existing file without ``overwrite``.
-    """
-    path = Path(path)
-    output_format(path)
-    if not path.parent.is_dir():
-        raise UsageError(f"output {path}: folder {path.parent} does not exist")
-    if path.exists() and not overwrite:
-        raise UsageError(f"output {path} already exists; pass --overwrite to replace it")
-
-
-def to_uint8(image: Tensor) -> np.ndarray:
-    """Quantize ``(1, 3, H, W)`` floats in 0–1 to an ``(H, W, 3)`` uint8 array, rounding to
-    the nearest level."""
-    array = image.detach()[0].float().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return array.permute(1, 2, 0).cpu().numpy()
-
-
-def save_image(image: Tensor, path: Path) -> None:
-    """Write an image atomically (temporary file + rename); the format follows the extension.
-
-    Args:
-        image: ``(1, 3, H, W)`` float in 0–1, any device; quantized once to 8 bits here.
-        path: ``.png``, ``.jpg``/``.jpeg`` (quality 95) or ``.tif``/``.tiff``.
-
-    Raises:
-        UsageError: unsupported extension.
-        OSError: the file cannot be written.
-    """
-    fmt = output_format(path)
-    pil = Image.fromarray(to_uint8(image), "RGB")
-    options = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
-    atomic_write(path, lambda tmp: pil.save(tmp, format=fmt, **options))
+def _open_unguarded(path: Path) -> Image.Image:
+    """``Image.open`` without Pillow's own decompression-bomb limit (we apply ours)."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .config import Preset
-from .files import atomic_write
 from .runner import StageResult
 
 VERSIONED = ("stylecascade", "torch", "torchvision", "numpy", "pillow")
@@ -33,7 +31,8 @@ def versions() -> dict[str, str]:
 
 def stage_entry(result: StageResult) -> dict[str, Any]:
     """One stage of the manifest: ``size`` [W, H] px, ``iterations``, ``seconds``, weighted
-    ``loss_start`` / ``loss_end``, and ``peak_memory_mib`` (CUDA; ``null`` elsewhere)."""
+    ``loss_start`` / ``loss_end``, ``recoveries`` (restarts after NaN/inf), ``peak_memory_mib``
+    (CUDA; ``null`` elsewhere) and ``loss_trace`` (weighted total of every evaluation)."""
     peak = result.peak_memory_bytes
     return {
         "size": list(result.size),
@@ -41,7 +40,9 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "loss_start": result.loss_start,
         "loss_end": result.loss_end,
+        "recoveries": result.recoveries,
         "peak_memory_mib": None if peak is None else round(peak / 2**20, 1),
+        "loss_trace": [float(f"{v:.5g}") for v in result.loss_trace],
     }
 
 
@@ -53,15 +54,22 @@ def build_manifest(
     weights_source: str,
     weights_sha256: str,
     content: Path,
-    style: Path,
     output: Path,
     stages: list[dict[str, Any]],
+    status: str = "done",
 ) -> dict[str, Any]:
-    """Everything needed to reproduce and audit a render (see README, "Manifest")."""
+    """Everything needed to reproduce and audit a render (see README, "Manifest").
+
+    ``preset`` is the resolved recipe: its ``styles`` (paths and weights) and ``color`` are the
+    ones this render used, so ``presets save NAME --from OUT.json`` keeps the whole look.
+    ``status`` is ``done`` or ``interrupted``.
+    """
     return {
+        "status": status,
         "output": str(output),
         "content": str(content),
-        "style": str(style),
+        "styles": [{"image": s.image, "weight": s.weight} for s in preset.styles],
+        "color": preset.color,
         "preset": preset.to_dict(),
         "seed": seed,
         "device": device,
@@ -69,9 +77,3 @@ def build_manifest(
         "versions": versions(),
         "stages": stages,
     }
-
-
-def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest as indented JSON, atomically."""
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

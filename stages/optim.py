@@ -23,10 +23,10 @@ def optimize(
     name: str,
     lr: float,
     evaluations: int,
-    objective: Callable[[], Tensor],
+    evaluate: Callable[[], Tensor],
     on_evaluation: Callable[[int], None] | None = None,
 ) -> int:
-    """Minimize ``objective`` over the pixels of ``image`` in place.
+    """Minimize an objective over the pixels of ``image`` in place.
 
     - ``lbfgs``: ``torch.optim.LBFGS`` with a strong-Wolfe line search (Nocedal & Wright 2006,
       Alg. 3.5) and initial step ``lr`` (1.0 is the natural L-BFGS step). The line search makes it
@@ -43,8 +43,11 @@ def optimize(
         lr: step size (see above), > 0.
         evaluations: budget of objective evaluations, ≥ 1. L-BFGS stops at the end of the
             iteration that reaches it, so it may overrun by the rest of one line search.
-        objective: evaluates the loss at the current ``image`` (0-d tensor connected to it).
-        on_evaluation: called with the running count after each evaluation (for progress).
+        evaluate: computes the objective at the current ``image``, accumulates its gradient into
+            ``image.grad`` (which is zeroed before each call) and returns its value as a 0-d
+            tensor. Owning the backward pass lets a tiled evaluation run one backward per tile.
+        on_evaluation: called with the running count after each evaluation (for progress and
+            checks); an exception raised there stops the optimization and propagates.
 
     Returns:
         The number of evaluations made.
@@ -56,9 +59,11 @@ def optimize(
 
     def closure() -> Tensor:
         nonlocal count
-        optimizer.zero_grad(set_to_none=False)
-        loss = objective()
-        loss.backward()
+        if image.grad is None:
+            image.grad = torch.zeros_like(image)
+        else:
+            image.grad.zero_()
+        loss = evaluate().detach()
         count += 1
         if on_evaluation is not None:
             on_evaluation(count)

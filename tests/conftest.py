@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from stylecascade.config import Preset, parse_preset
 from stylecascade.images import load_image
 from stylecascade.stages.resample import resize_long_edge
@@ -73,3 +74,15 @@ def tiny_preset_file(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_PRESET, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """The example images shrunk to 160 px long edge, as files."""
+    paths = []
+    for name in ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg"):
+        with Image.open(EXAMPLES / name) as img:
+            img.thumbnail((160, 160))
+            img.save(tmp_path / name.replace(".jpg", ".png"))
+        paths.append(tmp_path / name.replace(".jpg", ".png"))
+    return paths

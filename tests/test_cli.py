@@ -5,13 +5,16 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLES
 from PIL import Image
 from stylecascade.cli import app
 from stylecascade.config import bundled_presets
+from stylecascade.images import load_image
+from stylecascade.stages.colour import rgb_to_ycbcr
+from stylecascade.stages.resample import resize
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -19,18 +22,6 @@ runner = CliRunner()
 
 def _render(*args):
     return runner.invoke(app, ["render", *map(str, args)])
-
-
-@pytest.fixture
-def photos(tmp_path):
-    """The example images shrunk to 160 px long edge, as files."""
-    paths = []
-    for name in ("tubingen.jpg", "starry_night.jpg"):
-        with Image.open(EXAMPLES / name) as img:
-            img.thumbnail((160, 160))
-            img.save(tmp_path / name.replace(".jpg", ".png"))
-        paths.append(tmp_path / name.replace(".jpg", ".png"))
-    return paths
 
 
 def _one_line_error(result, code, *fragments):
@@ -71,7 +62,22 @@ def test_existing_output_is_not_overwritten(tmp_path, photos):
             ["unknown preset 'fancy'; bundled presets: draft, print, standard"],
         ),
         (["--device", "tpu"], ["--device tpu: unknown device; choose one of auto, cuda, mps, cpu"]),
-        (["--size", "8"], ["would make a", "the network needs at least 16 px"]),
+        (["--size", "80"], ["would make a 15 px short edge", "the network needs at least 16 px"]),
+        (["--size", "8"], ["--size must be 64–32768 px; got 8"]),
+        (["--size", "100", "--print-size", "10x15cm"], ["give --size or --print-size, not both"]),
+        (["--print-size", "big"], ["--print-size 'big': write it as WIDTHxHEIGHT with a unit"]),
+        (["--print-size", "3x4m"], ["write it as WIDTHxHEIGHT with a unit, e.g. 30x40cm"]),
+        (["--print-size", "3x4km"], ["write it as WIDTHxHEIGHT"]),
+        (["--print-size", "100x300cm"], ["at 300 DPI is 35433 px on the long edge"]),
+        (["--print-size", "10x15cm", "--dpi", "0"], ["--dpi must be > 0; got 0"]),
+        (["--color", "sepia"], ["--color must be one of none, luminance, histogram"]),
+        (["--style-weight", "-1"], ["--style-weight must be finite, ≥ 0 and not all 0"]),
+        (["--bit-depth", "12"], ["--bit-depth must be 8 or 16; got 12"]),
+        (["-o", "o.jpg", "--bit-depth", "16"], ["JPEG has 8 bits only"]),
+        (["-o", "o.jpg", "--jpeg-quality", "0"], ["--jpeg-quality must be 1–95; got 0"]),
+        (["--resume"], ["--resume: no checkpoint"]),
+        (["--max-input-pixels", "1000"], ["over the limit of 1,000 px", "--max-input-pixels"]),
+        (["--preset", "broken.yaml"], ["broken.yaml: not valid YAML at line 2"]),
         (["-o", "missing-dir/o.png"], ["folder missing-dir does not exist"]),
         (["-o", "o.gif"], ["unsupported extension '.gif'"]),
         (["--weights", "/no/such.pt"], ["--weights /no/such.pt: no such file"]),
@@ -79,6 +85,7 @@ def test_existing_output_is_not_overwritten(tmp_path, photos):
 )
 def test_usage_errors(tmp_path, photos, monkeypatch, args, fragments):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.yaml").write_text("model: [unclosed\n")
     result = _render(photos[0], "-s", photos[1], "--device", "cpu", "--preset", "draft", *args)
     _one_line_error(result, 2, *fragments)
 
@@ -160,3 +167,38 @@ def test_render_end_to_end_with_real_weights(tmp_path, photos, tiny_preset_file)
     quiet = subprocess.run([*command, "--overwrite", "--quiet"], capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
     assert out.read_bytes() == first  # same inputs and seed: the same image, bit for bit
+
+
+def test_two_styles_and_luminance_end_to_end(tmp_path, photos, tiny_preset_file):
+    """Two paintings blended 1:3 with the photo's colours kept, real weights, CLI in-process."""
+    out = tmp_path / "blend.png"
+    result = _render(
+        photos[0], "-s", photos[1], "-s", photos[2], "--style-weight", 1, "--style-weight", 3,
+        "--color", "luminance", "--preset", tiny_preset_file, "-o", out, "--device", "cpu", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["color"] == "luminance"
+    assert [(Path(s["image"]).name, s["weight"]) for s in manifest["styles"]] == [
+        ("starry_night.png", 1.0),
+        ("the_scream.png", 3.0),
+    ]
+    content = load_image(photos[0], "content")
+    with Image.open(out) as img:
+        assert img.size == (64, 48)
+    rendered = load_image(out, "output")
+    expected = rgb_to_ycbcr(resize(content, rendered.shape[-2:]))[:, 1:]
+    assert (rgb_to_ycbcr(rendered)[:, 1:] - expected).abs().mean().item() < 1 / 255
+
+
+def test_mismatched_style_weights(tmp_path, photos):
+    result = _render(
+        photos[0], "-s", photos[1], "--style-weight", 1, "--style-weight", 2,
+        "-o", tmp_path / "o.png", "--device", "cpu",
+    )  # fmt: skip
+    _one_line_error(result, 2, "--style-weight given 2 times for 1 style image(s)")
+
+
+def test_no_style(tmp_path, photos):
+    result = _render(photos[0], "-o", tmp_path / "o.png", "--device", "cpu")
+    _one_line_error(result, 2, "no style image; give one with --style")

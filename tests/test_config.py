@@ -57,7 +57,7 @@ def _edit(path: str, value):
         (
             "colour",
             "x",
-            "colour: unknown field; allowed: description, model, init, defaults, stages",
+            "colour: unknown field; allowed: description, model, init, color, styles, defaults",
         ),
         (
             "model.pool",
@@ -79,6 +79,12 @@ def _edit(path: str, value):
         ("model.content_layers", ..., "model.content_layers: missing"),
         ("model.content_layers", [1, 2], "model.content_layers: must be a mapping"),
         ("init", "photo", "init: must be one of content, noise, style; got 'photo'"),
+        ("color", "sepia", "color: must be one of none, luminance, histogram, luminance-only"),
+        ("styles", "a.jpg", "styles: must be a list of {image: PATH, weight: W}; got str"),
+        ("styles", [{"weight": 1}], "styles[0].image: missing"),
+        ("styles", [{"image": "a.jpg", "weight": -2}], "styles[0].weight: must be ≥ 0"),
+        ("styles", [{"image": "a.jpg", "weight": 0}], "styles: style weights must not all be 0"),
+        ("styles", [{"image": "a.jpg", "mix": 1}], "styles[0].mix: unknown field; allowed: image"),
         ("defaults.optimizer", "sgd", "stages[0].optimizer: must be one of lbfgs, adam; got 'sgd'"),
         ("defaults.lr", "fast", "stages[0].lr: must be a number; got str 'fast'"),
         ("defaults.lr", 0, "stages[0].lr: must be > 0"),
@@ -147,3 +153,37 @@ def test_readme_shows_the_real_draft_preset():
     shown = readme.split("`stylecascade presets show draft` prints:", 1)[1]
     block = shown.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == yaml.safe_load(bundled_presets()["draft"].read_text())
+
+
+def test_preset_styles_are_relative_to_the_preset_file(tmp_path):
+    text = TINY_PRESET + "color: luminance\nstyles:\n  - {image: art/a.jpg, weight: 3}\n"
+    preset = parse_preset(text, "t", "t.yaml", tmp_path)
+    assert preset.color == "luminance"
+    assert [(s.image, s.weight, s.scale) for s in preset.styles] == [
+        (str(tmp_path / "art/a.jpg"), 3.0, 1.0)
+    ]
+
+
+def test_resolved_puts_command_line_choices_over_the_preset(tiny_preset, tmp_path):
+    styled = tiny_preset.resolved([Path("a.jpg"), Path("b.jpg")], [1, 3], "histogram", 128)
+    assert [Path(s.image).name for s in styled.styles] == ["a.jpg", "b.jpg"]
+    assert all(Path(s.image).is_absolute() for s in styled.styles)
+    assert [s.weight for s in styled.styles] == [1, 3]
+    assert styled.color == "histogram" and styled.stages[-1].size == 128
+    # equal weights by default; the preset's own styles when none are given
+    assert [s.weight for s in tiny_preset.resolved([Path("a.jpg")] * 2).styles] == [1.0, 1.0]
+    assert styled.resolved().styles == styled.styles
+
+
+@pytest.mark.parametrize(
+    "styles, weights, color, message",
+    [
+        (["a.jpg"], [1, 2], None, "--style-weight given 2 times for 1 style image(s)"),
+        (["a.jpg", "b.jpg"], [0, 0], None, "must be finite, ≥ 0 and not all 0"),
+        (["a.jpg"], [-1], None, "must be finite, ≥ 0 and not all 0"),
+        (["a.jpg"], None, "sepia", "--color must be one of none, luminance, histogram"),
+    ],
+)
+def test_resolved_refuses_bad_choices(tiny_preset, styles, weights, color, message):
+    with pytest.raises(PresetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tiny_preset.resolved([Path(s) for s in styles], weights, color)

@@ -12,7 +12,9 @@ def _problem():
     def objective():
         loss = ((image - target) ** 2).mean() + (image.mean() - 0.5) ** 2
         losses.append(loss.item())
-        return loss * image[0, 0].numel()
+        scaled = loss * image[0, 0].numel()
+        scaled.backward()
+        return scaled
 
     return image, target, objective, losses
 
@@ -37,8 +39,14 @@ def test_lbfgs_is_independent_of_the_loss_scale():
     # Scaling the objective by 1e6 must not change the path of L-BFGS (line search, not raw steps).
     results = []
     for scale in (1.0, 1e6):
-        image, _, objective, _ = _problem()
-        optimize(image, "lbfgs", 1.0, 15, lambda f=objective, s=scale: f() * s)
+        image, target, _, _ = _problem()
+
+        def scaled(s=scale, image=image, target=target):
+            loss = ((image - target) ** 2).mean() * image[0, 0].numel() * s
+            loss.backward()
+            return loss
+
+        optimize(image, "lbfgs", 1.0, 15, scaled)
         results.append(image.detach())
     torch.testing.assert_close(results[0], results[1], rtol=1e-3, atol=1e-3)
 

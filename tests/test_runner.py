@@ -4,6 +4,7 @@ import pytest
 import torch
 from stylecascade.errors import UsageError
 from stylecascade.runner import run_stages, stage_sizes
+from stylecascade.stages.blend import WeightedStyle
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 
@@ -23,7 +24,7 @@ class Recorder:
 
 
 def _run(extractor, preset, content, style, seed=0, observer=None):
-    return list(run_stages(extractor, preset, content, style, seed, observer))
+    return list(run_stages(extractor, preset, content, [WeightedStyle(style)], seed, observer))
 
 
 def test_stages_grow_and_each_lowers_the_style_loss(

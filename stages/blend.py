@@ -1,0 +1,95 @@
+"""Multi-style blending: one style target per layer from several paintings.
+
+Following jcjohnson/neural-style's ``-style_blend_weights``, the target Gram matrix of each layer
+is the weighted sum of every style image's Gram matrix at that layer. Each style image is resized
+on its own to the stage's style size (times its own ``scale``), so paintings of different pixel
+sizes contribute brush strokes of the same scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from .losses import style_targets
+from .resample import resize_long_edge
+from .vgg import VGGFeatures
+
+
+@dataclass(frozen=True)
+class WeightedStyle:
+    """One painting of a blend.
+
+    Attributes:
+        image: ``(1, 3, H, W)`` sRGB in 0–1 at full resolution.
+        weight: its share of the blend, ≥ 0 (see :func:`normalize_weights`).
+        scale: multiplies the stage's style size for this painting (> 0).
+    """
+
+    image: Tensor
+    weight: float = 1.0
+    scale: float = 1.0
+
+
+def normalize_weights(weights: Sequence[float]) -> list[float]:
+    """Blend weights scaled to sum to 1.
+
+    Args:
+        weights: one finite weight ≥ 0 per style, at least one of them > 0.
+
+    Returns:
+        The weights divided by their sum.
+
+    Raises:
+        ValueError: no weights, a negative or non-finite weight, or all weights 0.
+    """
+    if not weights:
+        raise ValueError("at least one style weight is needed")
+    for w in weights:
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"style weights must be finite and ≥ 0; got {w}")
+    total = sum(weights)
+    if total <= 0:
+        raise ValueError("style weights must not all be 0")
+    return [w / total for w in weights]
+
+
+def style_size(style: WeightedStyle, long_edge: int) -> int:
+    """Long edge in px that ``style`` is resized to for a stage whose style size is
+    ``long_edge`` px (at least 1)."""
+    return max(1, round(long_edge * style.scale))
+
+
+def blended_targets(
+    extractor: VGGFeatures,
+    styles: Sequence[WeightedStyle],
+    long_edge: int,
+    layers: Iterable[str],
+) -> dict[str, Tensor]:
+    """Target Gram matrices of a blend: ``Σ_i w_i · G_l(style_i)`` per layer ``l``.
+
+    Args:
+        extractor: the network, on the styles' device.
+        styles: the paintings; their weights are normalized here (:func:`normalize_weights`).
+        long_edge: the stage's style size in px (stage size × ``style_scale``).
+        layers: style layer names.
+
+    Returns:
+        ``{layer: (1, C, C)}`` float32 Gram matrices (normalized by ``C·H·W``).
+
+    Raises:
+        ValueError: invalid weights.
+    """
+    layers = list(layers)
+    weights = normalize_weights([s.weight for s in styles])
+    blend: dict[str, Tensor] = {}
+    for style, weight in zip(styles, weights, strict=True):
+        if weight == 0:
+            continue
+        image = resize_long_edge(style.image, style_size(style, long_edge))
+        for layer, gram in style_targets(extractor, image, layers).items():
+            blend[layer] = blend[layer] + weight * gram if layer in blend else weight * gram
+    return blend

@@ -1,0 +1,138 @@
+"""Reading every kind of input image: each works correctly or fails with one clear line."""
+
+import io
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image, ImageCms
+from stylecascade.errors import UsageError
+from stylecascade.images import load_image
+
+RGB = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], dtype=np.uint8)
+
+
+def _save(path, img, **options):
+    img.save(path, **options)
+    return path
+
+
+def _pixels(tensor):
+    return (tensor[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        ("rgb_png", RGB),
+        ("gray", np.repeat(np.array([[0, 128], [255, 64]], np.uint8)[..., None], 3, axis=2)),
+        ("palette", RGB),
+        ("rgba_on_white", np.array([[[255, 0, 0], [255, 255, 255]]], np.uint8)),
+        ("la", np.array([[[255, 255, 255], [0, 0, 0]]], np.uint8)),
+        ("cmyk", np.array([[[255, 255, 255], [0, 0, 0]]], np.uint8)),
+    ],
+)
+def test_modes_become_srgb(tmp_path, make, expected):
+    path = tmp_path / f"{make}.png"
+    if make == "rgb_png":
+        _save(path, Image.fromarray(RGB))
+    elif make == "gray":
+        _save(path, Image.fromarray(np.array([[0, 128], [255, 64]], np.uint8)))
+    elif make == "palette":
+        _save(path, Image.fromarray(RGB).convert("P"))
+    elif make == "rgba_on_white":
+        rgba = np.array([[[255, 0, 0, 255], [0, 0, 255, 0]]], np.uint8)  # opaque red, clear blue
+        _save(path, Image.fromarray(rgba, "RGBA"))
+    elif make == "la":
+        _save(path, Image.fromarray(np.array([[[0, 0], [0, 255]]], np.uint8), "LA"))
+    elif make == "cmyk":
+        path = path.with_suffix(".jpg")
+        cmyk = np.array([[[0, 0, 0, 0], [0, 0, 0, 255]]], np.uint8)
+        _save(path, Image.fromarray(cmyk, "CMYK"), quality=100)
+    got = _pixels(load_image(path, "content"))
+    assert got.shape == expected.shape
+    assert np.abs(got.astype(int) - expected).max() <= 3
+
+
+def test_16_bit_gray_png_keeps_its_precision(tmp_path):
+    levels = np.array([[0, 257 * 100 + 128], [65535, 1000]], np.uint16)
+    path = _save(tmp_path / "g16.png", Image.fromarray(levels))
+    got = load_image(path, "content")[0, 0].numpy()
+    np.testing.assert_allclose(got, levels / 65535, atol=1e-6)
+
+
+def test_16_bit_rgb_tiff(tmp_path):
+    levels = (np.arange(12).reshape(2, 2, 3) * 5000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c16.tif", levels, photometric="rgb")
+    got = load_image(tmp_path / "c16.tif", "content")[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, levels / 65535, atol=1 / 255)
+
+
+def test_exif_rotated_jpeg_comes_out_upright(tmp_path):
+    img = Image.new("RGB", (40, 20), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    _save(tmp_path / "r.jpg", img, exif=exif)
+    assert load_image(tmp_path / "r.jpg", "content").shape == (1, 3, 40, 20)
+
+
+def _swapped_primaries_icc() -> bytes:
+    """An RGB ICC profile whose red and green colorants are swapped (the sRGB profile with the
+    offsets of its rXYZ and gXYZ tags exchanged): a pure red pixel means sRGB green."""
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = int.from_bytes(data[128:132], "big")
+    entries = {bytes(data[132 + 12 * i : 136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    red, green = entries[b"rXYZ"], entries[b"gXYZ"]
+    data[red + 4 : red + 12], data[green + 4 : green + 12] = (
+        data[green + 4 : green + 12],
+        data[red + 4 : red + 12],
+    )
+    return bytes(data)
+
+
+def test_embedded_icc_profile_is_converted_to_srgb(tmp_path):
+    img = Image.fromarray(np.full((2, 2, 3), (255, 0, 0), np.uint8))
+    plain = _pixels(load_image(_save(tmp_path / "plain.png", img), "content"))[0, 0]
+    tagged = _save(tmp_path / "swapped.png", img, icc_profile=_swapped_primaries_icc())
+    converted = _pixels(load_image(tagged, "content"))[0, 0]
+    assert tuple(plain) == (255, 0, 0)
+    assert converted[1] > 200 and converted[0] < 60  # red in that profile is sRGB green
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        ("missing", "no such file"),
+        ("directory", "is a directory, not an image file"),
+        ("empty", "the file is empty (0 bytes)"),
+        ("text", "not an image file Pillow can read"),
+        ("truncated", "cannot decode"),
+    ],
+)
+def test_bad_files_fail_with_one_line_naming_the_file(tmp_path, make, message):
+    path = tmp_path / "in.png"
+    if make == "directory":
+        path.mkdir()
+    elif make == "empty":
+        path.write_bytes(b"")
+    elif make == "text":
+        path.write_text("hello")
+    elif make == "truncated":
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(
+            buffer, "PNG"
+        )
+        path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(UsageError) as info:
+        load_image(path, "style")
+    text = str(info.value)
+    assert text.startswith(f"style image {path}: ") and message in text and "\n" not in text
+
+
+def test_decompression_bomb_guard_and_override(tmp_path):
+    path = _save(tmp_path / "big.png", Image.new("RGB", (200, 100)))
+    with pytest.raises(UsageError, match=r"200×100 px is over the limit of 10,000 px .* 20000"):
+        load_image(path, "content", max_pixels=10_000)
+    assert load_image(path, "content", max_pixels=20_000).shape == (1, 3, 100, 200)
+    assert load_image(path, "content", max_pixels=None).shape == (1, 3, 100, 200)

@@ -1,0 +1,221 @@
+"""Nothing is lost: NaN recovery, interruption with a checkpoint, --resume, failed writes."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from stylecascade import runner as runner_module
+from stylecascade.cli import app
+from stylecascade.output import save_image
+from stylecascade.runner import DivergedError, StageInterrupted, run_stages
+from stylecascade.stages.blend import WeightedStyle
+from stylecascade.stages.losses import LossTerms, StyleTransferLoss
+from typer.testing import CliRunner
+
+LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+
+
+def _nan_from(calls: range):
+    """A StyleTransferLoss whose evaluations numbered in ``calls`` return NaN."""
+
+    class Flaky(StyleTransferLoss):
+        count = 0
+
+        def forward(self, image):
+            Flaky.count += 1
+            terms = super().forward(image)
+            if Flaky.count in calls:
+                nan = terms.style * float("nan")
+                return LossTerms(terms.content, nan, terms.tv)
+            return terms
+
+    return Flaky
+
+
+def _longer_first_stage(preset, iterations):
+    longer = dataclasses.replace(preset.stages[0], iterations=iterations)
+    return dataclasses.replace(preset, stages=(longer, *preset.stages[1:]))
+
+
+def _run(extractor, preset, content, style, observer=None):
+    return list(run_stages(extractor, preset, content, [WeightedStyle(style)], 0, observer))
+
+
+def test_a_nan_stretch_is_recovered_from_the_best_iterate(
+    monkeypatch, tiny_extractor, tiny_preset, content_image, style_image
+):
+    monkeypatch.setattr(runner_module, "StyleTransferLoss", _nan_from(range(4, 13)))
+    preset = _longer_first_stage(tiny_preset, 30)
+    results = _run(tiny_extractor(LAYERS), preset, content_image, style_image)
+    assert results[0].recoveries >= 1 and results[0].iterations >= 30
+    for result in results:
+        assert torch.isfinite(result.image).all()
+        assert result.loss_end["total"] < result.loss_start["total"]
+
+
+def test_persistent_nan_stops_with_a_clear_error(
+    monkeypatch, tiny_extractor, tiny_preset, content_image, style_image
+):
+    monkeypatch.setattr(runner_module, "StyleTransferLoss", _nan_from(range(3, 10**6)))
+    preset = _longer_first_stage(tiny_preset, 60)
+    with pytest.raises(DivergedError, match="stage 1 diverged: NaN/inf losses 4 times"):
+        _run(tiny_extractor(LAYERS), preset, content_image, style_image)
+
+
+def test_a_nan_image_is_never_written(tmp_path):
+    image = torch.full((1, 3, 4, 4), float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        save_image(image, tmp_path / "o.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+class _StopAt:
+    def __init__(self, stage, evaluation):
+        self.at, self.stage = (stage, evaluation), None
+
+    def stage_started(self, index, count, stage, size):
+        self.stage = index
+
+    def iteration(self, done, terms):
+        if (self.stage, done) == self.at:
+            raise KeyboardInterrupt
+
+    def stage_finished(self, result):
+        pass
+
+
+def test_interrupt_carries_the_best_image_so_far(
+    tiny_extractor, tiny_preset, content_image, style_image
+):
+    with pytest.raises(StageInterrupted) as info:
+        _run(tiny_extractor(LAYERS), tiny_preset, content_image, style_image, _StopAt(1, 4))
+    assert (info.value.index, info.value.evaluations) == (1, 4)
+    assert info.value.image.shape == (1, 3, 48, 64)
+    assert 0 <= info.value.image.min() and info.value.image.max() <= 1
+
+
+# --- command line ------------------------------------------------------------------------------
+
+SLOW_SECOND_STAGE = """
+description: stage 2 runs long enough to be interrupted
+model:
+  pooling: max
+  content_layers: {relu4_2: 1}
+  style_layers: {relu1_1: 1, relu2_1: 1, relu3_1: 1, relu4_1: 1, relu5_1: 1}
+defaults: {content_weight: 1.0, style_weight: 50.0, tv_weight: 1.0e+4}
+stages:
+  - {size: 64, iterations: 10}
+  - {size: 96, iterations: 100}
+"""
+
+
+@pytest.fixture
+def job(tmp_path, photos):
+    preset = tmp_path / "slow.yaml"
+    preset.write_text(SLOW_SECOND_STAGE)
+
+    def command(out, *extra):
+        return [
+            sys.executable, "-m", "stylecascade", "render", str(photos[0]), "-s", str(photos[1]),
+            "--preset", str(preset), "-o", str(out), "--device", "cpu", "-q", *extra,
+        ]  # fmt: skip
+
+    return command
+
+
+def _interrupt_in_stage_2(command, out, signum):
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    state = Path(str(out) + ".checkpoint") / "state.json"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # well into stage 2
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr
+
+
+def test_sigint_saves_a_checkpoint_and_resume_finishes_the_same_image(tmp_path, job):
+    out = tmp_path / "out.png"
+    code, stderr = _interrupt_in_stage_2(job(out), out, signal.SIGINT)
+    assert code == 130, stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("error: interrupted in stage 2/2 after ") and "--resume" in line
+    folder = Path(str(out) + ".checkpoint")
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    with Image.open(folder / "partial.png") as partial:
+        assert partial.size == (96, 72)
+    saved = json.loads((folder / "manifest.json").read_text())
+    assert saved["status"] == "interrupted" and saved["interrupted"]["stage"] == 2
+    assert len(saved["stages"]) == 1
+
+    refused = subprocess.run(job(out), capture_output=True, text=True)
+    assert refused.returncode == 2 and "pass --resume to continue it" in refused.stderr
+
+    resumed = subprocess.run(job(out, "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not folder.exists()
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["status"] == "done" and len(manifest["stages"]) == 2
+    assert manifest["stages"][0] == saved["stages"][0]
+
+    whole = tmp_path / "whole.png"
+    assert subprocess.run(job(whole), capture_output=True).returncode == 0
+    with Image.open(out) as a, Image.open(whole) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))  # resuming changes nothing
+
+
+def test_sigterm_saves_a_checkpoint_too(tmp_path, job):
+    out = tmp_path / "out.png"
+    code, stderr = _interrupt_in_stage_2(job(out), out, signal.SIGTERM)
+    assert code == 143, stderr
+    assert (Path(str(out) + ".checkpoint") / "partial.png").exists()
+
+
+def test_resume_refuses_a_missing_or_foreign_checkpoint(tmp_path, job):
+    out = tmp_path / "out.png"
+    missing = subprocess.run(job(out, "--resume"), capture_output=True, text=True)
+    assert missing.returncode == 2 and "no checkpoint" in missing.stderr
+    folder = Path(str(out) + ".checkpoint")
+    folder.mkdir()
+    (folder / "state.json").write_text(json.dumps({"fingerprint": "other", "stages": []}))
+    foreign = subprocess.run(job(out, "--resume"), capture_output=True, text=True)
+    assert foreign.returncode == 2 and "was made with other inputs" in foreign.stderr
+
+
+def test_a_failed_write_leaves_no_partial_output(tmp_path, photos, tiny_preset_file, monkeypatch):
+    import stylecascade.output as output
+
+    def full_disk(array, tmp, options, text):
+        Path(tmp).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output, "_png_pillow", full_disk)
+    out = tmp_path / "o.png"
+    result = CliRunner().invoke(
+        app,
+        ["render", str(photos[0]), "-s", str(photos[1]), "--preset", str(tiny_preset_file),
+         "-o", str(out), "--device", "cpu", "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: cannot write {out}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs Linux sysfs")
+def test_unwritable_output_folder_is_refused_up_front(photos):
+    result = CliRunner().invoke(
+        app, ["render", str(photos[0]), "-s", str(photos[1]), "-o", "/sys/kernel/o.png"]
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("error: output /sys/kernel/o.png: cannot write into folder")
