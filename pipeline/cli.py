@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -10,20 +11,33 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__
-from .config import bundled_presets, load_preset, parse_preset, read_preset
+from .batch import DEFAULT_NAME, Outcome, expand_inputs, output_name, run_batch
+from .config import (
+    bundled_presets,
+    load_preset,
+    parse_preset,
+    read_preset,
+    save_user_preset,
+    user_preset_dir,
+    user_presets,
+)
 from .device import DEVICES, select_device
-from .errors import StyleCascadeError
+from .errors import StyleCascadeError, UsageError
+from .explain import layer_reconstructions
+from .files import atomic_write
 from .images import MAX_INPUT_PIXELS
 from .interrupt import Interrupted, Signalled, signals_interrupt
 from .output import OutputOptions
+from .pictures import contact_sheet, loss_curve
 from .printsize import final_long_edge
 from .progress import StageProgress, step_reporter
 from .render import Render, RenderJob
 from .stages.colour import COLOUR_MODES
-from .weights import SOURCES, fetch
+from .weights import SOURCES, check_weights_spec, fetch
 
 app = typer.Typer(
     help="Coarse-to-fine neural style transfer (Gatys et al.) for print-resolution images.",
@@ -31,7 +45,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-presets_app = typer.Typer(help="List and show the bundled presets.", no_args_is_help=True)
+presets_app = typer.Typer(help="List, show, validate and save presets.", no_args_is_help=True)
 weights_app = typer.Typer(help="Download and convert the VGG19 weights.", no_args_is_help=True)
 app.add_typer(presets_app, name="presets")
 app.add_typer(weights_app, name="weights")
@@ -62,7 +76,13 @@ def main(
 
 @app.command("render")
 def render_command(
-    content: Annotated[Path, typer.Argument(help="The photo to stylize.", show_default=False)],
+    content: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The photo(s) to stylize: files, or folders of images (a batch).",
+            show_default=False,
+        ),
+    ],
     style: Annotated[
         list[Path] | None,
         typer.Option(
@@ -98,12 +118,28 @@ def render_command(
             show_default=False,
         ),
     ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            help="Batch: folder for one output per photo (default: here).",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            help="Batch: output file name pattern; fields {content}, {styles}, {preset}, {seed}.",
+        ),
+    ] = DEFAULT_NAME,
     preset: Annotated[
         str | None,
         typer.Option(
             "--preset",
             "-p",
-            help="Bundled preset name or a YAML file; default draft on a CPU, standard on a GPU.",
+            help="Preset name (bundled or saved), a YAML file, or a past render's OUT.json; "
+            "default draft on a CPU, standard on a GPU.",
             show_default=False,
         ),
     ] = None,
@@ -129,6 +165,15 @@ def render_command(
         typer.Option(
             "--dpi",
             help="Print resolution for --print-size (default 300), written into the file.",
+            show_default=False,
+        ),
+    ] = None,
+    tile_size: Annotated[
+        int | None,
+        typer.Option(
+            "--tile-size",
+            help="Run stages larger than this many px in overlapping tiles (0: only when a stage "
+            "does not fit in memory; default: the preset's).",
             show_default=False,
         ),
     ] = None,
@@ -173,21 +218,26 @@ def render_command(
     """Stylize CONTENT with the style of --style, stage by stage from coarse to fine.
 
     Writes the image and, beside it, OUTPUT.json with the preset, seed, weights, versions and
-    each stage's losses and timings. Ctrl-C saves a checkpoint; --resume continues it.
+    each stage's losses and timings. Ctrl-C saves a checkpoint; --resume continues it. Several
+    photos or a folder make a batch: one output per photo in --out-dir, named by --name.
     """
     began = time.perf_counter()
     try:
         with signals_interrupt():
+            inputs = expand_inputs(content)
+            batch = len(content) > 1 or content[0].is_dir() or out_dir is not None
+            if batch and output is not None:
+                raise UsageError("-o names one output; for several photos use --out-dir and --name")
             torch_device = select_device(device)
             default = "draft" if torch_device.type == "cpu" else "standard"
             final = final_long_edge(size, print_size, dpi)
-            recipe = load_preset(preset or default).resolved(style, style_weight, color, final)
-            options = OutputOptions(bit_depth, jpeg_quality, dpi or (300.0 if print_size else None))
-            out = output or Path(
-                f"{content.stem}-{'+'.join(Path(s.image).stem for s in recipe.styles)}.png"
+            recipe = load_preset(preset or default).resolved(
+                style, style_weight, color, final, tile_size
             )
+            options = OutputOptions(bit_depth, jpeg_quality, dpi or (300.0 if print_size else None))
+            out = output or Path(output_name(DEFAULT_NAME, inputs[0], recipe, seed))
             job = RenderJob(
-                content,
+                inputs[0],
                 out,
                 recipe,
                 torch_device,
@@ -199,14 +249,22 @@ def render_command(
                 options,
                 max_input_pixels or None,
             )
-            render = Render(job)
+            render = None if batch else Render(job)  # every cheap check before any output
             if not quiet:
                 sizes = " → ".join(str(s.size) for s in recipe.stages)
-                name = escape(recipe.name)
-                header = f"preset [bold]{name}[/] ({sizes} px), device {torch_device}, seed {seed}"
+                title = escape(recipe.name)
+                header = f"preset [bold]{title}[/] ({sizes} px), device {torch_device}, seed {seed}"
+                if batch:
+                    header += f", {len(inputs)} photos"
                 console.print(header, soft_wrap=True)
+            step = step_reporter(None if quiet else console)
+            if batch:
+                with nullcontext() if quiet else StageProgress(console) as progress:
+                    outcomes = run_batch(inputs, job, out_dir or Path("."), name, step, progress)
+                raise typer.Exit(_report_batch(outcomes, quiet, time.perf_counter() - began))
+            assert render is not None
             with nullcontext() if quiet else StageProgress(console) as progress:
-                render.run(step_reporter(None if quiet else console), progress)
+                render.run(step, progress)
     except StyleCascadeError as exc:
         raise _fail(exc) from None
     except Signalled as exc:
@@ -222,20 +280,163 @@ def render_command(
         console.print(f"wrote {written} in {seconds:.1f} s", soft_wrap=True)
 
 
+def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float) -> int:
+    """Print the batch summary (a table; failures only when quiet) and choose the exit code:
+    0 when nothing failed, else the highest exit code of the failures."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    if quiet:
+        for outcome in failed:
+            typer.secho(f"error: {outcome.message}", err=True, fg="red")
+    else:
+        table = Table("photo", "output", "status", "seconds", title="batch summary")
+        for o in outcomes:
+            status = {"done": "[green]done[/]", "skipped": "[yellow]skipped[/] (output exists)"}
+            shown = status.get(o.status) or f"[red]failed[/]: {escape(o.message)}"
+            table.add_row(escape(o.content.name), escape(str(o.output)), shown, f"{o.seconds:.1f}")
+        console.print(table)
+        counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+        console.print(
+            f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+            f"in {seconds:.1f} s"
+        )
+    return max((o.exit_code for o in failed), default=0)
+
+
+@app.command("inspect")
+def inspect_command(
+    content: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Photo for the layer reconstructions (needs --style).", show_default=False
+        ),
+    ] = None,
+    style: Annotated[
+        Path | None,
+        typer.Option(
+            "--style", "-s", help="Painting for the style reconstructions.", show_default=False
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder to write the pictures into.")
+    ] = Path("."),
+    size: Annotated[
+        int, typer.Option("--size", help="Long edge of the reconstructions in px.")
+    ] = 128,
+    iterations: Annotated[
+        int, typer.Option("--iterations", help="L-BFGS evaluations per reconstruction.")
+    ] = 150,
+    stages: Annotated[
+        Path | None,
+        typer.Option(
+            "--stages", help="A --save-stages folder: write its contact sheet.", show_default=False
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest", help="A render's OUT.json: write its loss curve.", show_default=False
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help=f"One of: {', '.join(DEVICES)}.")
+    ] = "auto",
+    weights: Annotated[
+        str, typer.Option("--weights", help="VGG19 weights (as for render).")
+    ] = "caffe",
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the reconstructions' noise.")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing pictures.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Pictures that explain a render, written into -o DIR.
+
+    layers.png: the content reconstructed from single layers and the style from growing sets of
+    layers (Gatys et al. 2016, Fig. 1), from CONTENT and --style at --size px. stages.png: a
+    contact sheet of a --save-stages folder. losses.png: the loss curve of a render's OUT.json.
+    """
+    try:
+        wanted = []
+        if content is not None:
+            if style is None:
+                raise UsageError("inspect CONTENT needs --style PAINTING for the style row")
+            wanted.append("layers.png")
+        if stages is not None:
+            wanted.append("stages.png")
+        if manifest is not None:
+            wanted.append("losses.png")
+        if not wanted:
+            raise UsageError(
+                "nothing to do: give CONTENT --style S, --stages DIR or --manifest OUT.json"
+            )
+        if not out_dir.is_dir():
+            raise UsageError(f"-o {out_dir}: no such folder")
+        if not 16 <= size <= 1024:
+            raise UsageError(f"--size must be 16–1024 px for reconstructions; got {size}")
+        if iterations < 1:
+            raise UsageError(f"--iterations must be ≥ 1; got {iterations}")
+        for name in wanted:
+            if (out_dir / name).exists() and not overwrite:
+                raise UsageError(f"{out_dir / name} already exists; pass --overwrite to replace it")
+        pictures = {}
+        if manifest is not None:
+            pictures["losses.png"] = loss_curve(_read_manifest(manifest))
+        if stages is not None:
+            pictures["stages.png"] = contact_sheet(stages)
+        if content is not None and style is not None:
+            check_weights_spec(weights)
+            torch_device = select_device(device)
+            with nullcontext() if quiet else Progress(console=console) as progress:
+                task = None if quiet else progress.add_task("reconstructions", total=10)
+
+                def done(_label: str) -> None:
+                    if task is not None:
+                        progress.advance(task)
+
+                pictures["layers.png"] = layer_reconstructions(
+                    content, style, weights, torch_device, size, iterations, seed,
+                    step_reporter(None if quiet else console), done,
+                )  # fmt: skip
+        for name, picture in pictures.items():
+            path = out_dir / name
+            try:
+                atomic_write(path, lambda tmp, p=picture: p.save(tmp, "PNG"))
+            except OSError as exc:
+                raise StyleCascadeError(f"cannot write {path}: {exc.strerror or exc}") from None
+            if not quiet:
+                console.print(f"wrote {escape(str(path))}")
+    except StyleCascadeError as exc:
+        raise _fail(exc) from None
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"--manifest {path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--manifest {path}: not a readable JSON manifest ({exc})") from None
+
+
 @presets_app.command("list")
 def presets_list() -> None:
-    """List the bundled presets with their stage sizes and iterations."""
-    table = Table("name", "stages (long edge px × iterations)", "description")
-    for name in bundled_presets():
-        preset = load_preset(name)
-        stages = " → ".join(f"{s.size}×{s.iterations}" for s in preset.stages)
-        table.add_row(name, stages, preset.description)
+    """List the bundled and saved presets with their stage sizes and iterations."""
+    table = Table("name", "from", "stages (long edge px × iterations)", "description")
+    try:
+        for where, names in (("bundled", bundled_presets()), ("saved", user_presets())):
+            for name in names:
+                preset = load_preset(name)
+                stages = " → ".join(f"{s.size}×{s.iterations}" for s in preset.stages)
+                table.add_row(name, where, stages, preset.description)
+    except StyleCascadeError as exc:
+        raise _fail(exc) from None
     Console().print(table)
+    typer.echo(f"saved presets live in {user_preset_dir()}")
 
 
 @presets_app.command("show")
 def presets_show(
-    name: Annotated[str, typer.Argument(help="Bundled preset name or YAML file.")],
+    name: Annotated[str, typer.Argument(help="Preset name, YAML file or a render's OUT.json.")],
 ) -> None:
     """Print a preset's YAML (validated first), ready to copy and edit."""
     try:
@@ -244,6 +445,45 @@ def presets_show(
     except StyleCascadeError as exc:
         raise _fail(exc) from None
     typer.echo(text, nl=False)
+
+
+@presets_app.command("validate")
+def presets_validate(
+    file: Annotated[str, typer.Argument(help="Preset YAML file (or name, or OUT.json).")],
+) -> None:
+    """Check a preset completely; print a one-line summary, or the first problem (exit 2)."""
+    try:
+        preset = load_preset(file)
+    except StyleCascadeError as exc:
+        raise _fail(exc) from None
+    sizes = " → ".join(f"{s.size}×{s.iterations}" for s in preset.stages)
+    typer.echo(f"{file}: valid; {len(preset.stages)} stages {sizes}, color {preset.color}")
+
+
+@presets_app.command("save")
+def presets_save(
+    name: Annotated[str, typer.Argument(help="Name to save the preset under.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="A past render's OUT.json (its preset, styles, weights and colour mode), or "
+            "any preset name or YAML file.",
+            show_default=False,
+        ),
+    ],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a saved preset of that name.")
+    ] = False,
+) -> None:
+    """Save a preset into the user preset folder, so `--preset NAME` finds it."""
+    try:
+        path = save_user_preset(name, load_preset(source), overwrite)
+    except StyleCascadeError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(StyleCascadeError(f"cannot save preset {name!r}: {exc}")) from None
+    typer.echo(f"saved {path}")
 
 
 @weights_app.command("fetch")

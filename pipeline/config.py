@@ -30,19 +30,24 @@ file, the field and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import yaml
 
 from .errors import UsageError
+from .files import atomic_write
 from .stages.colour import COLOUR_MODES
 from .stages.optim import OPTIMIZERS
 from .stages.vgg import LAYER_NAMES, POOLINGS
+from .weights import HOME_ENV
 
 INITS = ("content", "noise", "style")
 PRESET_SUFFIXES = (".yaml", ".yml")
@@ -101,6 +106,25 @@ class StageConfig:
     style_scale: float = field(default=1.0, metadata={"positive": True})
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """Tiled stages (``stylecascade.stages.tiling``).
+
+    Attributes:
+        size: tile edge in px for every stage larger than it; 0: tile only a stage that does not
+            fit in memory, with the largest tile that fits.
+        overlap: overlap of neighbouring tiles in px (the feathering ramp).
+        lr: Adam step size of tiled stages (0–1 pixel units); tiled stages always use Adam.
+    """
+
+    size: int = field(default=0, metadata={"non_negative": True})
+    overlap: int = field(default=64, metadata={"non_negative": True})
+    lr: float = field(default=0.01, metadata={"positive": True})
+
+
 @dataclass(frozen=True)
 class StyleConfig:
     """One painting of a preset's default style blend.
@@ -122,7 +146,9 @@ class Preset:
 
     ``styles`` is empty for a recipe without default paintings (the bundled presets); a render
     then takes its paintings from ``--style``. ``color`` is one of
-    ``stylecascade.stages.colour.COLOUR_MODES``.
+    ``stylecascade.stages.colour.COLOUR_MODES``. ``precision`` (CUDA only; the CPU always
+    computes in fp32): ``fp32`` strict, ``tf32`` tensor-core matrix products, ``bf16`` autocast
+    of the network with losses and Gram matrices in fp32.
     """
 
     name: str
@@ -132,6 +158,8 @@ class Preset:
     stages: tuple[StageConfig, ...]
     color: str = "none"
     styles: tuple[StyleConfig, ...] = ()
+    precision: str = "tf32"
+    tiling: TilingConfig = TilingConfig()
 
     def with_final_size(self, size: int) -> Preset:
         """The same preset with the last stage's long edge set to ``size`` px and the earlier
@@ -160,6 +188,7 @@ class Preset:
         style_weights: list[float] | None = None,
         color: str | None = None,
         size: int | None = None,
+        tile_size: int | None = None,
     ) -> Preset:
         """The recipe of one render: command-line choices over the preset's defaults.
 
@@ -169,13 +198,14 @@ class Preset:
                 styles, else equal weights).
             color: colour mode, one of ``COLOUR_MODES``.
             size: final long edge in px (:meth:`with_final_size`).
+            tile_size: force tiles of this edge in px (``tiling.size``; 0: only when needed).
 
         Returns:
             The preset with absolute style paths, their weights, the colour mode and the size.
 
         Raises:
             PresetError: a weight count that does not match the styles, a negative or all-zero
-                weight, an unknown colour mode, or a bad size.
+                weight, an unknown colour mode, a bad size or tile size.
         """
         chosen = list(self.styles)
         if styles:
@@ -197,8 +227,19 @@ class Preset:
         chosen = [dataclasses.replace(s, image=str(Path(s.image).absolute())) for s in chosen]
         if color is not None and color not in COLOUR_MODES:
             raise PresetError(f"--color must be one of {', '.join(COLOUR_MODES)}; got {color!r}")
+        tiling = self.tiling
+        if tile_size is not None:
+            if tile_size != 0 and tile_size <= tiling.overlap:
+                raise PresetError(
+                    f"--tile-size must be 0 or more than the overlap ({tiling.overlap} px); "
+                    f"got {tile_size}"
+                )
+            tiling = dataclasses.replace(tiling, size=tile_size)
         preset = dataclasses.replace(
-            self, styles=tuple(chosen), color=self.color if color is None else color
+            self,
+            styles=tuple(chosen),
+            color=self.color if color is None else color,
+            tiling=tiling,
         )
         return preset if size is None else preset.with_final_size(size)
 
@@ -302,7 +343,17 @@ class _Reader:
 
     def preset(self, name: str, data: Any, base: Path | None) -> Preset:
         data = self.mapping(data, "")
-        allowed = ("description", "model", "init", "color", "styles", "defaults", "stages")
+        allowed = (
+            "description",
+            "model",
+            "init",
+            "color",
+            "styles",
+            "precision",
+            "tiling",
+            "defaults",
+            "stages",
+        )
         for key in data:
             if key not in allowed:
                 raise self.fail(key, f"unknown field; allowed: {', '.join(allowed)}")
@@ -313,6 +364,12 @@ class _Reader:
         init = self.choice(data.get("init", "content"), "init", INITS)
         color = self.choice(data.get("color", "none"), "color", COLOUR_MODES)
         styles = self.styles(data.get("styles", []), base)
+        precision = self.choice(data.get("precision", "tf32"), "precision", PRECISIONS)
+        tiling = self.record(TilingConfig, data.get("tiling", {}), "tiling")
+        if tiling.size and tiling.size <= tiling.overlap:
+            raise self.fail(
+                "tiling.size", f"must be 0 or more than tiling.overlap ({tiling.overlap})"
+            )
         defaults = dict(self.mapping(data.get("defaults", {}), "defaults"))
         raw_stages = data["stages"]
         if not isinstance(raw_stages, list) or not raw_stages:
@@ -333,7 +390,17 @@ class _Reader:
         description = data.get("description", "")
         if not isinstance(description, str):
             raise self.fail("description", f"must be text; got {_kind(description)}")
-        return Preset(name, description.strip(), model, init, tuple(stages), color, styles)
+        return Preset(
+            name,
+            description.strip(),
+            model,
+            init,
+            tuple(stages),
+            color,
+            styles,
+            precision,
+            tiling,
+        )
 
     def choice(self, value: Any, where: str, choices: tuple[str, ...]) -> str:
         if value not in choices:
@@ -354,6 +421,32 @@ def bundled_presets() -> dict[str, Path]:
     folder = resources.files("stylecascade.presets")
     files = sorted(p for p in folder.iterdir() if p.name.endswith(PRESET_SUFFIXES))
     return {Path(p.name).stem: Path(str(p)) for p in files}
+
+
+def user_preset_dir() -> Path:
+    """Where ``presets save`` writes and where names are looked up after the bundled presets:
+    ``$STYLECASCADE_HOME/presets`` when that variable is set, else the platform's user config
+    folder (``~/.config/stylecascade/presets`` on Linux)."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser() / "presets"
+    return Path(platformdirs.user_config_dir("stylecascade")) / "presets"
+
+
+def user_presets() -> dict[str, Path]:
+    """Names and files of the user's saved presets, sorted by name."""
+    folder = user_preset_dir()
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in PRESET_SUFFIXES}
+
+
+def preset_yaml(preset: Preset) -> str:
+    """A preset as the YAML document that :func:`parse_preset` reads back to the same preset
+    (every stage written in full, style paths absolute)."""
+    data = preset.to_dict()
+    data.pop("name")
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def parse_preset(text: str, name: str, source: str, base: Path | None = None) -> Preset:
@@ -378,36 +471,83 @@ def parse_preset(text: str, name: str, source: str, base: Path | None = None) ->
 
 
 def read_preset(spec: str) -> tuple[str, str, str, Path | None]:
-    """Find a preset by bundled name or path and read its YAML, unparsed.
+    """Find a preset and read its YAML, unparsed.
 
     Args:
-        spec: a bundled name (``draft``, ``standard``, ``print``) or a path to a ``.yaml`` file.
+        spec: a bundled name (``draft``, ``standard``, ``print``), a saved user preset's name
+            (:func:`user_preset_dir`), a path to a ``.yaml`` file, or a past render's manifest
+            ``OUT.json`` (its resolved preset, styles and colour mode included).
 
     Returns:
-        ``(text, name, source, base)``: the YAML, the preset's name (bundled name or file
-        stem), what to call it in error messages and the folder relative style paths start
-        from; the arguments of :func:`parse_preset`.
+        ``(text, name, source, base)``: the YAML, the preset's name (bundled or saved name,
+        file stem, or the manifest's preset name), what to call it in error messages and the
+        folder relative style paths start from; the arguments of :func:`parse_preset`.
 
     Raises:
-        PresetError: unknown name or unreadable file.
+        PresetError: unknown name, or an unreadable file or manifest.
     """
-    bundled = bundled_presets()
+    bundled, saved = bundled_presets(), user_presets()
     if spec in bundled:
-        path, source = bundled[spec], f"preset {spec!r}"
-    else:
-        path, source = Path(spec), spec
-        if path.suffix not in PRESET_SUFFIXES and not path.exists():
-            raise PresetError(
-                f"unknown preset {spec!r}; bundled presets: {', '.join(bundled)} "
-                f"(or give a path to a .yaml file)"
-            )
+        return _read_text(bundled[spec], f"preset {spec!r}"), spec, f"preset {spec!r}", None
+    if spec in saved:
+        path = saved[spec]
+        return _read_text(path, str(path)), spec, str(path), path.parent
+    path = Path(spec)
+    if path.suffix.lower() == ".json":
+        return _manifest_preset(path)
+    if path.suffix not in PRESET_SUFFIXES and not path.exists():
+        names = ", ".join([*bundled, *saved])
+        raise PresetError(
+            f"unknown preset {spec!r}; known presets: {names} "
+            f"(or give a path to a .yaml file or a render's .json manifest)"
+        )
+    return _read_text(path, spec), path.stem, spec, path.resolve().parent
+
+
+def _read_text(path: Path, source: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PresetError(f"{source}: no such preset file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PresetError(f"{source}: cannot read preset file ({exc})") from None
-    return text, path.stem, source, None if spec in bundled else path.resolve().parent
+
+
+def _manifest_preset(path: Path) -> tuple[str, str, str, Path | None]:
+    """The resolved preset of a past render, from its manifest, as YAML."""
+    try:
+        manifest = json.loads(_read_text(path, str(path)))
+    except ValueError as exc:
+        raise PresetError(f"{path}: not valid JSON ({exc})") from None
+    data = manifest.get("preset") if isinstance(manifest, dict) else None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: not a stylecascade manifest (no 'preset' in it)")
+    data = dict(data)
+    name = str(data.pop("name", path.stem))
+    return yaml.safe_dump(data, sort_keys=False), name, str(path), path.resolve().parent
+
+
+def save_user_preset(name: str, preset: Preset, overwrite: bool = False) -> Path:
+    """Write ``preset`` as ``NAME.yaml`` into :func:`user_preset_dir`.
+
+    Raises:
+        PresetError: a name that is not a plain file name or is a bundled preset's, or an
+            existing saved preset without ``overwrite``.
+        OSError: the folder cannot be written.
+    """
+    if not name or Path(name).name != name or name.startswith(".") or Path(name).suffix:
+        raise PresetError(
+            f"preset name {name!r}: use a plain name like 'my-look' (no path, no suffix)"
+        )
+    if name in bundled_presets():
+        raise PresetError(f"preset name {name!r} is a bundled preset's; choose another name")
+    path = user_preset_dir() / f"{name}.yaml"
+    if path.exists() and not overwrite:
+        raise PresetError(f"saved preset {path} already exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = preset_yaml(dataclasses.replace(preset, name=name))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
 
 
 def load_preset(spec: str) -> Preset:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
 
 from .errors import UsageError
@@ -16,11 +18,8 @@ def _mps_available() -> bool:
 def select_device(name: str) -> torch.device:
     """Resolve ``--device`` and configure the backend for it.
 
-    ``auto`` takes CUDA, else Apple MPS, else the CPU. On CUDA, float32 matrix products and
-    convolutions use TF32 tensor cores (``torch.set_float32_matmul_precision("high")`` and
-    ``cudnn.allow_tf32``); with channels_last (see ``VGGFeatures``) a VGG19 forward + backward
-    at 4096² px on an H100 took 0.145 s against 0.73 s in strict fp32. Nothing is ever autocast
-    to bf16/fp16 here (on a CPU that is ~100× slower).
+    ``auto`` takes CUDA, else Apple MPS, else the CPU. The arithmetic precision is set per
+    render by :func:`precision`.
 
     Args:
         name: one of ``auto``, ``cuda``, ``mps``, ``cpu``.
@@ -35,8 +34,42 @@ def select_device(name: str) -> torch.device:
     if name == "cuda":
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA GPU is available to PyTorch; use --device cpu")
-        torch.set_float32_matmul_precision("high")
-        torch.backends.cudnn.allow_tf32 = True
     if name == "mps" and not _mps_available():
         raise UsageError("--device mps: Apple MPS is not available to PyTorch; use --device cpu")
     return torch.device(name)
+
+
+def effective_precision(name: str, device: torch.device) -> str:
+    """The precision that ``name`` means on ``device``: itself on CUDA, ``fp32`` elsewhere."""
+    return name if device.type == "cuda" else "fp32"
+
+
+def precision(name: str, device: torch.device) -> tuple[str, AbstractContextManager]:
+    """The precision a preset asks for, as it applies on ``device``.
+
+    - ``fp32``: strict float32.
+    - ``tf32``: float32 tensors, matrix products and convolutions on TF32 tensor cores (CUDA;
+      with channels_last a VGG19 forward + backward at 4096² px on an H100 took 0.145 s against
+      0.73 s in strict fp32).
+    - ``bf16``: the network runs under bf16 autocast (0.086 s there, about half the activation
+      memory); losses and Gram matrices stay float32 (``gram_matrix`` casts).
+
+    On a CPU every precision computes in fp32: bf16 autocast is ~100× slower there and TF32
+    does not exist.
+
+    Args:
+        name: ``fp32``, ``tf32`` or ``bf16``.
+        device: the compute device.
+
+    Returns:
+        ``(effective name, context)``: the precision really used and a context manager to wrap
+        each network evaluation in.
+    """
+    name = effective_precision(name, device)
+    if device.type != "cuda":
+        return name, nullcontext()
+    torch.backends.cuda.matmul.allow_tf32 = name != "fp32"
+    torch.backends.cudnn.allow_tf32 = name != "fp32"
+    if name == "bf16":
+        return "bf16", torch.autocast("cuda", dtype=torch.bfloat16)
+    return name, nullcontext()

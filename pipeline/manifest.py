@@ -31,8 +31,10 @@ def versions() -> dict[str, str]:
 
 def stage_entry(result: StageResult) -> dict[str, Any]:
     """One stage of the manifest: ``size`` [W, H] px, ``iterations``, ``seconds``, weighted
-    ``loss_start`` / ``loss_end``, ``recoveries`` (restarts after NaN/inf), ``peak_memory_mib``
-    (CUDA; ``null`` elsewhere) and ``loss_trace`` (weighted total of every evaluation)."""
+    ``loss_start`` / ``loss_end``, ``recoveries`` (restarts after NaN/inf), ``tile`` (tile edge
+    in px of a tiled stage, else ``null``), ``estimated_memory_mib`` (the memory plan's
+    estimate), ``peak_memory_mib`` (measured, CUDA; ``null`` elsewhere) and ``loss_trace``
+    (weighted total of every evaluation)."""
     peak = result.peak_memory_bytes
     return {
         "size": list(result.size),
@@ -41,6 +43,10 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
         "loss_start": result.loss_start,
         "loss_end": result.loss_end,
         "recoveries": result.recoveries,
+        "tile": result.tile,
+        "estimated_memory_mib": (
+            None if result.estimate_bytes is None else round(result.estimate_bytes / 2**20, 1)
+        ),
         "peak_memory_mib": None if peak is None else round(peak / 2**20, 1),
         "loss_trace": [float(f"{v:.5g}") for v in result.loss_trace],
     }
@@ -51,6 +57,7 @@ def build_manifest(
     preset: Preset,
     seed: int,
     device: str,
+    precision: str,
     weights_source: str,
     weights_sha256: str,
     content: Path,
@@ -73,6 +80,7 @@ def build_manifest(
         "preset": preset.to_dict(),
         "seed": seed,
         "device": device,
+        "precision": precision,
         "weights": {"source": weights_source, "sha256": weights_sha256},
         "versions": versions(),
         "stages": stages,

@@ -57,8 +57,26 @@ class StageProgress:
             console=console,
         )
         self.task: TaskID | None = None
+        self.batch: TaskID | None = None
         self.total = 0
         self.last_read = 0.0
+
+    def batch_started(self, count: int) -> None:
+        """Add the overall bar of a batch of ``count`` inputs."""
+        self.batch = self.progress.add_task("all inputs", total=count, losses="")
+
+    def input_started(self, name: str) -> None:
+        """A batch input begins: finished stage bars are cleared, the overall bar names it."""
+        for task in list(self.progress.task_ids):
+            if task != self.batch:
+                self.progress.remove_task(task)
+        if self.batch is not None:
+            self.progress.update(self.batch, losses=name)
+
+    def input_finished(self) -> None:
+        """A batch input is done, skipped or failed."""
+        if self.batch is not None:
+            self.progress.advance(self.batch)
 
     def __enter__(self) -> StageProgress:
         self.progress.start()

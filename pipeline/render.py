@@ -17,6 +17,7 @@ from torch import Tensor
 from . import __version__
 from .checkpoint import Checkpoint, fingerprint
 from .config import Preset
+from .device import effective_precision
 from .errors import StyleCascadeError, UsageError
 from .files import file_digest, write_json
 from .images import MAX_INPUT_PIXELS, load_image
@@ -294,6 +295,7 @@ class Render:
             preset=job.preset,
             seed=job.seed,
             device=str(job.device),
+            precision=effective_precision(job.preset.precision, job.device),
             weights_source=network.source,
             weights_sha256=network.sha256,
             content=job.content,

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from .config import ModelConfig, Preset, StageConfig
+from .config import ModelConfig, Preset, StageConfig, TilingConfig
+from .device import precision
 from .errors import StyleCascadeError, UsageError
+from .memory import StagePlan, activation_bytes_per_pixel, free_bytes, plan_stage
 from .stages.blend import WeightedStyle, blended_targets, style_size
 from .stages.losses import LossTerms, StyleTransferLoss, content_targets
 from .stages.optim import optimize
 from .stages.resample import fit_long_edge, resize
+from .stages.tiling import TiledObjective
 from .stages.vgg import VGGFeatures
 
 CHECK_EVERY = 10
@@ -72,6 +76,8 @@ class StageResult:
         peak_memory_bytes: peak device memory allocated by PyTorch during the stage (CUDA only).
         image: ``(1, 3, H, W)`` float32 result in 0–1 (the evaluated iterate with the lowest
             loss, clamped), on the device.
+        tile: tile edge in px of a tiled stage, ``None`` for an untiled one.
+        estimate_bytes: the memory plan's estimate of the stage's peak.
     """
 
     index: int
@@ -84,6 +90,8 @@ class StageResult:
     recoveries: int
     peak_memory_bytes: int | None
     image: Tensor
+    tile: int | None = None
+    estimate_bytes: int | None = None
 
 
 class Observer(Protocol):
@@ -183,63 +191,104 @@ class _Best:
         self.image = torch.where(better, image.detach(), self.image)
 
 
+@dataclass
+class _Setup:
+    """What every stage of one run shares."""
+
+    model: ModelConfig
+    extractor: VGGFeatures
+    targets: StyleTargets
+    observer: Observer | None
+    autocast: AbstractContextManager
+    tiling: TilingConfig
+    generator: torch.Generator
+
+
+def _stage_loss(setup: _Setup, stage: StageConfig, content: Tensor, tv: bool) -> StyleTransferLoss:
+    model = setup.model
+    return StyleTransferLoss(
+        setup.extractor,
+        content_targets(setup.extractor, content, model.content_layers),
+        setup.targets(round(stage.size * stage.style_scale)),
+        model.content_layers,
+        model.style_layers,
+        stage.content_weight,
+        stage.style_weight,
+        stage.tv_weight if tv else 0.0,
+    )
+
+
+def _evaluator(
+    setup: _Setup, stage: StageConfig, content: Tensor, image: Tensor, plan: StagePlan
+) -> Callable[[], tuple[Tensor, LossTerms]]:
+    """``evaluate()``: the objective's value, its gradient accumulated into ``image.grad``, and
+    the weighted loss terms, untiled or tiled as planned."""
+    if plan.tile is not None:
+        tiled = TiledObjective(
+            lambda crop: _stage_loss(setup, stage, crop, tv=False),
+            content,
+            image,
+            plan.tile,
+            setup.tiling.overlap,
+            stage.tv_weight,
+            setup.generator,
+        )
+
+        def evaluate_tiled() -> tuple[Tensor, LossTerms]:
+            with setup.autocast:
+                return tiled()
+
+        return evaluate_tiled
+    loss = _stage_loss(setup, stage, content, tv=True)
+    # The losses are means over pixels, so their per-pixel gradients shrink as 1/(H·W).
+    # The optimizer sees the sum over pixels instead: the same minimizer, but gradients of a
+    # size-independent magnitude, far from Adam's epsilon and L-BFGS's curvature threshold.
+    pixels = content.shape[-2] * content.shape[-1]
+
+    def evaluate() -> tuple[Tensor, LossTerms]:
+        with setup.autocast:
+            terms = loss(image)
+        scaled = terms.total * pixels
+        scaled.backward()
+        return scaled.detach(), terms.detach()
+
+    return evaluate
+
+
 def _run_stage(
-    index: int,
-    stage: StageConfig,
-    model: ModelConfig,
-    extractor: VGGFeatures,
-    content: Tensor,
-    targets: StyleTargets,
-    start: Tensor,
-    observer: Observer | None,
+    index: int, stage: StageConfig, setup: _Setup, content: Tensor, start: Tensor, plan: StagePlan
 ) -> StageResult:
     began = time.perf_counter()
     cuda = content.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(content.device)
-    loss = StyleTransferLoss(
-        extractor,
-        content_targets(extractor, content, model.content_layers),
-        targets(round(stage.size * stage.style_scale)),
-        model.content_layers,
-        model.style_layers,
-        stage.content_weight,
-        stage.style_weight,
-        stage.tv_weight,
-    )
     image = start.detach().clone().contiguous().requires_grad_(True)
+    evaluate = _evaluator(setup, stage, content, image, plan)
     best = _Best(image)
-    # The losses are means over pixels, so their per-pixel gradients shrink as 1/(H·W).
-    # The optimizer sees the sum over pixels instead: the same minimizer, but gradients of a
-    # size-independent magnitude, far from Adam's epsilon and L-BFGS's curvature threshold.
-    pixels = content.shape[-2] * content.shape[-1]
     trace: list[Tensor] = []
     evaluated: dict[str, LossTerms] = {}
 
-    def evaluate() -> Tensor:
-        terms = loss(image)
-        scaled = terms.total * pixels
-        scaled.backward()
-        terms = terms.detach()
+    def recorded() -> Tensor:
+        value, terms = evaluate()
         evaluated.setdefault("first", terms)
         evaluated["last"] = terms
         trace.append(terms.total)
         best.offer(terms.total, image)
-        return scaled
+        return value
 
     def on_evaluation(_count: int) -> None:
         done = len(trace)
         if done % CHECK_EVERY == 0 and not torch.isfinite(trace[-1]):
             raise _NonFinite
-        if observer is not None:
-            observer.iteration(done, evaluated["last"])
+        if setup.observer is not None:
+            setup.observer.iteration(done, evaluated["last"])
 
-    lr, recoveries = stage.lr, 0
+    optimizer, lr = (stage.optimizer, stage.lr) if plan.tile is None else ("adam", setup.tiling.lr)
+    recoveries = 0
     while len(trace) < stage.iterations:
         try:
-            optimize(
-                image, stage.optimizer, lr, stage.iterations - len(trace), evaluate, on_evaluation
-            )
+            budget = stage.iterations - len(trace)
+            optimize(image, optimizer, lr, budget, recorded, on_evaluation)
             if torch.isfinite(trace[-1]):
                 break
             raise _NonFinite
@@ -256,8 +305,8 @@ def _run_stage(
         except KeyboardInterrupt as exc:
             raise StageInterrupted(index, len(trace), best.image.clamp(0.0, 1.0)) from exc
     with torch.no_grad():
-        result_image = best.image.clamp(0.0, 1.0)
-        end = loss(result_image).as_floats()
+        image.copy_(best.image.clamp(0.0, 1.0))
+    end = evaluate()[1].as_floats()
     if not all(map(math.isfinite, end.values())):
         raise DivergedError(
             f"stage {index + 1} diverged: the loss of its best image is {end['total']}; lower "
@@ -273,10 +322,12 @@ def _run_stage(
         loss_trace=torch.stack(trace).tolist(),
         recoveries=recoveries,
         peak_memory_bytes=torch.cuda.max_memory_allocated(content.device) if cuda else None,
-        image=result_image,
+        image=image.detach(),
+        tile=plan.tile,
+        estimate_bytes=plan.estimate_bytes,
     )
-    if observer is not None:
-        observer.stage_finished(result)
+    if setup.observer is not None:
+        setup.observer.stage_finished(result)
     return result
 
 
@@ -298,7 +349,8 @@ def run_stages(
         content: ``(1, 3, H, W)`` content image in 0–1 at full resolution, on the device.
         styles: the paintings of the blend, ``(1, 3, H_i, W_i)`` in 0–1 at full resolution, on
             the device.
-        seed: seeds the ``noise`` initialization; the run is deterministic given the seed.
+        seed: seeds the ``noise`` initialization and the tile offsets (per stage, so a resumed
+            run draws the same); the run is deterministic given the seed.
         observer: progress receiver.
         targets: style targets to reuse (e.g. across a batch); built from ``styles`` if ``None``.
         resume: ``(k, image)``: skip stages before ``k`` and start stage ``k`` from ``image``,
@@ -309,6 +361,7 @@ def run_stages(
 
     Raises:
         UsageError: a stage would be smaller than the network's minimum input size.
+        StyleCascadeError: a stage does not fit in memory even in 256 px tiles.
         DivergedError: a stage kept producing NaN or infinite losses.
         StageInterrupted: SIGINT (``KeyboardInterrupt``) during a stage; carries its best
             iterate.
@@ -316,12 +369,31 @@ def run_stages(
     check_sizes(tuple(content.shape[-2:]), styles, preset, extractor.min_size)
     if targets is None:
         targets = StyleTargets(extractor, styles, list(preset.model.style_layers))
-    generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    _effective, autocast = precision(preset.precision, content.device)
+    with autocast:
+        per_pixel = activation_bytes_per_pixel(
+            lambda x: sum(f.float().mean() for f in extractor(x).values()), content.device
+        )
     first, previous = resume if resume is not None else (0, None)
     sizes = stage_sizes(tuple(content.shape[-2:]), preset)
     for index in range(first, len(preset.stages)):
         stage, size = preset.stages[index], sizes[index]
+        generator = torch.Generator().manual_seed(seed + index)  # same draws when resumed
+        setup = _Setup(
+            preset.model, extractor, targets, observer, autocast, preset.tiling, generator
+        )
+        try:
+            plan = plan_stage(
+                *size,
+                per_pixel,
+                stage.optimizer,
+                free_bytes(content.device),
+                preset.tiling.size,
+                preset.tiling.overlap,
+            )
+        except MemoryError as exc:
+            raise StyleCascadeError(f"stage {index + 1}: {exc}") from None
         if observer is not None:
             observer.stage_started(index, len(preset.stages), stage, (size[1], size[0]))
         content_s = resize(content, size)
@@ -329,8 +401,6 @@ def run_stages(
             start = _initial_image(preset.init, content_s, styles[0].image, generator)
         else:
             start = resize(previous, size)
-        result = _run_stage(
-            index, stage, preset.model, extractor, content_s, targets, start, observer
-        )
+        result = _run_stage(index, stage, setup, content_s, start, plan)
         previous = result.image
         yield result

@@ -59,7 +59,7 @@ def test_existing_output_is_not_overwritten(tmp_path, photos):
     [
         (
             ["--preset", "fancy"],
-            ["unknown preset 'fancy'; bundled presets: draft, print, standard"],
+            ["unknown preset 'fancy'; known presets: draft, print, standard"],
         ),
         (["--device", "tpu"], ["--device tpu: unknown device; choose one of auto, cuda, mps, cpu"]),
         (["--size", "80"], ["would make a 15 px short edge", "the network needs at least 16 px"]),

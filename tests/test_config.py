@@ -57,7 +57,7 @@ def _edit(path: str, value):
         (
             "colour",
             "x",
-            "colour: unknown field; allowed: description, model, init, color, styles, defaults",
+            "colour: unknown field; allowed: description, model, init, color, styles, precision",
         ),
         (
             "model.pool",
@@ -79,6 +79,14 @@ def _edit(path: str, value):
         ("model.content_layers", ..., "model.content_layers: missing"),
         ("model.content_layers", [1, 2], "model.content_layers: must be a mapping"),
         ("init", "photo", "init: must be one of content, noise, style; got 'photo'"),
+        ("precision", "fp16", "precision: must be one of fp32, tf32, bf16; got 'fp16'"),
+        ("tiling", {"size": -1}, "tiling.size: must be ≥ 0"),
+        (
+            "tiling",
+            {"size": 64, "overlap": 64},
+            "tiling.size: must be 0 or more than tiling.overlap",
+        ),
+        ("tiling", {"lr": 0}, "tiling.lr: must be > 0"),
         ("color", "sepia", "color: must be one of none, luminance, histogram, luminance-only"),
         ("styles", "a.jpg", "styles: must be a list of {image: PATH, weight: W}; got str"),
         ("styles", [{"weight": 1}], "styles[0].image: missing"),
@@ -130,7 +138,7 @@ def test_load_preset_from_file(tiny_preset_file):
 
 def test_unknown_preset_name_lists_bundled():
     with pytest.raises(
-        UsageError, match="unknown preset 'fancy'; bundled presets: draft, print, standard"
+        UsageError, match="unknown preset 'fancy'; known presets: draft, print, standard"
     ):
         load_preset("fancy")
 

@@ -1,0 +1,88 @@
+"""Shared helpers of the benchmarks: arguments, device, timing, tables and JSON results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from stylecascade.device import select_device
+from stylecascade.manifest import versions
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def arguments(description: str) -> argparse.Namespace:
+    """``--quick`` (small sizes, CPU-friendly), ``--device``, ``--out`` (JSON path)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small sizes; minutes on a CPU")
+    parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
+    parser.add_argument("--out", type=Path, default=None, help="JSON result path")
+    return parser.parse_args()
+
+
+def device_from(args: argparse.Namespace) -> torch.device:
+    return select_device(args.device)
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = {
+        "device": str(device),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "versions": versions(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_call(
+    call: Callable[[], object], device: torch.device, repeat: int, warmup: int = 1
+) -> float:
+    """Median wall time of ``call`` in seconds over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        call()
+    sync(device)
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        call()
+        sync(device)
+        times.append(time.perf_counter() - began)
+    return sorted(times)[len(times) // 2]
+
+
+def report(
+    name: str,
+    columns: list[str],
+    rows: list[list[Any]],
+    result: dict[str, Any],
+    out: Path | None,
+    device: torch.device,
+) -> Path:
+    """Print a rich table and write ``result`` (with the machine) as JSON."""
+    table = Table(*columns, title=name)
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    Console().print(table)
+    path = out or RESULTS / f"{name}-{device.type}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"benchmark": name, "machine": machine(device), **result}, indent=2) + "\n"
+    )
+    Console().print(f"wrote {path}")
+    return path

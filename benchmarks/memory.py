@@ -1,0 +1,111 @@
+"""Peak memory of a stage step per image size and precision, measured against the plan.
+
+Each size runs a few L-BFGS evaluations of the full objective (``standard`` preset layers,
+full-size VGG19 with random weights: memory does not depend on the values). Measured: on CUDA
+PyTorch's peak allocation (``max_memory_allocated``) for fp32, tf32 and bf16; on a CPU the rise
+of the process's peak resident memory (sizes run in increasing order, so the peak so far is
+that size's), fp32 only (a CPU always computes in fp32). Planned: what ``stylecascade.memory``
+estimates before a stage (measured bytes per pixel × pixels × 1.3 + L-BFGS state).
+
+    python benchmarks/memory.py [--quick] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import torch
+from common import arguments, device_from, report
+from stylecascade.config import load_preset
+from stylecascade.device import precision
+from stylecascade.memory import activation_bytes_per_pixel, stage_bytes
+from stylecascade.stages.losses import StyleTransferLoss, content_targets, style_targets
+from stylecascade.stages.optim import optimize
+from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
+
+MIB = 2**20
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident memory (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def step(extractor: VGGFeatures, model, size: int, autocast) -> None:
+    """A few L-BFGS evaluations of the full objective at ``size`` px long edge (4:3)."""
+    device = next(extractor.parameters()).device
+    content = torch.rand(1, 3, size * 3 // 4, size, device=device)
+    loss = StyleTransferLoss(
+        extractor,
+        content_targets(extractor, content, model.content_layers),
+        style_targets(extractor, content, model.style_layers),
+        model.content_layers,
+        model.style_layers,
+        1.0,
+        50.0,
+        2e5,
+    )
+    image = content.clone().requires_grad_(True)
+
+    def evaluate() -> torch.Tensor:
+        with autocast:
+            value = loss(image).total * content[0, 0].numel()
+        value.backward()
+        return value
+
+    optimize(image, "lbfgs", 1.0, 3, evaluate)
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
+    device = device_from(args)
+    torch.manual_seed(0)
+    model = load_preset("standard").model
+    layers = set(model.content_layers) | set(model.style_layers)
+    extractor = VGGFeatures(build_vgg19_features(), layers, model.pooling, CAFFE, True).to(device)
+    sizes = [128, 256, 512] if args.quick else [512, 1024, 2048, 4096]
+    names = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32"]
+    rows, results = [], []
+    for name in names:
+        effective, autocast = precision(name, device)
+        with autocast:
+            per_pixel = activation_bytes_per_pixel(
+                lambda x: sum(f.float().mean() for f in extractor(x).values()), device
+            )
+        baseline = peak_rss_bytes()
+        for size in sizes:
+            pixels = size * (size * 3 // 4)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+                base = torch.cuda.memory_allocated(device)
+            step(extractor, model, size, autocast)
+            if device.type == "cuda":
+                measured = torch.cuda.max_memory_allocated(device) - base
+            else:
+                measured = peak_rss_bytes() - baseline
+            planned = stage_bytes(per_pixel, pixels, "lbfgs")
+            results.append(
+                {"size": [size, size * 3 // 4], "precision": effective,
+                 "measured_bytes": measured, "planned_bytes": planned,
+                 "activation_bytes_per_pixel": per_pixel}
+            )  # fmt: skip
+            ratio = planned / max(measured, 1)
+            rows.append(
+                [f"{size}×{size * 3 // 4}", effective, f"{per_pixel:.0f}",
+                 f"{measured / MIB:.0f}", f"{planned / MIB:.0f}", f"{ratio:.2f}"]
+            )  # fmt: skip
+    report(
+        "memory",
+        ["size (px)", "precision", "saved B/px", "measured MiB", "planned MiB", "plan/measured"],
+        rows,
+        {"quick": args.quick, "results": results},
+        args.out,
+        device,
+    )
+
+
+if __name__ == "__main__":
+    main()

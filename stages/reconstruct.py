@@ -1,0 +1,73 @@
+"""What a layer keeps: images reconstructed from one layer's features or from Gram matrices
+(Gatys, Ecker & Bethge 2016, Fig. 1; Mahendran & Vedaldi 2015).
+
+Starting from white noise, an image is optimized so that its features at one layer match the
+content image's (content reconstruction: lower layers give back the photo almost exactly,
+higher ones keep the layout and lose the exact pixels), or so that its Gram matrices at a set of
+layers match the painting's (style reconstruction: more layers give larger-scale texture with
+no layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .losses import ContentLoss, StyleLoss, gram_matrix
+from .optim import optimize
+from .vgg import VGGFeatures
+
+
+def reconstruct(
+    extractor: VGGFeatures,
+    target: Tensor,
+    layers: Sequence[str],
+    kind: str,
+    iterations: int,
+    generator: torch.Generator,
+) -> Tensor:
+    """Reconstruct an image from its representation at ``layers``.
+
+    Args:
+        extractor: the network, returning at least ``layers``.
+        target: ``(1, 3, H, W)`` image in 0–1 whose representation is matched.
+        layers: one layer for ``content``; any set for ``style`` (equal weights).
+        kind: ``"content"`` (feature maps, mean squared error) or ``"style"`` (Gram matrices).
+        iterations: L-BFGS evaluations.
+        generator: seeds the white-noise start.
+
+    Returns:
+        ``(1, 3, H, W)`` reconstruction in 0–1.
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+    if kind not in ("content", "style"):
+        raise ValueError(f"kind must be 'content' or 'style'; got {kind!r}")
+    with torch.no_grad():
+        feats = extractor(target)
+    losses = [
+        ContentLoss(feats[layer]) if kind == "content" else StyleLoss(gram_matrix(feats[layer]))
+        for layer in layers
+    ]
+    noise = torch.rand(target.shape, generator=generator, dtype=torch.float32)
+    image = noise.to(target.device).requires_grad_(True)
+    pixels = target.shape[-2] * target.shape[-1]
+    # Feature-space losses are tiny at deep layers; normalize by the start so L-BFGS's
+    # curvature estimate is well scaled whatever the layer.
+    with torch.no_grad():
+        start = _total(extractor(image), layers, losses).clamp_min(1e-12)
+
+    def evaluate() -> Tensor:
+        value = _total(extractor(image), layers, losses) / start * pixels
+        value.backward()
+        return value
+
+    optimize(image, "lbfgs", 1.0, iterations, evaluate)
+    return image.detach().clamp(0.0, 1.0)
+
+
+def _total(feats: dict[str, Tensor], layers: Sequence[str], losses: list) -> Tensor:
+    return sum(loss(feats[layer]) for layer, loss in zip(layers, losses, strict=True)) / len(layers)

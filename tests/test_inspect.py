@@ -1,0 +1,111 @@
+"""Pictures that explain a render: reconstructions, contact sheets, loss curves."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from stylecascade.cli import app
+from stylecascade.errors import UsageError
+from stylecascade.pictures import contact_sheet, loss_curve, stage_label
+from stylecascade.stages.reconstruct import reconstruct
+from typer.testing import CliRunner
+
+
+def test_content_reconstruction_from_a_low_layer_approaches_the_photo(
+    tiny_extractor, content_image
+):
+    extractor = tiny_extractor(["relu1_1"])
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(content_image.shape, generator=torch.Generator().manual_seed(0))
+    image = reconstruct(extractor, content_image, ["relu1_1"], "content", 40, generator)
+    assert image.shape == content_image.shape
+    before = (noise - content_image).pow(2).mean()
+    after = (image - content_image).pow(2).mean()
+    assert after < 0.5 * before
+
+
+def test_style_reconstruction_matches_gram_matrices(tiny_extractor, style_image):
+    from stylecascade.stages.losses import gram_matrix
+
+    layers = ["relu1_1", "relu2_1"]
+    extractor = tiny_extractor(layers)
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(style_image.shape, generator=torch.Generator().manual_seed(0))
+    image = reconstruct(extractor, style_image, layers, "style", 40, generator)
+
+    def gram_error(x):
+        a, b = extractor(x), extractor(style_image)
+        return sum((gram_matrix(a[k]) - gram_matrix(b[k])).pow(2).mean() for k in layers)
+
+    assert gram_error(image) < 0.2 * gram_error(noise)
+    with pytest.raises(ValueError, match="kind must be"):
+        reconstruct(extractor, style_image, layers, "texture", 1, generator)
+
+
+def test_contact_sheet_orders_stages_numerically(tmp_path):
+    for n, (w, h) in ((10, (80, 60)), (2, (40, 30)), (1, (20, 15))):
+        Image.new("RGB", (w, h), (n * 20, 0, 0)).save(tmp_path / f"out.stage{n}.{w}x{h}.png")
+    sheet = contact_sheet(tmp_path, height=64, columns=3)
+    assert sheet.height > 64 and sheet.width > 3 * 64
+    assert stage_label(tmp_path / "out.stage10.80x60.png") == "stage 10 - 80x60"
+    # stage 1 first (darkest red), stage 10 last
+    row = np.asarray(sheet)[40]
+    reds = [px[0] for px in row if px[1] == 0 and px[2] == 0 and px[0] > 0]
+    assert reds[0] == 20 and reds[-1] == 200
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="no images in it"):
+        contact_sheet(empty)
+
+
+def test_loss_curve(tmp_path):
+    manifest = {
+        "stages": [
+            {"size": [64, 48], "loss_trace": [1e6, 5e5, 2e5, 1e5]},
+            {"size": [128, 96], "loss_trace": [3e5, 1e5, 8e4]},
+        ]
+    }
+    plot = np.asarray(loss_curve(manifest, (400, 200)))
+    assert plot.shape == (200, 400, 3)
+    assert ((plot[..., 0] == 200) & (plot[..., 1] == 60)).sum() > 50  # the red curve
+    with pytest.raises(UsageError, match="no loss traces"):
+        loss_curve({"stages": [{"size": [1, 1]}]})
+
+
+def test_inspect_end_to_end(tmp_path, photos):
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    Image.open(photos[0]).save(stages / "o.stage1.160x120.png")
+    manifest = tmp_path / "o.json"
+    manifest.write_text(json.dumps({"stages": [{"size": [8, 6], "loss_trace": [3.0, 2.0, 1.0]}]}))
+    out = tmp_path / "pics"
+    out.mkdir()
+    args = [
+        "inspect", str(photos[0]), "-s", str(photos[1]), "--size", "48", "--iterations", "4",
+        "--stages", str(stages), "--manifest", str(manifest), "-o", str(out), "--device", "cpu",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "layers.png") as grid:
+        assert grid.width > 5 * 48 and grid.height > 2 * 36
+    assert (out / "stages.png").exists() and (out / "losses.png").exists()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "already exists; pass --overwrite" in again.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "nothing to do"),
+        (["CONTENT"], "needs --style"),
+        (["--manifest", "missing.json"], "--manifest missing.json: no such file"),
+        (["--stages", "nope"], "--stages nope: no such folder"),
+    ],
+)
+def test_inspect_usage_errors(tmp_path, photos, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    args = [str(photos[0]) if a == "CONTENT" else a for a in args]
+    result = CliRunner().invoke(app, ["inspect", *args])
+    assert result.exit_code == 2 and message in result.output

@@ -1,0 +1,155 @@
+"""Saved presets (validate, save --from OUT.json, user folder) and batch renders."""
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from stylecascade.batch import expand_inputs, output_name
+from stylecascade.cli import app
+from stylecascade.config import load_preset, parse_preset, preset_yaml, user_preset_dir
+from stylecascade.errors import UsageError
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """A private STYLECASCADE_HOME whose weights are the real cached ones."""
+    from stylecascade.weights import home as weights_home
+
+    real = weights_home()
+    fake = tmp_path / "home"
+    (fake / "weights").mkdir(parents=True)
+    for file in (real / "weights").glob("*.pt"):
+        (fake / "weights" / file.name).symlink_to(file)
+    monkeypatch.setenv("STYLECASCADE_HOME", str(fake))
+    return fake
+
+
+def _invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_user_preset_dir_follows_stylecascade_home(home):
+    assert user_preset_dir() == home / "presets"
+
+
+def test_preset_yaml_round_trips(tiny_preset, tmp_path):
+    styled = tiny_preset.resolved([tmp_path / "a.jpg"], [2.0], "histogram")
+    again = parse_preset(preset_yaml(styled), styled.name, "x.yaml")
+    assert again == styled
+
+
+def test_validate(tiny_preset_file, tmp_path):
+    ok = _invoke("presets", "validate", tiny_preset_file)
+    assert ok.exit_code == 0 and "valid; 2 stages 32×8 → 64×6" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(tiny_preset_file.read_text().replace("optimizer: lbfgs", "optimizer: sgd"))
+    result = _invoke("presets", "validate", bad)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {bad}: stages[0].optimizer: must be one of lbfgs, adam; got 'sgd'"
+    )
+
+
+def test_save_refuses_bad_names_and_bundled_names(tiny_preset_file):
+    for name, message in (("draft", "is a bundled preset's"), ("a/b", "use a plain name")):
+        result = _invoke("presets", "save", name, "--from", tiny_preset_file)
+        assert result.exit_code == 2 and message in result.output
+
+
+def test_render_save_then_batch_a_folder_with_the_saved_preset(
+    tmp_path, photos, tiny_preset_file, home
+):
+    # 1. a render with two styles and a colour mode
+    first = tmp_path / "first.png"
+    result = _invoke(
+        "render", photos[0], "-s", photos[1], "-s", photos[2], "--style-weight", 3,
+        "--style-weight", 1, "--color", "luminance", "--preset", tiny_preset_file,
+        "-o", first, "--device", "cpu", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+    # 2. its look saved as a preset, then found by name
+    saved = _invoke("presets", "save", "my-look", "--from", first.with_suffix(".json"))
+    assert saved.exit_code == 0 and "saved" in saved.output
+    assert (home / "presets" / "my-look.yaml").exists()
+    look = load_preset("my-look")
+    assert look.color == "luminance"
+    assert [(Path(s.image).name, s.weight) for s in look.styles] == [
+        ("starry_night.png", 3.0),
+        ("the_scream.png", 1.0),
+    ]
+    again = _invoke("presets", "save", "my-look", "--from", first.with_suffix(".json"))
+    assert again.exit_code == 2 and "already exists; pass --overwrite" in again.output
+    listed = _invoke("presets", "list")
+    assert "my-look" in listed.output and "saved" in listed.output
+
+    # 3. a folder of three photos, one command, the saved preset (no --style needed)
+    folder, out_dir = tmp_path / "photos", tmp_path / "out"
+    folder.mkdir()
+    out_dir.mkdir()
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        with Image.open(photos[0]) as img:
+            img.rotate(90 * i, expand=True).save(folder / name)
+    (folder / "notes.txt").write_text("not a photo")
+    (out_dir / "b-starry_night+the_scream.png").write_bytes(b"existing")
+    batch = _invoke(
+        "render", folder, "--preset", "my-look", "--out-dir", out_dir, "--device", "cpu"
+    )
+    assert batch.exit_code == 0, batch.output
+    assert "batch summary" in batch.output
+    assert "2 done, 1 skipped, 0 failed" in batch.output
+    for name in ("a", "c"):
+        with Image.open(out_dir / f"{name}-starry_night+the_scream.png") as img:
+            assert max(img.size) == 64
+        manifest = json.loads((out_dir / f"{name}-starry_night+the_scream.json").read_text())
+        assert manifest["color"] == "luminance" and len(manifest["styles"]) == 2
+    assert (out_dir / "b-starry_night+the_scream.png").read_bytes() == b"existing"
+
+    # 4. --preset OUT.json directly, one failing input among good ones
+    broken = folder / "d.png"
+    broken.write_bytes(b"\x89PNG broken")
+    more = _invoke(
+        "render", folder / "a.png", broken, "--preset", first.with_suffix(".json"),
+        "--out-dir", out_dir, "--name", "{content}-again.png", "--device", "cpu",
+    )  # fmt: skip
+    assert more.exit_code == 2, more.output
+    assert "1 done, 0 skipped, 1 failed" in more.output
+    assert (out_dir / "a-again.png").exists() and not (out_dir / "d-again.png").exists()
+
+
+def test_expand_inputs(tmp_path):
+    (tmp_path / "b.jpg").write_bytes(b"x")
+    (tmp_path / "a.PNG").write_bytes(b"x")
+    (tmp_path / "readme.md").write_text("x")
+    assert [p.name for p in expand_inputs([tmp_path])] == ["a.PNG", "b.jpg"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="no image files"):
+        expand_inputs([empty])
+    with pytest.raises(UsageError, match="no such file"):
+        expand_inputs([tmp_path / "nope.jpg"])
+
+
+def test_output_name_pattern(tiny_preset, tmp_path):
+    preset = tiny_preset.resolved([tmp_path / "starry.jpg"])
+    assert output_name("{content}-{styles}-{seed}.jpg", Path("x/p.jpeg"), preset, 3) == (
+        "p-starry-3.jpg"
+    )
+    for bad, message in (("{photo}.png", "unknown field {photo}"), ("{content}.gif", "ending in")):
+        with pytest.raises(UsageError, match=message):
+            output_name(bad, Path("p.jpg"), preset, 0)
+
+
+def test_batch_usage_errors(tmp_path, photos):
+    both = _invoke("render", photos[0], photos[1], "-s", photos[1], "-o", tmp_path / "o.png")
+    assert both.exit_code == 2 and "-o names one output" in both.output
+    missing = _invoke("render", photos[0], "-s", photos[1], "--out-dir", tmp_path / "nope")
+    assert missing.exit_code == 2 and "--out-dir" in missing.output
+    dup = _invoke(
+        "render", photos[0], photos[0], "-s", photos[1], "--out-dir", tmp_path, "--name", "x.png"
+    )
+    assert dup.exit_code == 2 and "the same output x.png" in dup.output

@@ -1,0 +1,144 @@
+"""Tiled stages: coverage, feathering, exactness on one tile, and no visible seams."""
+
+import dataclasses
+
+import pytest
+import torch
+from stylecascade.config import TilingConfig
+from stylecascade.memory import activation_bytes_per_pixel, plan_stage, saved_bytes
+from stylecascade.runner import run_stages
+from stylecascade.stages.blend import WeightedStyle
+from stylecascade.stages.losses import StyleTransferLoss, content_targets, style_targets
+from stylecascade.stages.resample import resize
+from stylecascade.stages.tiling import TiledObjective, feather, tile_grid
+
+LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+STYLE = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (5, 11), (31, 31)])
+def test_tiles_cover_the_image_with_the_overlap(offset):
+    tiles = tile_grid(100, 150, 48, 16, offset)
+    covered = torch.zeros(100, 150)
+    for t in tiles:
+        assert t.bottom - t.top == 48 and t.right - t.left == 48
+        covered[t.top : t.bottom, t.left : t.right] += 1
+    assert covered.min() >= 1
+    lefts = sorted({t.left for t in tiles})
+    assert all(b - a <= 32 for a, b in zip(lefts, lefts[1:], strict=False))  # overlap ≥ 16
+
+
+def test_a_small_image_is_one_tile():
+    assert len(tile_grid(40, 30, 48, 16, (3, 7))) == 1
+
+
+def test_feather_ramps_inside_and_not_at_the_image_border():
+    tile = tile_grid(100, 150, 48, 16, (0, 0))[0]  # the top-left tile
+    weight = feather(tile, 100, 150, 16)[0, 0]
+    assert weight[0, 0] == 1  # image corner: full weight
+    assert weight[0, -1] < 0.1 and weight[-1, 0] < 0.1  # sides inside the image fade out
+    assert torch.all(weight[:, 1:] <= weight[:, :-1] + 1e-6)
+
+
+def _loss(extractor, content, style, tv):
+    return StyleTransferLoss(
+        extractor,
+        content_targets(extractor, content, ["relu4_2"]),
+        style_targets(extractor, style, STYLE),
+        {"relu4_2": 1.0},
+        dict.fromkeys(STYLE, 1.0),
+        1.0,
+        200.0,
+        tv,
+    )
+
+
+def test_one_tile_over_the_whole_image_is_the_exact_gradient(
+    tiny_extractor, content_image, style_image
+):
+    extractor = tiny_extractor(LAYERS)
+    image = content_image.clone().requires_grad_(True)
+    untiled = _loss(extractor, content_image, style_image, 5.0)(image)
+    (untiled.total * image[0, 0].numel()).backward()
+    expected = image.grad.clone()
+    image.grad = torch.zeros_like(image)
+    tiled = TiledObjective(
+        lambda crop: _loss(extractor, crop, style_image, 0.0),
+        content_image,
+        image,
+        64,
+        16,
+        5.0,
+        torch.Generator().manual_seed(0),
+    )
+    value, terms = tiled()
+    torch.testing.assert_close(image.grad, expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(terms.total, untiled.total.detach())
+
+
+def _border_energy_ratio(delta, tile, overlap):
+    """Mean squared horizontal+vertical differences of ``delta`` across the tile borders of the
+    unshifted grid, divided by the same mean over all other positions."""
+    dx = (delta[..., :, 1:] - delta[..., :, :-1]).pow(2).mean(dim=(0, 1, 2))  # per column gap
+    dy = (delta[..., 1:, :] - delta[..., :-1, :]).pow(2).mean(dim=(0, 1, 3))  # per row gap
+    h, w = delta.shape[-2:]
+    cols = {e - 1 for t in tile_grid(h, w, tile, overlap, (0, 0)) for e in (t.left, t.right)}
+    rows = {e - 1 for t in tile_grid(h, w, tile, overlap, (0, 0)) for e in (t.top, t.bottom)}
+    cols = sorted(c for c in cols if 0 <= c < w - 1)
+    rows = sorted(r for r in rows if 0 <= r < h - 1)
+    on = torch.cat([dx[cols], dy[rows]]).mean()
+    off_cols = [c for c in range(w - 1) if c not in cols]
+    off_rows = [r for r in range(h - 1) if r not in rows]
+    off = torch.cat([dx[off_cols], dy[off_rows]]).mean()
+    return (on / off).item()
+
+
+SEAM_TOLERANCE = 1.25
+"""Energy across tile borders may exceed the rest by at most 25 %. Measured on this test's
+setup: 1.19 with shifted, feathered tiles; 1.26 with a fixed grid, feathered; 1.87 with a fixed
+grid and no feathering (a visible seam)."""
+
+
+def test_a_forced_tiled_stage_leaves_no_seams(
+    tiny_extractor, tiny_preset, content_image, style_image
+):
+    stage = dataclasses.replace(tiny_preset.stages[-1], size=128, iterations=30)
+    preset = dataclasses.replace(
+        tiny_preset, stages=(stage,), tiling=TilingConfig(size=48, overlap=16, lr=0.02)
+    )
+    content = resize(content_image, (96, 128))
+    (result,) = run_stages(tiny_extractor(LAYERS), preset, content, [WeightedStyle(style_image)])
+    assert result.tile == 48
+    assert result.loss_end["total"] < result.loss_start["total"]
+    delta = result.image - content
+    assert delta.abs().mean() > 0.01  # it did stylize
+    ratio = _border_energy_ratio(delta, 48, 16)
+    assert ratio <= SEAM_TOLERANCE, ratio
+
+
+def test_plan_stage_tiles_only_what_does_not_fit():
+    per_pixel = 1500.0  # bytes, about VGG19 to relu5_1 in fp32
+    fits = plan_stage(1024, 768, per_pixel, "lbfgs", 24 * 2**30)
+    assert fits.tile is None and fits.estimate_bytes < 24 * 2**30
+    forced = plan_stage(1024, 768, per_pixel, "lbfgs", 24 * 2**30, forced_tile=512)
+    assert forced.tile == 512
+    tight = plan_stage(8192, 6144, per_pixel, "lbfgs", 16 * 2**30)
+    assert tight.tile is not None and 256 <= tight.tile < 8192 and tight.tile % 64 == 0
+    assert tight.estimate_bytes <= 16 * 2**30
+    assert plan_stage(8192, 6144, per_pixel, "lbfgs", None).tile is None  # unknown: no plan
+    with pytest.raises(MemoryError, match="even 256 px tiles need"):
+        plan_stage(8192, 6144, per_pixel, "lbfgs", 2**30)
+
+
+def test_activation_memory_is_linear_in_pixels(tiny_extractor):
+    extractor = tiny_extractor(LAYERS)
+
+    def forward(x):
+        return sum(f.mean() for f in extractor(x).values())
+
+    slope = activation_bytes_per_pixel(forward, torch.device("cpu"), 128)
+    assert slope > 0
+    at_256 = saved_bytes(forward, torch.device("cpu"), 256) - saved_bytes(
+        forward, torch.device("cpu"), 128
+    )
+    assert abs(at_256 / (256**2 - 128**2) - slope) / slope < 0.05  # the same slope further out
