@@ -13,15 +13,21 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.table import Table
+from stylecascade.config import ModelConfig, load_preset
 from stylecascade.device import select_device
 from stylecascade.manifest import versions
+from stylecascade.stages.losses import StyleTransferLoss, content_targets, style_targets
+from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def arguments(description: str) -> argparse.Namespace:
-    """``--quick`` (small sizes, CPU-friendly), ``--device``, ``--out`` (JSON path)."""
+def arguments(description: str, final: bool = False) -> argparse.Namespace:
+    """``--quick`` (small sizes, CPU-friendly), ``--device``, ``--out`` (JSON path), and with
+    ``final`` a ``--final PX`` size override."""
     parser = argparse.ArgumentParser(description=description)
+    if final:
+        parser.add_argument("--final", type=int, default=None, help="final long edge in px")
     parser.add_argument("--quick", action="store_true", help="small sizes; minutes on a CPU")
     parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
     parser.add_argument("--out", type=Path, default=None, help="JSON result path")
@@ -86,3 +92,34 @@ def report(
     )
     Console().print(f"wrote {path}")
     return path
+
+
+def random_objective(
+    extractor: VGGFeatures, model: Any, size: int
+) -> tuple[StyleTransferLoss, torch.Tensor]:
+    """The ``standard`` weights' objective (content 1, style 50, TV 2e5) with random content
+    and style images; returns it and the ``(1, 3, 3·size/4, size)`` content image."""
+    device = next(extractor.parameters()).device
+    content = torch.rand(1, 3, size * 3 // 4, size, device=device)
+    style = torch.rand(1, 3, size * 5 // 8, size, device=device)
+    loss = StyleTransferLoss(
+        extractor,
+        content_targets(extractor, content, model.content_layers),
+        style_targets(extractor, style, model.style_layers),
+        model.content_layers,
+        model.style_layers,
+        1.0,
+        50.0,
+        2e5,
+    )
+    return loss, content
+
+
+def random_network(device: torch.device) -> tuple[ModelConfig, VGGFeatures]:
+    """The ``standard`` preset's model and the full-size VGG19 with seeded random weights
+    (cost and memory do not depend on the weights' values), truncated to its layers."""
+    torch.manual_seed(0)
+    model = load_preset("standard").model
+    layers = set(model.content_layers) | set(model.style_layers)
+    trunk = build_vgg19_features()
+    return model, VGGFeatures(trunk, layers, model.pooling, CAFFE, True).to(device)

@@ -5,7 +5,7 @@ full-size VGG19 with random weights: memory does not depend on the values). Meas
 PyTorch's peak allocation (``max_memory_allocated``) for fp32, tf32 and bf16; on a CPU the rise
 of the process's peak resident memory (sizes run in increasing order, so the peak so far is
 that size's), fp32 only (a CPU always computes in fp32). Planned: what ``stylecascade.memory``
-estimates before a stage (measured bytes per pixel × pixels × 1.3 + L-BFGS state).
+estimates before a stage (measured bytes per pixel × pixels × 1.6 + L-BFGS state).
 
     python benchmarks/memory.py [--quick] [--device cpu|cuda]
 """
@@ -16,13 +16,11 @@ import resource
 import sys
 
 import torch
-from common import arguments, device_from, report
-from stylecascade.config import load_preset
+from common import arguments, device_from, random_network, random_objective, report
 from stylecascade.device import precision
 from stylecascade.memory import activation_bytes_per_pixel, stage_bytes
-from stylecascade.stages.losses import StyleTransferLoss, content_targets, style_targets
 from stylecascade.stages.optim import optimize
-from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
+from stylecascade.stages.vgg import VGGFeatures
 
 MIB = 2**20
 
@@ -35,18 +33,7 @@ def peak_rss_bytes() -> int:
 
 def step(extractor: VGGFeatures, model, size: int, autocast) -> None:
     """A few L-BFGS evaluations of the full objective at ``size`` px long edge (4:3)."""
-    device = next(extractor.parameters()).device
-    content = torch.rand(1, 3, size * 3 // 4, size, device=device)
-    loss = StyleTransferLoss(
-        extractor,
-        content_targets(extractor, content, model.content_layers),
-        style_targets(extractor, content, model.style_layers),
-        model.content_layers,
-        model.style_layers,
-        1.0,
-        50.0,
-        2e5,
-    )
+    loss, content = random_objective(extractor, model, size)
     image = content.clone().requires_grad_(True)
 
     def evaluate() -> torch.Tensor:
@@ -61,13 +48,11 @@ def step(extractor: VGGFeatures, model, size: int, autocast) -> None:
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     device = device_from(args)
-    torch.manual_seed(0)
-    model = load_preset("standard").model
-    layers = set(model.content_layers) | set(model.style_layers)
-    extractor = VGGFeatures(build_vgg19_features(), layers, model.pooling, CAFFE, True).to(device)
+    model, extractor = random_network(device)
     sizes = [128, 256, 512] if args.quick else [512, 1024, 2048, 4096]
     names = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32"]
     rows, results = [], []
+    previous: tuple[int, int] | None = None  # (pixels, measured) of the last size
     for name in names:
         effective, autocast = precision(name, device)
         with autocast:
@@ -75,6 +60,7 @@ def main() -> None:
                 lambda x: sum(f.float().mean() for f in extractor(x).values()), device
             )
         baseline = peak_rss_bytes()
+        previous = None
         for size in sizes:
             pixels = size * (size * 3 // 4)
             if device.type == "cuda":
@@ -87,19 +73,35 @@ def main() -> None:
             else:
                 measured = peak_rss_bytes() - baseline
             planned = stage_bytes(per_pixel, pixels, "lbfgs")
+            # The marginal cost per pixel between sizes drops the fixed overheads (weights,
+            # allocator, interpreter) that dominate small sizes.
+            marginal = None
+            if previous is not None and pixels > previous[0]:
+                marginal = (measured - previous[1]) / (pixels - previous[0])
+            previous = (pixels, measured)
             results.append(
                 {"size": [size, size * 3 // 4], "precision": effective,
                  "measured_bytes": measured, "planned_bytes": planned,
+                 "measured_marginal_bytes_per_pixel": marginal,
+                 "planned_bytes_per_pixel": planned / pixels,
                  "activation_bytes_per_pixel": per_pixel}
             )  # fmt: skip
-            ratio = planned / max(measured, 1)
             rows.append(
                 [f"{size}×{size * 3 // 4}", effective, f"{per_pixel:.0f}",
-                 f"{measured / MIB:.0f}", f"{planned / MIB:.0f}", f"{ratio:.2f}"]
+                 f"{measured / MIB:.0f}", f"{planned / MIB:.0f}",
+                 "—" if marginal is None else f"{marginal:.0f}", f"{planned / pixels:.0f}"]
             )  # fmt: skip
     report(
         "memory",
-        ["size (px)", "precision", "saved B/px", "measured MiB", "planned MiB", "plan/measured"],
+        [
+            "size (px)",
+            "precision",
+            "saved B/px",
+            "measured MiB",
+            "planned MiB",
+            "measured marginal B/px",
+            "planned B/px",
+        ],
         rows,
         {"quick": args.quick, "results": results},
         args.out,

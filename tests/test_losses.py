@@ -109,3 +109,15 @@ def test_zero_layer_weights_are_refused(tiny_extractor, content_image):
     extractor = tiny_extractor(["relu1_1"])
     with pytest.raises(ValueError, match="sum to a positive number"):
         StyleTransferLoss(extractor, {}, {}, {"relu1_1": 0.0}, {"relu1_1": 1.0}, 1, 1, 0)
+
+
+def test_gram_backward_matches_autograd_of_the_plain_product():
+    features = torch.randn(1, 5, 4, 3, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(1, 5, 5, dtype=torch.float64)
+    (gram_matrix(features).double() - target).pow(2).sum().backward()
+    ours = features.grad.clone()
+    features.grad = None
+    flat = features.reshape(1, 5, 12)
+    plain = torch.bmm(flat, flat.transpose(1, 2)) / 60
+    (plain - target).pow(2).sum().backward()
+    torch.testing.assert_close(ours, features.grad.to(ours.dtype), rtol=1e-5, atol=1e-6)
