@@ -136,7 +136,9 @@ def loss_curve(manifest: dict[str, Any], size: tuple[int, int] = (720, 360)) -> 
         x0 = xy(start, 10.0**high)[0]
         draw.line([(x0, top), (x0, height - bottom)], fill=(180, 180, 180))
         w, h = stage.get("size", ["?", "?"])
-        draw.text((x0 + 4, top - 20), f"stage {n + 1} - {w}x{h}", fill="black", font=font)
+        label = f"stage {n + 1} - {w}x{h}"
+        x_label = min(x0 + 4, width - right - draw.textlength(label, font=font))
+        draw.text((x_label, top - 20), label, fill="black", font=font)
         points = [xy(start + i, v) for i, v in enumerate(trace) if v > 0 and math.isfinite(v)]
         if len(points) > 1:
             draw.line(points, fill=(200, 60, 40), width=2)
