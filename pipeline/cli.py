@@ -28,7 +28,7 @@ from .config import (
 from .device import DEVICES, select_device
 from .errors import StyleCascadeError, UsageError
 from .explain import layer_reconstructions
-from .files import atomic_write
+from .files import atomic_write, reporting_write_errors
 from .images import MAX_INPUT_PIXELS
 from .interrupt import Interrupted, Signalled, signals_interrupt
 from .output import OutputOptions
@@ -399,10 +399,8 @@ def inspect_command(
                 )  # fmt: skip
         for name, picture in pictures.items():
             path = out_dir / name
-            try:
+            with reporting_write_errors(path):
                 atomic_write(path, lambda tmp, p=picture: p.save(tmp, "PNG"))
-            except OSError as exc:
-                raise StyleCascadeError(f"cannot write {path}: {exc.strerror or exc}") from None
             if not quiet:
                 console.print(f"wrote {escape(str(path))}")
     except StyleCascadeError as exc:
@@ -478,11 +476,10 @@ def presets_save(
 ) -> None:
     """Save a preset into the user preset folder, so `--preset NAME` finds it."""
     try:
-        path = save_user_preset(name, load_preset(source), overwrite)
+        with reporting_write_errors(user_preset_dir()):
+            path = save_user_preset(name, load_preset(source), overwrite)
     except StyleCascadeError as exc:
         raise _fail(exc) from None
-    except OSError as exc:
-        raise _fail(StyleCascadeError(f"cannot save preset {name!r}: {exc}")) from None
     typer.echo(f"saved {path}")
 
 

@@ -6,9 +6,12 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .errors import StyleCascadeError
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -55,3 +58,13 @@ def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented UTF-8 JSON, atomically (:func:`atomic_write`)."""
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+@contextmanager
+def reporting_write_errors(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` (disk full, no permission) into a one-line
+    :class:`StyleCascadeError` naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        raise StyleCascadeError(f"cannot write {path}: {exc.strerror or exc}") from None

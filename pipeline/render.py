@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,8 @@ from . import __version__
 from .checkpoint import Checkpoint, fingerprint
 from .config import Preset
 from .device import effective_precision
-from .errors import StyleCascadeError, UsageError
-from .files import file_digest, write_json
+from .errors import UsageError
+from .files import file_digest, reporting_write_errors, write_json
 from .images import MAX_INPUT_PIXELS, load_image
 from .interrupt import Interrupted
 from .manifest import build_manifest, manifest_path, stage_entry
@@ -112,15 +110,6 @@ def stage_paths(job: RenderJob, content_hw: tuple[int, int]) -> list[Path]:
         job.save_stages / f"{job.output.stem}.stage{i + 1}.{w}x{h}.png"
         for i, (h, w) in enumerate(stage_sizes(content_hw, job.preset))
     ]
-
-
-@contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """Turn an ``OSError`` while writing ``path`` into a one-line error."""
-    try:
-        yield
-    except OSError as exc:
-        raise StyleCascadeError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
@@ -255,17 +244,17 @@ class Render:
                 entries.append(stage_entry(result))
                 final = self._shown(result.image, content)
                 if self.stage_files:
-                    with _writing(self.stage_files[result.index]):
+                    with reporting_write_errors(self.stage_files[result.index]):
                         save_image(final, self.stage_files[result.index])
-                with _writing(self.checkpoint.folder):
+                with reporting_write_errors(self.checkpoint.folder):
                     self.checkpoint.save_stage(entries, result.image)
         except StageInterrupted as exc:
             raise self._interrupted(exc, network, entries, content) from None
         assert final is not None
-        with _writing(job.output):
+        with reporting_write_errors(job.output):
             save_image(final, job.output, job.output_options, self._provenance(network))
         manifest = self._manifest(network, entries, "done")
-        with _writing(self.manifest_path):
+        with reporting_write_errors(self.manifest_path):
             write_json(self.manifest_path, manifest)
         self.checkpoint.remove()
         return manifest
@@ -316,7 +305,7 @@ class Render:
         partial = folder / "partial.png"
         manifest = self._manifest(network, entries, "interrupted")
         manifest["interrupted"] = {"stage": exc.index + 1, "evaluations": exc.evaluations}
-        with _writing(folder):
+        with reporting_write_errors(folder):
             folder.mkdir(exist_ok=True)
             save_image(self._shown(exc.image, content), partial)
             write_json(folder / "manifest.json", manifest)
