@@ -127,8 +127,7 @@ def main() -> None:
     preset = load_preset("standard").with_final_size(final)
     weights = load_weights("caffe", lambda _m: nullcontext())
     model = preset.model
-    layers = set(model.content_layers) | set(model.style_layers)
-    extractor = VGGFeatures(weights.trunk, layers, model.pooling, weights.normalization, True)
+    extractor = VGGFeatures(weights.trunk, model.layers, model.pooling, weights.normalization, True)
     extractor = extractor.to(device)
     content = resize_long_edge(load_image(EXAMPLES / "tubingen.jpg", "content"), final).to(device)
     style = load_image(EXAMPLES / "starry_night.jpg", "style").to(device)

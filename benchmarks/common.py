@@ -120,6 +120,5 @@ def random_network(device: torch.device) -> tuple[ModelConfig, VGGFeatures]:
     (cost and memory do not depend on the weights' values), truncated to its layers."""
     torch.manual_seed(0)
     model = load_preset("standard").model
-    layers = set(model.content_layers) | set(model.style_layers)
     trunk = build_vgg19_features()
-    return model, VGGFeatures(trunk, layers, model.pooling, CAFFE, True).to(device)
+    return model, VGGFeatures(trunk, model.layers, model.pooling, CAFFE, True).to(device)

@@ -28,7 +28,7 @@ from .config import (
 from .device import DEVICES, select_device
 from .errors import StyleCascadeError, UsageError
 from .explain import layer_reconstructions
-from .files import atomic_write, reporting_write_errors
+from .files import atomic_write, refuse_existing, reporting_write_errors
 from .images import MAX_INPUT_PIXELS
 from .interrupt import Interrupted, Signalled, signals_interrupt
 from .output import OutputOptions
@@ -375,9 +375,7 @@ def inspect_command(
             raise UsageError(f"--size must be 16–1024 px for reconstructions; got {size}")
         if iterations < 1:
             raise UsageError(f"--iterations must be ≥ 1; got {iterations}")
-        for name in wanted:
-            if (out_dir / name).exists() and not overwrite:
-                raise UsageError(f"{out_dir / name} already exists; pass --overwrite to replace it")
+        refuse_existing([out_dir / name for name in wanted], overwrite)
         pictures = {}
         if manifest is not None:
             pictures["losses.png"] = loss_curve(_read_manifest(manifest))

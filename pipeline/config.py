@@ -80,6 +80,11 @@ class ModelConfig:
     content_layers: dict[str, float] = field(metadata={"layers": True})
     style_layers: dict[str, float] = field(metadata={"layers": True})
 
+    @property
+    def layers(self) -> set[str]:
+        """Every layer a loss reads: what the network must return."""
+        return set(self.content_layers) | set(self.style_layers)
+
 
 @dataclass(frozen=True)
 class StageConfig:

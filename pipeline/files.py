@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import StyleCascadeError
+from .errors import StyleCascadeError, UsageError
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -68,3 +68,16 @@ def reporting_write_errors(path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise StyleCascadeError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Refuse to replace files the user has, unless ``overwrite``.
+
+    Raises:
+        UsageError: the first of ``paths`` that exists, naming ``--overwrite``.
+    """
+    if overwrite:
+        return
+    for path in paths:
+        if path.exists():
+            raise UsageError(f"{path} already exists; pass --overwrite to replace it")

@@ -17,7 +17,7 @@ from .checkpoint import Checkpoint, fingerprint
 from .config import Preset
 from .device import effective_precision
 from .errors import UsageError
-from .files import file_digest, reporting_write_errors, write_json
+from .files import file_digest, refuse_existing, reporting_write_errors, write_json
 from .images import MAX_INPUT_PIXELS, load_image
 from .interrupt import Interrupted
 from .manifest import build_manifest, manifest_path, stage_entry
@@ -81,7 +81,7 @@ def load_network(spec: str, preset: Preset, device: torch.device, step: Step) ->
     model = preset.model
     extractor = VGGFeatures(
         weights.trunk,
-        set(model.content_layers) | set(model.style_layers),
+        model.layers,
         model.pooling,
         weights.normalization,
         channels_last=True,
@@ -112,14 +112,6 @@ def stage_paths(job: RenderJob, content_hw: tuple[int, int]) -> list[Path]:
     ]
 
 
-def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
-    if overwrite:
-        return
-    for path in paths:
-        if path.exists():
-            raise UsageError(f"{path} already exists; pass --overwrite to replace it")
-
-
 class Render:
     """A render job, checked and with its inputs loaded, ready to :meth:`run`.
 
@@ -141,7 +133,7 @@ class Render:
         check_weights_spec(job.weights)
         check_output(job.output, job.output_options, job.overwrite)
         self.manifest_path = manifest_path(job.output)
-        _refuse_existing([self.manifest_path], job.overwrite)
+        refuse_existing([self.manifest_path], job.overwrite)
         self.content = load_image(job.content, "content", job.max_input_pixels)
         self.styles = (
             styles if styles is not None else load_styles(job.preset, job.max_input_pixels)
@@ -152,14 +144,14 @@ class Render:
             content_hw,
             self.styles,
             job.preset,
-            min_input_size(set(model.content_layers) | set(model.style_layers)),
+            min_input_size(model.layers),
         )
         self.stage_files: list[Path] = []
         if job.save_stages is not None:
             if job.save_stages.exists() and not job.save_stages.is_dir():
                 raise UsageError(f"--save-stages {job.save_stages}: exists and is not a folder")
             self.stage_files = stage_paths(job, content_hw)
-            _refuse_existing(self.stage_files, job.overwrite or job.resume)
+            refuse_existing(self.stage_files, job.overwrite or job.resume)
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
         if job.resume and not self.checkpoint.exists():
             raise UsageError(f"--resume: no checkpoint {self.checkpoint.folder} to resume from")
