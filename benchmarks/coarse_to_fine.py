@@ -23,9 +23,11 @@ import torch
 from common import arguments, device_from, report, sync
 from stylecascade.config import load_preset
 from stylecascade.images import load_image
-from stylecascade.runner import run_stages
-from stylecascade.stages.blend import WeightedStyle
-from stylecascade.stages.losses import StyleTransferLoss, content_targets, style_targets
+from stylecascade.runner import run_stages, schedule
+from stylecascade.stages.blend import StyleTargets, WeightedStyle
+from stylecascade.stages.cascade import Problem
+from stylecascade.stages.evaluator import UntiledEvaluator
+from stylecascade.stages.losses import total
 from stylecascade.stages.optim import optimize
 from stylecascade.stages.resample import resize_long_edge
 from stylecascade.stages.vgg import VGGFeatures
@@ -38,33 +40,18 @@ ADAM_LR = 0.02
 
 def single_scale(extractor, preset, content, style) -> tuple[list[float], list[float]]:
     """Adam at the final size: (seconds since start, evaluator loss) per evaluation."""
-    stage, model = preset.stages[-1], preset.model
-    loss = StyleTransferLoss(
-        extractor,
-        content_targets(extractor, content, model.content_layers),
-        style_targets(extractor, resize_long_edge(style, stage.size), model.style_layers),
-        model.content_layers,
-        model.style_layers,
-        stage.content_weight,
-        stage.style_weight,
-        stage.tv_weight,
-    )
+    model = preset.model
+    stage = schedule(preset, tuple(content.shape[-2:]), 0.0, None)[-1]  # untiled
+    targets = StyleTargets(extractor, [WeightedStyle(style)], model.style_layers)
+    problem = Problem(extractor, content, targets, model.content_layers, model.style_layers)
     image = content.clone().requires_grad_(True)
-    pixels = content.shape[-2] * content.shape[-1]
-    totals: list[torch.Tensor] = []
-
-    def evaluate() -> torch.Tensor:
-        terms = loss(image)
-        (terms.total * pixels).backward()
-        totals.append(terms.total.detach())
-        return terms.total * pixels
-
+    evaluate = UntiledEvaluator(problem.objective(stage, content), image)
     stamps: list[float] = []
     began = time.perf_counter()
     optimize(image, "adam", ADAM_LR, SINGLE_SCALE_EVALUATIONS, evaluate,
              lambda _n: stamps.append(time.perf_counter() - began))  # fmt: skip
     sync(content.device)
-    return stamps, torch.stack(totals).tolist()
+    return stamps, torch.stack(evaluate.trace).tolist()
 
 
 class _Reached(Exception):
@@ -82,20 +69,20 @@ class _Clock:
         self.losses: list[float] = []
         self.stages: list[dict] = []
 
-    def stage_started(self, index, count, stage, size) -> None:
+    def stage_started(self, index, count, stage) -> None:
         self.index = index
 
     def iteration(self, done, terms) -> None:
         if self.index != self.final_index:
             return
         self.stamps.append(time.perf_counter() - self.began)
-        self.losses.append(terms.total.item())
+        self.losses.append(total(terms).item())
         if self.losses[-1] <= self.target:
             raise _Reached
 
     def stage_finished(self, result) -> None:
         self.stages.append(
-            {"size": list(result.size), "iterations": result.iterations,
+            {"size": list(reversed(result.size)), "iterations": result.iterations,
              "seconds": result.seconds, "loss_end": result.loss_end["total"]}
         )  # fmt: skip
 
@@ -105,7 +92,7 @@ def cascade(extractor, preset, content, style, target: float) -> _Clock:
     evaluator's) reaches ``target``."""
     clock = _Clock(len(preset.stages) - 1, target)
     try:
-        for _ in run_stages(extractor, preset, content, [WeightedStyle(style)], 0, clock):
+        for _ in run_stages(extractor, preset, content, [WeightedStyle(style)], observer=clock):
             pass
     except _Reached:
         pass
@@ -134,7 +121,7 @@ def main() -> None:
 
     s_stamps, s_losses = single_scale(extractor, preset, content, style)
     target = s_losses[-1]
-    schedule = " → ".join(f"{s.size}×{s.iterations}" for s in preset.stages)
+    schedule = " → ".join(f"{s.long_edge}×{s.iterations}" for s in preset.stages)
     last = dataclasses.replace(preset.stages[-1], iterations=SINGLE_SCALE_EVALUATIONS)
     open_ended = dataclasses.replace(preset, stages=(*preset.stages[:-1], last))
     clock = cascade(extractor, open_ended, content, style, target)

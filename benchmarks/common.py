@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.table import Table
-from stylecascade.config import ModelConfig, load_preset
+from stylecascade.config import LayersConfig, load_preset
 from stylecascade.device import select_device
 from stylecascade.manifest import versions
-from stylecascade.stages.losses import StyleTransferLoss, content_targets, style_targets
+from stylecascade.stages.losses import Objective, style_targets, style_transfer_objective
 from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -96,26 +96,26 @@ def report(
 
 def random_objective(
     extractor: VGGFeatures, model: Any, size: int
-) -> tuple[StyleTransferLoss, torch.Tensor]:
+) -> tuple[Objective, torch.Tensor]:
     """The ``standard`` weights' objective (content 1, style 50, TV 2e5) with random content
     and style images; returns it and the ``(1, 3, 3·size/4, size)`` content image."""
     device = next(extractor.parameters()).device
     content = torch.rand(1, 3, size * 3 // 4, size, device=device)
     style = torch.rand(1, 3, size * 5 // 8, size, device=device)
-    loss = StyleTransferLoss(
+    objective = style_transfer_objective(
         extractor,
-        content_targets(extractor, content, model.content_layers),
+        content,
         style_targets(extractor, style, model.style_layers),
         model.content_layers,
         model.style_layers,
-        1.0,
-        50.0,
-        2e5,
+        content_weight=1.0,
+        style_weight=50.0,
+        tv_weight=2e5,
     )
-    return loss, content
+    return objective, content
 
 
-def random_network(device: torch.device) -> tuple[ModelConfig, VGGFeatures]:
+def random_network(device: torch.device) -> tuple[LayersConfig, VGGFeatures]:
     """The ``standard`` preset's model and the full-size VGG19 with seeded random weights
     (cost and memory do not depend on the weights' values), truncated to its layers."""
     torch.manual_seed(0)

@@ -19,6 +19,7 @@ import torch
 from common import arguments, device_from, random_network, random_objective, report
 from stylecascade.device import precision
 from stylecascade.memory import activation_bytes_per_pixel, stage_bytes
+from stylecascade.stages.evaluator import UntiledEvaluator
 from stylecascade.stages.optim import optimize
 from stylecascade.stages.vgg import VGGFeatures
 
@@ -33,16 +34,9 @@ def peak_rss_bytes() -> int:
 
 def step(extractor: VGGFeatures, model, size: int, autocast) -> None:
     """A few L-BFGS evaluations of the full objective at ``size`` px long edge (4:3)."""
-    loss, content = random_objective(extractor, model, size)
+    objective, content = random_objective(extractor, model, size)
     image = content.clone().requires_grad_(True)
-
-    def evaluate() -> torch.Tensor:
-        with autocast:
-            value = loss(image).total * content[0, 0].numel()
-        value.backward()
-        return value
-
-    optimize(image, "lbfgs", 1.0, 3, evaluate)
+    optimize(image, "lbfgs", 1.0, 3, UntiledEvaluator(objective, image, autocast))
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """Time per evaluation of the full stage step against the bare VGG19 forward + backward.
 
-The full step is what a stage repeats: the network's features, the content, style (Gram) and
-TV losses, the backward pass and the optimizer's work (L-BFGS with its line search). The bare
+The full step is what a stage repeats, timed through the cascade's own evaluator
+(``stylecascade.stages.evaluator.UntiledEvaluator``, as ``stages.cascade`` runs it): the
+network's features, the content, style (Gram) and TV terms, the backward pass, the loss trace and
+best-iterate bookkeeping, and the optimizer's work (L-BFGS with its line search). The bare
 step is the network alone: forward to the same layers and backward w.r.t. the input. Both run
 in the same process at each size, on the full-size VGG19 (random weights: the cost does not
 depend on the values). Goal: full / bare ≤ 1.15.
@@ -11,7 +13,6 @@ depend on the values). Goal: full / bare ≤ 1.15.
 
 from __future__ import annotations
 
-import torch
 from common import (
     arguments,
     device_from,
@@ -20,6 +21,7 @@ from common import (
     report,
     seconds_per_call,
 )
+from stylecascade.stages.evaluator import UntiledEvaluator
 from stylecascade.stages.optim import optimize
 from stylecascade.stages.vgg import VGGFeatures
 
@@ -27,7 +29,7 @@ from stylecascade.stages.vgg import VGGFeatures
 def measure(extractor: VGGFeatures, model, size: int, evaluations: int) -> dict:
     """Bare and full seconds per evaluation at ``size`` px long edge (4:3)."""
     device = next(extractor.parameters()).device
-    loss, content = random_objective(extractor, model, size)
+    objective, content = random_objective(extractor, model, size)
     image = content.clone().requires_grad_(True)
 
     def bare() -> None:
@@ -35,17 +37,11 @@ def measure(extractor: VGGFeatures, model, size: int, evaluations: int) -> dict:
         sum(f.mean() for f in feats.values()).backward()
         image.grad = None
 
-    pixels = content.shape[-2] * content.shape[-1]
-
-    def evaluate() -> torch.Tensor:
-        value = loss(image).total * pixels
-        value.backward()
-        return value
-
     counts: list[int] = []
 
     def full() -> None:
         image.data.copy_(content)
+        evaluate = UntiledEvaluator(objective, image)
         counts.append(optimize(image, "lbfgs", 1.0, evaluations, evaluate))
 
     t_bare = seconds_per_call(bare, device, repeat=evaluations)

@@ -1,13 +1,46 @@
 """stylecascade: coarse-to-fine neural style transfer for print-resolution images.
 
-``stylecascade`` (this folder, ``pipeline/``) orchestrates: command line, presets, image I/O,
-weights and the stage runner. ``stylecascade.stages`` (``stages/``) holds the maths: VGG19
-features, losses, optimizers, resampling, colour preservation and style blending.
+The public Python API (see README, "Python API")::
+
+    from stylecascade import render
+    result = render("photo.jpg", "painting.jpg", preset="draft", size=256)
+    result.image.save("styled.png")
+
+``stylecascade`` (this folder, ``pipeline/``) holds configuration, image I/O, the command line
+and the API; ``stylecascade.stages`` (``stages/``) holds the maths and the cascade. The API's
+names are imported on first use, so ``import stylecascade`` (and the command line's start) does
+not load torch until it is needed.
 """
 
-from importlib import metadata
+from importlib import import_module, metadata
+from typing import Any
 
 try:
     __version__ = metadata.version("stylecascade")
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Preset",
+    "RenderResult",
+    "Renderer",
+    "StyleCascadeError",
+    "__version__",
+    "load_preset",
+    "render",
+]
+
+_HOMES = {
+    "render": "api",
+    "Renderer": "api",
+    "RenderResult": "api",
+    "Preset": "config",
+    "load_preset": "config",
+    "StyleCascadeError": "errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

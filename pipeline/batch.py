@@ -1,9 +1,10 @@
-"""Batch renders: one preset and one set of paintings applied to many photos.
+"""Batch renders: one preset and one set of paintings applied to many photos; one photo is a
+batch of one.
 
-The network is loaded once and, when the colour mode allows (``none``, ``luminance``), the
-style targets are computed once per stage size and reused for every photo. An input whose
-output exists is skipped (unless ``--overwrite``); an input that fails is reported and the batch
-goes on.
+One :class:`~stylecascade.api.Renderer` serves every photo: the network is loaded once and,
+when the color mode allows (``none``, ``luminance``), the style targets are computed once per
+stage size. In a batch, an input whose output exists is skipped (unless ``--overwrite``); an
+input that fails is reported and the batch goes on.
 """
 
 from __future__ import annotations
@@ -14,22 +15,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .api import Renderer
 from .checkpoint import checkpoint_folder
 from .config import Preset
 from .errors import StyleCascadeError, UsageError
 from .interrupt import Interrupted
 from .output import OUTPUT_FORMATS
 from .progress import StageProgress
-from .render import Network, Render, RenderJob, load_network, load_styles
-from .runner import StyleTargets
-from .weights import Step
+from .render import Render, RenderJob
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 NAME_FIELDS = ("content", "styles", "preset", "seed")
 DEFAULT_NAME = "{content}-{styles}.png"
-SHARED_TARGET_MODES = ("none", "luminance")
-"""Colour modes whose style targets do not depend on the photo (``histogram`` and
-``luminance-only`` adapt the paintings to each photo)."""
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
@@ -97,34 +94,18 @@ class Outcome:
     exit_code: int = 0
 
 
-def run_batch(
-    inputs: list[Path],
-    template: RenderJob,
-    out_dir: Path,
-    pattern: str,
-    step: Step,
-    progress: StageProgress | None,
-) -> list[Outcome]:
-    """Render every input with the same preset and paintings.
-
-    Args:
-        inputs: photos (see :func:`expand_inputs`).
-        template: the job for every photo; its ``content`` and ``output`` are replaced.
-        out_dir: folder for the outputs (must exist).
-        pattern: ``--name`` pattern (:func:`output_name`).
-        step: reports long steps (weights download).
-        progress: the progress display, or ``None`` (quiet).
-
-    Returns:
-        One :class:`Outcome` per input, in order.
+def batch_jobs(
+    inputs: list[Path], template: RenderJob, out_dir: Path, pattern: str, preset: Preset
+) -> list[RenderJob]:
+    """One job per photo: its output ``out_dir / pattern`` (:func:`output_name`), resumed when
+    ``template.resume`` and its checkpoint exists.
 
     Raises:
-        UsageError: a bad folder, pattern or style image (before anything runs).
-        Interrupted: a signal stopped the batch (the current photo's checkpoint is saved).
+        UsageError: a missing ``out_dir``, a bad pattern, or a pattern that gives two photos the
+            same output.
     """
     if not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir}: no such folder")
-    preset = template.preset
     names = [output_name(pattern, p, preset, template.seed) for p in inputs]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
@@ -132,42 +113,64 @@ def run_batch(
             f"--name {pattern!r} gives several inputs the same output {sorted(duplicates)[0]}; "
             f"add {{content}} to it or rename the photos"
         )
-    styles = load_styles(preset, template.max_input_pixels)
-    network: Network | None = None
-    targets: StyleTargets | None = None
-    outcomes = []
-    if progress is not None:
-        progress.batch_started(len(inputs))
+    jobs = []
     for content, name in zip(inputs, names, strict=True):
         output = out_dir / name
         resume = template.resume and checkpoint_folder(output).exists()
-        job = dataclasses.replace(template, content=content, output=output, resume=resume)
+        jobs.append(dataclasses.replace(template, content=content, output=output, resume=resume))
+    return jobs
+
+
+def run_batch(
+    jobs: list[RenderJob],
+    renderer: Renderer,
+    progress: StageProgress | None,
+    *,
+    batch: bool = True,
+    checked: Render | None = None,
+) -> list[Outcome]:
+    """Render every job with the same renderer (preset, paintings, network, style targets).
+
+    Args:
+        jobs: one per photo (:func:`batch_jobs`, or a single job).
+        renderer: shared by every job.
+        progress: the progress display, or ``None`` (quiet).
+        batch: ``True``: outputs that exist are skipped (unless ``overwrite``) and an overall
+            bar counts the photos; ``False``: one photo, whose existing output is an error.
+        checked: the first job already checked (:class:`Render`), so it is not read twice.
+
+    Returns:
+        One :class:`Outcome` per job, in order.
+
+    Raises:
+        Interrupted: a signal stopped the batch (the current photo's checkpoint is saved).
+    """
+    outcomes = []
+    if progress is not None and batch:
+        progress.batch_started(len(jobs))
+    for index, job in enumerate(jobs):
         if progress is not None:
-            progress.input_started(content.name)
-        began = time.perf_counter()
-        if output.exists() and not template.overwrite:
-            outcomes.append(Outcome(content, output, "skipped", message="output exists"))
+            progress.input_started(job.content.name)
+        if batch and job.output.exists() and not job.overwrite:
+            outcomes.append(Outcome(job.content, job.output, "skipped", message="output exists"))
         else:
-            try:
-                render = Render(job, styles)
-                if network is None:
-                    network = load_network(job.weights, preset, job.device, step)
-                    if preset.color in SHARED_TARGET_MODES:
-                        on_device = [
-                            dataclasses.replace(s, image=s.image.to(job.device)) for s in styles
-                        ]
-                        targets = StyleTargets(
-                            network.extractor, on_device, list(preset.model.style_layers)
-                        )
-                render.run(step, progress, network, targets)
-                outcomes.append(Outcome(content, output, "done", time.perf_counter() - began))
-            except Interrupted:
-                raise
-            except StyleCascadeError as exc:
-                seconds = time.perf_counter() - began
-                outcomes.append(
-                    Outcome(content, output, "failed", seconds, str(exc), exc.exit_code)
-                )
+            render = checked if index == 0 else None
+            outcomes.append(_render_one(job, renderer, progress, render))
         if progress is not None:
             progress.input_finished()
     return outcomes
+
+
+def _render_one(
+    job: RenderJob, renderer: Renderer, progress: StageProgress | None, render: Render | None
+) -> Outcome:
+    """Check (unless ``render`` is the job already checked) and run one job."""
+    began = time.perf_counter()
+    try:
+        (render or Render(job, renderer)).run(progress)
+    except Interrupted:
+        raise
+    except StyleCascadeError as exc:
+        seconds = time.perf_counter() - began
+        return Outcome(job.content, job.output, "failed", seconds, str(exc), exc.exit_code)
+    return Outcome(job.content, job.output, "done", time.perf_counter() - began)

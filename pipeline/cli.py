@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,8 +17,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__
-from .batch import DEFAULT_NAME, Outcome, expand_inputs, output_name, run_batch
+from .api import Renderer
+from .batch import DEFAULT_NAME, Outcome, batch_jobs, expand_inputs, output_name, run_batch
 from .config import (
+    StageConfig,
     bundled_presets,
     load_preset,
     parse_preset,
@@ -27,17 +31,21 @@ from .config import (
 )
 from .device import DEVICES, select_device
 from .errors import StyleCascadeError, UsageError
-from .explain import layer_reconstructions
 from .files import atomic_write, refuse_existing, reporting_write_errors
 from .images import MAX_INPUT_PIXELS
+from .inspection import layer_reconstructions
 from .interrupt import Interrupted, Signalled, signals_interrupt
+from .manifest import manifest_path
 from .output import OutputOptions
 from .pictures import contact_sheet, loss_curve
 from .printsize import final_long_edge
 from .progress import StageProgress, step_reporter
 from .render import Render, RenderJob
-from .stages.colour import COLOUR_MODES
+from .stages.color import COLOR_MODES
 from .weights import SOURCES, check_weights_spec, fetch
+
+if TYPE_CHECKING:
+    import torch
 
 app = typer.Typer(
     help="Coarse-to-fine neural style transfer (Gatys et al.) for print-resolution images.",
@@ -53,10 +61,32 @@ app.add_typer(weights_app, name="weights")
 console = Console(stderr=True)
 
 
-def _fail(exc: StyleCascadeError) -> typer.Exit:
-    """Report an expected failure as one line on stderr and choose the exit code."""
-    typer.secho(f"error: {exc}", err=True, fg="red")
-    return typer.Exit(exc.exit_code)
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def _error_line(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg="red")
+
+
+def reports_errors(command: Command) -> Command:
+    """Wrap a command so that every expected failure (a :class:`StyleCascadeError`, or a
+    signal outside a stage) is one ``error:`` line on stderr with its exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except StyleCascadeError as exc:
+            _error_line(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except Signalled as exc:
+            message = (
+                "interrupted; no output written (finished stages, if any, are kept for --resume)"
+            )
+            _error_line(message)
+            raise typer.Exit(Interrupted(message, exc.signum).exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -75,6 +105,7 @@ def main(
 
 
 @app.command("render")
+@reports_errors
 def render_command(
     content: Annotated[
         list[Path],
@@ -105,7 +136,7 @@ def render_command(
         str | None,
         typer.Option(
             "--color",
-            help=f"Colour preservation: {' | '.join(COLOUR_MODES)} (default: the preset's, none).",
+            help=f"Color preservation: {' | '.join(COLOR_MODES)} (default: the preset's, none).",
             show_default=False,
         ),
     ] = None,
@@ -222,62 +253,84 @@ def render_command(
     photos or a folder make a batch: one output per photo in --out-dir, named by --name.
     """
     began = time.perf_counter()
-    try:
-        with signals_interrupt():
-            inputs = expand_inputs(content)
-            batch = len(content) > 1 or content[0].is_dir() or out_dir is not None
-            if batch and output is not None:
-                raise UsageError("-o names one output; for several photos use --out-dir and --name")
-            torch_device = select_device(device)
-            default = "draft" if torch_device.type == "cpu" else "standard"
-            final = final_long_edge(size, print_size, dpi)
-            recipe = load_preset(preset or default).resolved(
-                style, style_weight, color, final, tile_size
-            )
-            options = OutputOptions(bit_depth, jpeg_quality, dpi or (300.0 if print_size else None))
-            out = output or Path(output_name(DEFAULT_NAME, inputs[0], recipe, seed))
-            job = RenderJob(
-                inputs[0],
-                out,
-                recipe,
-                torch_device,
-                seed,
-                weights,
-                save_stages,
-                overwrite,
-                resume,
-                options,
-                max_input_pixels or None,
-            )
-            render = None if batch else Render(job)  # every cheap check before any output
-            if not quiet:
-                sizes = " → ".join(str(s.size) for s in recipe.stages)
-                title = escape(recipe.name)
-                header = f"preset [bold]{title}[/] ({sizes} px), device {torch_device}, seed {seed}"
-                if batch:
-                    header += f", {len(inputs)} photos"
-                console.print(header, soft_wrap=True)
-            step = step_reporter(None if quiet else console)
-            if batch:
-                with nullcontext() if quiet else StageProgress(console) as progress:
-                    outcomes = run_batch(inputs, job, out_dir or Path("."), name, step, progress)
-                raise typer.Exit(_report_batch(outcomes, quiet, time.perf_counter() - began))
-            assert render is not None
-            with nullcontext() if quiet else StageProgress(console) as progress:
-                render.run(step, progress)
-    except StyleCascadeError as exc:
-        raise _fail(exc) from None
-    except Signalled as exc:
-        raise _fail(
-            Interrupted(
-                "interrupted; no output written (finished stages, if any, are kept for --resume)",
-                exc.signum,
-            )
-        ) from None
+    with signals_interrupt():
+        inputs = expand_inputs(content)
+        batch = len(content) > 1 or content[0].is_dir() or out_dir is not None
+        if batch and output is not None:
+            raise UsageError("-o names one output; for several photos use --out-dir and --name")
+        torch_device = select_device(device)
+        default = "draft" if torch_device.type == "cpu" else "standard"
+        resolved = load_preset(preset or default).resolved(
+            styles=style,
+            style_weights=style_weight,
+            color=color,
+            size=final_long_edge(size, print_size, dpi),
+            tile_size=tile_size,
+        )
+        step = step_reporter(None if quiet else console)
+        renderer = Renderer(
+            resolved,
+            device=torch_device,
+            weights=weights,
+            step=step,
+            max_input_pixels=max_input_pixels or None,
+        )
+        template = RenderJob(
+            content=inputs[0],
+            output=output or Path(output_name(DEFAULT_NAME, inputs[0], resolved, seed)),
+            seed=seed,
+            save_stages=save_stages,
+            overwrite=overwrite,
+            resume=resume,
+            output_options=OutputOptions(
+                bit_depth, jpeg_quality, dpi or (300.0 if print_size else None)
+            ),
+            max_input_pixels=max_input_pixels or None,
+        )
+        if batch:
+            jobs = batch_jobs(inputs, template, out_dir or Path("."), name, resolved)
+            checked = None
+        else:
+            jobs, checked = [template], Render(template, renderer)  # every cheap check first
+        if not quiet:
+            _print_header(resolved.name, resolved.stages, torch_device, seed, batch, len(jobs))
+        with nullcontext() if quiet else StageProgress(console) as progress:
+            outcomes = run_batch(jobs, renderer, progress, batch=batch, checked=checked)
+    seconds = time.perf_counter() - began
+    code = (
+        _report_batch(outcomes, quiet, seconds)
+        if batch
+        else _report_one(outcomes[0], quiet, seconds)
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+def _print_header(
+    name: str,
+    stages: tuple[StageConfig, ...],
+    device: torch.device,
+    seed: int,
+    batch: bool,
+    count: int,
+) -> None:
+    """One line before the work starts: preset, stage long edges, device, seed, photo count."""
+    sizes = " → ".join(str(s.long_edge) for s in stages)
+    header = f"preset [bold]{escape(name)}[/] ({sizes} px), device {device}, seed {seed}"
+    if batch:
+        header += f", {count} photos"
+    console.print(header, soft_wrap=True)
+
+
+def _report_one(outcome: Outcome, quiet: bool, seconds: float) -> int:
+    """Report a single photo's render: one ``error:`` line, or where it was written."""
+    if outcome.status == "failed":
+        _error_line(outcome.message)
+        return outcome.exit_code
     if not quiet:
-        seconds = time.perf_counter() - began
-        written = f"{escape(str(out))} and {escape(str(render.manifest_path))}"
+        written = f"{escape(str(outcome.output))} and {escape(str(manifest_path(outcome.output)))}"
         console.print(f"wrote {written} in {seconds:.1f} s", soft_wrap=True)
+    return 0
 
 
 def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float) -> int:
@@ -286,7 +339,7 @@ def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float) -> int:
     failed = [o for o in outcomes if o.status == "failed"]
     if quiet:
         for outcome in failed:
-            typer.secho(f"error: {outcome.message}", err=True, fg="red")
+            _error_line(outcome.message)
     else:
         table = Table("photo", "output", "status", "seconds", title="batch summary")
         for o in outcomes:
@@ -303,6 +356,7 @@ def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float) -> int:
 
 
 @app.command("inspect")
+@reports_errors
 def inspect_command(
     content: Annotated[
         Path | None,
@@ -355,54 +409,58 @@ def inspect_command(
     layers (Gatys et al. 2016, Fig. 1), from CONTENT and --style at --size px. stages.png: a
     contact sheet of a --save-stages folder. losses.png: the loss curve of a render's OUT.json.
     """
-    try:
-        wanted = []
-        if content is not None:
-            if style is None:
-                raise UsageError("inspect CONTENT needs --style PAINTING for the style row")
-            wanted.append("layers.png")
-        if stages is not None:
-            wanted.append("stages.png")
-        if manifest is not None:
-            wanted.append("losses.png")
-        if not wanted:
-            raise UsageError(
-                "nothing to do: give CONTENT --style S, --stages DIR or --manifest OUT.json"
+    wanted = []
+    if content is not None:
+        if style is None:
+            raise UsageError("inspect CONTENT needs --style PAINTING for the style row")
+        wanted.append("layers.png")
+    if stages is not None:
+        wanted.append("stages.png")
+    if manifest is not None:
+        wanted.append("losses.png")
+    if not wanted:
+        raise UsageError(
+            "nothing to do: give CONTENT --style S, --stages DIR or --manifest OUT.json"
+        )
+    if not out_dir.is_dir():
+        raise UsageError(f"-o {out_dir}: no such folder")
+    if not 16 <= size <= 1024:
+        raise UsageError(f"--size must be 16–1024 px for reconstructions; got {size}")
+    if iterations < 1:
+        raise UsageError(f"--iterations must be ≥ 1; got {iterations}")
+    refuse_existing([out_dir / name for name in wanted], overwrite)
+    pictures = {}
+    if manifest is not None:
+        pictures["losses.png"] = loss_curve(_read_manifest(manifest))
+    if stages is not None:
+        pictures["stages.png"] = contact_sheet(stages)
+    if content is not None and style is not None:
+        check_weights_spec(weights)
+        torch_device = select_device(device)
+        with nullcontext() if quiet else Progress(console=console) as progress:
+            task = None if quiet else progress.add_task("reconstructions", total=10)
+
+            def done(_label: str) -> None:
+                if task is not None:
+                    progress.advance(task)
+
+            pictures["layers.png"] = layer_reconstructions(
+                content,
+                style,
+                weights=weights,
+                device=torch_device,
+                long_edge=size,
+                iterations=iterations,
+                seed=seed,
+                step=step_reporter(None if quiet else console),
+                done=done,
             )
-        if not out_dir.is_dir():
-            raise UsageError(f"-o {out_dir}: no such folder")
-        if not 16 <= size <= 1024:
-            raise UsageError(f"--size must be 16–1024 px for reconstructions; got {size}")
-        if iterations < 1:
-            raise UsageError(f"--iterations must be ≥ 1; got {iterations}")
-        refuse_existing([out_dir / name for name in wanted], overwrite)
-        pictures = {}
-        if manifest is not None:
-            pictures["losses.png"] = loss_curve(_read_manifest(manifest))
-        if stages is not None:
-            pictures["stages.png"] = contact_sheet(stages)
-        if content is not None and style is not None:
-            check_weights_spec(weights)
-            torch_device = select_device(device)
-            with nullcontext() if quiet else Progress(console=console) as progress:
-                task = None if quiet else progress.add_task("reconstructions", total=10)
-
-                def done(_label: str) -> None:
-                    if task is not None:
-                        progress.advance(task)
-
-                pictures["layers.png"] = layer_reconstructions(
-                    content, style, weights, torch_device, size, iterations, seed,
-                    step_reporter(None if quiet else console), done,
-                )  # fmt: skip
-        for name, picture in pictures.items():
-            path = out_dir / name
-            with reporting_write_errors(path):
-                atomic_write(path, lambda tmp, p=picture: p.save(tmp, "PNG"))
-            if not quiet:
-                console.print(f"wrote {escape(str(path))}")
-    except StyleCascadeError as exc:
-        raise _fail(exc) from None
+    for name, picture in pictures.items():
+        path = out_dir / name
+        with reporting_write_errors(path):
+            atomic_write(path, lambda tmp, p=picture: p.save(tmp, "PNG"))
+        if not quiet:
+            console.print(f"wrote {escape(str(path))}")
 
 
 def _read_manifest(path: Path) -> dict:
@@ -415,55 +473,50 @@ def _read_manifest(path: Path) -> dict:
 
 
 @presets_app.command("list")
+@reports_errors
 def presets_list() -> None:
     """List the bundled and saved presets with their stage sizes and iterations."""
     table = Table("name", "from", "stages (long edge px × iterations)", "description")
-    try:
-        for where, names in (("bundled", bundled_presets()), ("saved", user_presets())):
-            for name in names:
-                preset = load_preset(name)
-                stages = " → ".join(f"{s.size}×{s.iterations}" for s in preset.stages)
-                table.add_row(name, where, stages, preset.description)
-    except StyleCascadeError as exc:
-        raise _fail(exc) from None
+    for where, names in (("bundled", bundled_presets()), ("saved", user_presets())):
+        for name in names:
+            preset = load_preset(name)
+            stages = " → ".join(f"{s.long_edge}×{s.iterations}" for s in preset.stages)
+            table.add_row(name, where, stages, preset.description)
     Console().print(table)
     typer.echo(f"saved presets live in {user_preset_dir()}")
 
 
 @presets_app.command("show")
+@reports_errors
 def presets_show(
     name: Annotated[str, typer.Argument(help="Preset name, YAML file or a render's OUT.json.")],
 ) -> None:
     """Print a preset's YAML (validated first), ready to copy and edit."""
-    try:
-        text, preset_name, source, base = read_preset(name)
-        parse_preset(text, preset_name, source, base)
-    except StyleCascadeError as exc:
-        raise _fail(exc) from None
+    text, preset_name, source, base = read_preset(name)
+    parse_preset(text, preset_name, source, base)
     typer.echo(text, nl=False)
 
 
 @presets_app.command("validate")
+@reports_errors
 def presets_validate(
     file: Annotated[str, typer.Argument(help="Preset YAML file (or name, or OUT.json).")],
 ) -> None:
     """Check a preset completely; print a one-line summary, or the first problem (exit 2)."""
-    try:
-        preset = load_preset(file)
-    except StyleCascadeError as exc:
-        raise _fail(exc) from None
-    sizes = " → ".join(f"{s.size}×{s.iterations}" for s in preset.stages)
+    preset = load_preset(file)
+    sizes = " → ".join(f"{s.long_edge}×{s.iterations}" for s in preset.stages)
     typer.echo(f"{file}: valid; {len(preset.stages)} stages {sizes}, color {preset.color}")
 
 
 @presets_app.command("save")
+@reports_errors
 def presets_save(
     name: Annotated[str, typer.Argument(help="Name to save the preset under.")],
     source: Annotated[
         str,
         typer.Option(
             "--from",
-            help="A past render's OUT.json (its preset, styles, weights and colour mode), or "
+            help="A past render's OUT.json (its preset, styles, weights and color mode), or "
             "any preset name or YAML file.",
             show_default=False,
         ),
@@ -473,15 +526,13 @@ def presets_save(
     ] = False,
 ) -> None:
     """Save a preset into the user preset folder, so `--preset NAME` finds it."""
-    try:
-        with reporting_write_errors(user_preset_dir()):
-            path = save_user_preset(name, load_preset(source), overwrite)
-    except StyleCascadeError as exc:
-        raise _fail(exc) from None
+    with reporting_write_errors(user_preset_dir()):
+        path = save_user_preset(name, load_preset(source), overwrite)
     typer.echo(f"saved {path}")
 
 
 @weights_app.command("fetch")
+@reports_errors
 def weights_fetch(
     source: Annotated[
         str, typer.Option("--source", help=f"One of: {', '.join(SOURCES)}.")
@@ -494,8 +545,5 @@ def weights_fetch(
 
     The cache is $STYLECASCADE_HOME/weights if that variable is set, else the user cache folder.
     """
-    try:
-        path = fetch(source, step_reporter(console), force=force)
-    except StyleCascadeError as exc:
-        raise _fail(exc) from None
+    path = fetch(source, step_reporter(console), force=force)
     typer.echo(path)

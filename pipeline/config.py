@@ -20,7 +20,7 @@ A preset file looks like::
       tv_weight: 0.0
       style_scale: 1.0
     stages:
-      - {size: 256, iterations: 300}    # size: long edge in px
+      - {size: 256, iterations: 300}    # size: long edge in px (long_edge in the code)
       - {size: 512, iterations: 150}
 
 Every field is checked here, in one place: a bad value raises :class:`PresetError` naming the
@@ -32,22 +32,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 import yaml
 
 from .errors import UsageError
 from .files import atomic_write
-from .stages.colour import COLOUR_MODES
+from .paths import user_preset_dir
+from .stages.color import COLOR_MODES
+from .stages.losses import weight_problem
 from .stages.optim import OPTIMIZERS
 from .stages.vgg import LAYER_NAMES, POOLINGS
-from .weights import HOME_ENV
 
 INITS = ("content", "noise", "style")
 PRESET_SUFFIXES = (".yaml", ".yml")
@@ -68,9 +69,15 @@ def _check(meta: dict[str, Any], value: Any) -> str | None:
     return None
 
 
+def yaml_key(f: dataclasses.Field) -> str:
+    """The key of a dataclass field in preset YAML and in the manifest (``size`` for the
+    ``long_edge`` of a stage and the ``tile_edge`` of tiling; else the field's name)."""
+    return f.metadata.get("yaml", f.name)
+
+
 @dataclass(frozen=True)
-class ModelConfig:
-    """The network and which of its layers the losses read.
+class LayersConfig:
+    """Which VGG19 layers the losses read, and the network's pooling (YAML key ``model``).
 
     ``content_layers`` / ``style_layers`` map VGG19 layer names (``conv1_1 … relu5_4``,
     ``pool1 … pool5``) to non-negative weights, normalized to sum 1 by the loss.
@@ -91,17 +98,17 @@ class StageConfig:
     """One stage of the cascade.
 
     Attributes:
-        size: long edge of the stage's image in px.
+        long_edge: long edge of the stage's image in px (YAML key ``size``).
         iterations: budget of objective evaluations (one VGG forward + backward each), the unit
             of cost for both optimizers.
         optimizer: ``lbfgs`` or ``adam``.
         lr: step size; 1.0 for L-BFGS, ~0.01–0.05 (0–1 pixel units) for Adam.
         content_weight, style_weight, tv_weight: weights α, β, γ of the objective
-            (see ``stylecascade.stages.losses.StyleTransferLoss``).
-        style_scale: the style image is resized to ``size × style_scale`` px long edge.
+            (see ``stylecascade.stages.losses.style_transfer_objective``).
+        style_scale: the style image is resized to ``long_edge × style_scale`` px long edge.
     """
 
-    size: int = field(metadata={"positive": True})
+    long_edge: int = field(metadata={"positive": True, "yaml": "size"})
     iterations: int = field(metadata={"positive": True})
     optimizer: str = field(default="lbfgs", metadata={"choices": OPTIMIZERS})
     lr: float = field(default=1.0, metadata={"positive": True})
@@ -119,13 +126,13 @@ class TilingConfig:
     """Tiled stages (``stylecascade.stages.tiling``).
 
     Attributes:
-        size: tile edge in px for every stage larger than it; 0: tile only a stage that does not
-            fit in memory, with the largest tile that fits.
+        tile_edge: tile edge in px for every stage larger than it (YAML key ``size``); 0: tile
+            only a stage that does not fit in memory, with the largest tile that fits.
         overlap: overlap of neighbouring tiles in px (the feathering ramp).
         lr: Adam step size of tiled stages (0–1 pixel units); tiled stages always use Adam.
     """
 
-    size: int = field(default=0, metadata={"non_negative": True})
+    tile_edge: int = field(default=0, metadata={"non_negative": True, "yaml": "size"})
     overlap: int = field(default=64, metadata={"non_negative": True})
     lr: float = field(default=0.01, metadata={"positive": True})
 
@@ -147,18 +154,18 @@ class StyleConfig:
 
 @dataclass(frozen=True)
 class Preset:
-    """A complete, validated recipe for a render.
+    """A complete, validated preset for a render.
 
-    ``styles`` is empty for a recipe without default paintings (the bundled presets); a render
+    ``styles`` is empty for a preset without default paintings (the bundled presets); a render
     then takes its paintings from ``--style``. ``color`` is one of
-    ``stylecascade.stages.colour.COLOUR_MODES``. ``precision`` (CUDA only; the CPU always
+    ``stylecascade.stages.color.COLOR_MODES``. ``precision`` (CUDA only; the CPU always
     computes in fp32): ``fp32`` strict, ``tf32`` tensor-core matrix products, ``bf16`` autocast
     of the network with losses and Gram matrices in fp32.
     """
 
     name: str
     description: str
-    model: ModelConfig
+    model: LayersConfig
     init: str
     stages: tuple[StageConfig, ...]
     color: str = "none"
@@ -166,51 +173,56 @@ class Preset:
     precision: str = "tf32"
     tiling: TilingConfig = TilingConfig()
 
-    def with_final_size(self, size: int) -> Preset:
-        """The same preset with the last stage's long edge set to ``size`` px and the earlier
-        stages scaled by the same factor (rounded to whole px).
+    def with_final_size(self, long_edge: int) -> Preset:
+        """The same preset with the last stage's long edge set to ``long_edge`` px and the
+        earlier stages scaled by the same factor (rounded to whole px).
 
         Raises:
-            PresetError: ``size`` ≤ 0, or the scaled stages are no longer strictly increasing.
+            PresetError: ``long_edge`` ≤ 0, or the scaled stages are no longer strictly
+                increasing.
         """
-        if size <= 0:
-            raise PresetError(f"--size must be a positive number of pixels; got {size}")
-        factor = size / self.stages[-1].size
+        if long_edge <= 0:
+            raise PresetError(f"--size must be a positive number of pixels; got {long_edge}")
+        factor = long_edge / self.stages[-1].long_edge
         stages = tuple(
-            dataclasses.replace(s, size=max(1, round(s.size * factor))) for s in self.stages
+            dataclasses.replace(s, long_edge=max(1, round(s.long_edge * factor)))
+            for s in self.stages
         )
         for prev, cur in zip(stages, stages[1:], strict=False):
-            if cur.size <= prev.size:
+            if cur.long_edge <= prev.long_edge:
                 raise PresetError(
-                    f"--size {size}: preset {self.name!r} scaled to stage sizes "
-                    f"{[s.size for s in stages]}, which are not increasing; use a larger --size"
+                    f"--size {long_edge}: preset {self.name!r} scaled to stage sizes "
+                    f"{[s.long_edge for s in stages]}, which are not increasing; use a larger "
+                    f"--size"
                 )
         return dataclasses.replace(self, stages=stages)
 
     def resolved(
         self,
-        styles: list[Path] | None = None,
+        *,
+        styles: list[str | Path] | None = None,
         style_weights: list[float] | None = None,
         color: str | None = None,
         size: int | None = None,
         tile_size: int | None = None,
     ) -> Preset:
-        """The recipe of one render: command-line choices over the preset's defaults.
+        """The preset of one render: the caller's choices over the preset's defaults.
 
         Args:
             styles: style images; replace the preset's ``styles`` when given.
             style_weights: one weight ≥ 0 per style (default: the preset's weights for its own
                 styles, else equal weights).
-            color: colour mode, one of ``COLOUR_MODES``.
+            color: color mode, one of ``COLOR_MODES``.
             size: final long edge in px (:meth:`with_final_size`).
-            tile_size: force tiles of this edge in px (``tiling.size``; 0: only when needed).
+            tile_size: force tiles of this edge in px (``tiling.tile_edge``; 0: only when
+                needed).
 
         Returns:
-            The preset with absolute style paths, their weights, the colour mode and the size.
+            The preset with absolute style paths, their weights, the color mode and the size.
 
         Raises:
             PresetError: a weight count that does not match the styles, a negative or all-zero
-                weight, an unknown colour mode, a bad size or tile size.
+                weight, an unknown color mode, a bad size or tile size.
         """
         chosen = list(self.styles)
         if styles:
@@ -221,8 +233,7 @@ class Preset:
                     f"--style-weight given {len(style_weights)} times for {len(chosen)} style "
                     f"image(s); give one weight per --style"
                 )
-            bad = [w for w in style_weights if not (math.isfinite(w) and w >= 0)]
-            if bad or not sum(style_weights) > 0:
+            if weight_problem(dict(enumerate(style_weights))) is not None:
                 raise PresetError(
                     f"--style-weight must be finite, ≥ 0 and not all 0; got {style_weights}"
                 )
@@ -230,8 +241,8 @@ class Preset:
                 dataclasses.replace(s, weight=w) for s, w in zip(chosen, style_weights, strict=True)
             ]
         chosen = [dataclasses.replace(s, image=str(Path(s.image).absolute())) for s in chosen]
-        if color is not None and color not in COLOUR_MODES:
-            raise PresetError(f"--color must be one of {', '.join(COLOUR_MODES)}; got {color!r}")
+        if color is not None and color not in COLOR_MODES:
+            raise PresetError(f"--color must be one of {', '.join(COLOR_MODES)}; got {color!r}")
         tiling = self.tiling
         if tile_size is not None:
             if tile_size != 0 and tile_size <= tiling.overlap:
@@ -239,7 +250,7 @@ class Preset:
                     f"--tile-size must be 0 or more than the overlap ({tiling.overlap} px); "
                     f"got {tile_size}"
                 )
-            tiling = dataclasses.replace(tiling, size=tile_size)
+            tiling = dataclasses.replace(tiling, tile_edge=tile_size)
         preset = dataclasses.replace(
             self,
             styles=tuple(chosen),
@@ -249,8 +260,29 @@ class Preset:
         return preset if size is None else preset.with_final_size(size)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, as written into the JSON manifest."""
-        return dataclasses.asdict(self)
+        """Plain data with the YAML keys (:func:`yaml_key`), as written into the JSON manifest
+        and read back by :func:`parse_preset`."""
+        return _plain(self)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses as dicts keyed by :func:`yaml_key`, recursively; tuples stay tuples."""
+    if dataclasses.is_dataclass(value):
+        return {yaml_key(f): _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _scalar_type(annotation: Any) -> type:
+    """``int`` for ``int`` and ``int | None`` (likewise ``float``, ``str``): the type a field's
+    non-``None`` values have."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return kinds[0] if len(kinds) == 1 else object
+    return annotation
 
 
 class _Reader:
@@ -297,38 +329,44 @@ class _Reader:
                     f"{where}.{name}", f"unknown layer; allowed: {', '.join(LAYER_NAMES)}"
                 )
             out[name] = self.number(weight, f"{where}.{name}", float)
-            if out[name] < 0:
-                raise self.fail(f"{where}.{name}", f"weight must be ≥ 0; got {out[name]}")
-        if not sum(out.values()) > 0:
-            raise self.fail(where, "layer weights must not all be 0")
+        problem = weight_problem(out)
+        if problem is not None:
+            layer, text = problem
+            raise self.fail(
+                where if layer is None else f"{where}.{layer}", _named(layer, "layer", text)
+            )
         return out
 
     def record(self, cls: type, data: Any, where: str) -> Any:
         """Build dataclass ``cls`` from a mapping, field by field."""
         data = self.mapping(data, where)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        fields = {yaml_key(f): f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
         for key in data:
             if key not in fields:
                 raise self.fail(_join(where, key), f"unknown field; allowed: {', '.join(fields)}")
         values = {}
-        for name, f in fields.items():
-            at = _join(where, name)
-            if name not in data:
+        for key, f in fields.items():
+            at = _join(where, key)
+            if key not in data:
                 if f.default is dataclasses.MISSING:
                     raise self.fail(at, "missing")
                 continue
-            value = data[name]
-            if f.metadata.get("layers"):
-                value = self.layers(value, at)
-            elif f.type in ("int", "float"):
-                value = self.number(value, at, int if f.type == "int" else float)
-            elif not isinstance(value, str):
-                raise self.fail(at, f"must be text; got {_kind(value)}")
-            problem = _check(dict(f.metadata), value)
-            if problem:
-                raise self.fail(at, problem)
-            values[name] = value
+            values[f.name] = self.value(f, _scalar_type(hints[f.name]), data[key], at)
         return cls(**values)
+
+    def value(self, f: dataclasses.Field, kind: type, value: Any, at: str) -> Any:
+        """One field's value, converted to ``kind`` and checked against its metadata."""
+        if f.metadata.get("layers"):
+            value = self.layers(value, at)
+        elif kind in (int, float):
+            value = self.number(value, at, kind)
+        elif not isinstance(value, str):
+            raise self.fail(at, f"must be text; got {_kind(value)}")
+        problem = _check(dict(f.metadata), value)
+        if problem:
+            raise self.fail(at, problem)
+        return value
 
     def styles(self, data: Any, base: Path | None) -> tuple[StyleConfig, ...]:
         if not isinstance(data, list):
@@ -342,8 +380,13 @@ class _Reader:
             if base is not None and not path.is_absolute():
                 path = base / path
             styles.append(dataclasses.replace(style, image=str(path)))
-        if styles and not sum(s.weight for s in styles) > 0:
-            raise self.fail("styles", "style weights must not all be 0")
+        problem = weight_problem({i: s.weight for i, s in enumerate(styles)}) if styles else None
+        if problem is not None:
+            index, text = problem
+            raise self.fail(
+                "styles" if index is None else f"styles[{index}].weight",
+                _named(index, "style", text),
+            )
         return tuple(styles)
 
     def preset(self, name: str, data: Any, base: Path | None) -> Preset:
@@ -365,13 +408,13 @@ class _Reader:
         for key in ("model", "stages"):
             if key not in data:
                 raise self.fail(key, "missing")
-        model = self.record(ModelConfig, data["model"], "model")
+        model = self.record(LayersConfig, data["model"], "model")
         init = self.choice(data.get("init", "content"), "init", INITS)
-        color = self.choice(data.get("color", "none"), "color", COLOUR_MODES)
+        color = self.choice(data.get("color", "none"), "color", COLOR_MODES)
         styles = self.styles(data.get("styles", []), base)
         precision = self.choice(data.get("precision", "tf32"), "precision", PRECISIONS)
         tiling = self.record(TilingConfig, data.get("tiling", {}), "tiling")
-        if tiling.size and tiling.size <= tiling.overlap:
+        if tiling.tile_edge and tiling.tile_edge <= tiling.overlap:
             raise self.fail(
                 "tiling.size", f"must be 0 or more than tiling.overlap ({tiling.overlap})"
             )
@@ -386,10 +429,11 @@ class _Reader:
             where = f"stages[{i}]"
             merged = {**defaults, **self.mapping(raw, where)}
             stage = self.record(StageConfig, merged, where)
-            if stages and stage.size <= stages[-1].size:
+            if stages and stage.long_edge <= stages[-1].long_edge:
                 raise self.fail(
                     f"{where}.size",
-                    f"stage sizes must increase; got {stage.size} after {stages[-1].size}",
+                    f"stage sizes must increase; got {stage.long_edge} after "
+                    f"{stages[-1].long_edge}",
                 )
             stages.append(stage)
         description = data.get("description", "")
@@ -413,6 +457,12 @@ class _Reader:
         return value
 
 
+def _named(key: Any, what: str, problem: str) -> str:
+    """A :func:`~stylecascade.stages.losses.weight_problem` text after its field's name: one
+    weight's problem reads as it is, the all-zero one names what is weighted."""
+    return problem if key is not None else f"{what} {problem}"
+
+
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
@@ -426,16 +476,6 @@ def bundled_presets() -> dict[str, Path]:
     folder = resources.files("stylecascade.presets")
     files = sorted(p for p in folder.iterdir() if p.name.endswith(PRESET_SUFFIXES))
     return {Path(p.name).stem: Path(str(p)) for p in files}
-
-
-def user_preset_dir() -> Path:
-    """Where ``presets save`` writes and where names are looked up after the bundled presets:
-    ``$STYLECASCADE_HOME/presets`` when that variable is set, else the platform's user config
-    folder (``~/.config/stylecascade/presets`` on Linux)."""
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser() / "presets"
-    return Path(platformdirs.user_config_dir("stylecascade")) / "presets"
 
 
 def user_presets() -> dict[str, Path]:
@@ -481,7 +521,7 @@ def read_preset(spec: str) -> tuple[str, str, str, Path | None]:
     Args:
         spec: a bundled name (``draft``, ``standard``, ``print``), a saved user preset's name
             (:func:`user_preset_dir`), a path to a ``.yaml`` file, or a past render's manifest
-            ``OUT.json`` (its resolved preset, styles and colour mode included).
+            ``OUT.json`` (its resolved preset, styles and color mode included).
 
     Returns:
         ``(text, name, source, base)``: the YAML, the preset's name (bundled or saved name,

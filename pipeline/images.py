@@ -55,7 +55,7 @@ def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS)
     The EXIF orientation is applied (the image comes out upright); an embedded ICC profile is
     converted to sRGB, images without one are taken as sRGB; transparent pixels are composited
     on white; palette, grayscale, 16-bit and CMYK images become RGB (16-bit gray keeps its
-    precision; 16-bit colour is read at 8 bits by Pillow).
+    precision; 16-bit color is read at 8 bits by Pillow).
 
     Args:
         path: the image file.
@@ -102,3 +102,49 @@ def _open_unguarded(path: Path) -> Image.Image:
         return Image.open(path)
     finally:
         Image.MAX_IMAGE_PIXELS = previous
+
+
+ImageSource = str | Path | Image.Image | Tensor
+"""An image given to the Python API: a file path, a PIL image, or a float tensor."""
+
+
+def as_tensor(source: ImageSource, role: str, max_pixels: int | None = MAX_INPUT_PIXELS) -> Tensor:
+    """Any :data:`ImageSource` as ``(1, 3, H, W)`` float32 sRGB in 0–1 on the CPU.
+
+    Args:
+        source: a path (read by :func:`load_image`); a PIL image of any mode (EXIF orientation
+            and ICC profile applied as for files); or a float tensor ``(3, H, W)`` or
+            ``(1, 3, H, W)`` with values in 0–1.
+        role: what the image is for, in error messages.
+        max_pixels: decompression-bomb guard for files.
+
+    Raises:
+        UsageError: an unreadable file, a tensor of the wrong shape or dtype, values outside
+            0–1 or not finite, or another type.
+    """
+    if isinstance(source, (str, Path)):
+        return load_image(Path(source), role, max_pixels)
+    if isinstance(source, Image.Image):
+        array = _to_rgb(ImageOps.exif_transpose(source))
+        return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    if isinstance(source, Tensor):
+        image = source.unsqueeze(0) if source.dim() == 3 else source
+        if image.dim() != 4 or image.shape[:2] != (1, 3) or not image.is_floating_point():
+            raise UsageError(
+                f"{role} image: a tensor must be float (3, H, W) or (1, 3, H, W); got "
+                f"{source.dtype} {tuple(source.shape)}"
+            )
+        image = image.detach().float().cpu()
+        if not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+            raise UsageError(f"{role} image: tensor values must be finite and in 0–1")
+        return image.contiguous()
+    raise UsageError(
+        f"{role} image: expected a path, a PIL image or a tensor; got {type(source).__name__}"
+    )
+
+
+def describe(source: ImageSource) -> str:
+    """How a manifest names an image: its absolute path, or ``<PIL image>`` / ``<tensor>``."""
+    if isinstance(source, (str, Path)):
+        return str(Path(source).absolute())
+    return "<PIL image>" if isinstance(source, Image.Image) else "<tensor>"

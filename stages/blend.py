@@ -8,13 +8,12 @@ sizes contribute brush strokes of the same scale.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
 
-from .losses import style_targets
+from .losses import normalized, style_targets
 from .resample import resize_long_edge
 from .vgg import VGGFeatures
 
@@ -44,17 +43,12 @@ def normalize_weights(weights: Sequence[float]) -> list[float]:
         The weights divided by their sum.
 
     Raises:
-        ValueError: no weights, a negative or non-finite weight, or all weights 0.
+        ValueError: no weights, a negative or non-finite weight, or all weights 0
+            (``stages.losses.weight_problem``).
     """
     if not weights:
         raise ValueError("at least one style weight is needed")
-    for w in weights:
-        if not math.isfinite(w) or w < 0:
-            raise ValueError(f"style weights must be finite and ≥ 0; got {w}")
-    total = sum(weights)
-    if total <= 0:
-        raise ValueError("style weights must not all be 0")
-    return [w / total for w in weights]
+    return list(normalized(dict(enumerate(weights)), "style").values())
 
 
 def style_size(style: WeightedStyle, long_edge: int) -> int:
@@ -93,3 +87,29 @@ def blended_targets(
         for layer, gram in style_targets(extractor, image, layers).items():
             blend[layer] = blend[layer] + weight * gram if layer in blend else weight * gram
     return blend
+
+
+class StyleTargets:
+    """The blended style targets of each style size, computed on first use and kept.
+
+    A batch of renders with the same paintings reuses them across content images.
+
+    Args:
+        extractor: the network, on the styles' device.
+        styles: the paintings of the blend.
+        layers: the style layers.
+    """
+
+    def __init__(
+        self, extractor: VGGFeatures, styles: Sequence[WeightedStyle], layers: Iterable[str]
+    ) -> None:
+        self.extractor, self.styles, self.layers = extractor, list(styles), list(layers)
+        self._cache: dict[int, dict[str, Tensor]] = {}
+
+    def __call__(self, long_edge: int) -> dict[str, Tensor]:
+        """``{layer: (1, C, C)}`` blended Gram matrices for a style size of ``long_edge`` px."""
+        if long_edge not in self._cache:
+            self._cache[long_edge] = blended_targets(
+                self.extractor, self.styles, long_edge, self.layers
+            )
+        return self._cache[long_edge]

@@ -1,8 +1,18 @@
-"""Content, style (Gram) and total-variation losses of neural style transfer.
+"""Loss terms of neural style transfer, each with one small interface, and the objective that
+adds them up.
 
 Gatys, Ecker & Bethge (2016), "Image Style Transfer Using Convolutional Neural Networks", CVPR:
 the content loss compares feature maps, the style loss compares Gram matrices of feature maps,
-and the image is optimized to minimize their weighted sum.
+and the image is optimized to minimize their weighted sum (Eq. 7); a total-variation (TV) term
+regularizes the pixels (Mahendran & Vedaldi 2015).
+
+Every term has a name, a weight and a score. A *feature term* (content, style) reads the network's
+activations: it turns the features of one layer into a *representation* (the feature map itself,
+or its Gram matrix), and scores the representations of its layers against *targets* of the same
+kind. An *image term* (TV) reads the pixels. :class:`Objective` evaluates the terms of one stage
+and returns them by name, weighted; :func:`total` is the one place where they are added.
+The tiled evaluation (``stages/tiling.py``) uses the same terms: it sums the tiles' pooled
+representations (Gram matrices) into the whole image's and scores them once.
 
 Normalization (ours, so that one set of weights gives the same look at 256 px and at 4096 px):
 every loss is a *mean* over positions, never a sum, so its value does not grow with the number of
@@ -19,14 +29,58 @@ image area. Here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from typing import ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .vgg import VGGFeatures
+
+K = TypeVar("K", bound=Hashable)
+
+
+def weight_problem(weights: Mapping[K, float]) -> tuple[K | None, str] | None:
+    """The one rule for a set of weights (layer weights, blend weights): each finite and ≥ 0,
+    not all 0.
+
+    Args:
+        weights: ``{key: weight}``.
+
+    Returns:
+        ``None`` when the weights are usable, else ``(key, problem)`` for the first bad weight,
+        or ``(None, problem)`` when they are all 0 (or there are none). ``problem`` reads after
+        the name of what is weighted: ``"weight must be ≥ 0; got -1.0"``.
+    """
+    for key, weight in weights.items():
+        if not math.isfinite(weight):
+            return key, f"weight must be finite; got {weight}"
+        if weight < 0:
+            return key, f"weight must be ≥ 0; got {weight}"
+    if not sum(weights.values()) > 0:
+        return None, "weights must not all be 0 (they must sum to a positive number)"
+    return None
+
+
+def normalized(weights: Mapping[K, float], what: str = "") -> dict[K, float]:
+    """Weights divided by their sum (so that they sum to 1).
+
+    Args:
+        weights: ``{key: weight}``, each finite and ≥ 0, not all 0 (:func:`weight_problem`).
+        what: names the weights in the error message (``"layer"``, ``"style"``).
+
+    Raises:
+        ValueError: weights that break :func:`weight_problem`'s rule.
+    """
+    problem = weight_problem(weights)
+    if problem is not None:
+        key, text = problem
+        where = f"{what} " if key is None else f"{what} {key!r}: "
+        raise ValueError(f"{where.lstrip()}{text}")
+    total_weight = sum(weights.values())
+    return {key: w / total_weight for key, w in weights.items()}
 
 
 class _Gram(torch.autograd.Function):
@@ -61,41 +115,6 @@ def gram_matrix(features: Tensor) -> Tensor:
     return _Gram.apply(flat, c * h * w)
 
 
-class ContentLoss(nn.Module):
-    """Mean squared error between feature maps and a fixed target (Gatys et al. 2016, Eq. 1,
-    divided by the number of elements instead of halved).
-
-    Args:
-        target: ``(B, C, H, W)`` activations of the content image at the same layer and size.
-    """
-
-    def __init__(self, target: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("target", target.detach().float())
-
-    def forward(self, features: Tensor) -> Tensor:
-        """``features``: ``(B, C, H, W)`` like the target. Returns a 0-d float32 loss."""
-        return F.mse_loss(features.float(), self.target)
-
-
-class StyleLoss(nn.Module):
-    """Mean squared error between the Gram matrix of feature maps and a target Gram matrix
-    (Gatys et al. 2016, Eq. 4, with the normalization of :func:`gram_matrix`).
-
-    Args:
-        target: ``(B, C, C)`` target Gram matrix, e.g. ``gram_matrix(style_features)``; a blend of
-            several styles is a weighted sum of their Gram matrices.
-    """
-
-    def __init__(self, target: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("target", target.detach().float())
-
-    def forward(self, features: Tensor) -> Tensor:
-        """``features``: ``(B, C, H, W)``, any ``H, W``. Returns a 0-d float32 loss."""
-        return F.mse_loss(gram_matrix(features), self.target)
-
-
 def tv_loss(image: Tensor) -> Tensor:
     """Squared total variation per pixel (Mahendran & Vedaldi 2015, β = 2).
 
@@ -111,110 +130,213 @@ def tv_loss(image: Tensor) -> Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
-@dataclass(frozen=True)
-class LossTerms:
-    """Weighted loss terms of one evaluation (0-d tensors); ``total`` is what is optimized."""
+class FeatureTerm:
+    """A loss term that compares a representation of the network's features with targets:
+    ``Σ_l a_l · mean((R(F_l) − T_l)²)`` over its layers ``l`` (weights ``a_l`` normalized to sum
+    1, so its weight keeps its meaning when layers are added or removed).
 
-    content: Tensor
-    style: Tensor
-    tv: Tensor
-
-    @property
-    def total(self) -> Tensor:
-        return self.content + self.style + self.tv
-
-    def detach(self) -> LossTerms:
-        """The same values, cut from the autograd graph (keeps no activations alive)."""
-        return LossTerms(self.content.detach(), self.style.detach(), self.tv.detach())
-
-    def as_floats(self) -> dict[str, float]:
-        """``{"content", "style", "tv", "total"}`` as Python floats (synchronizes the device)."""
-        values = torch.stack([self.content, self.style, self.tv, self.total]).tolist()
-        return dict(zip(("content", "style", "tv", "total"), values, strict=True))
-
-
-def _normalized(weights: Mapping[str, float]) -> dict[str, float]:
-    total = sum(weights.values())
-    if total <= 0:
-        raise ValueError(f"layer weights must sum to a positive number, got {dict(weights)}")
-    return {layer: w / total for layer, w in weights.items()}
-
-
-class StyleTransferLoss(nn.Module):
-    """The weighted objective of Gatys et al. (2016), Eq. 7, plus a TV regularizer:
-
-    ``α·Σ_l a_l·content_l + β·Σ_l b_l·style_l + γ·tv``
-
-    where the per-layer weights ``a_l`` and ``b_l`` are normalized to sum to 1, so that ``α``,
-    ``β`` and ``γ`` (``content_weight``, ``style_weight``, ``tv_weight``) keep their meaning when
-    layers are added or removed.
+    Subclasses define :meth:`represent`. ``pooled`` says whether the representation is a mean
+    over positions (a Gram matrix): then the representation of a whole image is the
+    pixel-weighted mean of its tiles', and a tiled evaluation scores it once for the whole image;
+    otherwise (feature maps) the term is scored tile by tile against the matching crop's targets.
 
     Args:
-        extractor: the network; must return every layer named in both target mappings.
-        content_targets: ``{layer: (1, C, H, W) content activations}`` at this stage's size.
-        style_targets: ``{layer: (1, C, C) target Gram matrix}``.
-        content_layers: ``{layer: weight ≥ 0}``; same keys as ``content_targets``.
-        style_layers: ``{layer: weight ≥ 0}``; same keys as ``style_targets``.
-        content_weight, style_weight, tv_weight: ``α, β, γ ≥ 0``.
+        name: the term's name in loss reports (``content``, ``style``).
+        weight: its weight in the objective, ≥ 0.
+        layers: ``{layer: weight ≥ 0}``, not all 0.
+        targets: ``{layer: target representation}`` for every layer of ``layers``.
 
     Raises:
-        ValueError: layer weights that do not sum to a positive number.
+        ValueError: layer weights that break :func:`weight_problem`'s rule.
+    """
+
+    pooled: ClassVar[bool] = False
+
+    def __init__(
+        self, name: str, weight: float, layers: Mapping[str, float], targets: Mapping[str, Tensor]
+    ) -> None:
+        self.name, self.weight = name, weight
+        self.layers = normalized(layers, "layer")
+        self.targets = {layer: targets[layer].detach().float() for layer in self.layers}
+
+    @classmethod
+    def of(
+        cls, name: str, weight: float, layers: Mapping[str, float], features: Mapping[str, Tensor]
+    ) -> FeatureTerm:
+        """A term whose targets are the representations of a reference image's ``features``
+        (``{layer: (1, C, H, W)}``, e.g. the content image's)."""
+        with torch.no_grad():
+            return cls(name, weight, layers, {k: cls.represent(features[k]) for k in layers})
+
+    @staticmethod
+    def represent(features: Tensor) -> Tensor:
+        """The representation of one layer's ``(B, C, H, W)`` activations, float32."""
+        raise NotImplementedError
+
+    def representations(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``{layer: representation}`` of this term's layers, from the network's output."""
+        return {layer: self.represent(features[layer]) for layer in self.layers}
+
+    def score(
+        self, representations: Mapping[str, Tensor], targets: Mapping[str, Tensor] | None = None
+    ) -> Tensor:
+        """The unweighted term: ``Σ_l a_l · mean((R_l − T_l)²)`` as a 0-d float32 tensor.
+
+        Args:
+            representations: ``{layer: representation}`` (:meth:`representations`).
+            targets: targets to score against instead of the term's own (a tile's crop).
+        """
+        targets = self.targets if targets is None else targets
+        return sum(
+            w * F.mse_loss(representations[layer], targets[layer])
+            for layer, w in self.layers.items()
+        )
+
+    def targets_of(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Targets made from a reference image's features (e.g. a tile's content crop)."""
+        with torch.no_grad():
+            return {k: v.detach() for k, v in self.representations(features).items()}
+
+
+class ContentTerm(FeatureTerm):
+    """Content loss: mean squared error of feature maps against the content image's (Gatys et
+    al. 2016, Eq. 1, divided by the number of elements instead of halved). Targets are
+    ``(1, C, H, W)`` activations at the stage's size."""
+
+    @staticmethod
+    def represent(features: Tensor) -> Tensor:
+        return features.float()
+
+
+class StyleTerm(FeatureTerm):
+    """Style loss: mean squared error of Gram matrices (Gatys et al. 2016, Eq. 4, with the
+    normalization of :func:`gram_matrix`). Targets are ``(1, C, C)`` Gram matrices, e.g. a blend
+    of several paintings' (``stages/blend.py``)."""
+
+    pooled = True
+
+    @staticmethod
+    def represent(features: Tensor) -> Tensor:
+        return gram_matrix(features)
+
+
+class TVTerm:
+    """Total variation of the pixels (:func:`tv_loss`), named ``tv``.
+
+    Args:
+        weight: its weight in the objective, ≥ 0.
+    """
+
+    name = "tv"
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    def score(self, image: Tensor) -> Tensor:
+        """``image``: ``(B, 3, H, W)`` in 0–1. Returns the unweighted 0-d term."""
+        return tv_loss(image.float())
+
+
+def total(terms: Mapping[str, Tensor]) -> Tensor:
+    """The objective's value: the sum of its weighted terms (the one place they are added)."""
+    return sum(terms.values())
+
+
+def detached(terms: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The same terms cut from the autograd graph (keeps no activations alive)."""
+    return {name: value.detach() for name, value in terms.items()}
+
+
+def as_floats(terms: Mapping[str, Tensor]) -> dict[str, float]:
+    """``{name: value, …, "total": sum}`` as Python floats (one device synchronization)."""
+    names = [*terms, "total"]
+    values = torch.stack([*terms.values(), total(terms)]).tolist()
+    return dict(zip(names, values, strict=True))
+
+
+class Objective:
+    """The weighted objective of one stage: Gatys et al. (2016), Eq. 7, plus a TV regularizer,
+    ``α·content + β·style + γ·tv``, as terms by name.
+
+    Args:
+        extractor: the network; returns every layer the feature terms read.
+        feature_terms: terms read from the network's activations.
+        image_terms: terms read from the pixels (TV).
+        reference: ``(1, 3, H, W)`` the image the non-pooled feature terms' targets were made
+            from (the content image at the stage's size); a tiled evaluation crops it.
     """
 
     def __init__(
         self,
         extractor: VGGFeatures,
-        content_targets: Mapping[str, Tensor],
-        style_targets: Mapping[str, Tensor],
-        content_layers: Mapping[str, float],
-        style_layers: Mapping[str, float],
-        content_weight: float,
-        style_weight: float,
-        tv_weight: float,
+        feature_terms: Sequence[FeatureTerm],
+        image_terms: Sequence[TVTerm],
+        reference: Tensor,
     ) -> None:
-        super().__init__()
         self.extractor = extractor
-        self.content = nn.ModuleDict({k: ContentLoss(v) for k, v in content_targets.items()})
-        self.style = nn.ModuleDict({k: StyleLoss(v) for k, v in style_targets.items()})
-        self.content_layers = _normalized(content_layers)
-        self.style_layers = _normalized(style_layers)
-        self.weights = (content_weight, style_weight, tv_weight)
+        self.feature_terms = list(feature_terms)
+        self.image_terms = list(image_terms)
+        self.reference = reference
 
-    def forward(self, image: Tensor) -> LossTerms:
-        """Evaluate the objective.
+    def __call__(self, image: Tensor) -> dict[str, Tensor]:
+        """Evaluate every term.
 
         Args:
-            image: ``(1, 3, H, W)`` in 0–1, the same ``H, W`` as the content targets.
+            image: ``(1, 3, H, W)`` in 0–1, the size of :attr:`reference`.
 
         Returns:
-            :class:`LossTerms` with each term already multiplied by its weight.
+            ``{name: weight · score}`` 0-d tensors, feature terms first (in autograd's graph).
         """
-        feats = self.extractor(image)
-        content_weight, style_weight, tv_weight = self.weights
-        content = sum(w * self.content[k](feats[k]) for k, w in self.content_layers.items())
-        style = sum(w * self.style[k](feats[k]) for k, w in self.style_layers.items())
-        return LossTerms(
-            content=content_weight * content,
-            style=style_weight * style,
-            tv=tv_weight * tv_loss(image.float()),
-        )
+        features = self.extractor(image)
+        terms = {
+            term.name: term.weight * term.score(term.representations(features))
+            for term in self.feature_terms
+        }
+        terms.update({term.name: term.weight * term.score(image) for term in self.image_terms})
+        return terms
 
 
-def content_targets(
-    extractor: VGGFeatures, content: Tensor, layers: Iterable[str]
-) -> dict[str, Tensor]:
-    """Activations of the content image, ``{layer: (1, C, H', W')}``; ``content`` is
-    ``(1, 3, H, W)`` in 0–1 at the stage's size."""
+def style_transfer_objective(
+    extractor: VGGFeatures,
+    content: Tensor,
+    style_targets: Mapping[str, Tensor],
+    content_layers: Mapping[str, float],
+    style_layers: Mapping[str, float],
+    *,
+    content_weight: float,
+    style_weight: float,
+    tv_weight: float,
+) -> Objective:
+    """The objective of Gatys et al. (2016), Eq. 7, plus TV: content, style and tv terms.
+
+    Args:
+        extractor: the network; returns every layer of both layer mappings.
+        content: ``(1, 3, H, W)`` content image in 0–1 at the stage's size.
+        style_targets: ``{layer: (1, C, C)}`` target Gram matrices (:func:`style_targets`).
+        content_layers, style_layers: ``{layer: weight ≥ 0}``, normalized to sum 1.
+        content_weight, style_weight, tv_weight: ``α, β, γ ≥ 0``.
+
+    Raises:
+        ValueError: layer weights that break :func:`weight_problem`'s rule.
+    """
     with torch.no_grad():
-        feats = extractor(content)
-    return {layer: feats[layer].detach() for layer in layers}
+        features = extractor(content)
+    return Objective(
+        extractor,
+        [
+            ContentTerm.of("content", content_weight, content_layers, features),
+            StyleTerm("style", style_weight, style_layers, style_targets),
+        ],
+        [TVTerm(tv_weight)],
+        content,
+    )
 
 
 def style_targets(
-    extractor: VGGFeatures, style: Tensor, layers: Iterable[str]
+    extractor: VGGFeatures, style: Tensor, layers: Sequence[str] | Mapping[str, float]
 ) -> dict[str, Tensor]:
     """Gram matrices of the style image: ``{layer: (1, C, C)}`` float32 (see :func:`gram_matrix`);
     ``style`` is ``(1, 3, H, W)`` in 0–1 at its stage size."""
     with torch.no_grad():
-        feats = extractor(style)
-    return {layer: gram_matrix(feats[layer]) for layer in layers}
+        features = extractor(style)
+    return {layer: gram_matrix(features[layer]) for layer in layers}

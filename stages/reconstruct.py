@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .losses import ContentLoss, StyleLoss, gram_matrix
+from .losses import ContentTerm, Objective, StyleTerm, total
 from .optim import optimize
 from .vgg import VGGFeatures
 
@@ -44,30 +44,25 @@ def reconstruct(
     Raises:
         ValueError: unknown ``kind``.
     """
-    if kind not in ("content", "style"):
+    terms = {"content": ContentTerm, "style": StyleTerm}
+    if kind not in terms:
         raise ValueError(f"kind must be 'content' or 'style'; got {kind!r}")
     with torch.no_grad():
-        feats = extractor(target)
-    losses = [
-        ContentLoss(feats[layer]) if kind == "content" else StyleLoss(gram_matrix(feats[layer]))
-        for layer in layers
-    ]
+        features = extractor(target)
+    term = terms[kind].of(kind, 1.0, dict.fromkeys(layers, 1.0), features)
+    objective = Objective(extractor, [term], [], target)
     noise = torch.rand(target.shape, generator=generator, dtype=torch.float32)
     image = noise.to(target.device).requires_grad_(True)
     pixels = target.shape[-2] * target.shape[-1]
     # Feature-space losses are tiny at deep layers; normalize by the start so L-BFGS's
     # curvature estimate is well scaled whatever the layer.
     with torch.no_grad():
-        start = _total(extractor(image), layers, losses).clamp_min(1e-12)
+        start = total(objective(image)).clamp_min(1e-12)
 
     def evaluate() -> Tensor:
-        value = _total(extractor(image), layers, losses) / start * pixels
+        value = total(objective(image)) / start * pixels
         value.backward()
         return value
 
     optimize(image, "lbfgs", 1.0, iterations, evaluate)
     return image.detach().clamp(0.0, 1.0)
-
-
-def _total(feats: dict[str, Tensor], layers: Sequence[str], losses: list) -> Tensor:
-    return sum(loss(feats[layer]) for layer, loss in zip(layers, losses, strict=True)) / len(layers)

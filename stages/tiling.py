@@ -4,14 +4,16 @@ The image stays whole; only the network runs tile by tile. Each evaluation:
 
 1. shifts the tile grid by a random offset (so no seam stays in one place from one evaluation
    to the next);
-2. runs the network on every tile without gradients and sums the tiles' Gram matrices into the
-   Gram matrix of the whole image, ``G = Σ_t n_t·G_t / Σ_t n_t`` (``n_t``: the tile's pixels);
-3. for each tile, runs the network again with gradients and backpropagates its content loss
-   (against the content image's features on the same crop) plus the *linearized* style loss
-   ``⟨∂L_style/∂G, G_t⟩``, where ``∂L_style/∂G = 2(G − A)/C²`` is taken at the whole image's
-   Gram matrix ``G`` and the stage's style target ``A``. Its gradient is exactly the whole-image
+2. runs the network on every tile without gradients and sums the tiles' pooled representations
+   (the style term's Gram matrices) into the whole image's, ``G = Σ_t n_t·G_t / Σ_t n_t``
+   (``n_t``: the tile's pixels), and scores each pooled term once, on ``G``;
+3. for each tile, runs the network again with gradients and backpropagates its local terms
+   (the content loss, against the content image's features on the same crop) plus the
+   *linearized* pooled terms ``⟨∂L_style/∂G, G_t⟩``, where the slope (``2(G − A)/C²`` for the
+   style loss, taken by autograd) is evaluated at the whole image's Gram matrix ``G`` and the
+   stage's style target ``A``. Its gradient is exactly the whole-image
    style loss's gradient through that tile, so every tile pulls towards the *global* style
-   statistics; a tile of sky is not asked to hold all of the painting's colours by itself;
+   statistics; a tile of sky is not asked to hold all of the painting's colors by itself;
 4. blends the tiles' pixel gradients with feathered weights (linear ramps across each overlap,
    normalized to sum 1 per pixel), so a pixel near a tile border, where the network sees zero
    padding instead of its neighbours, takes its gradient mostly from the tile that sees it well;
@@ -24,14 +26,14 @@ L-BFGS, whose line search assumes exact ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import LossTerms, StyleTransferLoss, gram_matrix, tv_loss
+from .evaluator import Evaluator
+from .losses import FeatureTerm, Objective, total
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,16 @@ class Tile:
     bottom: int
     left: int
     right: int
+
+    @property
+    def window(self) -> tuple:
+        """Index of the tile in a ``(B, C, H, W)`` tensor: ``image[tile.window]``."""
+        return (..., slice(self.top, self.bottom), slice(self.left, self.right))
+
+    @property
+    def pixels(self) -> int:
+        """Its area in px."""
+        return (self.bottom - self.top) * (self.right - self.left)
 
 
 def _starts(length: int, tile: int, stride: int, offset: int) -> list[int]:
@@ -109,104 +121,129 @@ def feather(tile: Tile, height: int, width: int, ramp: int) -> Tensor:
     return (ys[:, None] * xs[None, :])[None, None]
 
 
-class TiledObjective:
+class TiledEvaluator(Evaluator):
     """Evaluates a stage's objective tile by tile (see the module's description).
 
     Args:
-        make_loss: builds the loss of one tile from that tile's content crop ``(1, 3, h, w)``;
-            its extractor, content targets, style targets and weights are used (its TV weight
-            is ignored: TV is computed here on the whole image).
-        content: ``(1, 3, H, W)`` content image of the stage, in 0–1.
+        objective: the stage's terms; its ``reference`` (the content image) is cropped for the
+            non-pooled terms' targets.
         image: ``(1, 3, H, W)`` the leaf tensor being optimized.
-        tile: tile edge in px.
+        tile_edge: tile edge in px.
         overlap: overlap of neighbouring tiles in px (the feather ramp).
-        tv_weight: weight of the TV term.
         generator: draws the grid offsets; seeded, so a tiled stage is deterministic.
+        autocast: context each evaluation runs in.
     """
 
     def __init__(
         self,
-        make_loss: Callable[[Tensor], StyleTransferLoss],
-        content: Tensor,
+        objective: Objective,
         image: Tensor,
-        tile: int,
+        tile_edge: int,
         overlap: int,
-        tv_weight: float,
         generator: torch.Generator,
+        autocast: AbstractContextManager | None = None,
     ) -> None:
-        self.make_loss, self.content, self.image = make_loss, content, image
-        self.tile, self.overlap, self.tv_weight = tile, overlap, tv_weight
-        self.generator = generator
+        super().__init__(objective, image, autocast)
+        self.tile_edge, self.overlap, self.generator = tile_edge, overlap, generator
 
     def tiles(self) -> list[Tile]:
         """This evaluation's tiles, the grid shifted by a fresh random offset."""
-        stride = self.tile - self.overlap
+        stride = self.tile_edge - self.overlap
         dy, dx = torch.randint(0, stride, (2,), generator=self.generator).tolist()
-        return tile_grid(*self.image.shape[-2:], self.tile, self.overlap, (dy, dx))
+        return tile_grid(*self.image.shape[-2:], self.tile_edge, self.overlap, (dy, dx))
 
-    def _whole_gram(self, tiles: list[tuple[Tile, StyleTransferLoss]]) -> dict[str, Tensor]:
-        """Gram matrices of the whole image, from the tiles' (pixel-weighted)."""
-        sums: dict[str, Tensor] = {}
-        total = 0
+    def _whole(self, tiles: list[Tile], terms: list[FeatureTerm]) -> dict[str, dict[str, Tensor]]:
+        """The pooled terms' representations of the whole image: the pixel-weighted mean of
+        the tiles' (``{term: {layer: representation}}``)."""
+        sums: dict[str, dict[str, Tensor]] = {term.name: {} for term in terms}
+        covered = 0
         with torch.no_grad():
-            for tile, loss in tiles:
-                crop = self.image.detach()[..., tile.top : tile.bottom, tile.left : tile.right]
-                feats = loss.extractor(crop)
-                pixels = crop.shape[-2] * crop.shape[-1]
-                for layer in loss.style_layers:
-                    gram = gram_matrix(feats[layer]) * pixels
-                    sums[layer] = sums[layer] + gram if layer in sums else gram
-                total += pixels
-        return {layer: gram / total for layer, gram in sums.items()}
+            for tile in tiles:
+                crop = self.image.detach()[tile.window]
+                features = self.objective.extractor(crop)
+                for term in terms:
+                    for layer, rep in term.representations(features).items():
+                        part = rep * tile.pixels
+                        held = sums[term.name]
+                        held[layer] = held[layer] + part if layer in held else part
+                covered += tile.pixels
+        return {name: {k: v / covered for k, v in reps.items()} for name, reps in sums.items()}
 
-    def __call__(self) -> tuple[Tensor, LossTerms]:
-        """Accumulate the blended gradient into ``image.grad``.
+    def _scored(
+        self, terms: list[FeatureTerm], whole: dict[str, dict[str, Tensor]]
+    ) -> tuple[dict[str, Tensor], dict[str, dict[str, Tensor]]]:
+        """Each pooled term's weighted value at the whole image, and its slope ``∂value/∂R``
+        with respect to each layer's representation (the linearization the tiles use)."""
+        values, slopes = {}, {}
+        for term in terms:
+            leaves = {k: v.clone().requires_grad_(True) for k, v in whole[term.name].items()}
+            with torch.enable_grad():
+                value = term.weight * term.score(leaves)
+                grads = torch.autograd.grad(value, list(leaves.values()))
+            values[term.name] = value.detach()
+            slopes[term.name] = dict(zip(leaves, grads, strict=True))
+        return values, slopes
+
+    def _tile_step(
+        self,
+        tile: Tile,
+        local: list[FeatureTerm],
+        pooled: list[FeatureTerm],
+        slopes: dict[str, dict[str, Tensor]],
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Backpropagate one tile's local terms plus the linearized pooled terms.
 
         Returns:
-            ``(value, terms)``: the value the optimizer sees (``terms.total × H·W``) and the
-            weighted loss terms: content averaged over the tiles by pixel count, style from
-            the whole image's Gram matrices, TV of the whole image.
+            ``(gradient of the crop, weighted local terms × pixels)``.
         """
-        image = self.image
-        height, width = image.shape[-2:]
-        tiles = [
-            (t, self.make_loss(self.content[..., t.top : t.bottom, t.left : t.right]))
-            for t in self.tiles()
-        ]
-        whole = self._whole_gram(tiles)
-        loss0 = tiles[0][1]
-        _, style_weight, _ = loss0.weights
-        style = sum(
-            w * F.mse_loss(whole[k], loss0.style[k].target) for k, w in loss0.style_layers.items()
-        )
-        slopes = {  # ∂ mean((G − A)²) / ∂G
-            k: 2 * (whole[k] - loss0.style[k].target) / whole[k].numel() for k in whole
+        extractor = self.objective.extractor
+        with torch.no_grad():
+            reference = extractor(self.objective.reference[tile.window])
+        crop = self.image.detach()[tile.window].clone().requires_grad_(True)
+        features = extractor(crop)
+        values = {
+            term.name: term.weight
+            * term.score(term.representations(features), term.targets_of(reference))
+            for term in local
         }
+        linear = sum(
+            (slopes[term.name][k] * rep).sum()
+            for term in pooled
+            for k, rep in term.representations(features).items()
+        )
+        ((sum(values.values()) + linear) * tile.pixels).backward()
+        return crop.grad, {name: v.detach() * tile.pixels for name, v in values.items()}
+
+    def evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:
+        with self.autocast:
+            return self._evaluate()
+
+    def _evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:
+        image, objective = self.image, self.objective
+        height, width = image.shape[-2:]
+        tiles = self.tiles()
+        pooled = [t for t in objective.feature_terms if t.pooled]
+        local = [t for t in objective.feature_terms if not t.pooled]
+        pooled_values, slopes = self._scored(pooled, self._whole(tiles, pooled))
         grad = torch.zeros_like(image)
         weights = torch.zeros((1, 1, height, width), device=image.device)
-        content = torch.zeros((), device=image.device)
+        sums = {term.name: torch.zeros((), device=image.device) for term in local}
         covered = 0
-        for tile, loss in tiles:
-            window = (..., slice(tile.top, tile.bottom), slice(tile.left, tile.right))
-            crop = image.detach()[window].clone().requires_grad_(True)
-            feats = loss.extractor(crop)
-            content_weight = loss.weights[0]
-            tile_content = content_weight * sum(
-                w * loss.content[k](feats[k]) for k, w in loss.content_layers.items()
-            )
-            linear_style = style_weight * sum(
-                w * (slopes[k] * gram_matrix(feats[k])).sum() for k, w in loss.style_layers.items()
-            )
-            pixels = crop.shape[-2] * crop.shape[-1]
-            ((tile_content + linear_style) * pixels).backward()
+        for tile in tiles:
+            crop_grad, values = self._tile_step(tile, local, pooled, slopes)
             weight = feather(tile, height, width, self.overlap).to(image.device)
-            grad[window] += crop.grad * weight
-            weights[window] += weight
-            content = content + tile_content.detach() * pixels
-            covered += pixels
+            grad[tile.window] += crop_grad * weight
+            weights[tile.window] += weight
+            sums = {name: sums[name] + values[name] for name in sums}
+            covered += tile.pixels
         area = height * width
-        tv = self.tv_weight * tv_loss(image)
-        (tv * area).backward()  # into image.grad
+        image_values = {t.name: t.weight * t.score(image) for t in objective.image_terms}
+        if image_values:
+            (sum(image_values.values()) * area).backward()  # into image.grad
         image.grad += grad / weights
-        terms = LossTerms(content / covered, style_weight * style.detach(), tv.detach())
-        return terms.total * area, terms
+        terms = {name: value / covered for name, value in sums.items()}
+        terms.update(pooled_values)
+        terms.update({name: value.detach() for name, value in image_values.items()})
+        ordered = {t.name: terms[t.name] for t in objective.feature_terms}
+        ordered.update({t.name: terms[t.name] for t in objective.image_terms})
+        return total(ordered) * area, ordered

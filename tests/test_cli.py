@@ -13,7 +13,7 @@ from PIL import Image
 from stylecascade.cli import app
 from stylecascade.config import bundled_presets
 from stylecascade.images import load_image
-from stylecascade.stages.colour import rgb_to_ycbcr
+from stylecascade.stages.color import rgb_to_ycbcr
 from stylecascade.stages.resample import resize
 from typer.testing import CliRunner
 
@@ -170,7 +170,7 @@ def test_render_end_to_end_with_real_weights(tmp_path, photos, tiny_preset_file)
 
 
 def test_two_styles_and_luminance_end_to_end(tmp_path, photos, tiny_preset_file):
-    """Two paintings blended 1:3 with the photo's colours kept, real weights, CLI in-process."""
+    """Two paintings blended 1:3 with the photo's colors kept, real weights, CLI in-process."""
     out = tmp_path / "blend.png"
     result = _render(
         photos[0], "-s", photos[1], "-s", photos[2], "--style-weight", 1, "--style-weight", 3,

@@ -12,20 +12,25 @@ def test_bundled_presets_load():
     assert {"draft", "standard", "print"} <= names
     for name in names:
         preset = load_preset(name)
-        sizes = [s.size for s in preset.stages]
+        sizes = [s.long_edge for s in preset.stages]
         assert sizes == sorted(set(sizes))
         assert preset.description
 
 
 def test_bundled_preset_sizes():
-    assert load_preset("draft").stages[-1].size == 512
-    assert [s.size for s in load_preset("standard").stages] == [256, 512, 1024]
-    assert load_preset("print").stages[-1].size == 4096
+    assert load_preset("draft").stages[-1].long_edge == 512
+    assert [s.long_edge for s in load_preset("standard").stages] == [256, 512, 1024]
+    assert load_preset("print").stages[-1].long_edge == 4096
 
 
 def test_defaults_are_merged_into_stages(tiny_preset):
     first, second = tiny_preset.stages
-    assert (first.size, first.iterations, second.size, second.iterations) == (32, 8, 64, 6)
+    assert (first.long_edge, first.iterations, second.long_edge, second.iterations) == (
+        32,
+        8,
+        64,
+        6,
+    )
     assert first.style_weight == second.style_weight == 200.0
     assert first.style_scale == 1.0  # built-in default
     assert tiny_preset.model.style_layers["relu3_1"] == 1.0
@@ -55,7 +60,7 @@ def _edit(path: str, value):
     "path, value, message",
     [
         (
-            "colour",
+            "colour",  # the British spelling is not a field: the key is color
             "x",
             "colour: unknown field; allowed: description, model, init, color, styles, precision",
         ),
@@ -150,7 +155,7 @@ def test_missing_preset_file():
 
 def test_with_final_size_scales_every_stage(tiny_preset):
     scaled = tiny_preset.with_final_size(128)
-    assert [s.size for s in scaled.stages] == [64, 128]
+    assert [s.long_edge for s in scaled.stages] == [64, 128]
     assert scaled.stages[0].iterations == tiny_preset.stages[0].iterations
     with pytest.raises(PresetError, match="not increasing"):
         tiny_preset.with_final_size(1)
@@ -173,13 +178,15 @@ def test_preset_styles_are_relative_to_the_preset_file(tmp_path):
 
 
 def test_resolved_puts_command_line_choices_over_the_preset(tiny_preset, tmp_path):
-    styled = tiny_preset.resolved([Path("a.jpg"), Path("b.jpg")], [1, 3], "histogram", 128)
+    styled = tiny_preset.resolved(
+        styles=[Path("a.jpg"), Path("b.jpg")], style_weights=[1, 3], color="histogram", size=128
+    )
     assert [Path(s.image).name for s in styled.styles] == ["a.jpg", "b.jpg"]
     assert all(Path(s.image).is_absolute() for s in styled.styles)
     assert [s.weight for s in styled.styles] == [1, 3]
-    assert styled.color == "histogram" and styled.stages[-1].size == 128
+    assert styled.color == "histogram" and styled.stages[-1].long_edge == 128
     # equal weights by default; the preset's own styles when none are given
-    assert [s.weight for s in tiny_preset.resolved([Path("a.jpg")] * 2).styles] == [1.0, 1.0]
+    assert [s.weight for s in tiny_preset.resolved(styles=[Path("a.jpg")] * 2).styles] == [1.0, 1.0]
     assert styled.resolved().styles == styled.styles
 
 
@@ -194,4 +201,4 @@ def test_resolved_puts_command_line_choices_over_the_preset(tiny_preset, tmp_pat
 )
 def test_resolved_refuses_bad_choices(tiny_preset, styles, weights, color, message):
     with pytest.raises(PresetError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        tiny_preset.resolved([Path(s) for s in styles], weights, color)
+        tiny_preset.resolved(styles=[Path(s) for s in styles], style_weights=weights, color=color)

@@ -1,12 +1,13 @@
 import pytest
 import torch
 from stylecascade.stages.losses import (
-    ContentLoss,
-    StyleLoss,
-    StyleTransferLoss,
-    content_targets,
+    ContentTerm,
+    StyleTerm,
+    as_floats,
     gram_matrix,
     style_targets,
+    style_transfer_objective,
+    total,
     tv_loss,
 )
 
@@ -33,10 +34,15 @@ def test_gram_is_independent_of_image_size():
 def test_style_and_content_losses_are_independent_of_image_size():
     features, other = torch.randn(1, 8, 5, 7), torch.randn(1, 8, 5, 7)
     big, big_other = features.repeat(1, 1, 4, 4), other.repeat(1, 1, 4, 4)
+
+    def score(term, target, features):
+        made = term.of(term.__name__, 1.0, {"x": 1.0}, {"x": target})
+        return made.score(made.representations({"x": features}))
+
+    torch.testing.assert_close(score(StyleTerm, other, features), score(StyleTerm, big_other, big))
     torch.testing.assert_close(
-        StyleLoss(gram_matrix(other))(features), StyleLoss(gram_matrix(big_other))(big)
+        score(ContentTerm, other, features), score(ContentTerm, big_other, big)
     )
-    torch.testing.assert_close(ContentLoss(other)(features), ContentLoss(big_other)(big))
 
 
 def test_tv_loss_values():
@@ -55,16 +61,16 @@ def test_tv_loss_is_independent_of_image_size():
     assert large.item() == pytest.approx(1 / 3, rel=0.01)
 
 
-def _loss(extractor, content, style, **weights):
+def _loss(extractor, content, style, content_layers=None, style_layers=None, **weights):
     layers = dict(LAYERS)
     defaults = dict(content_weight=1.0, style_weight=10.0, tv_weight=0.5)
     defaults.update(weights)
-    return StyleTransferLoss(
+    return style_transfer_objective(
         extractor,
-        content_targets(extractor, content, ["relu2_1"]),
+        content,
         style_targets(extractor, style, layers),
-        {"relu2_1": 1.0},
-        layers,
+        content_layers or {"relu2_1": 1.0},
+        style_layers or layers,
         **defaults,
     )
 
@@ -72,43 +78,42 @@ def _loss(extractor, content, style, **weights):
 def test_objective_terms_and_weights(tiny_extractor, content_image, style_image):
     extractor = tiny_extractor([*LAYERS, "relu2_1"])
     terms = _loss(extractor, content_image, style_image)(content_image)
-    assert terms.content.item() == 0.0  # the content image matches its own content target
-    assert terms.style.item() > 0 and terms.tv.item() > 0
-    torch.testing.assert_close(terms.total, terms.content + terms.style + terms.tv)
+    assert list(terms) == ["content", "style", "tv"]
+    assert terms["content"].item() == 0.0  # the content image matches its own content target
+    assert terms["style"].item() > 0 and terms["tv"].item() > 0
+    torch.testing.assert_close(total(terms), terms["content"] + terms["style"] + terms["tv"])
+    assert as_floats(terms)["total"] == pytest.approx(total(terms).item())
     doubled = _loss(extractor, content_image, style_image, style_weight=20.0, tv_weight=1.0)(
         content_image
     )
-    torch.testing.assert_close(doubled.style, 2 * terms.style)
-    torch.testing.assert_close(doubled.tv, 2 * terms.tv)
+    torch.testing.assert_close(doubled["style"], 2 * terms["style"])
+    torch.testing.assert_close(doubled["tv"], 2 * terms["tv"])
 
 
 def test_style_image_has_zero_style_loss_against_itself(tiny_extractor, style_image):
     extractor = tiny_extractor([*LAYERS, "relu2_1"])
     terms = _loss(extractor, style_image, style_image)(style_image)
-    assert terms.style.item() == pytest.approx(0.0, abs=1e-9)
+    assert terms["style"].item() == pytest.approx(0.0, abs=1e-9)
 
 
 def test_layer_weights_are_normalized(tiny_extractor, content_image, style_image):
     extractor = tiny_extractor([*LAYERS, "relu2_1"])
     a = _loss(extractor, content_image, style_image)
-    b = StyleTransferLoss(
+    b = _loss(
         extractor,
-        content_targets(extractor, content_image, ["relu2_1"]),
-        style_targets(extractor, style_image, LAYERS),
-        {"relu2_1": 3.0},
-        {k: 7.0 for k in LAYERS},
-        1.0,
-        10.0,
-        0.5,
+        content_image,
+        style_image,
+        content_layers={"relu2_1": 3.0},
+        style_layers={k: 7.0 for k in LAYERS},
     )
     noise = torch.rand_like(content_image)
-    torch.testing.assert_close(a(noise).total, b(noise).total)
+    torch.testing.assert_close(total(a(noise)), total(b(noise)))
 
 
-def test_zero_layer_weights_are_refused(tiny_extractor, content_image):
-    extractor = tiny_extractor(["relu1_1"])
+def test_zero_layer_weights_are_refused(tiny_extractor, content_image, style_image):
+    extractor = tiny_extractor([*LAYERS, "relu2_1"])
     with pytest.raises(ValueError, match="sum to a positive number"):
-        StyleTransferLoss(extractor, {}, {}, {"relu1_1": 0.0}, {"relu1_1": 1.0}, 1, 1, 0)
+        _loss(extractor, content_image, style_image, content_layers={"relu2_1": 0.0})
 
 
 def test_gram_backward_matches_autograd_of_the_plain_product():

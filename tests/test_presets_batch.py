@@ -17,7 +17,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
     """A private STYLECASCADE_HOME whose weights are the real cached ones."""
-    from stylecascade.weights import home as weights_home
+    from stylecascade.paths import home as weights_home
 
     real = weights_home()
     fake = tmp_path / "home"
@@ -37,7 +37,9 @@ def test_user_preset_dir_follows_stylecascade_home(home):
 
 
 def test_preset_yaml_round_trips(tiny_preset, tmp_path):
-    styled = tiny_preset.resolved([tmp_path / "a.jpg"], [2.0], "histogram")
+    styled = tiny_preset.resolved(
+        styles=[tmp_path / "a.jpg"], style_weights=[2.0], color="histogram"
+    )
     again = parse_preset(preset_yaml(styled), styled.name, "x.yaml")
     assert again == styled
 
@@ -63,7 +65,7 @@ def test_save_refuses_bad_names_and_bundled_names(tiny_preset_file):
 def test_render_save_then_batch_a_folder_with_the_saved_preset(
     tmp_path, photos, tiny_preset_file, home
 ):
-    # 1. a render with two styles and a colour mode
+    # 1. a render with two styles and a color mode
     first = tmp_path / "first.png"
     result = _invoke(
         "render", photos[0], "-s", photos[1], "-s", photos[2], "--style-weight", 3,
@@ -135,7 +137,7 @@ def test_expand_inputs(tmp_path):
 
 
 def test_output_name_pattern(tiny_preset, tmp_path):
-    preset = tiny_preset.resolved([tmp_path / "starry.jpg"])
+    preset = tiny_preset.resolved(styles=[tmp_path / "starry.jpg"])
     assert output_name("{content}-{styles}-{seed}.jpg", Path("x/p.jpeg"), preset, 3) == (
         "p-starry-3.jpg"
     )

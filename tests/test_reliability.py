@@ -13,32 +13,43 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from stylecascade import runner as runner_module
 from stylecascade.cli import app
 from stylecascade.output import save_image
-from stylecascade.runner import DivergedError, StageInterrupted, run_stages
-from stylecascade.stages.blend import WeightedStyle
-from stylecascade.stages.losses import LossTerms, StyleTransferLoss
+from stylecascade.runner import DivergedError, run_stages, schedule
+from stylecascade.stages import cascade
+from stylecascade.stages.blend import StyleTargets, WeightedStyle
+from stylecascade.stages.cascade import StageInterrupted
+from stylecascade.stages.losses import Objective
 from typer.testing import CliRunner
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 
 
-def _nan_from(calls: range):
-    """A StyleTransferLoss whose evaluations numbered in ``calls`` return NaN."""
+class _Flaky(Objective):
+    """An objective whose evaluations numbered in ``calls`` (counted over the whole run) give a
+    NaN style term."""
 
-    class Flaky(StyleTransferLoss):
-        count = 0
+    def __init__(self, objective: Objective, calls: range, counter: list[int]) -> None:
+        super().__init__(
+            objective.extractor, objective.feature_terms, objective.image_terms, objective.reference
+        )
+        self.calls, self.counter = calls, counter
 
-        def forward(self, image):
-            Flaky.count += 1
-            terms = super().forward(image)
-            if Flaky.count in calls:
-                nan = terms.style * float("nan")
-                return LossTerms(terms.content, nan, terms.tv)
-            return terms
+    def __call__(self, image):
+        self.counter[0] += 1
+        terms = super().__call__(image)
+        if self.counter[0] in self.calls:
+            terms["style"] = terms["style"] * float("nan")
+        return terms
 
-    return Flaky
+
+@dataclasses.dataclass(frozen=True)
+class _FlakyProblem(cascade.Problem):
+    calls: range = range(0)
+    counter: list = dataclasses.field(default_factory=lambda: [0])
+
+    def objective(self, stage, content):
+        return _Flaky(super().objective(stage, content), self.calls, self.counter)
 
 
 def _longer_first_stage(preset, iterations):
@@ -47,15 +58,25 @@ def _longer_first_stage(preset, iterations):
 
 
 def _run(extractor, preset, content, style, observer=None):
-    return list(run_stages(extractor, preset, content, [WeightedStyle(style)], 0, observer))
+    return list(run_stages(extractor, preset, content, [WeightedStyle(style)], observer=observer))
+
+
+def _run_flaky(extractor, preset, content, style, calls):
+    """The cascade of ``preset`` with NaN style terms at the evaluations numbered in ``calls``."""
+    model = preset.model
+    targets = StyleTargets(extractor, [WeightedStyle(style)], model.style_layers)
+    problem = _FlakyProblem(
+        extractor, content, targets, model.content_layers, model.style_layers, calls
+    )
+    plan = schedule(preset, tuple(content.shape[-2:]), 0.0, None)
+    return list(cascade.run_schedule(problem, plan, content))
 
 
 def test_a_nan_stretch_is_recovered_from_the_best_iterate(
-    monkeypatch, tiny_extractor, tiny_preset, content_image, style_image
+    tiny_extractor, tiny_preset, content_image, style_image
 ):
-    monkeypatch.setattr(runner_module, "StyleTransferLoss", _nan_from(range(4, 13)))
     preset = _longer_first_stage(tiny_preset, 30)
-    results = _run(tiny_extractor(LAYERS), preset, content_image, style_image)
+    results = _run_flaky(tiny_extractor(LAYERS), preset, content_image, style_image, range(4, 13))
     assert results[0].recoveries >= 1 and results[0].iterations >= 30
     for result in results:
         assert torch.isfinite(result.image).all()
@@ -63,12 +84,24 @@ def test_a_nan_stretch_is_recovered_from_the_best_iterate(
 
 
 def test_persistent_nan_stops_with_a_clear_error(
+    tiny_extractor, tiny_preset, content_image, style_image
+):
+    preset = _longer_first_stage(tiny_preset, 60)
+    flaky = range(3, 10**6)
+    with pytest.raises(cascade.DivergedError, match="stage 1 diverged: NaN/inf losses 4 times"):
+        _run_flaky(tiny_extractor(LAYERS), preset, content_image, style_image, flaky)
+
+
+def test_the_runner_names_the_preset_fields_to_change(
     monkeypatch, tiny_extractor, tiny_preset, content_image, style_image
 ):
-    monkeypatch.setattr(runner_module, "StyleTransferLoss", _nan_from(range(3, 10**6)))
-    preset = _longer_first_stage(tiny_preset, 60)
-    with pytest.raises(DivergedError, match="stage 1 diverged: NaN/inf losses 4 times"):
-        _run(tiny_extractor(LAYERS), preset, content_image, style_image)
+    def diverge(*args, **kwargs):
+        raise cascade.DivergedError("stage 1 diverged: NaN/inf losses 4 times")
+        yield
+
+    monkeypatch.setattr(cascade, "run_schedule", diverge)
+    with pytest.raises(DivergedError, match="4 times; lower its lr or use optimizer: adam"):
+        _run(tiny_extractor(LAYERS), tiny_preset, content_image, style_image)
 
 
 def test_a_nan_image_is_never_written(tmp_path):
@@ -82,7 +115,7 @@ class _StopAt:
     def __init__(self, stage, evaluation):
         self.at, self.stage = (stage, evaluation), None
 
-    def stage_started(self, index, count, stage, size):
+    def stage_started(self, index, count, stage):
         self.stage = index
 
     def iteration(self, done, terms):

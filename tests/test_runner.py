@@ -4,7 +4,9 @@ import pytest
 import torch
 from stylecascade.errors import UsageError
 from stylecascade.runner import run_stages, stage_sizes
-from stylecascade.stages.blend import WeightedStyle
+from stylecascade.stages.blend import WeightedStyle, blended_targets
+from stylecascade.stages.losses import as_floats, style_transfer_objective
+from stylecascade.stages.resample import resize
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 
@@ -13,25 +15,26 @@ class Recorder:
     def __init__(self):
         self.events = []
 
-    def stage_started(self, index, count, stage, size):
-        self.events.append(("start", index, count, size))
+    def stage_started(self, index, count, stage):
+        self.events.append(("start", index, count, stage.size))
 
     def iteration(self, done, terms):
-        self.events.append(("iteration", done, terms.total.item()))
+        self.events.append(("iteration", done, as_floats(terms)["total"]))
 
     def stage_finished(self, result):
         self.events.append(("finish", result.index))
 
 
 def _run(extractor, preset, content, style, seed=0, observer=None):
-    return list(run_stages(extractor, preset, content, [WeightedStyle(style)], seed, observer))
+    styles = [WeightedStyle(style)]
+    return list(run_stages(extractor, preset, content, styles, seed=seed, observer=observer))
 
 
 def test_stages_grow_and_each_lowers_the_style_loss(
     tiny_extractor, tiny_preset, content_image, style_image
 ):
     results = _run(tiny_extractor(LAYERS), tiny_preset, content_image, style_image)
-    assert [r.size for r in results] == [(32, 24), (64, 48)]
+    assert [r.size for r in results] == [(24, 32), (48, 64)]  # (H, W)
     assert results[-1].image.shape == (1, 3, 48, 64)
     for result in results:
         assert result.loss_end["style"] < result.loss_start["style"]
@@ -45,11 +48,27 @@ def test_stages_grow_and_each_lowers_the_style_loss(
 def test_each_stage_starts_from_the_previous_result(
     tiny_extractor, tiny_preset, content_image, style_image
 ):
-    results = _run(tiny_extractor(LAYERS), tiny_preset, content_image, style_image)
+    extractor = tiny_extractor(LAYERS)
+    results = _run(extractor, tiny_preset, content_image, style_image)
     content_only = dataclasses.replace(tiny_preset, stages=tiny_preset.stages[1:])
-    alone = _run(tiny_extractor(LAYERS), content_only, content_image, style_image)
+    alone = _run(extractor, content_only, content_image, style_image)
     # Warm-started from stage 1, stage 2 begins with a lower style loss than a cold start.
     assert results[1].loss_start["style"] < alone[0].loss_start["style"]
+    # Stage 2's first evaluation is exactly the objective at stage 1's result, upsampled.
+    second = tiny_preset.stages[1]
+    start = resize(results[0].image, results[1].size)
+    model = tiny_preset.model
+    objective = style_transfer_objective(
+        extractor,
+        resize(content_image, results[1].size),
+        blended_targets(extractor, [WeightedStyle(style_image)], 64, model.style_layers),
+        model.content_layers,
+        model.style_layers,
+        content_weight=second.content_weight,
+        style_weight=second.style_weight,
+        tv_weight=second.tv_weight,
+    )
+    assert as_floats(objective(start)) == results[1].loss_start
 
 
 def test_observer_sees_every_evaluation(tiny_extractor, tiny_preset, content_image, style_image):
@@ -58,7 +77,7 @@ def test_observer_sees_every_evaluation(tiny_extractor, tiny_preset, content_ima
         tiny_extractor(LAYERS), tiny_preset, content_image, style_image, observer=recorder
     )
     starts = [e for e in recorder.events if e[0] == "start"]
-    assert starts == [("start", 0, 2, (32, 24)), ("start", 1, 2, (64, 48))]
+    assert starts == [("start", 0, 2, (24, 32)), ("start", 1, 2, (48, 64))]  # (H, W)
     counts = [e[1] for e in recorder.events if e[0] == "iteration"]
     assert len(counts) == sum(r.iterations for r in results)
     assert recorder.events[-1] == ("finish", 1)

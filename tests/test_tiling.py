@@ -8,9 +8,10 @@ from stylecascade.config import TilingConfig
 from stylecascade.memory import activation_bytes_per_pixel, plan_stage, saved_bytes
 from stylecascade.runner import run_stages
 from stylecascade.stages.blend import WeightedStyle
-from stylecascade.stages.losses import StyleTransferLoss, content_targets, style_targets
+from stylecascade.stages.evaluator import UntiledEvaluator
+from stylecascade.stages.losses import style_targets, style_transfer_objective
 from stylecascade.stages.resample import resize
-from stylecascade.stages.tiling import TiledObjective, feather, tile_grid
+from stylecascade.stages.tiling import TiledEvaluator, feather, tile_grid
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 STYLE = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
@@ -40,40 +41,34 @@ def test_feather_ramps_inside_and_not_at_the_image_border():
     assert torch.all(weight[:, 1:] <= weight[:, :-1] + 1e-6)
 
 
-def _loss(extractor, content, style, tv):
-    return StyleTransferLoss(
+def _objective(extractor, content, style, tv):
+    return style_transfer_objective(
         extractor,
-        content_targets(extractor, content, ["relu4_2"]),
+        content,
         style_targets(extractor, style, STYLE),
         {"relu4_2": 1.0},
         dict.fromkeys(STYLE, 1.0),
-        1.0,
-        200.0,
-        tv,
+        content_weight=1.0,
+        style_weight=200.0,
+        tv_weight=tv,
     )
 
 
 def test_one_tile_over_the_whole_image_is_the_exact_gradient(
     tiny_extractor, content_image, style_image
 ):
-    extractor = tiny_extractor(LAYERS)
+    objective = _objective(tiny_extractor(LAYERS), content_image, style_image, 5.0)
     image = content_image.clone().requires_grad_(True)
-    untiled = _loss(extractor, content_image, style_image, 5.0)(image)
-    (untiled.total * image[0, 0].numel()).backward()
+    image.grad = torch.zeros_like(image)
+    untiled, untiled_terms = UntiledEvaluator(objective, image).evaluate()
     expected = image.grad.clone()
     image.grad = torch.zeros_like(image)
-    tiled = TiledObjective(
-        lambda crop: _loss(extractor, crop, style_image, 0.0),
-        content_image,
-        image,
-        64,
-        16,
-        5.0,
-        torch.Generator().manual_seed(0),
-    )
-    value, terms = tiled()
+    tiled = TiledEvaluator(objective, image, 64, 16, torch.Generator().manual_seed(0))
+    value, terms = tiled.evaluate()
     torch.testing.assert_close(image.grad, expected, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(terms.total, untiled.total.detach())
+    torch.testing.assert_close(value, untiled)
+    for name in ("content", "style", "tv"):
+        torch.testing.assert_close(terms[name], untiled_terms[name])
 
 
 def _border_energy_ratio(delta, tile, overlap):
@@ -102,13 +97,13 @@ grid and no feathering (a visible seam)."""
 def test_a_forced_tiled_stage_leaves_no_seams(
     tiny_extractor, tiny_preset, content_image, style_image
 ):
-    stage = dataclasses.replace(tiny_preset.stages[-1], size=128, iterations=30)
+    stage = dataclasses.replace(tiny_preset.stages[-1], long_edge=128, iterations=30)
     preset = dataclasses.replace(
-        tiny_preset, stages=(stage,), tiling=TilingConfig(size=48, overlap=16, lr=0.02)
+        tiny_preset, stages=(stage,), tiling=TilingConfig(tile_edge=48, overlap=16, lr=0.02)
     )
     content = resize(content_image, (96, 128))
     (result,) = run_stages(tiny_extractor(LAYERS), preset, content, [WeightedStyle(style_image)])
-    assert result.tile == 48
+    assert result.stage.tile_edge == 48
     assert result.loss_end["total"] < result.loss_start["total"]
     delta = result.image - content
     assert delta.abs().mean() > 0.01  # it did stylize
@@ -119,13 +114,14 @@ def test_a_forced_tiled_stage_leaves_no_seams(
 def test_plan_stage_tiles_only_what_does_not_fit():
     per_pixel = 1500.0  # bytes, about VGG19 to relu5_1 in fp32
     fits = plan_stage(1024, 768, per_pixel, "lbfgs", 24 * 2**30)
-    assert fits.tile is None and fits.estimate_bytes < 24 * 2**30
-    forced = plan_stage(1024, 768, per_pixel, "lbfgs", 24 * 2**30, forced_tile=512)
-    assert forced.tile == 512
+    assert fits.tile_edge is None and fits.estimate_bytes < 24 * 2**30
+    forced = plan_stage(1024, 768, per_pixel, "lbfgs", 24 * 2**30, forced_tile_edge=512)
+    assert forced.tile_edge == 512
     tight = plan_stage(8192, 6144, per_pixel, "lbfgs", 16 * 2**30)
-    assert tight.tile is not None and 256 <= tight.tile < 8192 and tight.tile % 64 == 0
+    assert tight.tile_edge is not None and 256 <= tight.tile_edge < 8192
+    assert tight.tile_edge % 64 == 0
     assert tight.estimate_bytes <= 16 * 2**30
-    assert plan_stage(8192, 6144, per_pixel, "lbfgs", None).tile is None  # unknown: no plan
+    assert plan_stage(8192, 6144, per_pixel, "lbfgs", None).tile_edge is None  # unknown: no plan
     with pytest.raises(MemoryError, match="even 256 px tiles need"):
         plan_stage(8192, 6144, per_pixel, "lbfgs", 2**30)
 

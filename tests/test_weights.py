@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import TINY_WIDTH
-from stylecascade import weights
+from stylecascade import paths, weights
 from stylecascade.errors import UsageError
 from stylecascade.stages.vgg import CAFFE, CONV_LAYERS, IMAGENET, LAYER_NAMES, build_vgg19_features
 from stylecascade.weights import WeightsError, convert_keras_h5
@@ -76,7 +76,7 @@ def test_convert_refuses_non_hdf5(tmp_path):
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    monkeypatch.setenv(weights.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path / "home"))
     return tmp_path / "home"
 
 

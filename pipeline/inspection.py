@@ -1,4 +1,4 @@
-"""``stylecascade inspect``: the reconstructions grid of Gatys et al.'s Figure 1."""
+"""``stylecascade inspect``: the layer-reconstructions grid of Gatys et al.'s Figure 1."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from PIL import Image
 from .images import load_image
 from .output import quantize
 from .pictures import labelled_grid
+from .progress import Step
 from .stages.reconstruct import reconstruct
 from .stages.resample import resize_long_edge
 from .stages.vgg import VGGFeatures
-from .weights import Step, load_weights
+from .weights import load_weights
 
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 """Layers whose content reconstructions Gatys et al. (2016), Fig. 1, show."""
@@ -35,9 +36,10 @@ def _style_label(count: int) -> str:
 def layer_reconstructions(
     content_path: Path,
     style_path: Path,
+    *,
     weights: str,
     device: torch.device,
-    size: int,
+    long_edge: int,
     iterations: int,
     seed: int,
     step: Step,
@@ -51,7 +53,7 @@ def layer_reconstructions(
         content_path, style_path: the photo and the painting.
         weights: VGG19 weights spec (``caffe``, ``torchvision`` or a path).
         device: where to compute.
-        size: long edge of the reconstructions in px.
+        long_edge: long edge of the reconstructions in px.
         iterations: L-BFGS evaluations per reconstruction.
         seed: seeds the noise.
         step: reports the weights download.
@@ -60,8 +62,8 @@ def layer_reconstructions(
     Raises:
         UsageError: unreadable images; WeightsError: weights cannot be loaded.
     """
-    content = resize_long_edge(load_image(content_path, "content"), size).to(device)
-    style = resize_long_edge(load_image(style_path, "style"), size).to(device)
+    content = resize_long_edge(load_image(content_path, "content"), long_edge).to(device)
+    style = resize_long_edge(load_image(style_path, "style"), long_edge).to(device)
     net = load_weights(weights, step)
     rows: list[list[tuple[Image.Image, str]]] = [[], []]
     jobs = [(content, (layer,), "content", layer) for layer in CONTENT_LAYERS]

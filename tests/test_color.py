@@ -1,11 +1,11 @@
 import pytest
 import torch
-from stylecascade.stages.colour import (
-    colour_inputs,
-    colour_output,
+from stylecascade.stages.color import (
+    color_inputs,
+    color_output,
     keep_content_chroma,
     luminance,
-    match_colour,
+    match_color,
     match_luminance,
     rgb_to_ycbcr,
     ycbcr_to_rgb,
@@ -33,7 +33,7 @@ def test_ycbcr_round_trip_and_known_values():
 
 def test_luminance_mode_keeps_the_content_chroma(content_image, style_image):
     stylized = resize(style_image, content_image.shape[-2:])  # an extreme "render": all style
-    out = colour_output("luminance", stylized, content_image)
+    out = color_output("luminance", stylized, content_image)
     chroma = rgb_to_ycbcr(out)[:, 1:]
     expected = rgb_to_ycbcr(content_image)[:, 1:]
     assert (chroma - expected).abs().mean().item() < 1 / 255
@@ -44,9 +44,9 @@ def test_luminance_mode_keeps_the_content_chroma(content_image, style_image):
 
 
 def test_histogram_matches_the_content_mean_and_covariance(content_image, style_image):
-    recoloured = match_colour(style_image, content_image)
-    assert recoloured.shape == style_image.shape
-    mean, cov = _stats(recoloured)
+    recolored = match_color(style_image, content_image)
+    assert recolored.shape == style_image.shape
+    mean, cov = _stats(recolored)
     mean_c, cov_c = _stats(content_image)
     torch.testing.assert_close(mean, mean_c, atol=0.01, rtol=0)
     torch.testing.assert_close(cov, cov_c, atol=0.003, rtol=0.1)
@@ -66,12 +66,12 @@ def test_luminance_only_matches_mean_and_std_of_the_content_luminance(content_im
 def test_grayscale_inputs_work_in_every_mode(mode, which, content_image, style_image):
     content = _gray(content_image) if which == "content" else content_image
     style = _gray(style_image) if which == "style" else style_image
-    content_in, (style_in,) = colour_inputs(mode, content, [style])
-    out = colour_output(mode, resize(style_in, content.shape[-2:]), content)
+    content_in, (style_in,) = color_inputs(mode, content, [style])
+    out = color_output(mode, resize(style_in, content.shape[-2:]), content)
     for image in (content_in, style_in, out):
         assert torch.isfinite(image).all() and image.min() >= 0 and image.max() <= 1
     if mode == "histogram" and which == "content":
-        # a gray content makes the recoloured style gray too
+        # a gray content makes the recolored style gray too
         assert (style_in[:, 0] - style_in[:, 1]).abs().max() < 0.01
 
 
@@ -81,5 +81,5 @@ def test_keep_content_chroma_needs_equal_sizes(content_image, style_image):
 
 
 def test_unknown_mode():
-    with pytest.raises(ValueError, match="colour mode must be one of"):
-        colour_inputs("sepia", torch.zeros(1, 3, 4, 4), [])
+    with pytest.raises(ValueError, match="color mode must be one of"):
+        color_inputs("sepia", torch.zeros(1, 3, 4, 4), [])

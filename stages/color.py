@@ -1,23 +1,23 @@
-"""Colour preservation (Gatys, Bethge, Hertzmann & Shechtman 2017, "Preserving Color in Neural
+"""Color preservation (Gatys, Bethge, Hertzmann & Shechtman 2017, "Preserving Color in Neural
 Artistic Style Transfer", and Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style
 Transfer", Sec. 3).
 
 Modes:
 
-- ``none``: the render takes the painting's colours.
+- ``none``: the render takes the painting's colors.
 - ``luminance``: after optimization, keep the render's luminance and put back the content's
   chroma (:func:`keep_content_chroma`).
-- ``histogram``: before optimization, recolour each style image so that its colour mean and
-  covariance match the content's (:func:`match_colour`).
+- ``histogram``: before optimization, recolor each style image so that its color mean and
+  covariance match the content's (:func:`match_color`).
 - ``luminance-only``: optimize on luminance alone, the style's luminance mean and standard
   deviation matched to the content's (:func:`match_luminance`), then recombine with the
   content's chroma (:func:`keep_content_chroma`).
 
-Colour space: full-range YCbCr with BT.601 coefficients (the JPEG/JFIF form) on the
+Color space: full-range YCbCr with BT.601 coefficients (the JPEG/JFIF form) on the
 gamma-encoded sRGB values. Gatys et al. 2017 use YIQ, which has the same luminance row; YCbCr is
 linear and exactly invertible, so with ``luminance`` the output's chroma is the content's up to
-clipping into 0–1. CIELAB would separate lightness from colour more perceptually, but it is
-non-linear and its round trip leaves the sRGB gamut for saturated colours more often.
+clipping into 0–1. CIELAB would separate lightness from color more perceptually, but it is
+non-linear and its round trip leaves the sRGB gamut for saturated colors more often.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-COLOUR_MODES = ("none", "luminance", "histogram", "luminance-only")
+COLOR_MODES = ("none", "luminance", "histogram", "luminance-only")
+SHARED_TARGET_MODES = ("none", "luminance")
+"""Modes whose style targets do not depend on the content image (``histogram`` and
+``luminance-only`` adapt the paintings to each photo), so a batch can share them."""
 
 _RGB_TO_YCBCR = torch.tensor(
     [
@@ -110,19 +113,19 @@ def _sqrtm(cov: Tensor, power: float, floor: float) -> Tensor:
 
 
 COV_FLOOR = 1e-6
-"""Smallest eigenvalue of a colour covariance used when inverting it (0–1 units squared). A
+"""Smallest eigenvalue of a color covariance used when inverting it (0–1 units squared). A
 grayscale or flat image has a singular covariance; the floor keeps its inverse square root
-finite, so such an image is recoloured by shifting its mean and scaling its one axis of
+finite, so such an image is recolored by shifting its mean and scaling its one axis of
 variation."""
 
 
-def match_colour(style: Tensor, content: Tensor) -> Tensor:
-    """Linear colour transfer: recolour ``style`` so that its colour mean and covariance match
+def match_color(style: Tensor, content: Tensor) -> Tensor:
+    """Linear color transfer: recolor ``style`` so that its color mean and covariance match
     ``content``'s (Gatys et al. 2017, "Controlling Perceptual Factors", Sec. 3.1, Eq. 6).
 
     ``x' = A (x − μ_s) + μ_c`` with the symmetric (eigen/PCA) form
-    ``A = Σ_c^½ Σ_s^-½`` (the image-analogies colour matching of Hertzmann et al. 2001, which
-    Gatys et al. list beside the Cholesky form); it maps the style's colours without the
+    ``A = Σ_c^½ Σ_s^-½`` (the image-analogies color matching of Hertzmann et al. 2001, which
+    Gatys et al. list beside the Cholesky form); it maps the style's colors without the
     rotation that the Cholesky factor's channel ordering introduces.
 
     Args:
@@ -164,40 +167,40 @@ def gray(lum: Tensor) -> Tensor:
     return lum.expand(-1, 3, -1, -1).contiguous()
 
 
-def colour_inputs(mode: str, content: Tensor, styles: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-    """The images the optimization sees under a colour mode.
+def color_inputs(mode: str, content: Tensor, styles: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """The images the optimization sees under a color mode.
 
     Args:
-        mode: one of :data:`COLOUR_MODES`.
+        mode: one of :data:`COLOR_MODES`.
         content: ``(1, 3, H, W)`` sRGB in 0–1.
         styles: ``(1, 3, H_i, W_i)`` sRGB in 0–1 each.
 
     Returns:
-        ``(content, styles)``: unchanged for ``none`` and ``luminance``; styles recoloured by
-        :func:`match_colour` for ``histogram``; gray content and :func:`match_luminance`
+        ``(content, styles)``: unchanged for ``none`` and ``luminance``; styles recolored by
+        :func:`match_color` for ``histogram``; gray content and :func:`match_luminance`
         styles for ``luminance-only``.
 
     Raises:
         ValueError: unknown mode.
     """
-    if mode in ("none", "luminance"):
+    if mode in SHARED_TARGET_MODES:
         return content, styles
     if mode == "histogram":
-        return content, [match_colour(style, content) for style in styles]
+        return content, [match_color(style, content) for style in styles]
     if mode == "luminance-only":
         return gray(luminance(content)), [match_luminance(style, content) for style in styles]
-    raise ValueError(f"colour mode must be one of {COLOUR_MODES}; got {mode!r}")
+    raise ValueError(f"color mode must be one of {COLOR_MODES}; got {mode!r}")
 
 
-def colour_output(mode: str, image: Tensor, content: Tensor) -> Tensor:
-    """The render as the user sees it under a colour mode: for ``luminance`` and
+def color_output(mode: str, image: Tensor, content: Tensor) -> Tensor:
+    """The render as the user sees it under a color mode: for ``luminance`` and
     ``luminance-only`` the image's luminance with the content's chroma
     (:func:`keep_content_chroma`), otherwise ``image`` itself.
 
     Args:
-        mode: one of :data:`COLOUR_MODES`.
+        mode: one of :data:`COLOR_MODES`.
         image: ``(1, 3, H, W)`` optimized image in 0–1.
-        content: ``(1, 3, H, W)`` sRGB content in 0–1 at the same size (original colours).
+        content: ``(1, 3, H, W)`` sRGB content in 0–1 at the same size (original colors).
     """
     if mode in ("luminance", "luminance-only"):
         return keep_content_chroma(image, content)

@@ -1,0 +1,317 @@
+"""The Python API: style transfer from a notebook or a script.
+
+>>> from stylecascade import render
+>>> result = render("photo.jpg", "painting.jpg", preset="draft", size=256)
+>>> result.image.save("styled.png")
+
+:class:`Renderer` keeps the network and the style targets loaded across calls (what a batch
+does); the command line renders through it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from rich.console import Console
+from torch import Tensor
+
+from .config import Preset, load_preset
+from .device import effective_precision, select_device
+from .errors import UsageError
+from .images import MAX_INPUT_PIXELS, ImageSource, as_tensor, describe, load_image
+from .manifest import build_manifest, stage_entry
+from .output import quantize
+from .progress import StageProgress, Step, no_step
+from .runner import Observer, StageResult, run_stages
+from .stages.blend import StyleTargets, WeightedStyle
+from .stages.color import SHARED_TARGET_MODES, color_inputs, color_output
+from .stages.resample import resize
+from .stages.vgg import VGGFeatures
+from .weights import check_weights_spec, load_weights
+
+
+@dataclass(frozen=True)
+class Network:
+    """The loaded VGG19 features, shared by every render of a :class:`Renderer`."""
+
+    extractor: VGGFeatures
+    source: str
+    sha256: str
+
+
+def load_network(spec: str, preset: Preset, device: torch.device, step: Step = no_step) -> Network:
+    """Load the weights (fetching them on first use) and build the features the preset reads.
+
+    Raises:
+        WeightsError: the weights cannot be fetched or loaded.
+    """
+    weights = load_weights(spec, step)
+    model = preset.model
+    extractor = VGGFeatures(
+        weights.trunk, model.layers, model.pooling, weights.normalization, channels_last=True
+    ).to(device)
+    return Network(extractor, weights.source, weights.sha256)
+
+
+def load_styles(preset: Preset, max_pixels: int | None = MAX_INPUT_PIXELS) -> list[WeightedStyle]:
+    """Read the preset's style images, ``(1, 3, H, W)`` in 0–1 each, with their weights.
+
+    Raises:
+        UsageError: no style, or a style image that cannot be read.
+    """
+    if not preset.styles:
+        raise UsageError("no style image; give one with --style PAINTING")
+    return [
+        WeightedStyle(load_image(Path(s.image), "style", max_pixels), s.weight, s.scale)
+        for s in preset.styles
+    ]
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What :func:`render` returns.
+
+    Attributes:
+        image: the final image, 8-bit sRGB (color mode applied).
+        tensor: the same, ``(1, 3, H, W)`` float32 in 0–1 on the CPU (before 8-bit rounding).
+        stages: each stage's result as an 8-bit image, coarse to fine (the last is ``image``).
+        manifest: the render's manifest, as written beside files by the command line.
+    """
+
+    image: Image.Image
+    tensor: Tensor
+    stages: list[Image.Image]
+    manifest: dict[str, Any]
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """``(1, 3, H, W)`` floats in 0–1 as an 8-bit RGB PIL image (rounded to nearest)."""
+    return Image.fromarray(quantize(image, 8), "RGB")
+
+
+class Renderer:
+    """A resolved preset with its paintings, the network and the style targets kept loaded
+    across renders of many content images.
+
+    The network loads on first use. Style targets are computed once per stage size and reused
+    when the color mode allows it (``none``, ``luminance``); ``histogram`` and
+    ``luminance-only`` adapt the paintings to each photo.
+
+    Args:
+        preset: the resolved preset, with at least one style unless ``styles`` is given.
+        device: where to compute: ``auto``, ``cuda``, ``mps``, ``cpu`` or a ``torch.device``.
+        weights: ``caffe``, ``torchvision`` or a weights file path.
+        styles: the paintings already loaded (in the order of ``preset.styles``); read from
+            ``preset.styles`` when ``None``.
+        step: reports long steps (the weights download).
+        max_input_pixels: decompression-bomb guard for style files (``None``: no limit).
+
+    Raises:
+        UsageError: no style, an unreadable style image, an unavailable device, or a bad
+            ``weights`` spec.
+    """
+
+    def __init__(
+        self,
+        preset: Preset,
+        *,
+        device: str | torch.device = "auto",
+        weights: str = "caffe",
+        styles: list[WeightedStyle] | None = None,
+        step: Step = no_step,
+        max_input_pixels: int | None = MAX_INPUT_PIXELS,
+    ) -> None:
+        check_weights_spec(weights)
+        self.device = device if isinstance(device, torch.device) else select_device(device)
+        self.preset, self.weights, self.step = preset, weights, step
+        self.styles = styles if styles is not None else load_styles(preset, max_input_pixels)
+        self._network: Network | None = None
+        self._targets: StyleTargets | None = None
+
+    @property
+    def network(self) -> Network:
+        """The network, loaded (and the weights fetched) on first use."""
+        if self._network is None:
+            self._network = load_network(self.weights, self.preset, self.device, self.step)
+        return self._network
+
+    def _shared_targets(self, styles: list[WeightedStyle]) -> StyleTargets | None:
+        if self.preset.color not in SHARED_TARGET_MODES:
+            return None
+        if self._targets is None:
+            layers = self.preset.model.style_layers
+            self._targets = StyleTargets(self.network.extractor, styles, layers)
+        return self._targets
+
+    def shown(self, image: Tensor, content: Tensor) -> Tensor:
+        """The optimized ``(1, 3, h, w)`` image as the user sees it: the color mode applied
+        with ``content`` (``(1, 3, H, W)`` sRGB in 0–1, any size)."""
+        content = resize(content.to(image.device), tuple(image.shape[-2:]))
+        return color_output(self.preset.color, image, content)
+
+    def stages(
+        self,
+        content: Tensor,
+        *,
+        seed: int = 0,
+        observer: Observer | None = None,
+        resume: tuple[int, Tensor] | None = None,
+    ) -> Iterator[tuple[StageResult, Tensor]]:
+        """Run the cascade on one content image.
+
+        Args:
+            content: ``(1, 3, H, W)`` sRGB in 0–1, any device.
+            seed: makes the render repeatable (same seed, same threads, same device).
+            observer: progress receiver.
+            resume: ``(k, image)``: start at stage ``k`` from the result of stage ``k − 1``.
+
+        Yields:
+            ``(result, shown)`` per stage: the stage's result and its image with the color mode
+            applied, ``(1, 3, h, w)`` in 0–1 on the device.
+
+        Raises:
+            WeightsError, UsageError, DivergedError, StyleCascadeError: see
+            :func:`stylecascade.runner.run_stages`; StageInterrupted on SIGINT.
+        """
+        content = content.to(self.device)
+        content_in, images = color_inputs(
+            self.preset.color, content, [s.image.to(self.device) for s in self.styles]
+        )
+        styles = [dataclasses.replace(s, image=i) for s, i in zip(self.styles, images, strict=True)]
+        stages = run_stages(
+            self.network.extractor,
+            self.preset,
+            content_in,
+            styles,
+            seed=seed,
+            observer=observer,
+            targets=self._shared_targets(styles),
+            resume=resume,
+        )
+        for result in stages:
+            yield result, self.shown(result.image, content)
+
+    def manifest(
+        self,
+        *,
+        content: str | Path,
+        output: str | Path | None,
+        seed: int,
+        stages: list[dict[str, Any]],
+        status: str = "done",
+    ) -> dict[str, Any]:
+        """The manifest of a render by this renderer (``stylecascade.manifest``)."""
+        network = self.network
+        return build_manifest(
+            preset=self.preset,
+            seed=seed,
+            device=str(self.device),
+            precision=effective_precision(self.preset.precision, self.device),
+            weights_source=network.source,
+            weights_sha256=network.sha256,
+            content=content,
+            output=output,
+            stages=stages,
+            status=status,
+        )
+
+    def render(
+        self, content: ImageSource, *, seed: int = 0, observer: Observer | None = None
+    ) -> RenderResult:
+        """Render one content image in memory (nothing is written).
+
+        Args:
+            content: a path, a PIL image, or a float tensor ``(3, H, W)`` / ``(1, 3, H, W)``
+                in 0–1.
+            seed: makes the render repeatable.
+            observer: progress receiver (e.g. ``stylecascade.progress.StageProgress``).
+
+        Raises:
+            UsageError: unreadable content, or stages too small for the network.
+            WeightsError, DivergedError, StyleCascadeError: see :meth:`stages`.
+        """
+        image = as_tensor(content, "content")
+        entries, shown = [], []
+        for result, picture in self.stages(image, seed=seed, observer=observer):
+            entries.append(stage_entry(result))
+            shown.append(picture)
+        final = shown[-1].cpu()
+        manifest = self.manifest(content=describe(content), output=None, seed=seed, stages=entries)
+        return RenderResult(to_pil(final), final, [to_pil(s) for s in shown], manifest)
+
+
+def render(
+    content: ImageSource,
+    styles: ImageSource | Sequence[ImageSource] | None = None,
+    *,
+    preset: str | Preset = "draft",
+    style_weights: Sequence[float] | None = None,
+    size: int | None = None,
+    color: str | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    weights: str = "caffe",
+    tile_size: int | None = None,
+    progress: bool | Observer = False,
+) -> RenderResult:
+    """Stylize ``content`` with the style of ``styles``, coarse to fine (Gatys et al. 2016;
+    stages as in Gatys et al. 2017, Sec. 5).
+
+    Args:
+        content: the photo: a path, a PIL image, or a float tensor ``(3, H, W)`` /
+            ``(1, 3, H, W)`` in 0–1 (sRGB).
+        styles: one painting or several to blend, each like ``content``; ``None``: the
+            preset's own paintings.
+        preset: a preset name (bundled or saved), a YAML path, a past render's ``OUT.json``,
+            or a :class:`~stylecascade.config.Preset`.
+        style_weights: one weight ≥ 0 per style (normalized; default equal).
+        size: long edge of the final stage in px; earlier stages scale with it.
+        color: color mode: ``none``, ``luminance``, ``histogram`` or ``luminance-only``.
+        device: ``auto``, ``cuda``, ``mps``, ``cpu`` or a ``torch.device``.
+        seed: makes the render repeatable (same seed, threads and device).
+        weights: VGG19 weights: ``caffe``, ``torchvision`` or a file path.
+        tile_size: run stages larger than this many px in tiles (0: only when needed).
+        progress: ``True`` for progress bars on stderr, or an observer of your own.
+
+    Returns:
+        :class:`RenderResult` with the PIL image, the stage images and the manifest.
+
+    Raises:
+        UsageError: bad inputs or options (a :class:`~stylecascade.errors.StyleCascadeError`).
+        WeightsError: the weights cannot be fetched or loaded.
+        DivergedError: the optimization kept producing NaN/inf losses.
+    """
+    base = preset if isinstance(preset, Preset) else load_preset(preset)
+    sources = [] if styles is None else [styles] if _is_one(styles) else list(styles)
+    resolved = base.resolved(
+        styles=[Path(describe(s)) for s in sources] or None,
+        style_weights=list(style_weights) if style_weights else None,
+        color=color,
+        size=size,
+        tile_size=tile_size,
+    )
+    loaded = None
+    if sources:
+        named = zip(resolved.styles, sources, strict=True)
+        resolved = dataclasses.replace(
+            resolved, styles=tuple(dataclasses.replace(s, image=describe(x)) for s, x in named)
+        )
+        loaded = [
+            WeightedStyle(as_tensor(x, "style"), s.weight, s.scale)
+            for s, x in zip(resolved.styles, sources, strict=True)
+        ]
+    renderer = Renderer(resolved, device=device, weights=weights, styles=loaded)
+    if progress is True:
+        with StageProgress(Console(stderr=True)) as bars:
+            return renderer.render(content, seed=seed, observer=bars)
+    return renderer.render(content, seed=seed, observer=progress or None)
+
+
+def _is_one(styles: Any) -> bool:
+    return isinstance(styles, (str, Path, Image.Image, Tensor))

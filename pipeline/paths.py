@@ -1,0 +1,27 @@
+"""Where stylecascade keeps its files: the weights cache and the user's saved presets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+HOME_ENV = "STYLECASCADE_HOME"
+"""Environment variable: one folder for the weights cache and the saved presets."""
+
+
+def home() -> Path:
+    """Root of the weights cache: ``$STYLECASCADE_HOME`` if set, else the user cache folder."""
+    env = os.environ.get(HOME_ENV)
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("stylecascade"))
+
+
+def user_preset_dir() -> Path:
+    """Where ``presets save`` writes and where names are looked up after the bundled presets:
+    ``$STYLECASCADE_HOME/presets`` when that variable is set, else the platform's user config
+    folder (``~/.config/stylecascade/presets`` on Linux)."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser() / "presets"
+    return Path(platformdirs.user_config_dir("stylecascade")) / "presets"

@@ -1,0 +1,327 @@
+"""The cascade: a schedule of stages run coarse to fine, each warm-started from the last.
+
+Each stage resizes the content image to its size, builds its objective (content targets at that
+size, the style targets of its style size), starts from the previous stage's result upsampled
+bicubically in float (the first stage from the given start image, or noise), and optimizes it
+with L-BFGS or Adam, keeping the evaluated iterate with the lowest loss. Coarse stages settle
+the layout and the large strokes cheaply; finer stages add detail (Gatys et al. 2017,
+"Controlling Perceptual Factors in Neural Style Transfer", Sec. 5: a two-level pyramid for high
+resolutions).
+
+A stage survives NaN/inf losses by restarting from its best iterate with half the step size
+(:data:`MAX_RECOVERIES` times), and a ``KeyboardInterrupt`` during a stage becomes
+:class:`StageInterrupted` carrying the best iterate so far.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+from torch import Tensor
+
+from .evaluator import Evaluator, UntiledEvaluator
+from .losses import Objective, as_floats, style_transfer_objective
+from .optim import optimize
+from .resample import resize
+from .tiling import TiledEvaluator
+from .vgg import VGGFeatures
+
+CHECK_EVERY = 10
+"""Evaluations between checks for NaN/inf losses (each check waits for the device)."""
+MAX_RECOVERIES = 3
+"""Times a stage restarts from its best iterate with half the step size before giving up."""
+
+
+class DivergedError(ArithmeticError):
+    """A stage kept producing NaN or infinite losses."""
+
+
+class StageInterrupted(Exception):
+    """SIGINT (``KeyboardInterrupt``) arrived during a stage.
+
+    Attributes:
+        index: the interrupted stage (0-based).
+        evaluations: evaluations it had made.
+        image: ``(1, 3, H, W)`` its best iterate so far (lowest loss), in 0–1.
+    """
+
+    def __init__(self, index: int, evaluations: int, image: Tensor) -> None:
+        super().__init__(f"stage {index + 1} interrupted after {evaluations} evaluations")
+        self.index, self.evaluations, self.image = index, evaluations, image
+
+
+class _NonFinite(Exception):
+    """Internal: a NaN/inf loss was seen; the stage restarts from its best iterate."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a schedule, fully resolved.
+
+    Attributes:
+        size: ``(H, W)`` of the stage's image in px.
+        iterations: budget of objective evaluations (one network forward + backward each).
+        optimizer: ``lbfgs`` or ``adam`` (``stages.optim.optimize``).
+        lr: step size (1.0 for L-BFGS; 0–1 pixel units for Adam).
+        content_weight, style_weight, tv_weight: weights α, β, γ of the objective, ≥ 0.
+        style_edge: long edge in px the style targets are computed at.
+        tile_edge: tile edge in px of a tiled stage (``stages.tiling``), ``None``: untiled.
+        tile_overlap: overlap of neighbouring tiles in px.
+        estimate_bytes: the memory plan's estimate of the stage's peak, if planned.
+    """
+
+    size: tuple[int, int]
+    iterations: int
+    style_edge: int
+    optimizer: str = "lbfgs"
+    lr: float = 1.0
+    content_weight: float = 1.0
+    style_weight: float = 1.0
+    tv_weight: float = 0.0
+    tile_edge: int | None = None
+    tile_overlap: int = 64
+    estimate_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What one stage produced.
+
+    Attributes:
+        index: 0-based stage number.
+        stage: the stage as it ran.
+        iterations: objective evaluations made (L-BFGS may overrun the budget by part of one
+            line search).
+        seconds: wall time of the stage, targets included.
+        loss_start, loss_end: weighted terms by name plus ``total``, at the stage's initial
+            image and at its result.
+        loss_trace: the weighted total loss of every evaluation, in order.
+        recoveries: restarts after NaN/inf losses (each halves the step size).
+        peak_memory_bytes: peak device memory allocated by PyTorch during the stage (CUDA only).
+        image: ``(1, 3, H, W)`` float32 result in 0–1 (the evaluated iterate with the lowest
+            loss, clamped), on the device.
+    """
+
+    index: int
+    stage: Stage
+    iterations: int
+    seconds: float
+    loss_start: dict[str, float]
+    loss_end: dict[str, float]
+    loss_trace: list[float]
+    recoveries: int
+    peak_memory_bytes: int | None
+    image: Tensor
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)`` in px."""
+        return self.stage.size
+
+
+class Observer(Protocol):
+    """Receives progress from :func:`run_schedule` (e.g. a progress bar)."""
+
+    def stage_started(self, index: int, count: int, stage: Stage) -> None:
+        """Stage ``index`` (0-based) of ``count`` begins."""
+
+    def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
+        """``done`` evaluations of the current stage are finished; ``terms`` are the weighted
+        terms of the last one, still on the device (reading them synchronizes it)."""
+
+    def stage_finished(self, result: StageResult) -> None:
+        """A stage is finished."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What every stage of a run shares.
+
+    Attributes:
+        extractor: the network; returns every layer of both layer mappings.
+        content: ``(1, 3, H, W)`` content image in 0–1 at full resolution, on the device.
+        style_targets: ``style_edge (px) → {layer: (1, C, C)}`` target Gram matrices
+            (e.g. ``stages.blend.StyleTargets``).
+        content_layers, style_layers: ``{layer: weight ≥ 0}``.
+    """
+
+    extractor: VGGFeatures
+    content: Tensor
+    style_targets: Callable[[int], Mapping[str, Tensor]]
+    content_layers: Mapping[str, float]
+    style_layers: Mapping[str, float]
+
+    def objective(self, stage: Stage, content: Tensor) -> Objective:
+        """The stage's objective; ``content`` is the content image at the stage's size."""
+        return style_transfer_objective(
+            self.extractor,
+            content,
+            self.style_targets(stage.style_edge),
+            self.content_layers,
+            self.style_layers,
+            content_weight=stage.content_weight,
+            style_weight=stage.style_weight,
+            tv_weight=stage.tv_weight,
+        )
+
+
+def evaluator(
+    objective: Objective,
+    stage: Stage,
+    image: Tensor,
+    generator: torch.Generator,
+    autocast: AbstractContextManager | None = None,
+) -> Evaluator:
+    """The stage's evaluator: tiled when the stage has a tile edge, else untiled."""
+    if stage.tile_edge is None:
+        return UntiledEvaluator(objective, image, autocast)
+    return TiledEvaluator(
+        objective, image, stage.tile_edge, stage.tile_overlap, generator, autocast
+    )
+
+
+def _optimize(index: int, stage: Stage, evaluate: Evaluator, on_evaluation) -> int:
+    """Spend the stage's budget; restart from the best iterate with half the step after NaN/inf
+    losses. Returns the number of recoveries."""
+    lr, recoveries = stage.lr, 0
+    while evaluate.count < stage.iterations:
+        try:
+            budget = stage.iterations - evaluate.count
+            optimize(evaluate.image, stage.optimizer, lr, budget, evaluate, on_evaluation)
+            if torch.isfinite(evaluate.trace[-1]):
+                break
+            raise _NonFinite
+        except _NonFinite:
+            recoveries += 1
+            if recoveries > MAX_RECOVERIES:
+                raise DivergedError(
+                    f"stage {index + 1} diverged: NaN/inf losses {recoveries} times even after "
+                    f"halving the step size"
+                ) from None
+            lr /= 2
+            with torch.no_grad():
+                evaluate.image.copy_(evaluate.best.image)
+        except KeyboardInterrupt as exc:
+            best = evaluate.best.image.clamp(0.0, 1.0)
+            raise StageInterrupted(index, evaluate.count, best) from exc
+    return recoveries
+
+
+def run_stage(
+    index: int,
+    stage: Stage,
+    evaluate: Evaluator,
+    observer: Observer | None = None,
+    began: float | None = None,
+) -> StageResult:
+    """Optimize one stage's image from where ``evaluate.image`` is.
+
+    Args:
+        index: the stage's 0-based number (for messages and the result).
+        stage: the stage.
+        evaluate: its evaluator over a ``(1, 3, H, W)`` leaf image in 0–1 with
+            ``requires_grad=True``.
+        observer: progress receiver.
+        began: ``time.perf_counter()`` when the stage began (its targets included); now if
+            ``None``.
+
+    Returns:
+        The stage's :class:`StageResult`; ``evaluate.image`` holds the result too.
+
+    Raises:
+        DivergedError: NaN/inf losses more than :data:`MAX_RECOVERIES` times, or at the best
+            iterate.
+        StageInterrupted: ``KeyboardInterrupt`` during the stage.
+    """
+    began = time.perf_counter() if began is None else began
+    image = evaluate.image
+
+    def on_evaluation(_count: int) -> None:
+        done = evaluate.count
+        if done % CHECK_EVERY == 0 and not torch.isfinite(evaluate.trace[-1]):
+            raise _NonFinite
+        if observer is not None:
+            observer.iteration(done, evaluate.last)
+
+    recoveries = _optimize(index, stage, evaluate, on_evaluation)
+    with torch.no_grad():
+        image.copy_(evaluate.best.image.clamp(0.0, 1.0))
+    end = as_floats(evaluate.evaluate()[1])
+    if not all(map(math.isfinite, end.values())):
+        raise DivergedError(
+            f"stage {index + 1} diverged: the loss of its best image is {end['total']}"
+        )
+    cuda = image.device.type == "cuda"
+    return StageResult(
+        index=index,
+        stage=stage,
+        iterations=evaluate.count,
+        seconds=time.perf_counter() - began,
+        loss_start=as_floats(evaluate.first),
+        loss_end=end,
+        loss_trace=torch.stack(evaluate.trace).tolist(),
+        recoveries=recoveries,
+        peak_memory_bytes=torch.cuda.max_memory_allocated(image.device) if cuda else None,
+        image=image.detach(),
+    )
+
+
+def run_schedule(
+    problem: Problem,
+    schedule: Sequence[Stage],
+    start: Tensor | Literal["noise"],
+    *,
+    first: int = 0,
+    seed: int = 0,
+    observer: Observer | None = None,
+    autocast: AbstractContextManager | None = None,
+) -> Iterator[StageResult]:
+    """Run stages ``first …`` of ``schedule`` coarse to fine, yielding each result as it ends.
+
+    Args:
+        problem: the network, content image, style targets and layers every stage shares.
+        schedule: the stages, sizes increasing.
+        start: the image stage ``first`` starts from, ``(1, 3, h, w)`` in 0–1 at any size
+            (resized bicubically to the stage's size): the content image, a painting, or the
+            previous stage's result when resuming; or ``"noise"``: uniform noise in 0–1.
+        first: index of the first stage to run (a resumed run skips the ones before).
+        seed: seeds the noise and the tile offsets, per stage (``seed + index``), so a resumed
+            run draws the same; the run is deterministic given the seed and the thread count.
+        observer: progress receiver.
+        autocast: context each evaluation runs in (bf16 autocast on CUDA).
+
+    Yields:
+        :class:`StageResult` per stage run; the last one's ``image`` is the final result.
+
+    Raises:
+        DivergedError: a stage kept producing NaN or infinite losses.
+        StageInterrupted: ``KeyboardInterrupt`` during a stage; carries its best iterate.
+    """
+    previous = start
+    for index in range(first, len(schedule)):
+        stage = schedule[index]
+        generator = torch.Generator().manual_seed(seed + index)  # same draws when resumed
+        if observer is not None:
+            observer.stage_started(index, len(schedule), stage)
+        began = time.perf_counter()
+        if problem.content.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(problem.content.device)
+        content = resize(problem.content, stage.size)
+        if isinstance(previous, str):
+            noise = torch.rand(content.shape, generator=generator, dtype=torch.float32)
+            begin = noise.to(content.device)
+        else:
+            begin = resize(previous, stage.size)
+        image = begin.detach().clone().contiguous().requires_grad_(True)
+        evaluate = evaluator(problem.objective(stage, content), stage, image, generator, autocast)
+        result = run_stage(index, stage, evaluate, observer, began)
+        if observer is not None:
+            observer.stage_finished(result)
+        previous = result.image
+        yield result
