@@ -41,7 +41,7 @@ ADAM_LR = 0.02
 def single_scale(extractor, preset, content, style) -> tuple[list[float], list[float]]:
     """Adam at the final size: (seconds since start, evaluator loss) per evaluation."""
     model = preset.model
-    stage = schedule(preset, tuple(content.shape[-2:]), 0.0, None)[-1]  # untiled
+    stage = schedule(preset, tuple(content.shape[-2:]))[-1]  # untiled
     targets = StyleTargets(extractor, [WeightedStyle(style)], model.style_layers)
     problem = Problem(extractor, content, targets, model.content_layers, model.style_layers)
     image = content.clone().requires_grad_(True)

@@ -8,8 +8,7 @@ The public Python API (see README, "Python API")::
 
 ``stylecascade`` (this folder, ``pipeline/``) holds configuration, image I/O, the command line
 and the API; ``stylecascade.stages`` (``stages/``) holds the maths and the cascade. The API's
-names are imported on first use, so ``import stylecascade`` (and the command line's start) does
-not load torch until it is needed.
+names are imported on first use, so ``import stylecascade`` alone does not load torch.
 """
 
 from importlib import import_module, metadata

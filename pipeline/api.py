@@ -26,7 +26,7 @@ from .device import effective_precision, select_device
 from .errors import UsageError
 from .images import MAX_INPUT_PIXELS, ImageSource, as_tensor, describe, load_image
 from .manifest import build_manifest, stage_entry
-from .output import quantize
+from .output import to_pil
 from .progress import StageProgress, Step, no_step
 from .runner import Observer, StageResult, run_stages
 from .stages.blend import StyleTargets, WeightedStyle
@@ -48,6 +48,12 @@ class Network:
 def load_network(spec: str, preset: Preset, device: torch.device, step: Step = no_step) -> Network:
     """Load the weights (fetching them on first use) and build the features the preset reads.
 
+    Args:
+        spec: ``caffe``, ``torchvision`` or a weights file path.
+        preset: its pooling and content and style layers choose the network's outputs.
+        device: where the network runs (channels_last memory layout).
+        step: reports the download and loading.
+
     Raises:
         WeightsError: the weights cannot be fetched or loaded.
     """
@@ -66,7 +72,7 @@ def load_styles(preset: Preset, max_pixels: int | None = MAX_INPUT_PIXELS) -> li
         UsageError: no style, or a style image that cannot be read.
     """
     if not preset.styles:
-        raise UsageError("no style image; give one with --style PAINTING")
+        raise UsageError("no style image; give one with --style PAINTING (styles= in Python)")
     return [
         WeightedStyle(load_image(Path(s.image), "style", max_pixels), s.weight, s.scale)
         for s in preset.styles
@@ -90,11 +96,6 @@ class RenderResult:
     manifest: dict[str, Any]
 
 
-def to_pil(image: Tensor) -> Image.Image:
-    """``(1, 3, H, W)`` floats in 0–1 as an 8-bit RGB PIL image (rounded to nearest)."""
-    return Image.fromarray(quantize(image, 8), "RGB")
-
-
 class Renderer:
     """A resolved preset with its paintings, the network and the style targets kept loaded
     across renders of many content images.
@@ -108,7 +109,7 @@ class Renderer:
         device: where to compute: ``auto``, ``cuda``, ``mps``, ``cpu`` or a ``torch.device``.
         weights: ``caffe``, ``torchvision`` or a weights file path.
         styles: the paintings already loaded (in the order of ``preset.styles``); read from
-            ``preset.styles`` when ``None``.
+            ``preset.styles`` on first use when ``None``.
         step: reports long steps (the weights download).
         max_input_pixels: decompression-bomb guard for style files (``None``: no limit).
 
@@ -130,9 +131,21 @@ class Renderer:
         check_weights_spec(weights)
         self.device = device if isinstance(device, torch.device) else select_device(device)
         self.preset, self.weights, self.step = preset, weights, step
-        self.styles = styles if styles is not None else load_styles(preset, max_input_pixels)
+        self._styles, self._max_input_pixels = styles, max_input_pixels
         self._network: Network | None = None
         self._targets: StyleTargets | None = None
+
+    @property
+    def styles(self) -> list[WeightedStyle]:
+        """The paintings, ``(1, 3, H, W)`` in 0–1 each with its weight and scale; read from
+        ``preset.styles`` on first use.
+
+        Raises:
+            UsageError: no style, or a style image that cannot be read.
+        """
+        if self._styles is None:
+            self._styles = load_styles(self.preset, self._max_input_pixels)
+        return self._styles
 
     @property
     def network(self) -> Network:
@@ -140,6 +153,13 @@ class Renderer:
         if self._network is None:
             self._network = load_network(self.weights, self.preset, self.device, self.step)
         return self._network
+
+    @property
+    def shared_targets(self) -> StyleTargets | None:
+        """The style targets shared by every render so far (computed per stage size on first
+        use); ``None`` before the first render and for color modes that adapt the paintings
+        to each photo."""
+        return self._targets
 
     def _shared_targets(self, styles: list[WeightedStyle]) -> StyleTargets | None:
         if self.preset.color not in SHARED_TARGET_MODES:

@@ -289,7 +289,7 @@ def render_command(
         )
         if batch:
             jobs = batch_jobs(inputs, template, out_dir or Path("."), name, resolved)
-            checked = None
+            checked, _ = None, renderer.styles  # a bad painting stops the batch before it starts
         else:
             jobs, checked = [template], Render(template, renderer)  # every cheap check first
         if not quiet:

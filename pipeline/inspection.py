@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from .images import load_image
-from .output import quantize
+from .output import to_pil
 from .pictures import labelled_grid
 from .progress import Step
 from .stages.reconstruct import reconstruct
@@ -21,10 +21,6 @@ CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 """Layers whose content reconstructions Gatys et al. (2016), Fig. 1, show."""
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 """Style reconstructions use growing sets of these: relu1_1, then relu1_1 + relu2_1, …"""
-
-
-def _pil(image: torch.Tensor) -> Image.Image:
-    return Image.fromarray(quantize(image, 8), "RGB")
 
 
 def _style_label(count: int) -> str:
@@ -74,7 +70,7 @@ def layer_reconstructions(
         )
         generator = torch.Generator().manual_seed(seed)
         image = reconstruct(extractor, target, layers, kind, iterations, generator)
-        rows[0 if kind == "content" else 1].append((_pil(image), label))
+        rows[0 if kind == "content" else 1].append((to_pil(image), label))
         if done is not None:
             done(label)
     return labelled_grid(

@@ -118,6 +118,15 @@ def quantize(image: Tensor, bit_depth: int = 8) -> np.ndarray:
     return levels.astype(dtype)
 
 
+def to_pil(image: Tensor) -> Image.Image:
+    """``(1, 3, H, W)`` floats in 0–1 as an 8-bit RGB PIL image (:func:`quantize`).
+
+    Raises:
+        ValueError: the image holds NaN or infinite values.
+    """
+    return Image.fromarray(quantize(image, 8), "RGB")
+
+
 def _png_pillow(array: np.ndarray, tmp: Path, options: OutputOptions, text: dict[str, str]):
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():

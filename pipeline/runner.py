@@ -9,12 +9,14 @@ the style size of each stage, tiles where a stage does not fit in memory) and ru
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from .config import Preset, StageConfig
+from .config import Preset, StageConfig, TilingConfig
 from .device import precision
 from .errors import StyleCascadeError, UsageError
 from .memory import activation_bytes_per_pixel, free_bytes, plan_stage
@@ -24,7 +26,15 @@ from .stages.cascade import Observer, Stage, StageResult
 from .stages.resample import fit_long_edge
 from .stages.vgg import VGGFeatures
 
-__all__ = ["DivergedError", "Observer", "StageResult", "check_sizes", "run_stages", "schedule"]
+__all__ = [
+    "DivergedError",
+    "Observer",
+    "StageResult",
+    "check_sizes",
+    "planned",
+    "run_stages",
+    "schedule",
+]
 
 
 class DivergedError(StyleCascadeError):
@@ -69,55 +79,61 @@ def check_sizes(
                 )
 
 
-def schedule(
-    preset: Preset, content_hw: tuple[int, int], per_pixel: float, available: int | None
-) -> list[Stage]:
-    """The preset's stages for a content image of ``content_hw`` = ``(H, W)`` px, each planned
-    for memory (:func:`stylecascade.memory.plan_stage`): a stage that does not fit, or is
-    larger than a forced tile edge, is tiled and runs Adam with ``tiling.lr``.
+def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
+    """The preset's stages for a content image of ``content_hw`` = ``(H, W)`` px, untiled and
+    not yet planned for memory (:func:`planned`)."""
+    return [
+        Stage(
+            size=size,
+            iterations=config.iterations,
+            style_edge=style_edge(config),
+            optimizer=config.optimizer,
+            lr=config.lr,
+            content_weight=config.content_weight,
+            style_weight=config.style_weight,
+            tv_weight=config.tv_weight,
+            tile_overlap=preset.tiling.overlap,
+        )
+        for config, size in zip(preset.stages, stage_sizes(content_hw, preset), strict=True)
+    ]
+
+
+def planned(
+    index: int, stage: Stage, tiling: TilingConfig, per_pixel: float, available: int | None
+) -> Stage:
+    """``stage`` planned for memory (:func:`stylecascade.memory.plan_stage`): a stage that does
+    not fit, or is larger than a forced tile edge, is tiled and runs Adam with ``tiling.lr``.
 
     Args:
-        preset: the validated preset.
-        content_hw: the content image's size in px.
+        index: the stage's 0-based number (for the error message).
+        stage: the stage from :func:`schedule`.
+        tiling: the preset's tiling settings.
         per_pixel: activation bytes per pixel (:func:`activation_bytes_per_pixel`).
-        available: free memory in bytes (:func:`free_bytes`), ``None`` if unknown.
+        available: free memory in bytes now (:func:`free_bytes`), ``None`` if unknown.
 
     Raises:
-        StyleCascadeError: a stage does not fit even in the smallest tiles.
+        StyleCascadeError: the stage does not fit even in the smallest tiles.
     """
-    stages = []
-    tiling = preset.tiling
-    for index, (config, size) in enumerate(
-        zip(preset.stages, stage_sizes(content_hw, preset), strict=True)
-    ):
-        try:
-            plan = plan_stage(
-                *size,
-                per_pixel,
-                config.optimizer,
-                available,
-                forced_tile_edge=tiling.tile_edge,
-                overlap=tiling.overlap,
-            )
-        except MemoryError as exc:
-            raise StyleCascadeError(f"stage {index + 1}: {exc}") from None
-        tiled = plan.tile_edge is not None
-        stages.append(
-            Stage(
-                size=size,
-                iterations=config.iterations,
-                style_edge=style_edge(config),
-                optimizer="adam" if tiled else config.optimizer,
-                lr=tiling.lr if tiled else config.lr,
-                content_weight=config.content_weight,
-                style_weight=config.style_weight,
-                tv_weight=config.tv_weight,
-                tile_edge=plan.tile_edge,
-                tile_overlap=tiling.overlap,
-                estimate_bytes=plan.estimate_bytes,
-            )
+    try:
+        plan = plan_stage(
+            *stage.size,
+            per_pixel,
+            stage.optimizer,
+            available,
+            forced_tile_edge=tiling.tile_edge,
+            overlap=tiling.overlap,
         )
-    return stages
+    except MemoryError as exc:
+        raise StyleCascadeError(f"stage {index + 1}: {exc}") from None
+    if plan.tile_edge is None:
+        return dataclasses.replace(stage, estimate_bytes=plan.estimate_bytes)
+    return dataclasses.replace(
+        stage,
+        optimizer="adam",
+        lr=tiling.lr,
+        tile_edge=plan.tile_edge,
+        estimate_bytes=plan.estimate_bytes,
+    )
 
 
 def run_stages(
@@ -166,19 +182,34 @@ def run_stages(
         per_pixel = activation_bytes_per_pixel(
             lambda x: sum(f.float().mean() for f in extractor(x).values()), content.device
         )
-    plan = schedule(preset, content_hw, per_pixel, free_bytes(content.device))
+
+    def prepare(index: int, stage: Stage) -> Stage:  # for the memory free when it starts
+        return planned(index, stage, preset.tiling, per_pixel, free_bytes(content.device))
+
     problem = cascade.Problem(extractor, content, targets, model.content_layers, model.style_layers)
     first, start = (
         resume if resume is not None else (0, _initial_image(preset.init, content, styles))
     )
     try:
         yield from cascade.run_schedule(
-            problem, plan, start, first=first, seed=seed, observer=observer, autocast=autocast
+            problem,
+            schedule(preset, content_hw),
+            start,
+            first=first,
+            seed=seed,
+            observer=observer,
+            autocast=autocast,
+            prepare=prepare,
         )
     except cascade.DivergedError as exc:
         raise DivergedError(f"{exc}; lower its lr or use optimizer: adam in the preset") from None
 
 
-def _initial_image(init: str, content: Tensor, styles: Sequence[WeightedStyle]) -> Tensor | str:
-    """What the first stage starts from: the content image, the first painting, or ``noise``."""
-    return {"content": content, "style": styles[0].image}.get(init, "noise")
+def _initial_image(
+    init: str, content: Tensor, styles: Sequence[WeightedStyle]
+) -> Tensor | Literal["noise"]:
+    """What the first stage starts from for a preset's ``init`` (``content``, ``style`` or
+    ``noise``, validated by the preset): the content image, the first painting, or noise."""
+    if init == "noise":
+        return "noise"
+    return content if init == "content" else styles[0].image

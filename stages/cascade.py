@@ -158,7 +158,8 @@ class Problem:
     style_layers: Mapping[str, float]
 
     def objective(self, stage: Stage, content: Tensor) -> Objective:
-        """The stage's objective; ``content`` is the content image at the stage's size."""
+        """The stage's objective; ``content`` is the content image at the stage's size. A
+        tiled stage's objective never runs the whole image through the network."""
         return style_transfer_objective(
             self.extractor,
             content,
@@ -168,6 +169,7 @@ class Problem:
             content_weight=stage.content_weight,
             style_weight=stage.style_weight,
             tv_weight=stage.tv_weight,
+            tiled=stage.tile_edge is not None,
         )
 
 
@@ -178,7 +180,16 @@ def evaluator(
     generator: torch.Generator,
     autocast: AbstractContextManager | None = None,
 ) -> Evaluator:
-    """The stage's evaluator: tiled when the stage has a tile edge, else untiled."""
+    """The stage's evaluator: tiled when the stage has a tile edge, else untiled.
+
+    Args:
+        objective: the stage's objective (:meth:`Problem.objective`).
+        stage: the stage; its ``tile_edge`` and ``tile_overlap`` choose the tiles.
+        image: ``(1, 3, H, W)`` leaf tensor in 0–1 with ``requires_grad=True``, optimized in
+            place.
+        generator: draws the tile grid's offsets (seeded per stage).
+        autocast: context each evaluation runs in.
+    """
     if stage.tile_edge is None:
         return UntiledEvaluator(objective, image, autocast)
     return TiledEvaluator(
@@ -186,7 +197,9 @@ def evaluator(
     )
 
 
-def _optimize(index: int, stage: Stage, evaluate: Evaluator, on_evaluation) -> int:
+def _optimize(
+    index: int, stage: Stage, evaluate: Evaluator, on_evaluation: Callable[[int], None]
+) -> int:
     """Spend the stage's budget; restart from the best iterate with half the step after NaN/inf
     losses. Returns the number of recoveries."""
     lr, recoveries = stage.lr, 0
@@ -281,6 +294,7 @@ def run_schedule(
     seed: int = 0,
     observer: Observer | None = None,
     autocast: AbstractContextManager | None = None,
+    prepare: Callable[[int, Stage], Stage] | None = None,
 ) -> Iterator[StageResult]:
     """Run stages ``first …`` of ``schedule`` coarse to fine, yielding each result as it ends.
 
@@ -295,6 +309,8 @@ def run_schedule(
             run draws the same; the run is deterministic given the seed and the thread count.
         observer: progress receiver.
         autocast: context each evaluation runs in (bf16 autocast on CUDA).
+        prepare: ``(index, stage) → stage`` called just before each stage runs, e.g. to plan
+            its tiles for the memory free at that moment; the stage it returns is run.
 
     Yields:
         :class:`StageResult` per stage run; the last one's ``image`` is the final result.
@@ -305,7 +321,7 @@ def run_schedule(
     """
     previous = start
     for index in range(first, len(schedule)):
-        stage = schedule[index]
+        stage = schedule[index] if prepare is None else prepare(index, schedule[index])
         generator = torch.Generator().manual_seed(seed + index)  # same draws when resumed
         if observer is not None:
             observer.stage_started(index, len(schedule), stage)

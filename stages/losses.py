@@ -144,7 +144,9 @@ class FeatureTerm:
         name: the term's name in loss reports (``content``, ``style``).
         weight: its weight in the objective, ≥ 0.
         layers: ``{layer: weight ≥ 0}``, not all 0.
-        targets: ``{layer: target representation}`` for every layer of ``layers``.
+        targets: ``{layer: target representation}`` for every layer of ``layers``; ``None``
+            for a term whose targets are given at each :meth:`score` (a tiled stage's content
+            term, whose targets are made per crop).
 
     Raises:
         ValueError: layer weights that break :func:`weight_problem`'s rule.
@@ -153,11 +155,17 @@ class FeatureTerm:
     pooled: ClassVar[bool] = False
 
     def __init__(
-        self, name: str, weight: float, layers: Mapping[str, float], targets: Mapping[str, Tensor]
+        self,
+        name: str,
+        weight: float,
+        layers: Mapping[str, float],
+        targets: Mapping[str, Tensor] | None,
     ) -> None:
         self.name, self.weight = name, weight
         self.layers = normalized(layers, "layer")
-        self.targets = {layer: targets[layer].detach().float() for layer in self.layers}
+        self.targets = (
+            None if targets is None else {k: targets[k].detach().float() for k in self.layers}
+        )
 
     @classmethod
     def of(
@@ -185,8 +193,13 @@ class FeatureTerm:
         Args:
             representations: ``{layer: representation}`` (:meth:`representations`).
             targets: targets to score against instead of the term's own (a tile's crop).
+
+        Raises:
+            ValueError: no targets given and the term has none of its own.
         """
         targets = self.targets if targets is None else targets
+        if targets is None:
+            raise ValueError(f"the {self.name} term has no targets of its own; pass targets")
         return sum(
             w * F.mse_loss(representations[layer], targets[layer])
             for layer, w in self.layers.items()
@@ -238,7 +251,8 @@ class TVTerm:
 
 
 def total(terms: Mapping[str, Tensor]) -> Tensor:
-    """The objective's value: the sum of its weighted terms (the one place they are added)."""
+    """The objective's value: the sum of its weighted terms (the one place they are added);
+    ``terms`` holds at least one 0-d tensor."""
     return sum(terms.values())
 
 
@@ -306,6 +320,7 @@ def style_transfer_objective(
     content_weight: float,
     style_weight: float,
     tv_weight: float,
+    tiled: bool = False,
 ) -> Objective:
     """The objective of Gatys et al. (2016), Eq. 7, plus TV: content, style and tv terms.
 
@@ -315,16 +330,23 @@ def style_transfer_objective(
         style_targets: ``{layer: (1, C, C)}`` target Gram matrices (:func:`style_targets`).
         content_layers, style_layers: ``{layer: weight ≥ 0}``, normalized to sum 1.
         content_weight, style_weight, tv_weight: ``α, β, γ ≥ 0``.
+        tiled: for a tiled evaluation (``stages.tiling``): the content term gets no
+            whole-image targets (the tiles make theirs from crops of ``content``), so the whole
+            image never runs through the network.
 
     Raises:
         ValueError: layer weights that break :func:`weight_problem`'s rule.
     """
-    with torch.no_grad():
-        features = extractor(content)
+    if tiled:
+        content_term = ContentTerm("content", content_weight, content_layers, None)
+    else:
+        with torch.no_grad():
+            features = extractor(content)
+        content_term = ContentTerm.of("content", content_weight, content_layers, features)
     return Objective(
         extractor,
         [
-            ContentTerm.of("content", content_weight, content_layers, features),
+            content_term,
             StyleTerm("style", style_weight, style_layers, style_targets),
         ],
         [TVTerm(tv_weight)],

@@ -240,7 +240,10 @@ class TiledEvaluator(Evaluator):
         image_values = {t.name: t.weight * t.score(image) for t in objective.image_terms}
         if image_values:
             (sum(image_values.values()) * area).backward()  # into image.grad
-        image.grad += grad / weights
+        if image.grad is None:
+            image.grad = grad / weights
+        else:
+            image.grad += grad / weights
         terms = {name: value / covered for name, value in sums.items()}
         terms.update(pooled_values)
         terms.update({name: value.detach() for name, value in image_values.items()})

@@ -62,9 +62,10 @@ def test_a_renderer_keeps_the_network_and_targets_across_calls(photos, tiny_pres
     preset = load_preset(str(tiny_preset_file)).resolved(styles=[photos[1]])
     renderer = Renderer(preset, device="cpu")
     renderer.render(photos[0])
-    network, targets = renderer.network, renderer._targets
+    network, targets = renderer.network, renderer.shared_targets
     renderer.render(photos[2])
-    assert renderer.network is network and renderer._targets is targets
+    assert targets is not None
+    assert renderer.network is network and renderer.shared_targets is targets
 
 
 @pytest.mark.parametrize(

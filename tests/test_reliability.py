@@ -68,7 +68,7 @@ def _run_flaky(extractor, preset, content, style, calls):
     problem = _FlakyProblem(
         extractor, content, targets, model.content_layers, model.style_layers, calls
     )
-    plan = schedule(preset, tuple(content.shape[-2:]), 0.0, None)
+    plan = schedule(preset, tuple(content.shape[-2:]))
     return list(cascade.run_schedule(problem, plan, content))
 
 
