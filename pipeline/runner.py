@@ -167,7 +167,9 @@ def run_stages(
     Raises:
         UsageError: a stage would be smaller than the network's minimum input size.
         StyleCascadeError: a stage does not fit in memory even in 256 px tiles.
-        DivergedError: a stage kept producing NaN or infinite losses.
+        DivergedError: a stage kept producing NaN or infinite losses (the cascade's
+            ``stages.cascade.DivergedError``, an ``ArithmeticError``, turned into a
+            :class:`StyleCascadeError` that names the preset fields to change).
         StageInterrupted: SIGINT (``KeyboardInterrupt``) during a stage; carries its best
             iterate.
     """
