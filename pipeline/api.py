@@ -24,7 +24,7 @@ from torch import Tensor
 from .config import Preset, load_preset
 from .device import effective_precision, select_device
 from .errors import UsageError
-from .images import MAX_INPUT_PIXELS, ImageSource, as_tensor, describe, load_image
+from .images import MAX_INPUT_PIXELS, ImageSource, as_tensor, describe
 from .manifest import build_manifest, stage_entry
 from .output import to_pil
 from .progress import StageProgress, Step, no_step
@@ -65,17 +65,29 @@ def load_network(spec: str, preset: Preset, device: torch.device, step: Step = n
     return Network(extractor, weights.source, weights.sha256)
 
 
-def load_styles(preset: Preset, max_pixels: int | None = MAX_INPUT_PIXELS) -> list[WeightedStyle]:
-    """Read the preset's style images, ``(1, 3, H, W)`` in 0–1 each, with their weights.
+def load_styles(
+    preset: Preset,
+    max_pixels: int | None = MAX_INPUT_PIXELS,
+    sources: Sequence[ImageSource] | None = None,
+) -> list[WeightedStyle]:
+    """The preset's paintings, ``(1, 3, H, W)`` in 0–1 each, with their weights and scales.
+
+    Args:
+        preset: its ``styles`` give the weights and scales (and the files, without
+            ``sources``).
+        max_pixels: decompression-bomb guard for files.
+        sources: the images themselves, one per ``preset.styles`` (paths, PIL images or
+            tensors); read from the preset's paths when ``None``.
 
     Raises:
         UsageError: no style, or a style image that cannot be read.
     """
     if not preset.styles:
         raise UsageError("no style image; give one with --style PAINTING (styles= in Python)")
+    images = [s.image for s in preset.styles] if sources is None else sources
     return [
-        WeightedStyle(load_image(Path(s.image), "style", max_pixels), s.weight, s.scale)
-        for s in preset.styles
+        WeightedStyle(as_tensor(image, "style", max_pixels), s.weight, s.scale)
+        for s, image in zip(preset.styles, images, strict=True)
     ]
 
 
@@ -322,10 +334,7 @@ def render(
         resolved = dataclasses.replace(
             resolved, styles=tuple(dataclasses.replace(s, image=describe(x)) for s, x in named)
         )
-        loaded = [
-            WeightedStyle(as_tensor(x, "style"), s.weight, s.scale)
-            for s, x in zip(resolved.styles, sources, strict=True)
-        ]
+        loaded = load_styles(resolved, sources=sources)
     renderer = Renderer(resolved, device=device, weights=weights, styles=loaded)
     if progress is True:
         with StageProgress(Console(stderr=True)) as bars:

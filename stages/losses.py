@@ -205,6 +205,12 @@ class FeatureTerm:
             for layer, w in self.layers.items()
         )
 
+    def weighted(
+        self, representations: Mapping[str, Tensor], targets: Mapping[str, Tensor] | None = None
+    ) -> Tensor:
+        """The term as it enters the objective: ``weight ·`` :meth:`score`."""
+        return self.weight * self.score(representations, targets)
+
     def targets_of(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Targets made from a reference image's features (e.g. a tile's content crop)."""
         with torch.no_grad():
@@ -303,11 +309,14 @@ class Objective:
         """
         features = self.extractor(image)
         terms = {
-            term.name: term.weight * term.score(term.representations(features))
-            for term in self.feature_terms
+            term.name: term.weighted(term.representations(features)) for term in self.feature_terms
         }
-        terms.update({term.name: term.weight * term.score(image) for term in self.image_terms})
+        terms.update(self.image_values(image))
         return terms
+
+    def image_values(self, image: Tensor) -> dict[str, Tensor]:
+        """``{name: weight · score}`` of the image terms (TV) on ``(1, 3, H, W)`` pixels."""
+        return {term.name: term.weight * term.score(image) for term in self.image_terms}
 
 
 def style_transfer_objective(

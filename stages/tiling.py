@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .evaluator import Evaluator
-from .losses import FeatureTerm, Objective, total
+from .losses import FeatureTerm, Objective, detached, total
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ class TiledEvaluator(Evaluator):
         for term in terms:
             leaves = {k: v.clone().requires_grad_(True) for k, v in whole[term.name].items()}
             with torch.enable_grad():
-                value = term.weight * term.score(leaves)
+                value = term.weighted(leaves)
                 grads = torch.autograd.grad(value, list(leaves.values()))
             values[term.name] = value.detach()
             slopes[term.name] = dict(zip(leaves, grads, strict=True))
@@ -202,8 +202,7 @@ class TiledEvaluator(Evaluator):
         crop = self.image.detach()[tile.window].clone().requires_grad_(True)
         features = extractor(crop)
         values = {
-            term.name: term.weight
-            * term.score(term.representations(features), term.targets_of(reference))
+            term.name: term.weighted(term.representations(features), term.targets_of(reference))
             for term in local
         }
         linear = sum(
@@ -211,7 +210,7 @@ class TiledEvaluator(Evaluator):
             for term in pooled
             for k, rep in term.representations(features).items()
         )
-        ((sum(values.values()) + linear) * tile.pixels).backward()
+        ((total(values) + linear) * tile.pixels).backward()
         return crop.grad, {name: v.detach() * tile.pixels for name, v in values.items()}
 
     def evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -237,16 +236,16 @@ class TiledEvaluator(Evaluator):
             sums = {name: sums[name] + values[name] for name in sums}
             covered += tile.pixels
         area = height * width
-        image_values = {t.name: t.weight * t.score(image) for t in objective.image_terms}
+        image_values = objective.image_values(image)
         if image_values:
-            (sum(image_values.values()) * area).backward()  # into image.grad
+            (total(image_values) * area).backward()  # into image.grad
         if image.grad is None:
             image.grad = grad / weights
         else:
             image.grad += grad / weights
-        terms = {name: value / covered for name, value in sums.items()}
-        terms.update(pooled_values)
-        terms.update({name: value.detach() for name, value in image_values.items()})
-        ordered = {t.name: terms[t.name] for t in objective.feature_terms}
-        ordered.update({t.name: terms[t.name] for t in objective.image_terms})
-        return total(ordered) * area, ordered
+        terms = {  # in the objective's order
+            t.name: pooled_values[t.name] if t.pooled else sums[t.name] / covered
+            for t in objective.feature_terms
+        }
+        terms.update(detached(image_values))
+        return total(terms) * area, terms
