@@ -276,13 +276,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _scalar_type(annotation: Any) -> type:
-    """``int`` for ``int`` and ``int | None`` (likewise ``float``, ``str``): the type a field's
-    non-``None`` values have."""
+def _scalar_type(annotation: Any) -> tuple[type, bool]:
+    """``(int, False)`` for ``int``, ``(int, True)`` for ``int | None`` (likewise ``float``,
+    ``str``): the type a field's values have, and whether ``None`` is allowed too."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return kinds[0] if len(kinds) == 1 else object
-    return annotation
+        args = typing.get_args(annotation)
+        kinds = [a for a in args if a is not type(None)]
+        return (kinds[0] if len(kinds) == 1 else object), type(None) in args
+    return annotation, False
 
 
 class _Reader:
@@ -352,7 +353,9 @@ class _Reader:
                 if f.default is dataclasses.MISSING:
                     raise self.fail(at, "missing")
                 continue
-            values[f.name] = self.value(f, _scalar_type(hints[f.name]), data[key], at)
+            kind, optional = _scalar_type(hints[f.name])
+            value = data[key]
+            values[f.name] = None if value is None and optional else self.value(f, kind, value, at)
         return cls(**values)
 
     def value(self, f: dataclasses.Field, kind: type, value: Any, at: str) -> Any:

@@ -56,6 +56,25 @@ def _edit(path: str, value):
     return yaml.safe_dump(data)
 
 
+def test_record_reads_real_annotations_including_optional_numbers():
+    from dataclasses import dataclass, field
+
+    from stylecascade.config import _Reader
+
+    @dataclass(frozen=True)
+    class Record:
+        count: int | None = field(default=None, metadata={"positive": True})
+        scale: float = 1.0
+
+    reader = _Reader("r.yaml")
+    assert reader.record(Record, {"count": "3", "scale": 2}, "r") == Record(3, 2.0)
+    assert reader.record(Record, {"count": None}, "r") == Record(None, 1.0)
+    with pytest.raises(PresetError, match="r.count: must be a whole number; got 2.5"):
+        reader.record(Record, {"count": 2.5}, "r")
+    with pytest.raises(PresetError, match="r.scale: must be a number; got nothing"):
+        reader.record(Record, {"scale": None}, "r")
+
+
 @pytest.mark.parametrize(
     "path, value, message",
     [
