@@ -13,6 +13,7 @@ from typing import Any
 from . import __version__
 from .api import Renderer
 from .checkpoint import Checkpoint, fingerprint
+from .config import Preset
 from .errors import UsageError
 from .files import file_digest, refuse_existing, reporting_write_errors, write_json
 from .images import MAX_INPUT_PIXELS, load_image
@@ -49,12 +50,12 @@ class RenderJob:
     max_input_pixels: int | None = MAX_INPUT_PIXELS
 
 
-def stage_paths(job: RenderJob, content_hw: tuple[int, int], renderer: Renderer) -> list[Path]:
+def stage_paths(job: RenderJob, content_hw: tuple[int, int], preset: Preset) -> list[Path]:
     """Files ``--save-stages`` writes: ``DIR/<output stem>.stageN.WxH.png``."""
     assert job.save_stages is not None
     return [
         job.save_stages / f"{job.output.stem}.stage{i + 1}.{w}x{h}.png"
-        for i, (h, w) in enumerate(stage_sizes(content_hw, renderer.preset))
+        for i, (h, w) in enumerate(stage_sizes(content_hw, preset))
     ]
 
 
@@ -86,7 +87,7 @@ class Render:
         if job.save_stages is not None:
             if job.save_stages.exists() and not job.save_stages.is_dir():
                 raise UsageError(f"--save-stages {job.save_stages}: exists and is not a folder")
-            self.stage_files = stage_paths(job, content_hw, renderer)
+            self.stage_files = stage_paths(job, content_hw, preset)
             refuse_existing(self.stage_files, job.overwrite or job.resume)
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
         if job.resume and not self.checkpoint.exists():
