@@ -20,12 +20,14 @@ from . import __version__
 from .api import Renderer
 from .batch import DEFAULT_NAME, Outcome, batch_jobs, expand_inputs, output_name, run_batch
 from .config import (
-    StageConfig,
+    MIN_STAGE_EDGE,
+    Preset,
     bundled_presets,
     load_preset,
     parse_preset,
     read_preset,
     save_user_preset,
+    scaled_stages,
     user_preset_dir,
     user_presets,
 )
@@ -260,13 +262,11 @@ def render_command(
             raise UsageError("-o names one output; for several photos use --out-dir and --name")
         torch_device = select_device(device)
         default = "draft" if torch_device.type == "cpu" else "standard"
-        resolved = load_preset(preset or default).resolved(
-            styles=style,
-            style_weights=style_weight,
-            color=color,
-            size=final_long_edge(size, print_size, dpi),
-            tile_size=tile_size,
+        chosen, final = load_preset(preset or default), final_long_edge(size, print_size, dpi)
+        resolved = chosen.resolved(
+            styles=style, style_weights=style_weight, color=color, size=final, tile_size=tile_size
         )
+        dropped = () if final is None else scaled_stages(chosen.stages, final)[1]
         step = step_reporter(None if quiet else console)
         renderer = Renderer(
             resolved,
@@ -293,7 +293,7 @@ def render_command(
         else:
             jobs, checked = [template], Render(template, renderer)  # every cheap check first
         if not quiet:
-            _print_header(resolved.name, resolved.stages, torch_device, seed, batch, len(jobs))
+            _print_header(resolved, dropped, torch_device, seed, len(jobs) if batch else None)
         with nullcontext() if quiet else StageProgress(console) as progress:
             outcomes = run_batch(jobs, renderer, progress, batch=batch, checked=checked)
     seconds = time.perf_counter() - began
@@ -307,18 +307,23 @@ def render_command(
 
 
 def _print_header(
-    name: str,
-    stages: tuple[StageConfig, ...],
+    preset: Preset,
+    dropped: tuple[int, ...],
     device: torch.device,
     seed: int,
-    batch: bool,
-    count: int,
+    count: int | None,
 ) -> None:
-    """One line before the work starts: preset, stage long edges, device, seed, photo count."""
-    sizes = " → ".join(str(s.long_edge) for s in stages)
-    header = f"preset [bold]{escape(name)}[/] ({sizes} px), device {device}, seed {seed}"
-    if batch:
+    """One line before the work starts: preset, the stages that will run (and the ones dropped
+    under the floor), device, seed, and the photo count of a batch (``count``)."""
+    sizes = " → ".join(str(s.long_edge) for s in preset.stages)
+    header = f"preset [bold]{escape(preset.name)}[/] ({sizes} px), device {device}, seed {seed}"
+    if count is not None:
         header += f", {count} photos"
+    if dropped:
+        header += (
+            f"; stages of {', '.join(map(str, dropped))} px dropped (under the "
+            f"{MIN_STAGE_EDGE} px floor)"
+        )
     console.print(header, soft_wrap=True)
 
 

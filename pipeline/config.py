@@ -19,9 +19,10 @@ A preset file looks like::
       style_weight: 1.0e+4
       tv_weight: 0.0
       style_scale: 1.0
+      tolerance: 0.01                   # stop once 20 evaluations improve the loss < 1 %
     stages:
       - {size: 256, iterations: 300}    # size: long edge in px (long_edge in the code)
-      - {size: 512, iterations: 150}
+      - {size: 512, iterations: 150}    # iterations: the cap on evaluations
 
 Every field is checked here, in one place: a bad value raises :class:`PresetError` naming the
 file, the field and what is allowed.
@@ -45,6 +46,7 @@ import yaml
 from .errors import UsageError
 from .files import atomic_write
 from .paths import user_preset_dir
+from .stages.cascade import DEFAULT_TOLERANCE
 from .stages.color import COLOR_MODES
 from .stages.losses import weight_problem
 from .stages.optim import OPTIMIZERS
@@ -99,8 +101,10 @@ class StageConfig:
 
     Attributes:
         long_edge: long edge of the stage's image in px (YAML key ``size``).
-        iterations: budget of objective evaluations (one VGG forward + backward each), the unit
+        iterations: cap on objective evaluations (one VGG forward + backward each), the unit
             of cost for both optimizers.
+        tolerance: the stage stops early once 20 evaluations improve its best loss by less
+            than this fraction (``stylecascade.stages.cascade.converged``); 0: use the cap.
         optimizer: ``lbfgs`` or ``adam``.
         lr: step size; 1.0 for L-BFGS, ~0.01–0.05 (0–1 pixel units) for Adam.
         content_weight, style_weight, tv_weight: weights α, β, γ of the objective
@@ -116,6 +120,7 @@ class StageConfig:
     style_weight: float = field(default=1.0, metadata={"non_negative": True})
     tv_weight: float = field(default=0.0, metadata={"non_negative": True})
     style_scale: float = field(default=1.0, metadata={"positive": True})
+    tolerance: float = field(default=DEFAULT_TOLERANCE, metadata={"non_negative": True})
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -152,6 +157,34 @@ class StyleConfig:
     scale: float = field(default=1.0, metadata={"positive": True})
 
 
+MIN_STAGE_EDGE = 128
+"""Floor in px for the long edge of a scaled preset's stages: below it the layout (buildings,
+faces) no longer survives the first stage, and each evaluation costs little less."""
+
+
+def scaled_stages(
+    stages: tuple[StageConfig, ...], long_edge: int
+) -> tuple[tuple[StageConfig, ...], tuple[int, ...]]:
+    """A preset's stages scaled so that the last one has ``long_edge`` px.
+
+    Every stage's long edge is multiplied by ``long_edge / stages[-1].long_edge`` (rounded).
+    Stages under the floor, ``min(MIN_STAGE_EDGE, long_edge)``, are dropped; when the first
+    kept stage is more than √2 above the floor, a stage at the floor, with the settings of the
+    largest dropped one, takes the dropped stages' place, so the ladder starts at the floor.
+
+    Returns:
+        ``(stages, dropped)``: the stages to run and the long edges in px of the dropped ones.
+    """
+    factor = long_edge / stages[-1].long_edge
+    floor = min(MIN_STAGE_EDGE, long_edge)
+    scaled = [dataclasses.replace(s, long_edge=round(s.long_edge * factor)) for s in stages]
+    kept = [s for s in scaled if s.long_edge >= floor]
+    dropped = tuple(s.long_edge for s in scaled if s.long_edge < floor)
+    if dropped and kept[0].long_edge > floor * math.sqrt(2):
+        kept.insert(0, dataclasses.replace(scaled[len(dropped) - 1], long_edge=floor))
+    return tuple(kept), dropped
+
+
 @dataclass(frozen=True)
 class Preset:
     """A complete, validated preset for a render.
@@ -175,7 +208,8 @@ class Preset:
 
     def with_final_size(self, long_edge: int) -> Preset:
         """The same preset with the last stage's long edge set to ``long_edge`` px and the
-        earlier stages scaled by the same factor (rounded to whole px).
+        earlier stages scaled by the same factor (:func:`scaled_stages`: stages under the
+        floor are dropped).
 
         Raises:
             PresetError: ``long_edge`` ≤ 0, or the scaled stages are no longer strictly
@@ -183,11 +217,7 @@ class Preset:
         """
         if long_edge <= 0:
             raise PresetError(f"--size must be a positive number of pixels; got {long_edge}")
-        factor = long_edge / self.stages[-1].long_edge
-        stages = tuple(
-            dataclasses.replace(s, long_edge=max(1, round(s.long_edge * factor)))
-            for s in self.stages
-        )
+        stages, _ = scaled_stages(self.stages, long_edge)
         for prev, cur in zip(stages, stages[1:], strict=False):
             if cur.long_edge <= prev.long_edge:
                 raise PresetError(

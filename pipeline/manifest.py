@@ -30,7 +30,8 @@ def versions() -> dict[str, str]:
 
 
 def stage_entry(result: StageResult) -> dict[str, Any]:
-    """One stage of the manifest: ``size`` [W, H] px, ``iterations``, ``seconds``, weighted
+    """One stage of the manifest: ``size`` [W, H] px, ``iterations`` (evaluations used),
+    ``stop`` (``converged`` or ``cap``), ``tolerance``, ``seconds``, weighted
     ``loss_start`` / ``loss_end``, ``recoveries`` (restarts after NaN/inf), ``tile`` (tile edge
     in px of a tiled stage, else ``null``), ``estimated_memory_mib`` (the memory plan's
     estimate), ``peak_memory_mib`` (measured, CUDA; ``null`` elsewhere) and ``loss_trace``
@@ -40,6 +41,8 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
     return {
         "size": [width, height],
         "iterations": result.iterations,
+        "stop": result.stop,
+        "tolerance": stage.tolerance,
         "seconds": round(result.seconds, 3),
         "loss_start": result.loss_start,
         "loss_end": result.loss_end,

@@ -123,7 +123,7 @@ class StageProgress:
             short_number(result.loss_start["total"]),
             short_number(result.loss_end["total"]),
         )
-        summary = f"{format_losses(result.loss_end)} · total {start} → {end}"
+        summary = f"{result.stop} · {format_losses(result.loss_end)} · total {start} → {end}"
         self.progress.update(
             self.task, completed=result.iterations, total=result.iterations, losses=summary
         )

@@ -87,6 +87,7 @@ def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
             size=size,
             iterations=config.iterations,
             style_edge=style_edge(config),
+            tolerance=config.tolerance,
             optimizer=config.optimizer,
             lr=config.lr,
             content_weight=config.content_weight,

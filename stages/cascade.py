@@ -36,6 +36,14 @@ CHECK_EVERY = 10
 """Evaluations between checks for NaN/inf losses (each check waits for the device)."""
 MAX_RECOVERIES = 3
 """Times a stage restarts from its best iterate with half the step size before giving up."""
+CONVERGENCE_WINDOW = 20
+"""Evaluations over which a stage's relative improvement is compared with its tolerance."""
+DEFAULT_TOLERANCE = 0.01
+"""Relative improvement of the best loss over :data:`CONVERGENCE_WINDOW` evaluations below
+which a stage counts as converged (1 %)."""
+STOP_REASONS = ("converged", "cap")
+"""Why a stage ended: its relative improvement fell below its tolerance, or it used its
+``iterations`` cap."""
 
 
 class DivergedError(ArithmeticError):
@@ -60,13 +68,19 @@ class _NonFinite(Exception):
     """Internal: a NaN/inf loss was seen; the stage restarts from its best iterate."""
 
 
+class _Converged(Exception):
+    """Internal: the stage's relative improvement fell below its tolerance."""
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage of a schedule, fully resolved.
 
     Attributes:
         size: ``(H, W)`` of the stage's image in px.
-        iterations: budget of objective evaluations (one network forward + backward each).
+        iterations: cap on objective evaluations (one network forward + backward each).
+        tolerance: the stage stops early once its best loss improved by less than this
+            fraction over the last :data:`CONVERGENCE_WINDOW` evaluations; 0: never early.
         optimizer: ``lbfgs`` or ``adam`` (``stages.optim.optimize``).
         lr: step size (1.0 for L-BFGS; 0–1 pixel units for Adam).
         content_weight, style_weight, tv_weight: weights α, β, γ of the objective, ≥ 0.
@@ -79,6 +93,7 @@ class Stage:
     size: tuple[int, int]
     iterations: int
     style_edge: int
+    tolerance: float = DEFAULT_TOLERANCE
     optimizer: str = "lbfgs"
     lr: float = 1.0
     content_weight: float = 1.0
@@ -96,8 +111,9 @@ class StageResult:
     Attributes:
         index: 0-based stage number.
         stage: the stage as it ran.
-        iterations: objective evaluations made (L-BFGS may overrun the budget by part of one
+        iterations: objective evaluations made (L-BFGS may overrun the cap by part of one
             line search).
+        stop: why the stage ended, one of :data:`STOP_REASONS`.
         seconds: wall time of the stage, targets included.
         loss_start, loss_end: weighted terms by name plus ``total``, at the stage's initial
             image and at its result.
@@ -111,6 +127,7 @@ class StageResult:
     index: int
     stage: Stage
     iterations: int
+    stop: str
     seconds: float
     loss_start: dict[str, float]
     loss_end: dict[str, float]
@@ -197,11 +214,27 @@ def evaluator(
     )
 
 
+def converged(bests: Sequence[float], tolerance: float) -> bool:
+    """Whether the best loss improved by less than ``tolerance`` (relative) over the last
+    :data:`CONVERGENCE_WINDOW` evaluations: ``old − new ≤ tolerance · old``, with ``old`` the
+    best loss that many evaluations ago.
+
+    Args:
+        bests: the best loss so far, read every :data:`CHECK_EVERY` evaluations, in order.
+        tolerance: relative improvement, ≥ 0; 0 never converges.
+    """
+    lag = CONVERGENCE_WINDOW // CHECK_EVERY
+    if tolerance <= 0 or len(bests) <= lag:
+        return False
+    return bests[-1 - lag] - bests[-1] <= tolerance * abs(bests[-1 - lag])
+
+
 def _optimize(
     index: int, stage: Stage, evaluate: Evaluator, on_evaluation: Callable[[int], None]
-) -> int:
-    """Spend the stage's budget; restart from the best iterate with half the step after NaN/inf
-    losses. Returns the number of recoveries."""
+) -> tuple[int, str]:
+    """Spend the stage's evaluations until it converges or reaches its cap; restart from the
+    best iterate with half the step after NaN/inf losses. Returns the number of recoveries and
+    the stop reason."""
     lr, recoveries = stage.lr, 0
     while evaluate.count < stage.iterations:
         try:
@@ -210,6 +243,8 @@ def _optimize(
             if torch.isfinite(evaluate.trace[-1]):
                 break
             raise _NonFinite
+        except _Converged:
+            return recoveries, "converged"
         except _NonFinite:
             recoveries += 1
             if recoveries > MAX_RECOVERIES:
@@ -223,7 +258,7 @@ def _optimize(
         except KeyboardInterrupt as exc:
             best = evaluate.best.image.clamp(0.0, 1.0)
             raise StageInterrupted(index, evaluate.count, best) from exc
-    return recoveries
+    return recoveries, "cap"
 
 
 def run_stage(
@@ -233,7 +268,9 @@ def run_stage(
     observer: Observer | None = None,
     began: float | None = None,
 ) -> StageResult:
-    """Optimize one stage's image from where ``evaluate.image`` is.
+    """Optimize one stage's image from where ``evaluate.image`` is, until its best loss improves
+    by less than ``stage.tolerance`` over :data:`CONVERGENCE_WINDOW` evaluations (checked every
+    :data:`CHECK_EVERY`) or it has made ``stage.iterations`` evaluations.
 
     Args:
         index: the stage's 0-based number (for messages and the result).
@@ -255,14 +292,21 @@ def run_stage(
     began = time.perf_counter() if began is None else began
     image = evaluate.image
 
+    bests: list[float] = []
+
     def on_evaluation(_count: int) -> None:
         done = evaluate.count
-        if done % CHECK_EVERY == 0 and not torch.isfinite(evaluate.trace[-1]):
+        checked = done % CHECK_EVERY == 0
+        if checked and not torch.isfinite(evaluate.trace[-1]):
             raise _NonFinite
         if observer is not None:
             observer.iteration(done, evaluate.last)
+        if checked:
+            bests.append(evaluate.best.loss.item())
+            if converged(bests, stage.tolerance):
+                raise _Converged
 
-    recoveries = _optimize(index, stage, evaluate, on_evaluation)
+    recoveries, stop = _optimize(index, stage, evaluate, on_evaluation)
     with torch.no_grad():
         image.copy_(evaluate.best.image.clamp(0.0, 1.0))
     end = as_floats(evaluate.evaluate()[1])
@@ -275,6 +319,7 @@ def run_stage(
         index=index,
         stage=stage,
         iterations=evaluate.count,
+        stop=stop,
         seconds=time.perf_counter() - began,
         loss_start=as_floats(evaluate.first),
         loss_end=end,

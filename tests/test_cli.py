@@ -54,6 +54,13 @@ def test_existing_output_is_not_overwritten(tmp_path, photos):
     assert out.read_bytes() == b"precious"
 
 
+def test_a_stage_too_small_for_the_network_is_refused(tmp_path, photos, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (640, 40), (90, 120, 200)).save(tmp_path / "strip.png")
+    result = _render(tmp_path / "strip.png", "-s", photos[1], "--device", "cpu", "--size", "128")
+    _one_line_error(result, 2, "would make a 8 px short edge", "the network needs at least 16 px")
+
+
 @pytest.mark.parametrize(
     "args, fragments",
     [
@@ -62,7 +69,6 @@ def test_existing_output_is_not_overwritten(tmp_path, photos):
             ["unknown preset 'fancy'; known presets: draft, print, standard"],
         ),
         (["--device", "tpu"], ["--device tpu: unknown device; choose one of auto, cuda, mps, cpu"]),
-        (["--size", "80"], ["would make a 15 px short edge", "the network needs at least 16 px"]),
         (["--size", "8"], ["--size must be 64–32768 px; got 8"]),
         (["--size", "100", "--print-size", "10x15cm"], ["give --size or --print-size, not both"]),
         (["--print-size", "big"], ["--print-size 'big': write it as WIDTHxHEIGHT with a unit"]),
@@ -152,6 +158,7 @@ def test_render_end_to_end_with_real_weights(tmp_path, photos, tiny_preset_file)
     assert [s["size"] for s in manifest["stages"]] == [[64, 48], [128, 96]]
     for stage in manifest["stages"]:
         assert stage["iterations"] >= 8 and stage["seconds"] > 0
+        assert stage["stop"] in ("converged", "cap") and stage["tolerance"] == 0.01
         assert (
             set(stage["loss_start"])
             == set(stage["loss_end"])

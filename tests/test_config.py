@@ -1,9 +1,17 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import TINY_PRESET
-from stylecascade.config import PresetError, bundled_presets, load_preset, parse_preset
+from stylecascade.config import (
+    MIN_STAGE_EDGE,
+    PresetError,
+    bundled_presets,
+    load_preset,
+    parse_preset,
+    scaled_stages,
+)
 from stylecascade.errors import UsageError
 
 
@@ -173,11 +181,37 @@ def test_missing_preset_file():
 
 
 def test_with_final_size_scales_every_stage(tiny_preset):
-    scaled = tiny_preset.with_final_size(128)
-    assert [s.long_edge for s in scaled.stages] == [64, 128]
+    scaled = tiny_preset.with_final_size(256)
+    assert [s.long_edge for s in scaled.stages] == [128, 256]
     assert scaled.stages[0].iterations == tiny_preset.stages[0].iterations
-    with pytest.raises(PresetError, match="not increasing"):
-        tiny_preset.with_final_size(1)
+    close = dataclasses.replace(
+        tiny_preset,
+        stages=(
+            dataclasses.replace(tiny_preset.stages[0], long_edge=200),
+            dataclasses.replace(tiny_preset.stages[1], long_edge=201),
+        ),
+    )
+    with pytest.raises(PresetError, match=r"scaled to stage sizes \[100, 100\]"):
+        close.with_final_size(100)
+
+
+@pytest.mark.parametrize(
+    ("preset", "size", "edges", "dropped", "settings_of"),
+    [
+        ("print", 1024, [128, 256, 512, 1024], (64,), [1, 2, 3, 4]),
+        ("draft", 200, [128, 200], (50, 100), [1, 2]),  # a floor stage replaces 50 and 100
+        ("draft", 160, [160], (40, 80), [2]),  # within √2 of the floor: no floor stage
+        ("draft", 64, [64], (16, 32), [2]),
+        ("standard", 4096, [1024, 2048, 4096], (), [0, 1, 2]),
+    ],
+)
+def test_scaled_stages_start_at_the_floor(preset, size, edges, dropped, settings_of):
+    original = load_preset(preset).stages
+    stages, gone = scaled_stages(original, size)
+    assert [s.long_edge for s in stages] == edges
+    assert gone == dropped
+    assert [s.iterations for s in stages] == [original[i].iterations for i in settings_of]
+    assert MIN_STAGE_EDGE == 128
 
 
 def test_readme_shows_the_real_draft_preset():

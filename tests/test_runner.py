@@ -5,6 +5,7 @@ import torch
 from stylecascade.errors import UsageError
 from stylecascade.runner import run_stages, stage_sizes
 from stylecascade.stages.blend import WeightedStyle, blended_targets
+from stylecascade.stages.cascade import CHECK_EVERY, CONVERGENCE_WINDOW, converged
 from stylecascade.stages.losses import as_floats, style_transfer_objective
 from stylecascade.stages.resample import resize
 
@@ -120,3 +121,33 @@ def test_stage_too_small_for_the_network(tiny_extractor, tiny_preset, content_im
 
 def test_stage_sizes_keep_the_aspect_ratio(tiny_preset):
     assert stage_sizes((768, 1024), tiny_preset) == [(24, 32), (48, 64)]
+
+
+@pytest.mark.parametrize(
+    ("bests", "tolerance", "expected"),
+    [
+        ([100.0, 90.0, 89.995, 89.99], 0.01, True),  # 0.01 % over the last 20 evaluations
+        ([100.0, 90.0, 80.0], 0.01, False),  # 12.5 %
+        ([100.0, 99.99], 0.01, False),  # fewer than 20 evaluations seen
+        ([100.0, 100.0, 100.0], 0.0, False),  # tolerance 0: never early
+    ],
+)
+def test_converged_compares_the_best_loss_over_the_window(bests, tolerance, expected):
+    assert CONVERGENCE_WINDOW == 2 * CHECK_EVERY
+    assert converged(bests, tolerance) is expected
+
+
+@pytest.mark.parametrize(("tolerance", "stop"), [(0.9, "converged"), (0.0, "cap")])
+def test_a_stage_stops_when_it_converges_or_at_its_cap(
+    tiny_extractor, tiny_preset, content_image, style_image, tolerance, stop
+):
+    stage = dataclasses.replace(tiny_preset.stages[0], iterations=60, tolerance=tolerance)
+    preset = dataclasses.replace(tiny_preset, stages=(stage,))
+    (result,) = _run(tiny_extractor(LAYERS), preset, content_image, style_image)
+    assert result.stop == stop and result.stage.tolerance == tolerance
+    if stop == "converged":  # checked every 10 evaluations, after the first 20
+        assert 30 <= result.iterations < 60 and result.iterations % CHECK_EVERY == 0
+        bests = [min(result.loss_trace[:n]) for n in range(10, result.iterations + 1, 10)]
+        assert converged(bests, tolerance) and not converged(bests[:-1], tolerance)
+    else:
+        assert result.iterations >= 60
