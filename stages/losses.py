@@ -14,15 +14,19 @@ and returns them by name, weighted; :func:`total` is the one place where they ar
 The tiled evaluation (``stages/tiling.py``) uses the same terms: it sums the tiles' pooled
 representations (Gram matrices) into the whole image's and scores them once.
 
-Normalization (ours, so that one set of weights gives the same look at 256 px and at 4096 px):
-every loss is a *mean* over positions, never a sum, so its value does not grow with the number of
-pixels. Gatys et al. sum the squared errors and divide the style term by ``4·N²·M²``; that
-constant already makes the style term size-independent, but their content term grows with the
-image area. Here:
+Normalization (ours, so that one set of weights gives the same look at 256 px and at 4096 px,
+and every layer of a term has a say): every loss is a *mean* over positions, never a sum, so
+its value does not grow with the number of pixels, and each layer's squared error is divided by
+the mean square of that layer's target — a *relative* error. Gatys et al. sum the squared
+errors and divide the style term by ``4·N²·M²``; with equal layer weights their style loss, and
+an unnormalized mean alike, is all relu4_1: measured on the bundled pair, the Gram error of
+relu4_1 is ~10⁴ × relu1_1's, so the shallow layers, which carry the painting's colours and fine
+strokes, are not matched (pale colours, the photo's palette). Here:
 
-- content: ``mean((F − P)²)`` over ``C·H·W`` — the mean squared error of the feature maps;
-- style: ``mean((G(F) − G(S))²)`` over ``C·C`` with ``G(F) = F·Fᵀ / (C·H·W)``, the Gram matrix
-  normalized by ``C·H·W`` (Johnson et al. 2016 normalize the same way);
+- content: ``mean((F − P)²) / mean(P²)`` over ``C·H·W`` — the relative squared error of the
+  feature maps;
+- style: ``mean((G(F) − G(S))²) / mean(G(S)²)`` over ``C·C`` with ``G(F) = F·Fᵀ / (C·H·W)``,
+  the Gram matrix normalized by ``C·H·W`` (Johnson et al. 2016 normalize the same way);
 - TV: ``mean(Δx²) + mean(Δy²)`` of neighbouring pixels in 0–1 units, the squared (β = 2)
   total variation of Mahendran & Vedaldi (2015), per pixel.
 """
@@ -112,7 +116,8 @@ def gram_matrix(features: Tensor) -> Tensor:
     """
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w).float()
-    return _Gram.apply(flat, c * h * w)
+    with torch.autocast(features.device.type, enabled=False):  # autocast would lower bmm
+        return _Gram.apply(flat, c * h * w)
 
 
 def tv_loss(image: Tensor) -> Tensor:
@@ -130,10 +135,23 @@ def tv_loss(image: Tensor) -> Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def relative_error(representation: Tensor, target: Tensor) -> Tensor:
+    """``mean((R − T)²) / (mean(T²) + ε)``: the squared error relative to the target's energy,
+    so that layers whose activations differ by orders of magnitude weigh alike (ε = 1e-8).
+
+    Args:
+        representation, target: tensors of one shape (feature maps or Gram matrices).
+
+    Returns:
+        0-d float32 tensor ≥ 0.
+    """
+    return F.mse_loss(representation, target) / (target.pow(2).mean() + 1e-8)
+
+
 class FeatureTerm:
     """A loss term that compares a representation of the network's features with targets:
-    ``Σ_l a_l · mean((R(F_l) − T_l)²)`` over its layers ``l`` (weights ``a_l`` normalized to sum
-    1, so its weight keeps its meaning when layers are added or removed).
+    ``Σ_l a_l · relative_error(R(F_l), T_l)`` over its layers ``l`` (weights ``a_l`` normalized
+    to sum 1, so its weight keeps its meaning when layers are added or removed).
 
     Subclasses define :meth:`represent`. ``pooled`` says whether the representation is a mean
     over positions (a Gram matrix): then the representation of a whole image is the
@@ -188,7 +206,8 @@ class FeatureTerm:
     def score(
         self, representations: Mapping[str, Tensor], targets: Mapping[str, Tensor] | None = None
     ) -> Tensor:
-        """The unweighted term: ``Σ_l a_l · mean((R_l − T_l)²)`` as a 0-d float32 tensor.
+        """The unweighted term: ``Σ_l a_l ·`` :func:`relative_error` ``(R_l, T_l)`` as a 0-d
+        float32 tensor. A tile's crop targets are normalized by the crop's own energy.
 
         Args:
             representations: ``{layer: representation}`` (:meth:`representations`).
@@ -201,7 +220,7 @@ class FeatureTerm:
         if targets is None:
             raise ValueError(f"the {self.name} term has no targets of its own; pass targets")
         return sum(
-            w * F.mse_loss(representations[layer], targets[layer])
+            w * relative_error(representations[layer], targets[layer])
             for layer, w in self.layers.items()
         )
 
@@ -218,8 +237,8 @@ class FeatureTerm:
 
 
 class ContentTerm(FeatureTerm):
-    """Content loss: mean squared error of feature maps against the content image's (Gatys et
-    al. 2016, Eq. 1, divided by the number of elements instead of halved). Targets are
+    """Content loss: squared error of feature maps against the content image's (Gatys et al.
+    2016, Eq. 1), relative to the targets' energy (:func:`relative_error`). Targets are
     ``(1, C, H, W)`` activations at the stage's size."""
 
     @staticmethod
@@ -228,8 +247,9 @@ class ContentTerm(FeatureTerm):
 
 
 class StyleTerm(FeatureTerm):
-    """Style loss: mean squared error of Gram matrices (Gatys et al. 2016, Eq. 4, with the
-    normalization of :func:`gram_matrix`). Targets are ``(1, C, C)`` Gram matrices, e.g. a blend
+    """Style loss: squared error of Gram matrices (Gatys et al. 2016, Eq. 4, with the
+    normalization of :func:`gram_matrix`), relative to each target's energy
+    (:func:`relative_error`). Targets are ``(1, C, C)`` Gram matrices, e.g. a blend
     of several paintings' (``stages/blend.py``)."""
 
     pooled = True

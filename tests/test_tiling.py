@@ -65,7 +65,8 @@ def test_one_tile_over_the_whole_image_is_the_exact_gradient(
     image.grad = torch.zeros_like(image)
     tiled = TiledEvaluator(objective, image, 64, 16, torch.Generator().manual_seed(0))
     value, terms = tiled.evaluate()
-    torch.testing.assert_close(image.grad, expected, rtol=1e-4, atol=1e-6)
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(image.grad, expected, rtol=1e-4, atol=1e-5 * scale)
     torch.testing.assert_close(value, untiled)
     for name in ("content", "style", "tv"):
         torch.testing.assert_close(terms[name], untiled_terms[name])

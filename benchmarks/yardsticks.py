@@ -1,0 +1,109 @@
+"""Yardsticks that score any stylized image against its photo and painting, whichever tool made
+it (used by ``peers.py`` and ``coarse_to_fine.py``).
+
+- ``content``: MSE of relu4_2 activations against the photo's at the image's size (Gatys et al.
+  2016, Eq. 1, as a mean); lower keeps more of the photo's layout.
+- ``gram``: mean over relu1_1 … relu5_1 of the MSE of Gram matrices (normalized by C·H·W)
+  against the painting's at the same long edge. Close to our own style loss, so it flatters us.
+- ``swd_features``: sliced Wasserstein distance (Rabin et al. 2011; Heitz et al. 2021) of the
+  feature vectors at relu1_1 … relu4_1 to the painting's, each divided by the photo's own
+  distance to the painting, then averaged: 1 = no closer to the painting than the photo; 0 =
+  the painting's feature distribution. Neutral to every tool's loss.
+- ``swd_colour``: the same ratio for the pixel colours (RGB, 0–1).
+- ``speckle``: :func:`stylecascade.stages.quality.speckle_density` (fraction of pixels whose
+  luminance differs from their 3×3 median by more than 0.25).
+
+Real (Caffe) VGG19, max pooling, on the CPU or the given device; every distance uses the same
+seeded projections so that scores of different images are comparable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from stylecascade.stages.losses import gram_matrix
+from stylecascade.stages.quality import (
+    feature_points,
+    pixel_points,
+    sliced_wasserstein,
+    speckle_density,
+)
+from stylecascade.stages.resample import resize, resize_long_edge
+from stylecascade.stages.vgg import VGGFeatures
+from stylecascade.weights import load_weights
+
+CONTENT_LAYER = "relu4_2"
+GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+SWD_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+PROJECTIONS = 256
+SEED = 0
+NAMES = ("content", "gram", "swd_features", "swd_colour", "speckle")
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """An image file as ``(1, 3, H, W)`` float32 RGB in 0–1."""
+    with Image.open(path) as img:
+        array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(SEED)
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Sliced Wasserstein distance with the same projections for every pair."""
+    return sliced_wasserstein(a, b, PROJECTIONS, _generator())
+
+
+class Yardsticks:
+    """Scores images of one photo–painting pair (see the module docstring).
+
+    Args:
+        content: ``(1, 3, H, W)`` the photo in 0–1 (any size; resized to each image's size).
+        style: ``(1, 3, h, w)`` the painting in 0–1 (resized to each image's long edge).
+        device: where the network runs.
+    """
+
+    def __init__(self, content: torch.Tensor, style: torch.Tensor, device: torch.device) -> None:
+        weights = load_weights("caffe")
+        layers = (*GRAM_LAYERS, CONTENT_LAYER)
+        self.net = VGGFeatures(weights.trunk, layers, "max", weights.normalization, True)
+        self.net = self.net.to(device).eval()
+        self.content, self.style, self.device = content, style, device
+
+    def _features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return self.net(image.to(self.device))
+
+    def _points(self, features: torch.Tensor) -> torch.Tensor:
+        return feature_points(features.cpu(), generator=_generator())
+
+    def score(self, image: torch.Tensor) -> dict[str, float]:
+        """``{name: value}`` for :data:`NAMES`, of ``(1, 3, H, W)`` ``image`` in 0–1."""
+        photo = resize(self.content, tuple(image.shape[-2:]))
+        painting = resize_long_edge(self.style, max(image.shape[-2:]))
+        ours, ref, theirs = map(self._features, (image, photo, painting))
+        swd = []
+        for layer in SWD_LAYERS:
+            target = self._points(theirs[layer])
+            mine, base = (_distance(self._points(f[layer]), target) for f in (ours, ref))
+            swd.append(mine / base)
+        colours = pixel_points(painting, generator=_generator())
+        mine, base = (
+            _distance(pixel_points(x, generator=_generator()), colours) for x in (image, photo)
+        )
+        gram = [
+            F.mse_loss(gram_matrix(ours[k]), gram_matrix(theirs[k])).item() for k in GRAM_LAYERS
+        ]
+        return {
+            "content": F.mse_loss(ours[CONTENT_LAYER], ref[CONTENT_LAYER]).item(),
+            "gram": sum(gram) / len(gram),
+            "swd_features": sum(swd) / len(swd),
+            "swd_colour": mine / base,
+            "speckle": speckle_density(image),
+        }
