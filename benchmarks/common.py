@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.table import Table
-from stylecascade.config import LayersConfig, load_preset
-from stylecascade.device import select_device
+from stylecascade.config import PRECISIONS, LayersConfig, load_preset
+from stylecascade.device import effective_precision, select_device
 from stylecascade.manifest import versions
 from stylecascade.stages.losses import Objective, style_targets, style_transfer_objective
 from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
@@ -22,20 +22,46 @@ from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def arguments(description: str, final: bool = False) -> argparse.Namespace:
-    """``--quick`` (small sizes, CPU-friendly), ``--device``, ``--out`` (JSON path), and with
-    ``final`` a ``--final PX`` size override."""
+def arguments(
+    description: str, final: bool = False, precisions: str | None = None
+) -> argparse.Namespace:
+    """``--quick`` (small sizes, CPU-friendly), ``--device``, ``--out`` (JSON path), with
+    ``final`` a ``--final PX`` size override, and with ``precisions`` (its default, e.g.
+    ``"fp32,tf32,bf16"``) a ``--precision`` list (:func:`precisions_from`)."""
     parser = argparse.ArgumentParser(description=description)
     if final:
         parser.add_argument("--final", type=int, default=None, help="final long edge in px")
     parser.add_argument("--quick", action="store_true", help="small sizes; minutes on a CPU")
     parser.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
     parser.add_argument("--out", type=Path, default=None, help="JSON result path")
-    return parser.parse_args()
+    if precisions is not None:
+        parser.add_argument(
+            "--precision",
+            default=precisions,
+            help=f"comma-separated {', '.join(PRECISIONS)} (CUDA; a CPU always computes in fp32; "
+            f"default {precisions})",
+        )
+    args = parser.parse_args()
+    if precisions is not None:
+        unknown = [n for n in _names(args.precision) if n not in PRECISIONS]
+        if unknown or not _names(args.precision):
+            choices = ", ".join(PRECISIONS)
+            parser.error(f"--precision: choose from {choices}; got {args.precision!r}")
+    return args
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def device_from(args: argparse.Namespace) -> torch.device:
     return select_device(args.device)
+
+
+def precisions_from(args: argparse.Namespace, device: torch.device) -> list[str]:
+    """The ``--precision`` names as they apply on ``device``, each once, in the order given:
+    on a CPU every name means ``fp32`` (``stylecascade.device.effective_precision``)."""
+    return list(dict.fromkeys(effective_precision(n, device) for n in _names(args.precision)))
 
 
 def machine(device: torch.device) -> dict[str, Any]:

@@ -7,7 +7,10 @@ of the process's peak resident memory (sizes run in increasing order, so the pea
 that size's), fp32 only (a CPU always computes in fp32). Planned: what ``stylecascade.memory``
 estimates before a stage (measured bytes per pixel × pixels × 1.6 + L-BFGS state).
 
-    python benchmarks/memory.py [--quick] [--device cpu|cuda]
+    python benchmarks/memory.py [--quick] [--device cpu|cuda] [--precision fp32,tf32,bf16]
+
+A precision that fails (out of memory, an error in its backward) is reported in the JSON's
+``failures`` and the exit code is 1; the other precisions' results are kept.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ import resource
 import sys
 
 import torch
-from common import arguments, device_from, random_network, random_objective, report
+from common import (
+    arguments,
+    device_from,
+    precisions_from,
+    random_network,
+    random_objective,
+    report,
+)
 from stylecascade.device import precision
 from stylecascade.memory import activation_bytes_per_pixel, stage_bytes
 from stylecascade.stages.evaluator import UntiledEvaluator
@@ -39,52 +49,66 @@ def step(extractor: VGGFeatures, model, size: int, autocast) -> None:
     optimize(image, "lbfgs", 1.0, 3, UntiledEvaluator(objective, image, autocast))
 
 
+def measure(
+    extractor: VGGFeatures, model, device, name: str, sizes: list[int], results: list[dict]
+) -> None:
+    """Append the measured and planned peak of each size (increasing) in precision ``name`` to
+    ``results`` as it is measured (a failure at a large size keeps the smaller ones)."""
+    effective, autocast = precision(name, device)
+    with autocast:
+        per_pixel = activation_bytes_per_pixel(
+            lambda x: sum(f.float().mean() for f in extractor(x).values()), device
+        )
+    baseline = peak_rss_bytes()
+    previous: tuple[int, int] | None = None  # (pixels, measured) of the last size
+    for size in sizes:
+        pixels = size * (size * 3 // 4)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        step(extractor, model, size, autocast)
+        if device.type == "cuda":
+            measured = torch.cuda.max_memory_allocated(device) - base
+        else:
+            measured = peak_rss_bytes() - baseline
+        planned = stage_bytes(per_pixel, pixels, "lbfgs")
+        # The marginal cost per pixel between sizes drops the fixed overheads (weights,
+        # allocator, interpreter) that dominate small sizes.
+        marginal = None
+        if previous is not None and pixels > previous[0]:
+            marginal = (measured - previous[1]) / (pixels - previous[0])
+        previous = (pixels, measured)
+        results.append(
+            {"size": [size, size * 3 // 4], "precision": effective,
+             "measured_bytes": measured, "planned_bytes": planned,
+             "measured_marginal_bytes_per_pixel": marginal,
+             "planned_bytes_per_pixel": planned / pixels,
+             "activation_bytes_per_pixel": per_pixel}
+        )  # fmt: skip
+
+
 def main() -> None:
-    args = arguments(__doc__.splitlines()[0])
+    args = arguments(__doc__.splitlines()[0], precisions="fp32,tf32,bf16")
     device = device_from(args)
     model, extractor = random_network(device)
     sizes = [128, 256, 512] if args.quick else [512, 1024, 2048, 4096]
-    names = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32"]
-    rows, results = [], []
-    previous: tuple[int, int] | None = None  # (pixels, measured) of the last size
-    for name in names:
-        effective, autocast = precision(name, device)
-        with autocast:
-            per_pixel = activation_bytes_per_pixel(
-                lambda x: sum(f.float().mean() for f in extractor(x).values()), device
-            )
-        baseline = peak_rss_bytes()
-        previous = None
-        for size in sizes:
-            pixels = size * (size * 3 // 4)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
-            step(extractor, model, size, autocast)
-            if device.type == "cuda":
-                measured = torch.cuda.max_memory_allocated(device) - base
-            else:
-                measured = peak_rss_bytes() - baseline
-            planned = stage_bytes(per_pixel, pixels, "lbfgs")
-            # The marginal cost per pixel between sizes drops the fixed overheads (weights,
-            # allocator, interpreter) that dominate small sizes.
-            marginal = None
-            if previous is not None and pixels > previous[0]:
-                marginal = (measured - previous[1]) / (pixels - previous[0])
-            previous = (pixels, measured)
-            results.append(
-                {"size": [size, size * 3 // 4], "precision": effective,
-                 "measured_bytes": measured, "planned_bytes": planned,
-                 "measured_marginal_bytes_per_pixel": marginal,
-                 "planned_bytes_per_pixel": planned / pixels,
-                 "activation_bytes_per_pixel": per_pixel}
-            )  # fmt: skip
-            rows.append(
-                [f"{size}×{size * 3 // 4}", effective, f"{per_pixel:.0f}",
-                 f"{measured / MIB:.0f}", f"{planned / MIB:.0f}",
-                 "—" if marginal is None else f"{marginal:.0f}", f"{planned / pixels:.0f}"]
-            )  # fmt: skip
+    results, failures = [], []
+    for name in precisions_from(args, device):
+        try:
+            measure(extractor, model, device, name, sizes, results)
+        except RuntimeError as exc:  # e.g. out of memory, or one precision's backward failing
+            failures.append({"precision": name, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"{name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    rows = [
+        [f"{r['size'][0]}×{r['size'][1]}", r["precision"], f"{r['activation_bytes_per_pixel']:.0f}",
+         f"{r['measured_bytes'] / MIB:.0f}", f"{r['planned_bytes'] / MIB:.0f}",
+         "—" if r["measured_marginal_bytes_per_pixel"] is None
+         else f"{r['measured_marginal_bytes_per_pixel']:.0f}",
+         f"{r['planned_bytes_per_pixel']:.0f}"]
+        for r in results
+    ]  # fmt: skip
+    rows += [["—", f["precision"], "failed", f["error"][:60], "", "", ""] for f in failures]
     report(
         "memory",
         [
@@ -97,10 +121,12 @@ def main() -> None:
             "planned B/px",
         ],
         rows,
-        {"quick": args.quick, "results": results},
+        {"quick": args.quick, "results": results, "failures": failures},
         args.out,
         device,
     )
+    if failures:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from stylecascade.stages.losses import (
     StyleTerm,
     as_floats,
     gram_matrix,
+    relative_error,
     style_targets,
     style_transfer_objective,
     total,
@@ -126,3 +127,24 @@ def test_gram_backward_matches_autograd_of_the_plain_product():
     plain = torch.bmm(flat, flat.transpose(1, 2)) / 60
     (plain - target).pow(2).sum().backward()
     torch.testing.assert_close(ours, features.grad.to(ours.dtype), rtol=1e-5, atol=1e-6)
+
+
+def test_gram_matrix_under_bf16_autocast_is_float32_and_differentiable():
+    features = torch.randn(1, 6, 5, 5, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(features.bfloat16())
+    assert gram.dtype == torch.float32
+    gram.sum().backward()
+    assert features.grad is not None and torch.isfinite(features.grad).all()
+
+
+def test_relative_error_weighs_layers_of_any_scale_alike():
+    target = torch.randn(1, 4, 4)
+    guess = target + 0.1 * torch.randn(1, 4, 4)
+    # The same relative mismatch at activations 10⁴× larger scores the same.
+    torch.testing.assert_close(
+        relative_error(guess * 1e4, target * 1e4), relative_error(guess, target), rtol=1e-4, atol=0
+    )
+    expected = (guess - target).pow(2).mean() / target.pow(2).mean()
+    torch.testing.assert_close(relative_error(guess, target), expected)
+    assert relative_error(target, target).item() == 0.0
