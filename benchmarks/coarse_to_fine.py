@@ -17,22 +17,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from common import arguments, device_from, report, sync
-from stylecascade.config import load_preset
+from stylecascade.config import Preset, StageConfig, load_preset
 from stylecascade.images import load_image
 from stylecascade.runner import run_stages, schedule
 from stylecascade.stages.blend import StyleTargets, WeightedStyle
-from stylecascade.stages.cascade import CHECK_EVERY, Problem, converged
+from stylecascade.stages.cascade import Problem, Stage, StageResult, stop_point
 from stylecascade.stages.evaluator import UntiledEvaluator
 from stylecascade.stages.losses import total
 from stylecascade.stages.optim import optimize
 from stylecascade.stages.resample import resize_long_edge
 from stylecascade.stages.vgg import VGGFeatures
 from stylecascade.weights import load_weights
+from torch import Tensor
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SINGLE_SCALE_EVALUATIONS = 1000
@@ -40,7 +42,7 @@ ADAM_LR = 0.02
 
 
 def single_scale(
-    extractor, preset, content, style, optimizer: str
+    extractor: VGGFeatures, preset: Preset, content: Tensor, style: Tensor, optimizer: str
 ) -> tuple[list[float], list[float]]:
     """``optimizer`` (L-BFGS, or Adam at lr 0.02) at the final size: (seconds since start,
     evaluator loss) per evaluation."""
@@ -74,10 +76,10 @@ class _Clock:
         self.losses: list[float] = []
         self.stages: list[dict] = []
 
-    def stage_started(self, index, count, stage) -> None:
+    def stage_started(self, index: int, count: int, stage: Stage) -> None:
         self.index = index
 
-    def iteration(self, done, terms) -> None:
+    def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
         if self.index != self.final_index:
             return
         self.stamps.append(time.perf_counter() - self.began)
@@ -85,14 +87,17 @@ class _Clock:
         if self.losses[-1] <= self.target:
             raise _Reached
 
-    def stage_finished(self, result) -> None:
+    def stage_finished(self, result: StageResult) -> None:
         self.stages.append(
             {"size": list(reversed(result.size)), "iterations": result.iterations,
-             "seconds": result.seconds, "loss_end": result.loss_end["total"]}
+             "stop": result.stop, "seconds": result.seconds,
+             "loss_end": result.loss_end["total"]}
         )  # fmt: skip
 
 
-def cascade(extractor, preset, content, style, target: float) -> _Clock:
+def cascade(
+    extractor: VGGFeatures, preset: Preset, content: Tensor, style: Tensor, target: float
+) -> _Clock:
     """The stages, the final one with no early stop, allowed up to 1000 evaluations and stopped
     once its loss (the evaluator's) reaches ``target``."""
     clock = _Clock(len(preset.stages) - 1, target)
@@ -105,15 +110,13 @@ def cascade(extractor, preset, content, style, target: float) -> _Clock:
     return clock
 
 
-def own_stop(losses: list[float], config) -> int:
-    """Evaluations after which the preset's own rule (its cap or its tolerance) would have
-    stopped the final stage."""
-    bests = []
-    for n in range(CHECK_EVERY, min(len(losses), config.iterations) + 1, CHECK_EVERY):
-        bests.append(min(losses[:n]))
-        if converged(bests, config.tolerance):
-            return n
-    return min(len(losses), config.iterations)
+def own_stop(losses: list[float], config: StageConfig) -> int | None:
+    """Evaluations after which the preset's own rule (its tolerance, else its cap) would have
+    stopped the final stage; ``None`` when the trace ended (at the target) before either."""
+    converged_at = stop_point(losses[: config.iterations], config.tolerance)
+    if converged_at is not None:
+        return converged_at
+    return config.iterations if len(losses) >= config.iterations else None
 
 
 def time_to_reach(stamps: list[float], losses: list[float], target: float) -> float | None:
@@ -158,8 +161,11 @@ def main() -> None:
         rows.append([f"single scale ({optimizer}, 1000 evals)", f"{stamps[-1]:.1f}",
                      f"{target:.4g}", f"{theirs:.1f}",
                      "not reached" if mine is None else f"{mine:.1f}"])  # fmt: skip
-    rows.append([f"cascade ({schedule}), own stop after {stop} final evals",
-                 f"{c_stamps[stop - 1]:.1f}", f"{c_losses[stop - 1]:.4g}", "", ""])  # fmt: skip
+    own = {"evaluations": stop, "seconds": None, "loss": None}
+    if stop is not None:
+        own.update(seconds=c_stamps[stop - 1], loss=c_losses[stop - 1])
+        rows.append([f"cascade ({schedule}), own stop after {stop} final evals",
+                     f"{own['seconds']:.1f}", f"{own['loss']:.4g}", "", ""])  # fmt: skip
     report(
         "coarse_to_fine",
         ["method", "total s", "final loss", "s to reach L*", "cascade s to reach L*"],
@@ -171,11 +177,7 @@ def main() -> None:
             "cascade": {
                 "schedule": schedule,
                 "stages": clock.stages,
-                "own_stop": {
-                    "evaluations": stop,
-                    "seconds": c_stamps[stop - 1],
-                    "loss": c_losses[stop - 1],
-                },
+                "own_stop": own,
                 "final_stage_evaluations": len(c_losses),
             },  # fmt: skip
             "goal_speedup_vs_lbfgs": 5.0,

@@ -123,7 +123,7 @@ def report(
 def random_objective(
     extractor: VGGFeatures, model: Any, size: int
 ) -> tuple[Objective, torch.Tensor]:
-    """The ``standard`` weights' objective (content 1, style 50, TV 2e5) with random content
+    """The objective of the ``standard`` preset's final stage (its weights) with random content
     and style images; returns it and the ``(1, 3, 3·size/4, size)`` content image."""
     device = next(extractor.parameters()).device
     content = torch.rand(1, 3, size * 3 // 4, size, device=device)
@@ -134,11 +134,20 @@ def random_objective(
         style_targets(extractor, style, model.style_layers),
         model.content_layers,
         model.style_layers,
-        content_weight=1.0,
-        style_weight=50.0,
-        tv_weight=2e5,
+        **final_stage_weights(),
     )
     return objective, content
+
+
+def final_stage_weights() -> dict[str, float]:
+    """``content_weight``, ``style_weight`` and ``tv_weight`` of the ``standard`` preset's last
+    stage."""
+    last = load_preset("standard").stages[-1]
+    return {
+        "content_weight": last.content_weight,
+        "style_weight": last.style_weight,
+        "tv_weight": last.tv_weight,
+    }
 
 
 def random_network(device: torch.device) -> tuple[LayersConfig, VGGFeatures]:

@@ -33,9 +33,9 @@ from neural_style_pt import MODEL, check_features, ensure_installed, run_multire
 from PIL import Image, ImageDraw
 from stylecascade import render
 from stylecascade.config import Preset, load_preset
-from stylecascade.images import load_image
+from stylecascade.images import as_tensor, load_image
 from stylecascade.stages.resample import resize_long_edge
-from yardsticks import NAMES, Yardsticks, read_image
+from yardsticks import NAMES, Yardsticks
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT, STYLE = ROOT / "examples" / "tubingen.jpg", ROOT / "examples" / "starry_night.jpg"
@@ -69,7 +69,9 @@ def ours(preset: str | Preset, final: int, device: torch.device) -> tuple[Image.
 def peer(sizes: list[int], evaluations: list[int], work: Path) -> tuple[Image.Image, dict]:
     """The peer's multires recipe at ``sizes`` with ``evaluations`` per size."""
     began = time.perf_counter()
-    out, per_run = run_multires(CONTENT, STYLE, sizes, evaluations, work)
+    out, per_run = run_multires(
+        CONTENT, STYLE, sizes, evaluations, work, threads=torch.get_num_threads()
+    )
     seconds = time.perf_counter() - began
     with Image.open(out) as img:
         image = img.convert("RGB")
@@ -79,14 +81,8 @@ def peer(sizes: list[int], evaluations: list[int], work: Path) -> tuple[Image.Im
 
 def peer_start_seconds(work: Path) -> float:
     """Wall time of one peer process that makes 2 evaluations at 64 px: its start-up cost."""
-    _, seconds = run_multires(CONTENT, STYLE, [64], [2], work)
+    _, seconds = run_multires(CONTENT, STYLE, [64], [2], work, threads=torch.get_num_threads())
     return seconds[0]
-
-
-def as_tensor(image: Image.Image) -> torch.Tensor:
-    with tempfile.TemporaryDirectory() as tmp:
-        image.save(Path(tmp) / "x.png")
-        return read_image(Path(tmp) / "x.png")
 
 
 def goals(rows: dict[str, dict]) -> dict[str, dict]:
@@ -138,6 +134,10 @@ def picture(images: dict[str, Image.Image], path: Path, edge: int = 384) -> None
 def main() -> None:
     args = arguments(__doc__.splitlines()[0], final=True)
     device = device_from(args)
+    if device.type != "cpu":
+        raise SystemExit(
+            "peers.py compares on the CPU (the peer runs with -gpu c); use --device cpu"
+        )
     final = args.final or 512
     torch.manual_seed(0)
     ensure_installed()
@@ -164,7 +164,9 @@ def main() -> None:
     print(f"{single}: {runs[single]['seconds']:.1f} s")
 
     sticks = Yardsticks(photo, load_image(STYLE, "style"), device)
-    rows = {name: {**runs[name], **sticks.score(as_tensor(img))} for name, img in images.items()}
+    rows = {
+        name: {**runs[name], **sticks.score(as_tensor(img, name))} for name, img in images.items()
+    }
     photo_row = sticks.score(resize_long_edge(photo, final))
     met = goals(rows)
     picture(

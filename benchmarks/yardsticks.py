@@ -1,10 +1,11 @@
 """Yardsticks that score any stylized image against its photo and painting, whichever tool made
-it (used by ``peers.py`` and ``coarse_to_fine.py``).
+it (used by ``peers.py``).
 
 - ``content``: MSE of relu4_2 activations against the photo's at the image's size (Gatys et al.
   2016, Eq. 1, as a mean); lower keeps more of the photo's layout.
 - ``gram``: mean over relu1_1 … relu5_1 of the MSE of Gram matrices (normalized by C·H·W)
-  against the painting's at the same long edge. Close to our own style loss, so it flatters us.
+  against the painting's at the same long edge, as an absolute error (relu4_1 and relu5_1
+  dominate it; our style loss weighs layers by relative error).
 - ``swd_features``: sliced Wasserstein distance (Rabin et al. 2011; Heitz et al. 2021) of the
   feature vectors at relu1_1 … relu4_1 to the painting's, each divided by the photo's own
   distance to the painting, then averaged: 1 = no closer to the painting than the photo; 0 =
@@ -19,12 +20,8 @@ seeded projections so that scores of different images are comparable.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from stylecascade.stages.losses import gram_matrix
 from stylecascade.stages.quality import (
     feature_points,
@@ -42,13 +39,6 @@ SWD_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 PROJECTIONS = 256
 SEED = 0
 NAMES = ("content", "gram", "swd_features", "swd_colour", "speckle")
-
-
-def read_image(path: Path) -> torch.Tensor:
-    """An image file as ``(1, 3, H, W)`` float32 RGB in 0–1."""
-    with Image.open(path) as img:
-        array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
 
 
 def _generator() -> torch.Generator:

@@ -20,7 +20,7 @@ from . import __version__
 from .api import Renderer
 from .batch import DEFAULT_NAME, Outcome, batch_jobs, expand_inputs, output_name, run_batch
 from .config import (
-    MIN_STAGE_EDGE,
+    Ladder,
     Preset,
     bundled_presets,
     load_preset,
@@ -266,7 +266,7 @@ def render_command(
         resolved = chosen.resolved(
             styles=style, style_weights=style_weight, color=color, size=final, tile_size=tile_size
         )
-        dropped = () if final is None else scaled_stages(chosen.stages, final)[1]
+        ladder = None if final is None else scaled_stages(chosen.stages, final)
         step = step_reporter(None if quiet else console)
         renderer = Renderer(
             resolved,
@@ -293,7 +293,7 @@ def render_command(
         else:
             jobs, checked = [template], Render(template, renderer)  # every cheap check first
         if not quiet:
-            _print_header(resolved, dropped, torch_device, seed, len(jobs) if batch else None)
+            _print_header(resolved, ladder, torch_device, seed, len(jobs) if batch else None)
         with nullcontext() if quiet else StageProgress(console) as progress:
             outcomes = run_batch(jobs, renderer, progress, batch=batch, checked=checked)
     seconds = time.perf_counter() - began
@@ -308,7 +308,7 @@ def render_command(
 
 def _print_header(
     preset: Preset,
-    dropped: tuple[int, ...],
+    ladder: Ladder | None,
     device: torch.device,
     seed: int,
     count: int | None,
@@ -319,11 +319,10 @@ def _print_header(
     header = f"preset [bold]{escape(preset.name)}[/] ({sizes} px), device {device}, seed {seed}"
     if count is not None:
         header += f", {count} photos"
-    if dropped:
-        header += (
-            f"; stages of {', '.join(map(str, dropped))} px dropped (under the "
-            f"{MIN_STAGE_EDGE} px floor)"
-        )
+    if ladder is not None and ladder.dropped:
+        sizes = ", ".join(map(str, ladder.dropped))
+        header += f"; stages of {sizes} px dropped (under the {ladder.floor} px floor"
+        header += f"; one at {ladder.floor} px runs instead)" if ladder.inserted else ")"
     console.print(header, soft_wrap=True)
 
 
@@ -480,8 +479,8 @@ def _read_manifest(path: Path) -> dict:
 @presets_app.command("list")
 @reports_errors
 def presets_list() -> None:
-    """List the bundled and saved presets with their stage sizes and iterations."""
-    table = Table("name", "from", "stages (long edge px × iterations)", "description")
+    """List the bundled and saved presets with their stage sizes and evaluation caps."""
+    table = Table("name", "from", "stages (long edge px × evaluation cap)", "description")
     for where, names in (("bundled", bundled_presets()), ("saved", user_presets())):
         for name in names:
             preset = load_preset(name)

@@ -16,8 +16,8 @@ A preset file looks like::
       optimizer: lbfgs                  # lbfgs | adam
       lr: 1.0
       content_weight: 1.0
-      style_weight: 1.0e+4
-      tv_weight: 0.0
+      style_weight: 20.0
+      tv_weight: 10.0
       style_scale: 1.0
       tolerance: 0.01                   # stop once 20 evaluations improve the loss < 1 %
     stages:
@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -162,27 +162,51 @@ MIN_STAGE_EDGE = 128
 faces) no longer survives the first stage, and each evaluation costs little less."""
 
 
-def scaled_stages(
-    stages: tuple[StageConfig, ...], long_edge: int
-) -> tuple[tuple[StageConfig, ...], tuple[int, ...]]:
-    """A preset's stages scaled so that the last one has ``long_edge`` px.
+class Ladder(NamedTuple):
+    """A preset's stages scaled to a final size (:func:`scaled_stages`).
+
+    Attributes:
+        stages: the stages to run.
+        dropped: long edges in px of the scaled stages that were dropped.
+        floor: the floor in px they fell under.
+        inserted: whether a stage at the floor took their place.
+    """
+
+    stages: tuple[StageConfig, ...]
+    dropped: tuple[int, ...]
+    floor: int
+    inserted: bool
+
+
+def scaled_stages(stages: tuple[StageConfig, ...], long_edge: int) -> Ladder:
+    """A preset's stages scaled so that the last one has ``long_edge`` px (long edge).
 
     Every stage's long edge is multiplied by ``long_edge / stages[-1].long_edge`` (rounded).
-    Stages under the floor, ``min(MIN_STAGE_EDGE, long_edge)``, are dropped; when the first
-    kept stage is more than √2 above the floor, a stage at the floor, with the settings of the
-    largest dropped one, takes the dropped stages' place, so the ladder starts at the floor.
+    An earlier stage is dropped when scaling pushed it under the floor,
+    ``min(MIN_STAGE_EDGE, long_edge)`` px (a preset's own small stage is kept), or onto the
+    final size. When the first kept stage is more than √2 above the floor, a stage at the floor,
+    with the settings of the largest dropped one, takes the dropped stages' place, so the ladder
+    starts at the floor.
 
-    Returns:
-        ``(stages, dropped)``: the stages to run and the long edges in px of the dropped ones.
+    Args:
+        stages: the preset's stages, long edges increasing.
+        long_edge: the final long edge in px, > 0.
     """
     factor = long_edge / stages[-1].long_edge
     floor = min(MIN_STAGE_EDGE, long_edge)
-    scaled = [dataclasses.replace(s, long_edge=round(s.long_edge * factor)) for s in stages]
-    kept = [s for s in scaled if s.long_edge >= floor]
-    dropped = tuple(s.long_edge for s in scaled if s.long_edge < floor)
-    if dropped and kept[0].long_edge > floor * math.sqrt(2):
-        kept.insert(0, dataclasses.replace(scaled[len(dropped) - 1], long_edge=floor))
-    return tuple(kept), dropped
+    kept, dropped, last_dropped = [], [], None
+    for i, stage in enumerate(stages):
+        scaled = dataclasses.replace(stage, long_edge=round(stage.long_edge * factor))
+        edge, final = scaled.long_edge, i == len(stages) - 1
+        if not final and ((edge < floor and edge < stage.long_edge) or edge >= long_edge):
+            dropped.append(edge)
+            last_dropped = scaled
+        else:
+            kept.append(scaled)
+    inserted = last_dropped is not None and kept[0].long_edge > floor * math.sqrt(2)
+    if inserted:
+        kept.insert(0, dataclasses.replace(last_dropped, long_edge=floor))
+    return Ladder(tuple(kept), tuple(dropped), floor, inserted)
 
 
 @dataclass(frozen=True)
@@ -217,7 +241,7 @@ class Preset:
         """
         if long_edge <= 0:
             raise PresetError(f"--size must be a positive number of pixels; got {long_edge}")
-        stages, _ = scaled_stages(self.stages, long_edge)
+        stages = scaled_stages(self.stages, long_edge).stages
         for prev, cur in zip(stages, stages[1:], strict=False):
             if cur.long_edge <= prev.long_edge:
                 raise PresetError(
@@ -600,6 +624,14 @@ def _manifest_preset(path: Path) -> tuple[str, str, str, Path | None]:
     data = manifest.get("preset") if isinstance(manifest, dict) else None
     if not isinstance(data, dict):
         raise PresetError(f"{path}: not a stylecascade manifest (no 'preset' in it)")
+    made_by = str(manifest.get("versions", {}).get("stylecascade", ""))
+    if made_by.startswith("0.1."):
+        raise PresetError(
+            f"{path}: made by stylecascade {made_by}, whose content and style losses were "
+            f"absolute errors; its weights would mean something else now (0.2 weighs relative "
+            f"errors: content 1, style 20, tv 10). Render again with 0.2, or copy its fields into "
+            f"a preset with new weights"
+        )
     data = dict(data)
     name = str(data.pop("name", path.stem))
     return yaml.safe_dump(data, sort_keys=False), name, str(path), path.resolve().parent

@@ -31,7 +31,7 @@ def versions() -> dict[str, str]:
 
 def stage_entry(result: StageResult) -> dict[str, Any]:
     """One stage of the manifest: ``size`` [W, H] px, ``iterations`` (evaluations used),
-    ``stop`` (``converged`` or ``cap``), ``tolerance``, ``seconds``, weighted
+    ``stop`` (``converged``, ``cap`` or ``stalled``), ``tolerance``, ``seconds``, weighted
     ``loss_start`` / ``loss_end``, ``recoveries`` (restarts after NaN/inf), ``tile`` (tile edge
     in px of a tiled stage, else ``null``), ``estimated_memory_mib`` (the memory plan's
     estimate), ``peak_memory_mib`` (measured, CUDA; ``null`` elsewhere) and ``loss_trace``

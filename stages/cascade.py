@@ -8,7 +8,9 @@ the layout and the large strokes cheaply; finer stages add detail (Gatys et al. 
 "Controlling Perceptual Factors in Neural Style Transfer", Sec. 5: a two-level pyramid for high
 resolutions).
 
-A stage survives NaN/inf losses by restarting from its best iterate with half the step size
+A stage ends when its best loss improves by less than its tolerance over
+:data:`CONVERGENCE_WINDOW` evaluations, or at its cap of evaluations. It survives NaN/inf
+losses by restarting from its best iterate with half the step size
 (:data:`MAX_RECOVERIES` times), and a ``KeyboardInterrupt`` during a stage becomes
 :class:`StageInterrupted` carrying the best iterate so far.
 """
@@ -41,9 +43,10 @@ CONVERGENCE_WINDOW = 20
 DEFAULT_TOLERANCE = 0.01
 """Relative improvement of the best loss over :data:`CONVERGENCE_WINDOW` evaluations below
 which a stage counts as converged (1 %)."""
-STOP_REASONS = ("converged", "cap")
-"""Why a stage ended: its relative improvement fell below its tolerance, or it used its
-``iterations`` cap."""
+STOP_REASONS = ("converged", "cap", "stalled")
+"""Why a stage ended: its relative improvement fell below its tolerance; it used its
+``iterations`` cap; or its optimizer stopped by itself before either (L-BFGS found no step that
+lowers the loss)."""
 
 
 class DivergedError(ArithmeticError):
@@ -229,12 +232,28 @@ def converged(bests: Sequence[float], tolerance: float) -> bool:
     return bests[-1 - lag] - bests[-1] <= tolerance * abs(bests[-1 - lag])
 
 
+def stop_point(trace: Sequence[float], tolerance: float) -> int | None:
+    """The evaluation count after which :func:`run_stage` would have stopped a stage with this
+    loss ``trace`` for convergence, ``None`` if it would not have within the trace (used to
+    replay a trace, e.g. in benchmarks)."""
+    bests = []
+    for count in range(CHECK_EVERY, len(trace) + 1, CHECK_EVERY):
+        bests.append(min(trace[:count]))
+        if converged(bests, tolerance):
+            return count
+    return None
+
+
 def _optimize(
-    index: int, stage: Stage, evaluate: Evaluator, on_evaluation: Callable[[int], None]
+    index: int,
+    stage: Stage,
+    evaluate: Evaluator,
+    on_evaluation: Callable[[int], None],
+    on_restart: Callable[[], None],
 ) -> tuple[int, str]:
     """Spend the stage's evaluations until it converges or reaches its cap; restart from the
-    best iterate with half the step after NaN/inf losses. Returns the number of recoveries and
-    the stop reason."""
+    best iterate with half the step after NaN/inf losses (``on_restart`` is told). Returns the
+    number of recoveries and the stop reason (:data:`STOP_REASONS`)."""
     lr, recoveries = stage.lr, 0
     while evaluate.count < stage.iterations:
         try:
@@ -255,10 +274,11 @@ def _optimize(
             lr /= 2
             with torch.no_grad():
                 evaluate.image.copy_(evaluate.best.image)
+            on_restart()
         except KeyboardInterrupt as exc:
             best = evaluate.best.image.clamp(0.0, 1.0)
             raise StageInterrupted(index, evaluate.count, best) from exc
-    return recoveries, "cap"
+    return recoveries, "cap" if evaluate.count >= stage.iterations else "stalled"
 
 
 def run_stage(
@@ -270,7 +290,8 @@ def run_stage(
 ) -> StageResult:
     """Optimize one stage's image from where ``evaluate.image`` is, until its best loss improves
     by less than ``stage.tolerance`` over :data:`CONVERGENCE_WINDOW` evaluations (checked every
-    :data:`CHECK_EVERY`) or it has made ``stage.iterations`` evaluations.
+    :data:`CHECK_EVERY`; the window starts again after a NaN restart) or it has made
+    ``stage.iterations`` evaluations.
 
     Args:
         index: the stage's 0-based number (for messages and the result).
@@ -292,7 +313,7 @@ def run_stage(
     began = time.perf_counter() if began is None else began
     image = evaluate.image
 
-    bests: list[float] = []
+    bests: list[float] = []  # the best loss every CHECK_EVERY evaluations since the last restart
 
     def on_evaluation(_count: int) -> None:
         done = evaluate.count
@@ -306,7 +327,7 @@ def run_stage(
             if converged(bests, stage.tolerance):
                 raise _Converged
 
-    recoveries, stop = _optimize(index, stage, evaluate, on_evaluation)
+    recoveries, stop = _optimize(index, stage, evaluate, on_evaluation, bests.clear)
     with torch.no_grad():
         image.copy_(evaluate.best.image.clamp(0.0, 1.0))
     end = as_floats(evaluate.evaluate()[1])

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import ClassVar, TypeVar
 
 import torch
@@ -116,7 +117,8 @@ def gram_matrix(features: Tensor) -> Tensor:
     """
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w).float()
-    with torch.autocast(features.device.type, enabled=False):  # autocast would lower bmm
+    kind = features.device.type  # autocast would lower the product to half precision
+    with torch.autocast(kind, enabled=False) if kind in ("cuda", "cpu") else nullcontext():
         return _Gram.apply(flat, c * h * w)
 
 
@@ -135,17 +137,28 @@ def tv_loss(image: Tensor) -> Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
-def relative_error(representation: Tensor, target: Tensor) -> Tensor:
-    """``mean((R − T)²) / (mean(T²) + ε)``: the squared error relative to the target's energy,
-    so that layers whose activations differ by orders of magnitude weigh alike (ε = 1e-8).
+def energy(target: Tensor) -> Tensor:
+    """``mean(T²)`` of a target, detached: the denominator of :func:`relative_error`."""
+    return target.detach().pow(2).mean()
+
+
+def relative_error(
+    representation: Tensor, target: Tensor, target_energy: Tensor | None = None
+) -> Tensor:
+    """``mean((R − T)²) / (E + ε)`` with ``E = mean(T²)``: the squared error relative to the
+    target's energy, so that layers whose activations differ by orders of magnitude weigh alike
+    (ε = 1e-8). The energy is a constant (no gradient flows through it).
 
     Args:
         representation, target: tensors of one shape (feature maps or Gram matrices).
+        target_energy: ``E`` to use instead of the target's own (a tile's crop of a content
+            target is scored against the whole target's energy).
 
     Returns:
         0-d float32 tensor ≥ 0.
     """
-    return F.mse_loss(representation, target) / (target.pow(2).mean() + 1e-8)
+    e = energy(target) if target_energy is None else target_energy
+    return F.mse_loss(representation, target) / (e + 1e-8)
 
 
 class FeatureTerm:
@@ -184,6 +197,9 @@ class FeatureTerm:
         self.targets = (
             None if targets is None else {k: targets[k].detach().float() for k in self.layers}
         )
+        self.energies = (
+            None if self.targets is None else {k: energy(v) for k, v in self.targets.items()}
+        )
 
     @classmethod
     def of(
@@ -204,31 +220,45 @@ class FeatureTerm:
         return {layer: self.represent(features[layer]) for layer in self.layers}
 
     def score(
-        self, representations: Mapping[str, Tensor], targets: Mapping[str, Tensor] | None = None
+        self,
+        representations: Mapping[str, Tensor],
+        targets: Mapping[str, Tensor] | None = None,
+        energies: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         """The unweighted term: ``Σ_l a_l ·`` :func:`relative_error` ``(R_l, T_l)`` as a 0-d
-        float32 tensor. A tile's crop targets are normalized by the crop's own energy.
+        float32 tensor.
 
         Args:
             representations: ``{layer: representation}`` (:meth:`representations`).
             targets: targets to score against instead of the term's own (a tile's crop).
+            energies: ``{layer: mean(T²)}`` of the whole image's targets, for crop targets
+                (default: the term's own, or the given targets').
 
         Raises:
             ValueError: no targets given and the term has none of its own.
         """
-        targets = self.targets if targets is None else targets
+        if targets is None:
+            targets, energies = self.targets, self.energies
         if targets is None:
             raise ValueError(f"the {self.name} term has no targets of its own; pass targets")
         return sum(
-            w * relative_error(representations[layer], targets[layer])
+            w
+            * relative_error(
+                representations[layer],
+                targets[layer],
+                None if energies is None else energies[layer],
+            )
             for layer, w in self.layers.items()
         )
 
     def weighted(
-        self, representations: Mapping[str, Tensor], targets: Mapping[str, Tensor] | None = None
+        self,
+        representations: Mapping[str, Tensor],
+        targets: Mapping[str, Tensor] | None = None,
+        energies: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         """The term as it enters the objective: ``weight ·`` :meth:`score`."""
-        return self.weight * self.score(representations, targets)
+        return self.weight * self.score(representations, targets, energies)
 
     def targets_of(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Targets made from a reference image's features (e.g. a tile's content crop)."""

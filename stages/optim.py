@@ -1,7 +1,7 @@
 """Optimizers over the pixels of an image: L-BFGS (Gatys et al. 2016) or Adam.
 
-The budget of a stage is counted in *objective evaluations* (one VGG forward + backward each),
-the unit of cost, whatever the optimizer.
+A stage's cap is counted in *objective evaluations* (one VGG forward + backward each), the unit
+of cost, whatever the optimizer; ``stages.cascade`` may stop it earlier on convergence.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ def optimize(
       Alg. 3.5) and initial step ``lr`` (1.0 is the natural L-BFGS step). The line search makes it
       independent of the loss's scale; without it, the first step of PyTorch's L-BFGS is
       normalized to unit L1 length, far too small to estimate curvature from, and the second
-      step explodes. Tolerances are zero: it uses the whole budget rather than stopping on a
-      small gradient. Pixels are unconstrained; the caller clamps the result to 0–1.
+      step explodes. Its own tolerances are zero: it never stops on a small gradient;
+      the cascade's relative tolerance (``stages.cascade.converged``) stops it instead. Pixels
+      are unconstrained; the caller clamps the result to 0–1.
     - ``adam``: ``torch.optim.Adam`` with step ``lr`` in 0–1 pixel units (e.g. 0.02); pixels are
       projected back onto 0–1 after every step.
 

@@ -34,7 +34,7 @@ def reconstruct(
         extractor: the network, returning at least ``layers``.
         target: ``(1, 3, H, W)`` image in 0–1 whose representation is matched.
         layers: one layer for ``content``; any set for ``style`` (equal weights).
-        kind: ``"content"`` (feature maps, mean squared error) or ``"style"`` (Gram matrices).
+        kind: ``"content"`` (feature maps, relative squared error) or ``"style"`` (Gram matrices).
         iterations: L-BFGS evaluations.
         generator: seeds the white-noise start.
 
@@ -54,8 +54,7 @@ def reconstruct(
     noise = torch.rand(target.shape, generator=generator, dtype=torch.float32)
     image = noise.to(target.device).requires_grad_(True)
     pixels = target.shape[-2] * target.shape[-1]
-    # Feature-space losses are tiny at deep layers; normalize by the start so L-BFGS's
-    # curvature estimate is well scaled whatever the layer.
+    # Normalize by the start so that the value L-BFGS sees starts at 1 whatever the layers.
     with torch.no_grad():
         start = total(objective(image)).clamp_min(1e-12)
 

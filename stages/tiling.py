@@ -8,11 +8,12 @@ The image stays whole; only the network runs tile by tile. Each evaluation:
    (the style term's Gram matrices) into the whole image's, ``G = Σ_t n_t·G_t / Σ_t n_t``
    (``n_t``: the tile's pixels), and scores each pooled term once, on ``G``;
 3. for each tile, runs the network again with gradients and backpropagates its local terms
-   (the content loss, against the content image's features on the same crop) plus the
-   *linearized* pooled terms ``⟨∂L_style/∂G, G_t⟩``, where the slope (``2(G − A)/C²`` for the
-   style loss, taken by autograd) is evaluated at the whole image's Gram matrix ``G`` and the
-   stage's style target ``A``. Its gradient is exactly the whole-image
-   style loss's gradient through that tile, so every tile pulls towards the *global* style
+   (the content loss, against the content image's features on the same crop, relative to the
+   whole content target's energy, measured once per stage) plus the *linearized* pooled terms
+   ``⟨∂L_style/∂G, G_t⟩``, where the slope (``2(G − A)/(C²·E_A)`` for the style loss, with
+   ``E_A = mean(A²)``, taken by autograd) is evaluated at the whole image's Gram matrix ``G``
+   and the stage's style target ``A``. Its gradient is exactly the whole-image style loss's
+   gradient through that tile, so every tile pulls towards the *global* style
    statistics; a tile of sky is not asked to hold all of the painting's colors by itself;
 4. blends the tiles' pixel gradients with feathered weights (linear ramps across each overlap,
    normalized to sum 1 per pixel), so a pixel near a tile border, where the network sees zero
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .evaluator import Evaluator
-from .losses import FeatureTerm, Objective, detached, total
+from .losses import FeatureTerm, Objective, detached, energy, total
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,27 @@ class TiledEvaluator(Evaluator):
     ) -> None:
         super().__init__(objective, image, autocast)
         self.tile_edge, self.overlap, self.generator = tile_edge, overlap, generator
+        self.energies = self._target_energies()
+
+    def _target_energies(self) -> dict[str, dict[str, Tensor]]:
+        """``{term: {layer: mean(T²)}}`` of the local terms' whole-image targets, from the
+        reference's crops on the unshifted grid (pixel-weighted; equal to the untiled energies
+        up to the crops' zero-padded borders). Computed once: every tile's relative error is
+        divided by the whole image's energy, as in the untiled objective."""
+        local = [t for t in self.objective.feature_terms if not t.pooled]
+        height, width = self.image.shape[-2:]
+        sums: dict[str, dict[str, Tensor]] = {t.name: {} for t in local}
+        covered = 0
+        with self.autocast, torch.no_grad():
+            for tile in tile_grid(height, width, self.tile_edge, self.overlap, (0, 0)):
+                features = self.objective.extractor(self.objective.reference[tile.window])
+                for term in local:
+                    for layer, target in term.targets_of(features).items():
+                        held = sums[term.name]
+                        part = energy(target) * tile.pixels
+                        held[layer] = held[layer] + part if layer in held else part
+                covered += tile.pixels
+        return {name: {k: v / covered for k, v in e.items()} for name, e in sums.items()}
 
     def tiles(self) -> list[Tile]:
         """This evaluation's tiles, the grid shifted by a fresh random offset."""
@@ -202,7 +224,11 @@ class TiledEvaluator(Evaluator):
         crop = self.image.detach()[tile.window].clone().requires_grad_(True)
         features = extractor(crop)
         values = {
-            term.name: term.weighted(term.representations(features), term.targets_of(reference))
+            term.name: term.weighted(
+                term.representations(features),
+                term.targets_of(reference),
+                self.energies[term.name],
+            )
             for term in local
         }
         linear = sum(

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -184,15 +185,19 @@ def test_with_final_size_scales_every_stage(tiny_preset):
     scaled = tiny_preset.with_final_size(256)
     assert [s.long_edge for s in scaled.stages] == [128, 256]
     assert scaled.stages[0].iterations == tiny_preset.stages[0].iterations
+    first, second = tiny_preset.stages
     close = dataclasses.replace(
         tiny_preset,
         stages=(
-            dataclasses.replace(tiny_preset.stages[0], long_edge=200),
-            dataclasses.replace(tiny_preset.stages[1], long_edge=201),
+            dataclasses.replace(first, long_edge=1000),
+            dataclasses.replace(first, long_edge=1001),
+            dataclasses.replace(second, long_edge=2000),
         ),
     )
-    with pytest.raises(PresetError, match=r"scaled to stage sizes \[100, 100\]"):
-        close.with_final_size(100)
+    with pytest.raises(PresetError, match=r"scaled to stage sizes \[500, 500, 1000\]"):
+        close.with_final_size(1000)
+    # An earlier stage that rounds onto a final size under the floor is dropped, not an error.
+    assert [s.long_edge for s in close.with_final_size(100).stages] == [100]
 
 
 @pytest.mark.parametrize(
@@ -207,11 +212,19 @@ def test_with_final_size_scales_every_stage(tiny_preset):
 )
 def test_scaled_stages_start_at_the_floor(preset, size, edges, dropped, settings_of):
     original = load_preset(preset).stages
-    stages, gone = scaled_stages(original, size)
-    assert [s.long_edge for s in stages] == edges
-    assert gone == dropped
+    ladder = scaled_stages(original, size)
+    assert [s.long_edge for s in ladder.stages] == edges
+    assert ladder.dropped == dropped and ladder.floor == min(MIN_STAGE_EDGE, size)
+    assert ladder.inserted == (preset == "draft" and size == 200)
+    stages = ladder.stages
     assert [s.iterations for s in stages] == [original[i].iterations for i in settings_of]
     assert MIN_STAGE_EDGE == 128
+
+
+def test_a_presets_own_small_stage_is_kept(tiny_preset):
+    # 32 → 64 px at its own size: nothing was pushed under the floor by scaling.
+    ladder = scaled_stages(tiny_preset.stages, 64)
+    assert [s.long_edge for s in ladder.stages] == [32, 64] and ladder.dropped == ()
 
 
 def test_readme_shows_the_real_draft_preset():
@@ -255,3 +268,11 @@ def test_resolved_puts_command_line_choices_over_the_preset(tiny_preset, tmp_pat
 def test_resolved_refuses_bad_choices(tiny_preset, styles, weights, color, message):
     with pytest.raises(PresetError, match=message.replace("(", r"\(").replace(")", r"\)")):
         tiny_preset.resolved(styles=[Path(s) for s in styles], style_weights=weights, color=color)
+
+
+def test_a_manifest_of_release_0_1_is_refused_as_a_preset(tmp_path, tiny_preset):
+    old = tmp_path / "old.json"
+    data = {"preset": tiny_preset.to_dict(), "versions": {"stylecascade": "0.1.0"}}
+    old.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(PresetError, match=r"old.json: made by stylecascade 0.1.0, whose content"):
+        load_preset(str(old))

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.skipif(
 
 CUDA = torch.device("cuda")
 MODEL = load_preset("standard").model  # relu4_2 content, relu1_1 … relu5_1 style, max pooling
-WEIGHTS = {"content_weight": 1.0, "style_weight": 50.0, "tv_weight": 2e5}  # the presets'
+_LAST = load_preset("standard").stages[-1]  # the weights of the presets' final stages
+WEIGHTS = {k: getattr(_LAST, k) for k in ("content_weight", "style_weight", "tv_weight")}
 
 # Agreement with strict fp32 of each weighted term and of the total (relative), and of the
 # gradient (relative L2 norm of the difference). TF32 rounds the products' inputs to 10 mantissa
@@ -54,17 +55,18 @@ def _relative(value: float, reference: float) -> float:
     return abs(value - reference) / max(abs(reference), 1e-30)
 
 
+def _objective(extractor, content, style):
+    """The objective of the presets' final stage for these images."""
+    targets = style_targets(extractor, style, MODEL.style_layers)
+    return style_transfer_objective(
+        extractor, content, targets, MODEL.content_layers, MODEL.style_layers, **WEIGHTS
+    )
+
+
 def _evaluate(extractor, content, style, start, autocast):
     """The ``standard`` objective evaluated once through the stage's own evaluator: the
     weighted terms (floats, with ``total``) and the gradient on the image."""
-    objective = style_transfer_objective(
-        extractor,
-        content,
-        style_targets(extractor, style, MODEL.style_layers),
-        MODEL.content_layers,
-        MODEL.style_layers,
-        **WEIGHTS,
-    )
+    objective = _objective(extractor, content, style)
     image = start.clone().requires_grad_(True)
     _value, terms = UntiledEvaluator(objective, image, autocast).evaluate()
     assert all(t.dtype == torch.float32 for t in terms.values()), terms
@@ -165,14 +167,7 @@ def test_the_memory_plan_bounds_the_measured_peak_of_an_lbfgs_stage(full_vgg19, 
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, height, width, generator=generator).to(CUDA)
     style = torch.rand(1, 3, 640, 1024, generator=generator).to(CUDA)
-    objective = style_transfer_objective(
-        full_vgg19,
-        content,
-        style_targets(full_vgg19, style, MODEL.style_layers),
-        MODEL.content_layers,
-        MODEL.style_layers,
-        **WEIGHTS,
-    )
+    objective = _objective(full_vgg19, content, style)
     image = content.clone().requires_grad_(True)
     torch.cuda.synchronize()
     torch.cuda.empty_cache()

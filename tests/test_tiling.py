@@ -72,6 +72,23 @@ def test_one_tile_over_the_whole_image_is_the_exact_gradient(
         torch.testing.assert_close(terms[name], untiled_terms[name])
 
 
+def test_tiled_content_is_relative_to_the_whole_targets_energy(
+    tiny_extractor, content_image, style_image
+):
+    extractor = tiny_extractor(LAYERS)
+    big = resize(content_image, (96, 128))
+    objective = _objective(extractor, big, style_image, 0.0)
+    start = torch.rand(big.shape, generator=torch.Generator().manual_seed(1))
+    untiled = UntiledEvaluator(objective, start.clone().requires_grad_(True)).evaluate()[1]
+    image = start.clone().requires_grad_(True)
+    tiled = TiledEvaluator(objective, image, 48, 16, torch.Generator().manual_seed(0))
+    whole = objective.feature_terms[0].energies["relu4_2"]
+    # Crops see zero padding at their borders instead of neighbours: close, not equal.
+    torch.testing.assert_close(tiled.energies["content"]["relu4_2"], whole, rtol=0.25, atol=0)
+    content = tiled.evaluate()[1]["content"]
+    torch.testing.assert_close(content, untiled["content"], rtol=0.25, atol=0)
+
+
 def _border_energy_ratio(delta, tile, overlap):
     """Mean squared horizontal+vertical differences of ``delta`` across the tile borders of the
     unshifted grid, divided by the same mean over all other positions."""
