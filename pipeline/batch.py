@@ -20,9 +20,9 @@ from .checkpoint import checkpoint_folder
 from .config import Preset
 from .errors import StyleCascadeError, UsageError
 from .interrupt import Interrupted
+from .job import Render, RenderJob
 from .output import OUTPUT_FORMATS
 from .progress import StageProgress
-from .render import Render, RenderJob
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 NAME_FIELDS = ("content", "styles", "preset", "seed")

@@ -37,12 +37,12 @@ from .files import atomic_write, refuse_existing, reporting_write_errors
 from .images import MAX_INPUT_PIXELS
 from .inspection import layer_reconstructions
 from .interrupt import Interrupted, Signalled, signals_interrupt
+from .job import Render, RenderJob
 from .manifest import manifest_path
 from .output import OutputOptions
 from .pictures import contact_sheet, loss_curve
 from .printsize import final_long_edge
 from .progress import StageProgress, step_reporter
-from .render import Render, RenderJob
 from .stages.color import COLOR_MODES
 from .weights import SOURCES, check_weights_spec, fetch
 

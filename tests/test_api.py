@@ -80,3 +80,11 @@ def test_a_renderer_keeps_the_network_and_targets_across_calls(photos, tiny_pres
 def test_bad_inputs_raise_one_error_type(photos, tiny_preset_file, content, message):
     with pytest.raises(StyleCascadeError, match=re.escape(message)):
         render(content, photos[1], preset=str(tiny_preset_file), device="cpu")
+
+
+def test_render_is_the_function_after_every_module_is_imported():
+    import stylecascade
+    import stylecascade.batch  # noqa: F401  (imports the render job module)
+    import stylecascade.cli  # noqa: F401
+
+    assert callable(stylecascade.render) and stylecascade.render.__module__ == "stylecascade.api"
