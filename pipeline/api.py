@@ -21,13 +21,14 @@ from PIL import Image
 from rich.console import Console
 from torch import Tensor
 
+from .choices import MAX_INPUT_PIXELS
 from .config import Preset, load_preset
 from .device import effective_precision, select_device
 from .errors import UsageError
-from .images import MAX_INPUT_PIXELS, ImageSource, as_tensor, describe
+from .images import ImageSource, as_tensor, describe
 from .manifest import build_manifest, stage_entry
 from .output import to_pil
-from .progress import StageProgress, Step, no_step
+from .progress import Step, no_step, stage_progress
 from .runner import Observer, StageResult, run_stages
 from .stages.blend import StyleTargets, WeightedStyle
 from .stages.color import SHARED_TARGET_MODES, color_inputs, color_output
@@ -337,7 +338,7 @@ def render(
         loaded = load_styles(resolved, sources=sources)
     renderer = Renderer(resolved, device=device, weights=weights, styles=loaded)
     if progress is True:
-        with StageProgress(Console(stderr=True)) as bars:
+        with stage_progress(Console(stderr=True)) as bars:
             return renderer.render(content, seed=seed, observer=bars)
     return renderer.render(content, seed=seed, observer=progress or None)
 

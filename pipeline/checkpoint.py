@@ -55,6 +55,15 @@ class Checkpoint:
         """Whether a checkpoint folder is there (from this or another render)."""
         return self.folder.exists()
 
+    def finished(self) -> int:
+        """How many stages the checkpoint holds (0 when none finished or it cannot be read;
+        :meth:`load` reports what is wrong with it)."""
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            return len(state["stages"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
     def load(self) -> tuple[list[dict[str, Any]], Tensor | None]:
         """The finished stages' manifest entries and the last one's image.
 

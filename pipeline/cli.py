@@ -17,8 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__
-from .api import Renderer
-from .batch import DEFAULT_NAME, Outcome, batch_jobs, expand_inputs, output_name, run_batch
+from .choices import DEVICES, MAX_INPUT_PIXELS, SOURCES
 from .config import (
     Ladder,
     Preset,
@@ -31,32 +30,38 @@ from .config import (
     user_preset_dir,
     user_presets,
 )
-from .device import DEVICES, select_device
 from .errors import StyleCascadeError, UsageError
-from .files import atomic_write, refuse_existing, reporting_write_errors
-from .images import MAX_INPUT_PIXELS
-from .inspection import layer_reconstructions
+from .files import atomic_write, make_folder, refuse_existing, reporting_write_errors
 from .interrupt import Interrupted, Signalled, signals_interrupt
-from .job import Render, RenderJob
-from .manifest import manifest_path
-from .output import OutputOptions
-from .pictures import contact_sheet, loss_curve
-from .printsize import final_long_edge
-from .progress import StageProgress, step_reporter
-from .stages.color import COLOR_MODES
-from .weights import SOURCES, check_weights_spec, fetch
+from .naming import DEFAULT_NAME, expand_inputs, output_name
+from .printsize import DEFAULT_DPI, final_long_edge
+from .stages.vocabulary import COLOR_MODES
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the modules that load torch are imported inside the commands that need them
     import torch
 
+    from .batch import Outcome
+    from .checkpoint import Checkpoint
+
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     help="Coarse-to-fine neural style transfer (Gatys et al.) for print-resolution images.",
     no_args_is_help=True,
-    add_completion=False,
+    context_settings=HELP_OPTIONS,
+    rich_markup_mode=None,  # click's plain help: wraps to the terminal, metavars as written
     pretty_exceptions_show_locals=False,
 )
-presets_app = typer.Typer(help="List, show, validate and save presets.", no_args_is_help=True)
-weights_app = typer.Typer(help="Download and convert the VGG19 weights.", no_args_is_help=True)
+presets_app = typer.Typer(
+    help="List, show, validate and save presets.",
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
+)
+weights_app = typer.Typer(
+    help="Download and convert the VGG19 weights.",
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
+    rich_markup_mode=None,
+)
 app.add_typer(presets_app, name="presets")
 app.add_typer(weights_app, name="weights")
 
@@ -100,7 +105,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version", metavar="", callback=_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Coarse-to-fine neural style transfer (Gatys et al.) for print-resolution images."""
@@ -121,6 +129,7 @@ def render_command(
         typer.Option(
             "--style",
             "-s",
+            metavar="PAINTING",
             help="A painting whose style to transfer; repeat to blend several "
             "(default: the preset's styles).",
             show_default=False,
@@ -130,6 +139,7 @@ def render_command(
         list[float] | None,
         typer.Option(
             "--style-weight",
+            metavar="W",
             help="Share of each --style in the blend, in order (normalized; default equal).",
             show_default=False,
         ),
@@ -138,6 +148,7 @@ def render_command(
         str | None,
         typer.Option(
             "--color",
+            metavar="MODE",
             help=f"Color preservation: {' | '.join(COLOR_MODES)} (default: the preset's, none).",
             show_default=False,
         ),
@@ -147,6 +158,7 @@ def render_command(
         typer.Option(
             "--output",
             "-o",
+            metavar="FILE",
             help="Output image (.png, .jpg, .tif); default CONTENT-STYLE.png here.",
             show_default=False,
         ),
@@ -155,6 +167,7 @@ def render_command(
         Path | None,
         typer.Option(
             "--out-dir",
+            metavar="DIR",
             help="Batch: folder for one output per photo (default: here).",
             show_default=False,
         ),
@@ -163,6 +176,7 @@ def render_command(
         str,
         typer.Option(
             "--name",
+            metavar="PATTERN",
             help="Batch: output file name pattern; fields {content}, {styles}, {preset}, {seed}.",
         ),
     ] = DEFAULT_NAME,
@@ -171,6 +185,7 @@ def render_command(
         typer.Option(
             "--preset",
             "-p",
+            metavar="PRESET",
             help="Preset name (bundled or saved), a YAML file, or a past render's OUT.json; "
             "default draft on a CPU, standard on a GPU.",
             show_default=False,
@@ -180,6 +195,7 @@ def render_command(
         int | None,
         typer.Option(
             "--size",
+            metavar="PX",
             help="Long edge of the final stage in px; earlier stages scale with it.",
             show_default=False,
         ),
@@ -188,6 +204,7 @@ def render_command(
         str | None,
         typer.Option(
             "--print-size",
+            metavar="WxH[cm|mm|in]",
             help="Print size like 30x40cm, 8x10in or 210x297mm; with --dpi sets the final long "
             "edge (the image keeps the photo's aspect ratio).",
             show_default=False,
@@ -197,7 +214,9 @@ def render_command(
         float | None,
         typer.Option(
             "--dpi",
-            help="Print resolution for --print-size (default 300), written into the file.",
+            metavar="DPI",
+            help="Print resolution written into the file (default 300); with --print-size "
+            "it sets the final long edge.",
             show_default=False,
         ),
     ] = None,
@@ -205,48 +224,78 @@ def render_command(
         int | None,
         typer.Option(
             "--tile-size",
+            metavar="PX",
             help="Run stages larger than this many px in overlapping tiles (0: only when a stage "
             "does not fit in memory; default: the preset's).",
             show_default=False,
         ),
     ] = None,
     bit_depth: Annotated[
-        int, typer.Option("--bit-depth", help="8 or 16 bits per channel (16: PNG, TIFF).")
+        int,
+        typer.Option(
+            "--bit-depth", metavar="8|16", help="8 or 16 bits per channel (16: PNG, TIFF)."
+        ),
     ] = 8,
-    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", help="JPEG quality 1–95.")] = 95,
+    jpeg_quality: Annotated[
+        int, typer.Option("--jpeg-quality", metavar="Q", help="JPEG quality 1–95.")
+    ] = 95,
     max_input_pixels: Annotated[
         int,
         typer.Option(
             "--max-input-pixels",
+            metavar="PIXELS",
             help="Refuse larger input images (decompression-bomb guard); 0: no limit.",
         ),
     ] = MAX_INPUT_PIXELS,
     device: Annotated[
-        str, typer.Option("--device", help=f"One of: {', '.join(DEVICES)}.")
+        str, typer.Option("--device", metavar="DEVICE", help=f"One of: {', '.join(DEVICES)}.")
     ] = "auto",
     seed: Annotated[
-        int, typer.Option("--seed", help="Random seed; the same seed gives the same image.")
+        int,
+        typer.Option(
+            "--seed",
+            metavar="N",
+            help="Random seed; the same seed, --threads and device give the same image.",
+        ),
     ] = 0,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            metavar="N",
+            help="CPU threads (default: one per core); the manifest records the count.",
+            show_default=False,
+        ),
+    ] = None,
     weights: Annotated[
         str,
         typer.Option(
-            "--weights", help=f"VGG19 weights: {' | '.join(SOURCES)} | PATH to a .h5/.pt file."
+            "--weights",
+            metavar="WEIGHTS",
+            help=f"VGG19 weights: {' | '.join(SOURCES)} | PATH to a .h5/.pt file.",
         ),
     ] = "caffe",
     save_stages: Annotated[
         Path | None,
         typer.Option(
-            "--save-stages", help="Folder to write each stage's result into.", show_default=False
+            "--save-stages",
+            metavar="DIR",
+            help="Folder to write each stage's result into.",
+            show_default=False,
         ),
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing output files.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace existing output files.")
     ] = False,
     resume: Annotated[
         bool,
-        typer.Option("--resume", help="Continue an interrupted render from its last stage."),
+        typer.Option(
+            "--resume", metavar="", help="Continue an interrupted render from its last stage."
+        ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", metavar="", help="No progress output.")
+    ] = False,
 ) -> None:
     """Stylize CONTENT with the style of --style, stage by stage from coarse to fine.
 
@@ -260,6 +309,14 @@ def render_command(
         batch = len(content) > 1 or content[0].is_dir() or out_dir is not None
         if batch and output is not None:
             raise UsageError("-o names one output; for several photos use --out-dir and --name")
+        from .api import Renderer
+        from .batch import batch_jobs, run_batch
+        from .device import select_device, set_threads
+        from .job import Render, RenderJob
+        from .output import OutputOptions
+        from .progress import stage_progress, step_reporter
+
+        set_threads(threads)
         torch_device = select_device(device)
         default = "draft" if torch_device.type == "cpu" else "standard"
         chosen, final = load_preset(preset or default), final_long_edge(size, print_size, dpi)
@@ -267,6 +324,15 @@ def render_command(
             styles=style, style_weights=style_weight, color=color, size=final, tile_size=tile_size
         )
         ladder = None if final is None else scaled_stages(chosen.stages, final)
+        single_folder = None if batch or output is None else output.parent
+        _make_folders(
+            [
+                (single_folder, "-o"),
+                (out_dir if batch else None, "--out-dir"),
+                (save_stages, "--save-stages"),
+            ],
+            quiet,
+        )
         step = step_reporter(None if quiet else console)
         renderer = Renderer(
             resolved,
@@ -283,7 +349,7 @@ def render_command(
             overwrite=overwrite,
             resume=resume,
             output_options=OutputOptions(
-                bit_depth, jpeg_quality, dpi or (300.0 if print_size else None)
+                bit_depth, jpeg_quality, DEFAULT_DPI if dpi is None else dpi
             ),
             max_input_pixels=max_input_pixels or None,
         )
@@ -294,7 +360,9 @@ def render_command(
             jobs, checked = [template], Render(template, renderer)  # every cheap check first
         if not quiet:
             _print_header(resolved, ladder, torch_device, seed, len(jobs) if batch else None)
-        with nullcontext() if quiet else StageProgress(console) as progress:
+            if checked is not None and resume:
+                _print_resume(checked.checkpoint, len(resolved.stages))
+        with nullcontext() if quiet else stage_progress(console) as progress:
             outcomes = run_batch(jobs, renderer, progress, batch=batch, checked=checked)
     seconds = time.perf_counter() - began
     code = (
@@ -304,6 +372,18 @@ def render_command(
     )
     if code:
         raise typer.Exit(code)
+
+
+def _make_folders(folders: list[tuple[Path | None, str]], quiet: bool) -> None:
+    """Create the missing output folders named by options (``(folder, option)``; ``None``:
+    not given), and say so.
+
+    Raises:
+        UsageError: a folder that cannot be created (:func:`~stylecascade.files.make_folder`).
+    """
+    for folder, option in folders:
+        if folder is not None and make_folder(folder, option) and not quiet:
+            console.print(f"created folder {escape(str(folder))}", soft_wrap=True)
 
 
 def _print_header(
@@ -326,12 +406,23 @@ def _print_header(
     console.print(header, soft_wrap=True)
 
 
+def _print_resume(checkpoint: Checkpoint, count: int) -> None:
+    """Which stage ``--resume`` continues from, and where its checkpoint is."""
+    done = checkpoint.finished()
+    folder = escape(str(checkpoint.folder))
+    console.print(
+        f"resuming at stage {done + 1}/{count} ({done} finished in {folder})", soft_wrap=True
+    )
+
+
 def _report_one(outcome: Outcome, quiet: bool, seconds: float) -> int:
     """Report a single photo's render: one ``error:`` line, or where it was written."""
     if outcome.status == "failed":
         _error_line(outcome.message)
         return outcome.exit_code
     if not quiet:
+        from .manifest import manifest_path
+
         written = f"{escape(str(outcome.output))} and {escape(str(manifest_path(outcome.output)))}"
         console.print(f"wrote {written} in {seconds:.1f} s", soft_wrap=True)
     return 0
@@ -365,47 +456,64 @@ def inspect_command(
     content: Annotated[
         Path | None,
         typer.Argument(
-            help="Photo for the layer reconstructions (needs --style).", show_default=False
+            help="Photo for the layer reconstructions (needs --style).",
+            show_default=False,
         ),
     ] = None,
     style: Annotated[
         Path | None,
         typer.Option(
-            "--style", "-s", help="Painting for the style reconstructions.", show_default=False
+            "--style",
+            "-s",
+            metavar="PAINTING",
+            help="Painting for the style reconstructions.",
+            show_default=False,
         ),
     ] = None,
     out_dir: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder to write the pictures into.")
+        Path,
+        typer.Option("--output", "-o", metavar="FILE", help="Folder to write the pictures into."),
     ] = Path("."),
     size: Annotated[
-        int, typer.Option("--size", help="Long edge of the reconstructions in px.")
+        int, typer.Option("--size", metavar="PX", help="Long edge of the reconstructions in px.")
     ] = 128,
     iterations: Annotated[
-        int, typer.Option("--iterations", help="L-BFGS evaluations per reconstruction.")
+        int,
+        typer.Option("--iterations", metavar="N", help="L-BFGS evaluations per reconstruction."),
     ] = 150,
     stages: Annotated[
         Path | None,
         typer.Option(
-            "--stages", help="A --save-stages folder: write its contact sheet.", show_default=False
+            "--stages",
+            metavar="DIR",
+            help="A --save-stages folder: write its contact sheet.",
+            show_default=False,
         ),
     ] = None,
     manifest: Annotated[
         Path | None,
         typer.Option(
-            "--manifest", help="A render's OUT.json: write its loss curve.", show_default=False
+            "--manifest",
+            metavar="OUT.json",
+            help="A render's OUT.json: write its loss curve.",
+            show_default=False,
         ),
     ] = None,
     device: Annotated[
-        str, typer.Option("--device", help=f"One of: {', '.join(DEVICES)}.")
+        str, typer.Option("--device", metavar="DEVICE", help=f"One of: {', '.join(DEVICES)}.")
     ] = "auto",
     weights: Annotated[
-        str, typer.Option("--weights", help="VGG19 weights (as for render).")
+        str, typer.Option("--weights", metavar="WEIGHTS", help="VGG19 weights (as for render).")
     ] = "caffe",
-    seed: Annotated[int, typer.Option("--seed", help="Seeds the reconstructions' noise.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Seeds the reconstructions' noise.")
+    ] = 0,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing pictures.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace existing pictures.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", metavar="", help="No progress output.")
+    ] = False,
 ) -> None:
     """Pictures that explain a render, written into -o DIR.
 
@@ -426,19 +534,25 @@ def inspect_command(
         raise UsageError(
             "nothing to do: give CONTENT --style S, --stages DIR or --manifest OUT.json"
         )
-    if not out_dir.is_dir():
-        raise UsageError(f"-o {out_dir}: no such folder")
     if not 16 <= size <= 1024:
         raise UsageError(f"--size must be 16–1024 px for reconstructions; got {size}")
     if iterations < 1:
         raise UsageError(f"--iterations must be ≥ 1; got {iterations}")
+    _make_folders([(out_dir, "-o")], quiet)
     refuse_existing([out_dir / name for name in wanted], overwrite)
+    from .pictures import contact_sheet, loss_curve
+
     pictures = {}
     if manifest is not None:
         pictures["losses.png"] = loss_curve(_read_manifest(manifest))
     if stages is not None:
         pictures["stages.png"] = contact_sheet(stages)
     if content is not None and style is not None:
+        from .device import select_device
+        from .inspection import layer_reconstructions
+        from .progress import step_reporter
+        from .weights import check_weights_spec
+
         check_weights_spec(weights)
         torch_device = select_device(device)
         with nullcontext() if quiet else Progress(console=console) as progress:
@@ -493,7 +607,9 @@ def presets_list() -> None:
 @presets_app.command("show")
 @reports_errors
 def presets_show(
-    name: Annotated[str, typer.Argument(help="Preset name, YAML file or a render's OUT.json.")],
+    name: Annotated[
+        str, typer.Argument(metavar="PRESET", help="Preset name, YAML file or a render's OUT.json.")
+    ],
 ) -> None:
     """Print a preset's YAML (validated first), ready to copy and edit."""
     text, preset_name, source, base = read_preset(name)
@@ -504,10 +620,15 @@ def presets_show(
 @presets_app.command("validate")
 @reports_errors
 def presets_validate(
-    file: Annotated[str, typer.Argument(help="Preset YAML file (or name, or OUT.json).")],
+    file: Annotated[
+        str, typer.Argument(metavar="PRESET", help="Preset YAML file (or name, or OUT.json).")
+    ],
 ) -> None:
     """Check a preset completely; print a one-line summary, or the first problem (exit 2)."""
     preset = load_preset(file)
+    for i, style in enumerate(preset.styles):
+        if not Path(style.image).is_file():
+            raise UsageError(f"{file}: styles[{i}].image: no such file {style.image}")
     sizes = " → ".join(f"{s.long_edge}×{s.iterations}" for s in preset.stages)
     typer.echo(f"{file}: valid; {len(preset.stages)} stages {sizes}, color {preset.color}")
 
@@ -515,18 +636,19 @@ def presets_validate(
 @presets_app.command("save")
 @reports_errors
 def presets_save(
-    name: Annotated[str, typer.Argument(help="Name to save the preset under.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name to save the preset under.")],
     source: Annotated[
         str,
         typer.Option(
             "--from",
+            metavar="SOURCE",
             help="A past render's OUT.json (its preset, styles, weights and color mode), or "
             "any preset name or YAML file.",
             show_default=False,
         ),
     ],
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a saved preset of that name.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace a saved preset of that name.")
     ] = False,
 ) -> None:
     """Save a preset into the user preset folder, so `--preset NAME` finds it."""
@@ -539,15 +661,21 @@ def presets_save(
 @reports_errors
 def weights_fetch(
     source: Annotated[
-        str, typer.Option("--source", help=f"One of: {', '.join(SOURCES)}.")
+        str, typer.Option("--source", metavar="SOURCE", help=f"One of: {', '.join(SOURCES)}.")
     ] = "caffe",
     force: Annotated[
-        bool, typer.Option("--force", help="Download and convert again even if cached.")
+        bool, typer.Option("--force", metavar="", help="Download and convert again even if cached.")
     ] = False,
 ) -> None:
     """Download and convert the VGG19 weights into the cache (done automatically on first use).
 
     The cache is $STYLECASCADE_HOME/weights if that variable is set, else the user cache folder.
     """
+    from .progress import step_reporter
+    from .weights import cached_path, fetch
+
+    if source in SOURCES and cached_path(source).exists() and not force:
+        typer.echo(f"{source} weights already in the cache: {cached_path(source)} (--force: again)")
+        return
     path = fetch(source, step_reporter(console), force=force)
-    typer.echo(path)
+    typer.echo(f"{source} weights downloaded and converted: {path}")

@@ -2,6 +2,7 @@
 
 A preset file looks like::
 
+    base: draft                         # optional: start from another preset (below)
     description: Three stages for a GPU, 256 → 512 → 1024 px.
     model:
       pooling: avg                      # max | avg
@@ -23,6 +24,12 @@ A preset file looks like::
     stages:
       - {size: 256, iterations: 300}    # size: long edge in px (long_edge in the code)
       - {size: 512, iterations: 150}    # iterations: the cap on evaluations
+
+With ``base: NAME`` (a bundled or saved preset, or a YAML file relative to this one) a preset
+starts from that preset's fields: ``model``, ``tiling`` and ``defaults`` are merged key by key
+(a key given here wins), every other field given here replaces the base's, and the description
+is not inherited (without one it reads "based on NAME"). Bases may have bases (up to
+:data:`MAX_BASE_DEPTH`); a cycle is an error.
 
 Every field is checked here, in one place: a bad value raises :class:`PresetError` naming the
 file, the field and what is allowed.
@@ -46,14 +53,21 @@ import yaml
 from .errors import UsageError
 from .files import atomic_write
 from .paths import user_preset_dir
-from .stages.cascade import DEFAULT_TOLERANCE
-from .stages.color import COLOR_MODES
-from .stages.losses import weight_problem
-from .stages.optim import OPTIMIZERS
-from .stages.vgg import LAYER_NAMES, POOLINGS
+from .stages.vocabulary import (
+    COLOR_MODES,
+    DEFAULT_TOLERANCE,
+    LAYER_NAMES,
+    OPTIMIZERS,
+    POOLINGS,
+    weight_problem,
+)
 
 INITS = ("content", "noise", "style")
 PRESET_SUFFIXES = (".yaml", ".yml")
+MAX_BASE_DEPTH = 8
+"""Most ``base:`` links a preset may chain."""
+MERGED_BLOCKS = ("model", "tiling", "defaults")
+"""Fields a preset merges key by key with its base's; every other field replaces the base's."""
 
 
 class PresetError(UsageError):
@@ -249,7 +263,11 @@ class Preset:
                     f"{[s.long_edge for s in stages]}, which are not increasing; use a larger "
                     f"--size"
                 )
-        return dataclasses.replace(self, stages=stages)
+        if stages == self.stages:
+            return self
+        sizes = " → ".join(str(s.long_edge) for s in stages)
+        description = f"{self.name} scaled to {long_edge} px: {sizes} px"
+        return dataclasses.replace(self, stages=stages, description=description)
 
     def resolved(
         self,
@@ -412,6 +430,19 @@ class _Reader:
             values[f.name] = None if value is None and optional else self.value(f, kind, value, at)
         return cls(**values)
 
+    def stage_fields(self, data: Any, where: str) -> dict[str, Any]:
+        """A partial stage (``defaults``): each key given is a stage field with a valid value;
+        none is required. Returns the mapping as given (stages merge it with their own)."""
+        data = self.mapping(data, where)
+        fields = {yaml_key(f): f for f in dataclasses.fields(StageConfig)}
+        hints = typing.get_type_hints(StageConfig)
+        for key, value in data.items():
+            if key not in fields:
+                raise self.fail(_join(where, key), f"unknown field; allowed: {', '.join(fields)}")
+            kind, _optional = _scalar_type(hints[fields[key].name])
+            self.value(fields[key], kind, value, _join(where, key))
+        return dict(data)
+
     def value(self, f: dataclasses.Field, kind: type, value: Any, at: str) -> Any:
         """One field's value, converted to ``kind`` and checked against its metadata."""
         if f.metadata.get("layers"):
@@ -449,6 +480,7 @@ class _Reader:
     def preset(self, name: str, data: Any, base: Path | None) -> Preset:
         data = self.mapping(data, "")
         allowed = (
+            "base",
             "description",
             "model",
             "init",
@@ -475,7 +507,7 @@ class _Reader:
             raise self.fail(
                 "tiling.size", f"must be 0 or more than tiling.overlap ({tiling.overlap})"
             )
-        defaults = dict(self.mapping(data.get("defaults", {}), "defaults"))
+        defaults = self.stage_fields(data.get("defaults", {}), "defaults")
         raw_stages = data["stages"]
         if not isinstance(raw_stages, list) or not raw_stages:
             raise self.fail(
@@ -563,13 +595,61 @@ def parse_preset(text: str, name: str, source: str, base: Path | None = None) ->
     Raises:
         PresetError: malformed YAML or any invalid field.
     """
+    data = _with_base(_yaml(text, source), source, base, [])
+    return _Reader(source).preset(name, data, base)
+
+
+def _yaml(text: str, source: str) -> Any:
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise PresetError(f"{source}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return _Reader(source).preset(name, data, base)
+
+
+def _with_base(data: Any, source: str, folder: Path | None, chain: list[str]) -> Any:
+    """``data`` (a preset's YAML mapping) with its ``base:`` chain applied (module docstring):
+    the base's fields, ``MERGED_BLOCKS`` merged key by key, the rest replaced; the base's
+    relative style paths made absolute from the base's folder.
+
+    Raises:
+        PresetError: a base that is not a name or a path, cannot be read, or a chain that
+            loops or is longer than :data:`MAX_BASE_DEPTH`.
+    """
+    if not isinstance(data, Mapping) or "base" not in data:
+        return data
+    spec = data["base"]
+    if not isinstance(spec, str) or not spec:
+        raise PresetError(f"{source}: base: must be a preset name or YAML file; got {_kind(spec)}")
+    if spec.endswith(PRESET_SUFFIXES) and folder is not None and not Path(spec).is_absolute():
+        spec = str(folder / spec)
+    if spec in chain or len(chain) >= MAX_BASE_DEPTH:
+        raise PresetError(
+            f"{source}: base: {' → '.join([*chain, spec])} loops or is longer than "
+            f"{MAX_BASE_DEPTH} links"
+        )
+    text, _name, base_source, base_folder = read_preset(spec)
+    parent = _with_base(_yaml(text, base_source), base_source, base_folder, [*chain, spec])
+    parent = dict(_Reader(base_source).mapping(parent, ""))
+    parent.pop("description", None)
+    if isinstance(parent.get("styles"), list) and base_folder is not None:
+        styles = _Reader(base_source).styles(parent["styles"], base_folder)
+        parent["styles"] = [dataclasses.asdict(style) for style in styles]
+    merged = parent
+    for key, value in data.items():
+        if key == "base":
+            continue
+        if (
+            key in MERGED_BLOCKS
+            and isinstance(value, Mapping)
+            and isinstance(parent.get(key), Mapping)
+        ):
+            merged[key] = {**parent[key], **value}
+        else:
+            merged[key] = value
+    merged.setdefault("description", f"based on {data['base']}")
+    return merged
 
 
 def read_preset(spec: str) -> tuple[str, str, str, Path | None]:

@@ -6,13 +6,29 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
+from .choices import DEVICES
 from .errors import UsageError
-
-DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
 def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+
+
+def set_threads(threads: int | None) -> int:
+    """Set the CPU threads torch computes with (``--threads``); ``None`` keeps torch's default
+    (one per core). A render is reproducible bit for bit only at the same thread count.
+
+    Returns:
+        The thread count in use.
+
+    Raises:
+        UsageError: ``threads`` < 1.
+    """
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be ≥ 1; got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def select_device(name: str) -> torch.device:

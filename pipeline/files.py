@@ -1,4 +1,4 @@
-"""File helpers: atomic writes and digests."""
+"""File helpers: output folders, atomic writes and digests."""
 
 from __future__ import annotations
 
@@ -12,6 +12,32 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StyleCascadeError, UsageError
+
+
+def make_folder(folder: Path, option: str) -> bool:
+    """Create an output folder (and its parents) if it is missing.
+
+    Args:
+        folder: the folder.
+        option: the option that named it, for the message (``--out-dir``).
+
+    Returns:
+        ``True`` when it was created, ``False`` when it existed.
+
+    Raises:
+        UsageError: it exists and is not a folder, or it cannot be created (a file in the way,
+            no permission, a read-only file system).
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        return False
+    if folder.exists():
+        raise UsageError(f"{option} {folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {folder}: cannot create it ({exc.strerror or exc})") from None
+    return True
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -10,12 +10,8 @@ import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from .choices import MAX_INPUT_PIXELS
 from .errors import UsageError
-
-MAX_INPUT_PIXELS = 200_000_000
-"""Largest input image accepted by default (200 MP, e.g. 16 000 × 12 500 px): a guard against
-decompression bombs, files of a few KB that decode to gigabytes. ``--max-input-pixels``
-raises it."""
 
 _SRGB = ImageCms.createProfile("sRGB")
 

@@ -13,10 +13,11 @@ from typing import Any
 from . import __version__
 from .api import Renderer
 from .checkpoint import Checkpoint, fingerprint
+from .choices import MAX_INPUT_PIXELS
 from .config import Preset
 from .errors import UsageError
 from .files import file_digest, refuse_existing, reporting_write_errors, write_json
-from .images import MAX_INPUT_PIXELS, load_image
+from .images import load_image
 from .interrupt import Interrupted
 from .manifest import manifest_path, stage_entry
 from .output import OutputOptions, check_output, save_image

@@ -7,6 +7,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import Preset
 from .stages.cascade import StageResult
 
@@ -85,6 +87,7 @@ def build_manifest(
         "preset": preset.to_dict(),
         "seed": seed,
         "device": device,
+        "threads": torch.get_num_threads(),
         "precision": precision,
         "weights": {"source": weights_source, "sha256": weights_sha256},
         "versions": versions(),

@@ -26,8 +26,9 @@ from torch import Tensor
 
 from .errors import UsageError
 from .files import atomic_write
+from .naming import OUTPUT_FORMATS
+from .printsize import check_dpi
 
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 BIT_DEPTHS = (8, 16)
 
 
@@ -88,8 +89,8 @@ def check_output(path: Path, options: OutputOptions, overwrite: bool) -> None:
         raise UsageError(f"output {path}: JPEG has 8 bits only; use .png or .tif for 16 bits")
     if not 1 <= options.jpeg_quality <= 95:
         raise UsageError(f"--jpeg-quality must be 1–95; got {options.jpeg_quality}")
-    if options.dpi is not None and not options.dpi > 0:
-        raise UsageError(f"--dpi must be > 0; got {options.dpi}")
+    if options.dpi is not None:
+        check_dpi(options.dpi)
     if not path.parent.is_dir():
         raise UsageError(f"output {path}: folder {path.parent} does not exist")
     try:  # a real probe: permission bits say nothing for root or read-only file systems

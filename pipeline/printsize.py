@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import UsageError
@@ -11,8 +12,21 @@ MAX_LONG_EDGE = 32768
 """Largest final long edge accepted (px). 32768 px is a 2.7 m print at 300 DPI; beyond it every
 stage is tiled for hours, so a bigger number is almost surely a typo."""
 MIN_LONG_EDGE = 64
+DEFAULT_DPI = 300.0
+"""DPI of ``--print-size`` without ``--dpi``, and the DPI written into every output file
+without ``--dpi`` (PNG pHYs, TIFF and JPEG resolution tags)."""
 
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[x×]\s*(\d+(?:\.\d+)?)\s*(cm|mm|in)\s*$", re.I)
+
+
+def check_dpi(dpi: float) -> None:
+    """The one rule for ``--dpi``: a finite number > 0.
+
+    Raises:
+        UsageError: anything else (0, negative, inf, nan).
+    """
+    if not 0 < dpi < math.inf:
+        raise UsageError(f"--dpi must be a number > 0; got {dpi}")
 
 
 def print_long_edge(print_size: str, dpi: float) -> int:
@@ -37,8 +51,7 @@ def print_long_edge(print_size: str, dpi: float) -> int:
             f"--print-size {print_size!r}: write it as WIDTHxHEIGHT with a unit, "
             f"e.g. 30x40cm, 8x10in or 210x297mm"
         )
-    if not dpi > 0:
-        raise UsageError(f"--dpi must be > 0; got {dpi}")
+    check_dpi(dpi)
     width, height, unit = float(match[1]), float(match[2]), match[3].lower()
     if min(width, height) <= 0:
         raise UsageError(f"--print-size {print_size!r}: both sides must be > 0")
@@ -68,7 +81,7 @@ def final_long_edge(size: int | None, print_size: str | None, dpi: float | None)
     if size is not None and print_size is not None:
         raise UsageError("give --size or --print-size, not both")
     if print_size is not None:
-        return print_long_edge(print_size, 300.0 if dpi is None else dpi)
+        return print_long_edge(print_size, DEFAULT_DPI if dpi is None else dpi)
     if size is not None and not MIN_LONG_EDGE <= size <= MAX_LONG_EDGE:
         raise UsageError(f"--size must be {MIN_LONG_EDGE}–{MAX_LONG_EDGE} px; got {size}")
     return size

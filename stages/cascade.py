@@ -33,6 +33,7 @@ from .optim import optimize
 from .resample import resize
 from .tiling import TiledEvaluator
 from .vgg import VGGFeatures
+from .vocabulary import DEFAULT_TOLERANCE
 
 CHECK_EVERY = 10
 """Evaluations between checks for NaN/inf losses (each check waits for the device)."""
@@ -40,9 +41,6 @@ MAX_RECOVERIES = 3
 """Times a stage restarts from its best iterate with half the step size before giving up."""
 CONVERGENCE_WINDOW = 20
 """Evaluations over which a stage's relative improvement is compared with its tolerance."""
-DEFAULT_TOLERANCE = 0.01
-"""Relative improvement of the best loss over :data:`CONVERGENCE_WINDOW` evaluations below
-which a stage counts as converged (1 %)."""
 STOP_REASONS = ("converged", "cap", "stalled")
 """Why a stage ended: its relative improvement fell below its tolerance; it used its
 ``iterations`` cap; or its optimizer stopped by itself before either (L-BFGS found no step that

@@ -25,7 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-COLOR_MODES = ("none", "luminance", "histogram", "luminance-only")
+from .vocabulary import COLOR_MODES
+
 SHARED_TARGET_MODES = ("none", "luminance")
 """Modes whose style targets do not depend on the content image (``histogram`` and
 ``luminance-only`` adapt the paintings to each photo), so a batch can share them."""

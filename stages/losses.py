@@ -33,40 +33,16 @@ strokes, are not matched (pale colours, the photo's palette). Here:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .vgg import VGGFeatures
-
-K = TypeVar("K", bound=Hashable)
-
-
-def weight_problem(weights: Mapping[K, float]) -> tuple[K | None, str] | None:
-    """The one rule for a set of weights (layer weights, blend weights): each finite and ≥ 0,
-    not all 0.
-
-    Args:
-        weights: ``{key: weight}``.
-
-    Returns:
-        ``None`` when the weights are usable, else ``(key, problem)`` for the first bad weight,
-        or ``(None, problem)`` when they are all 0 (or there are none). ``problem`` reads after
-        the name of what is weighted: ``"weight must be ≥ 0; got -1.0"``.
-    """
-    for key, weight in weights.items():
-        if not math.isfinite(weight):
-            return key, f"weight must be finite; got {weight}"
-        if weight < 0:
-            return key, f"weight must be ≥ 0; got {weight}"
-    if not sum(weights.values()) > 0:
-        return None, "weights must not all be 0 (they must sum to a positive number)"
-    return None
+from .vocabulary import K, weight_problem
 
 
 def normalized(weights: Mapping[K, float], what: str = "") -> dict[K, float]:

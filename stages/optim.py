@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-OPTIMIZERS = ("lbfgs", "adam")
+from .vocabulary import OPTIMIZERS
 
 LBFGS_HISTORY = 20
 """Correction pairs kept by L-BFGS. Each pair holds two image-sized float32 vectors: at

@@ -15,31 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-# Output channels of each convolution, one tuple per block; every block ends in a 2×2 pool.
-VGG19_BLOCKS: tuple[tuple[int, ...], ...] = (
-    (64, 64),
-    (128, 128),
-    (256, 256, 256, 256),
-    (512, 512, 512, 512),
-    (512, 512, 512, 512),
-)
-
-POOLINGS = ("max", "avg")
-
-
-def _layer_names() -> tuple[str, ...]:
-    names: list[str] = []
-    for block, convs in enumerate(VGG19_BLOCKS, start=1):
-        for i in range(1, len(convs) + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
-LAYER_NAMES: tuple[str, ...] = _layer_names()
-"""All 37 layer names; position ``i`` is module ``i`` of ``torchvision.models.vgg19().features``."""
-
-CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
+from .vocabulary import LAYER_NAMES, POOLINGS, VGG19_BLOCKS
 
 
 def build_vgg19_features(width: float = 1.0) -> nn.Sequential:

@@ -3,6 +3,7 @@ real VGG19 weights on small versions of the example images."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,9 @@ def test_a_stage_too_small_for_the_network_is_refused(tmp_path, photos, monkeypa
         (["--print-size", "3x4m"], ["write it as WIDTHxHEIGHT with a unit, e.g. 30x40cm"]),
         (["--print-size", "3x4km"], ["write it as WIDTHxHEIGHT"]),
         (["--print-size", "100x300cm"], ["at 300 DPI is 35433 px on the long edge"]),
-        (["--print-size", "10x15cm", "--dpi", "0"], ["--dpi must be > 0; got 0"]),
+        (["--print-size", "10x15cm", "--dpi", "0"], ["--dpi must be a number > 0; got 0"]),
+        (["--dpi", "inf"], ["--dpi must be a number > 0; got inf"]),
+        (["--threads", "0"], ["--threads must be ≥ 1; got 0"]),
         (["--color", "sepia"], ["--color must be one of none, luminance, histogram"]),
         (["--style-weight", "-1"], ["--style-weight must be finite, ≥ 0 and not all 0"]),
         (["--bit-depth", "12"], ["--bit-depth must be 8 or 16; got 12"]),
@@ -84,7 +87,8 @@ def test_a_stage_too_small_for_the_network_is_refused(tmp_path, photos, monkeypa
         (["--resume"], ["--resume: no checkpoint"]),
         (["--max-input-pixels", "1000"], ["over the limit of 1,000 px", "--max-input-pixels"]),
         (["--preset", "broken.yaml"], ["broken.yaml: not valid YAML at line 2"]),
-        (["-o", "missing-dir/o.png"], ["folder missing-dir does not exist"]),
+        (["-o", "broken.yaml/o.png"], ["-o broken.yaml: exists and is not a folder"]),
+        (["--save-stages", "broken.yaml"], ["--save-stages broken.yaml: exists and is not a"]),
         (["-o", "o.gif"], ["unsupported extension '.gif'"]),
         (["--weights", "/no/such.pt"], ["--weights /no/such.pt: no such file"]),
     ],
@@ -130,27 +134,35 @@ def test_render_end_to_end_with_real_weights(tmp_path, photos, tiny_preset_file)
         .replace("size: 32, iterations: 8", "size: 64, iterations: 12")
         .replace("size: 64, iterations: 6", "size: 128, iterations: 8")
     )
-    out, stages_dir = tmp_path / "out.png", tmp_path / "stages"
+    out, stages_dir = tmp_path / "prints" / "a" / "out.png", tmp_path / "stages"
     command = [
         sys.executable, "-m", "stylecascade", "render", str(photos[0]), "--style", str(photos[1]),
         "--preset", str(tiny_preset_file), "-o", str(out), "--save-stages", str(stages_dir),
-        "--device", "cpu", "--seed", "7",
+        "--device", "cpu", "--seed", "7", "--threads", "1",
     ]  # fmt: skip
     done = subprocess.run(
         command, capture_output=True, text=True, env=os.environ | {"COLUMNS": "120"}
     )
     assert done.returncode == 0, done.stderr
+    assert f"created folder {out.parent}" in done.stderr
+    assert f"created folder {stages_dir}" in done.stderr
     assert "wrote" in done.stderr
+    # stderr is a pipe here: plain timestamped lines, no bars
+    assert re.search(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d stage 2/2 128×96 lbfgs: started", done.stderr, re.M
+    )
+    assert "━" not in done.stderr
 
     with Image.open(out) as img:
         assert img.size == (128, 96) and img.mode == "RGB"
+        assert img.info["dpi"] == pytest.approx((300, 300), abs=0.01)  # the default DPI
     assert sorted(p.name for p in stages_dir.iterdir()) == [
         "out.stage1.64x48.png",
         "out.stage2.128x96.png",
     ]
 
     manifest = json.loads(out.with_suffix(".json").read_text())
-    assert manifest["seed"] == 7 and manifest["device"] == "cpu"
+    assert manifest["seed"] == 7 and manifest["device"] == "cpu" and manifest["threads"] == 1
     assert manifest["preset"]["name"] == "tiny"
     assert manifest["preset"]["stages"][1]["size"] == 128
     assert manifest["weights"]["source"] == "caffe" and len(manifest["weights"]["sha256"]) == 64
@@ -209,3 +221,44 @@ def test_mismatched_style_weights(tmp_path, photos):
 def test_no_style(tmp_path, photos):
     result = _render(photos[0], "-o", tmp_path / "o.png", "--device", "cpu")
     _one_line_error(result, 2, "no style image; give one with --style")
+
+
+def test_help_and_a_bad_path_answer_without_importing_torch(tmp_path):
+    """torch takes seconds to import; --help and a missing photo must not wait for it."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from stylecascade.cli import app\n"
+        "for args in (['--help'], ['render', 'nope.jpg', '-s', 'x.jpg'], ['presets', 'list']):\n"
+        "    print(CliRunner().invoke(app, args).exit_code, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert done.stdout.split("\n")[:3] == ["0 False", "2 False", "0 False"]
+
+
+def test_presets_validate_checks_that_style_files_exist(tmp_path, tiny_preset_file):
+    tiny_preset_file.write_text(tiny_preset_file.read_text() + "styles:\n  - {image: gone.jpg}\n")
+    result = runner.invoke(app, ["presets", "validate", str(tiny_preset_file)])
+    _one_line_error(result, 2, f"styles[0].image: no such file {tmp_path / 'gone.jpg'}")
+
+
+def test_weights_fetch_says_when_the_weights_are_already_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECASCADE_HOME", str(tmp_path))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "vgg19-caffe.pt").write_bytes(b"converted")
+    result = runner.invoke(app, ["weights", "fetch"])
+    assert result.exit_code == 0
+    assert result.output == (
+        f"caffe weights already in the cache: {tmp_path / 'weights' / 'vgg19-caffe.pt'} "
+        "(--force: again)\n"
+    )
+
+
+def test_dash_h_is_help_and_flags_read_as_flags():
+    result = runner.invoke(app, ["render", "-h"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert "-o, --output FILE" in result.output and "--size PX" in result.output
+    assert "<bool>" not in result.output and "<int>" not in result.output
+    assert "--install-completion" in runner.invoke(app, ["-h"]).output

@@ -90,7 +90,7 @@ def test_record_reads_real_annotations_including_optional_numbers():
         (
             "colour",  # the British spelling is not a field: the key is color
             "x",
-            "colour: unknown field; allowed: description, model, init, color, styles, precision",
+            "colour: unknown field; allowed: base, description, model, init, color, styles",
         ),
         (
             "model.pool",
@@ -126,15 +126,16 @@ def test_record_reads_real_annotations_including_optional_numbers():
         ("styles", [{"image": "a.jpg", "weight": -2}], "styles[0].weight: must be ≥ 0"),
         ("styles", [{"image": "a.jpg", "weight": 0}], "styles: style weights must not all be 0"),
         ("styles", [{"image": "a.jpg", "mix": 1}], "styles[0].mix: unknown field; allowed: image"),
-        ("defaults.optimizer", "sgd", "stages[0].optimizer: must be one of lbfgs, adam; got 'sgd'"),
-        ("defaults.lr", "fast", "stages[0].lr: must be a number; got str 'fast'"),
-        ("defaults.lr", 0, "stages[0].lr: must be > 0"),
-        ("defaults.style_weight", -1, "stages[0].style_weight: must be ≥ 0"),
-        ("defaults.tv_weight", float("nan"), "stages[0].tv_weight: must be a finite number"),
+        ("defaults.optimizer", "sgd", "defaults.optimizer: must be one of lbfgs, adam; got 'sgd'"),
+        ("defaults.lr", "fast", "defaults.lr: must be a number; got str 'fast'"),
+        ("defaults.lr", 0, "defaults.lr: must be > 0"),
+        ("defaults.style_weight", -1, "defaults.style_weight: must be ≥ 0"),
+        ("stages.1.style_weight", -1, "stages[1].style_weight: must be ≥ 0"),
+        ("defaults.tv_weight", float("nan"), "defaults.tv_weight: must be a finite number"),
         (
             "defaults.speed",
             1,
-            "stages[0].speed: unknown field; allowed: size, iterations, optimizer",
+            "defaults.speed: unknown field; allowed: size, iterations, optimizer",
         ),
         ("stages.0.iterations", 0, "stages[0].iterations: must be > 0; got 0"),
         ("stages.0.iterations", 2.5, "stages[0].iterations: must be a whole number; got 2.5"),
@@ -276,3 +277,64 @@ def test_a_manifest_of_release_0_1_is_refused_as_a_preset(tmp_path, tiny_preset)
     old.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(PresetError, match=r"old.json: made by stylecascade 0.1.0, whose content"):
         load_preset(str(old))
+
+
+def _write(folder, name, text):
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_preset_extends_its_base_and_overrides_fields(tmp_path):
+    _write(tmp_path, "base.yaml", TINY_PRESET + "styles:\n  - {image: art/a.jpg}\n")
+    (tmp_path / "sub").mkdir()
+    child = _write(
+        tmp_path / "sub",
+        "child.yaml",
+        "base: ../base.yaml\n"
+        "model: {pooling: max}\n"
+        "defaults: {tv_weight: 3.0}\n"
+        "stages:\n  - {size: 48, iterations: 5}\n  - {size: 96, iterations: 4, lr: 0.5}\n",
+    )
+    preset, base = load_preset(str(child)), load_preset(str(tmp_path / "base.yaml"))
+    assert preset.model.pooling == "max"  # merged key by key: the child's key wins …
+    assert preset.model.style_layers == base.model.style_layers  # … the base's others stay
+    assert [(s.long_edge, s.iterations, s.lr) for s in preset.stages] == [
+        (48, 5, 1.0),
+        (96, 4, 0.5),
+    ]
+    assert {s.tv_weight for s in preset.stages} == {3.0}
+    assert {s.style_weight for s in preset.stages} == {200.0}  # from the base's defaults
+    assert [s.image for s in preset.styles] == [str(tmp_path / "art/a.jpg")]  # base's folder
+    assert preset.description == "based on ../base.yaml"
+
+
+def test_bundled_presets_share_drafts_blocks():
+    draft, standard, printing = (load_preset(n) for n in ("draft", "standard", "print"))
+    for preset in (standard, printing):
+        assert preset.model == draft.model
+        assert {s.style_weight for s in preset.stages} == {20.0}
+    assert "base: draft" in bundled_presets()["standard"].read_text()
+    assert "base: standard" in bundled_presets()["print"].read_text()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("base: loop.yaml\n", "base: {d}/loop.yaml → {d}/loop.yaml loops"),
+        ("base: [draft]\n", "base: must be a preset name or YAML file; got list"),
+        ("base: nowhere.yaml\n", "nowhere.yaml: no such preset file"),
+        ("base: fancy\n", "unknown preset 'fancy'"),
+    ],
+)
+def test_bad_bases_are_one_clear_error(tmp_path, text, message):
+    path = _write(tmp_path, "loop.yaml", text)
+    with pytest.raises(PresetError) as info:
+        load_preset(str(path))
+    assert message.format(d=tmp_path) in str(info.value)
+
+
+def test_a_scaled_preset_describes_its_new_sizes():
+    draft = load_preset("draft")
+    assert draft.with_final_size(512) is draft
+    assert draft.with_final_size(1024).description == "draft scaled to 1024 px: 256 → 512 → 1024 px"

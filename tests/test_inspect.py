@@ -80,14 +80,14 @@ def test_inspect_end_to_end(tmp_path, photos):
     Image.open(photos[0]).save(stages / "o.stage1.160x120.png")
     manifest = tmp_path / "o.json"
     manifest.write_text(json.dumps({"stages": [{"size": [8, 6], "loss_trace": [3.0, 2.0, 1.0]}]}))
-    out = tmp_path / "pics"
-    out.mkdir()
+    out = tmp_path / "pics" / "new"  # created, and said so
     args = [
         "inspect", str(photos[0]), "-s", str(photos[1]), "--size", "48", "--iterations", "4",
         "--stages", str(stages), "--manifest", str(manifest), "-o", str(out), "--device", "cpu",
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert f"created folder {out}" in result.output
     with Image.open(out / "layers.png") as grid:
         assert grid.width > 5 * 48 and grid.height > 2 * 36
         pixels = np.asarray(grid.convert("RGB"), dtype=np.float32)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from stylecascade.batch import expand_inputs, output_name
 from stylecascade.cli import app
 from stylecascade.config import load_preset, parse_preset, preset_yaml, user_preset_dir
 from stylecascade.errors import UsageError
+from stylecascade.naming import expand_inputs, output_name
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -52,7 +52,7 @@ def test_validate(tiny_preset_file, tmp_path):
     result = _invoke("presets", "validate", bad)
     assert result.exit_code == 2
     assert result.output.strip() == (
-        f"error: {bad}: stages[0].optimizer: must be one of lbfgs, adam; got 'sgd'"
+        f"error: {bad}: defaults.optimizer: must be one of lbfgs, adam; got 'sgd'"
     )
 
 
@@ -149,8 +149,9 @@ def test_output_name_pattern(tiny_preset, tmp_path):
 def test_batch_usage_errors(tmp_path, photos):
     both = _invoke("render", photos[0], photos[1], "-s", photos[1], "-o", tmp_path / "o.png")
     assert both.exit_code == 2 and "-o names one output" in both.output
-    missing = _invoke("render", photos[0], "-s", photos[1], "--out-dir", tmp_path / "nope")
-    assert missing.exit_code == 2 and "--out-dir" in missing.output
+    in_the_way = _invoke("render", photos[0], "-s", photos[1], "--out-dir", photos[2])
+    assert in_the_way.exit_code == 2
+    assert f"--out-dir {photos[2]}: exists and is not a folder" in in_the_way.output
     dup = _invoke(
         "render", photos[0], photos[0], "-s", photos[1], "--out-dir", tmp_path, "--name", "x.png"
     )

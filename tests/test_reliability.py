@@ -208,8 +208,10 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes_the_same_image(tmp_path, 
     refused = subprocess.run(job(out), capture_output=True, text=True)
     assert refused.returncode == 2 and "pass --resume to continue it" in refused.stderr
 
-    resumed = subprocess.run(job(out, "--resume"), capture_output=True, text=True)
+    loud = [arg for arg in job(out, "--resume") if arg != "-q"]
+    resumed = subprocess.run(loud, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at stage 2/2 (1 finished in {folder})" in resumed.stderr
     assert not folder.exists()
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["status"] == "done" and len(manifest["stages"]) == 2

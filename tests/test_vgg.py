@@ -4,12 +4,12 @@ import torch.nn.functional as F
 import torchvision
 from stylecascade.stages.vgg import (
     CAFFE,
-    CONV_LAYERS,
     LAYER_NAMES,
     VGGFeatures,
     build_vgg19_features,
     min_input_size,
 )
+from stylecascade.stages.vocabulary import CONV_LAYERS
 
 
 def test_layer_names_follow_torchvision_indices():

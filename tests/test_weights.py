@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from conftest import TINY_WIDTH
 from stylecascade import paths, weights
 from stylecascade.errors import UsageError
-from stylecascade.stages.vgg import CAFFE, CONV_LAYERS, IMAGENET, LAYER_NAMES, build_vgg19_features
+from stylecascade.stages.vgg import CAFFE, IMAGENET, LAYER_NAMES, build_vgg19_features
+from stylecascade.stages.vocabulary import CONV_LAYERS
 from stylecascade.weights import WeightsError, convert_keras_h5
 
 

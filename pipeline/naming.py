@@ -1,0 +1,73 @@
+"""Which files a render reads and writes, by name: input image suffixes, output formats and
+``--name`` patterns. Loads without torch, so that a bad path fails before torch is imported."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .config import Preset
+
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+"""Output suffix → Pillow format name (``stylecascade.output`` writes 16-bit PNG and TIFF
+itself)."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+NAME_FIELDS = ("content", "styles", "preset", "seed")
+DEFAULT_NAME = "{content}-{styles}.png"
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Image files named directly, plus the image files directly inside named folders (sorted).
+
+    Raises:
+        UsageError: a path that does not exist, or a folder without image files.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            images = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not images:
+                raise UsageError(
+                    f"content folder {path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it"
+                )
+            found.extend(images)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"content image {path}: no such file")
+    return found
+
+
+def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
+    """The output file name for ``content`` from ``--name``'s pattern.
+
+    Fields: ``{content}`` (the photo's stem), ``{styles}`` (the paintings' stems joined by
+    ``+``), ``{preset}``, ``{seed}``.
+
+    Raises:
+        UsageError: an unknown field, a path separator, or an unsupported extension.
+    """
+    fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+    unknown = fields - set(NAME_FIELDS)
+    if unknown:
+        raise UsageError(
+            f"--name {pattern!r}: unknown field {{{sorted(unknown)[0]}}}; use "
+            f"{', '.join('{' + f + '}' for f in NAME_FIELDS)}"
+        )
+    name = pattern.format(
+        content=content.stem,
+        styles="+".join(Path(s.image).stem for s in preset.styles),
+        preset=preset.name,
+        seed=seed,
+    )
+    if "/" in name or Path(name).suffix.lower() not in OUTPUT_FORMATS:
+        raise UsageError(
+            f"--name {pattern!r}: must be a file name ending in one of {', '.join(OUTPUT_FORMATS)}"
+        )
+    return name

@@ -1,0 +1,73 @@
+"""The names the configuration speaks, without torch: VGG19 layer names and poolings,
+optimizers, color modes, the convergence default and the rule for a set of weights.
+
+``stylecascade.config`` and the command line import them from here, so that validating a preset
+or printing ``--help`` never loads torch; the modules that implement them re-export them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+# Output channels of each convolution, one tuple per block; every block ends in a 2×2 pool.
+VGG19_BLOCKS: tuple[tuple[int, ...], ...] = (
+    (64, 64),
+    (128, 128),
+    (256, 256, 256, 256),
+    (512, 512, 512, 512),
+    (512, 512, 512, 512),
+)
+
+POOLINGS = ("max", "avg")
+
+
+def _layer_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for block, convs in enumerate(VGG19_BLOCKS, start=1):
+        for i in range(1, len(convs) + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYER_NAMES: tuple[str, ...] = _layer_names()
+"""All 37 layer names; position ``i`` is module ``i`` of ``torchvision.models.vgg19().features``."""
+
+CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
+
+
+OPTIMIZERS = ("lbfgs", "adam")
+"""``torch.optim.LBFGS`` (Gatys et al. 2016) or ``torch.optim.Adam`` (``stages.optim``)."""
+
+COLOR_MODES = ("none", "luminance", "histogram", "luminance-only")
+"""Color preservation modes (``stages.color``)."""
+
+DEFAULT_TOLERANCE = 0.01
+"""Relative improvement of the best loss over ``stages.cascade.CONVERGENCE_WINDOW`` evaluations
+below which a stage counts as converged (1 %)."""
+
+
+def weight_problem(weights: Mapping[K, float]) -> tuple[K | None, str] | None:
+    """The one rule for a set of weights (layer weights, blend weights): each finite and ≥ 0,
+    not all 0.
+
+    Args:
+        weights: ``{key: weight}``.
+
+    Returns:
+        ``None`` when the weights are usable, else ``(key, problem)`` for the first bad weight,
+        or ``(None, problem)`` when they are all 0 (or there are none). ``problem`` reads after
+        the name of what is weighted: ``"weight must be ≥ 0; got -1.0"``.
+    """
+    for key, weight in weights.items():
+        if not math.isfinite(weight):
+            return key, f"weight must be finite; got {weight}"
+        if weight < 0:
+            return key, f"weight must be ≥ 0; got {weight}"
+    if not sum(weights.values()) > 0:
+        return None, "weights must not all be 0 (they must sum to a positive number)"
+    return None

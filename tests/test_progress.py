@@ -1,0 +1,127 @@
+"""Progress output: the bar's line in an 80-column terminal, timestamped lines in a log — as
+units with a fake console, and through the real command line in a pseudo-terminal and a pipe
+(real weights, a 64 → 128 px render)."""
+
+import fcntl
+import io
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+
+import pytest
+import torch
+from rich.console import Console
+from stylecascade import progress
+from stylecascade.progress import LogProgress, StageProgress, stage_progress
+from stylecascade.stages.cascade import Stage
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+TERMS = {"content": torch.tensor(6.4e5), "style": torch.tensor(3.9e5), "tv": torch.tensor(2.1e3)}
+STAGE = Stage(size=(768, 1024), iterations=140, style_edge=1024)
+
+
+def _bar_line(width: int) -> str:
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    with StageProgress(console) as bars:
+        bars.stage_started(0, 3, STAGE)
+        bars.last_read = 0.0  # read the losses now
+        bars.iteration(40, TERMS)
+        bars.progress.refresh()
+    frames = [ANSI.sub("", f) for f in re.split(r"[\r\n]", out.getvalue())]
+    return next(f for f in reversed(frames) if "stage 1/3" in f)
+
+
+def test_the_bar_fits_80_columns_with_its_count_and_eta():
+    line = _bar_line(80)
+    assert len(line) <= 80
+    assert line.startswith("stage 1/3 1024×768 ━")
+    assert " 40/140 " in line and " eta " in line and "content 6.4e5" in line
+    assert "lbfgs" not in line  # the optimizer only on wide terminals
+
+
+def test_a_wide_terminal_shows_the_optimizer_and_every_loss():
+    line = _bar_line(140)
+    assert "stage 1/3 1024×768 lbfgs" in line
+    assert "content 6.4e5 · style 3.9e5 · tv 2.1e3" in line
+
+
+def test_a_log_gets_timestamped_lines_at_start_while_running_and_at_the_end(monkeypatch):
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    assert isinstance(stage_progress(console), LogProgress)
+    clock = iter([100.0, 101.0, 100.0 + progress.LOG_EVERY_SECONDS + 1])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    log = LogProgress(console)
+    log.stage_started(0, 3, STAGE)
+    log.iteration(5, TERMS)  # 1 s in: nothing
+    log.iteration(40, TERMS)  # past LOG_EVERY_SECONDS: a line
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert re.fullmatch(rf"{STAMP} stage 1/3 1024×768 lbfgs: started, cap 140", lines[0])
+    assert re.fullmatch(
+        rf"{STAMP} stage 1/3 1024×768: 40/140, 31 s · content 6.4e5 · style 3.9e5 · tv 2.1e3",
+        lines[1],
+    )
+
+
+PRESET = """
+base: draft
+defaults: {tolerance: 0}
+stages: [{size: 64, iterations: 10}, {size: 128, iterations: 30}]
+"""
+
+
+@pytest.fixture
+def command(tmp_path, photos):
+    preset = tmp_path / "p.yaml"
+    preset.write_text(PRESET)
+    return [
+        sys.executable, "-m", "stylecascade", "render", str(photos[0]), "-s", str(photos[1]),
+        "-p", str(preset), "-o", str(tmp_path / "o.png"), "--device", "cpu",
+    ]  # fmt: skip
+
+
+def test_the_cli_in_an_80_column_terminal_shows_bar_count_and_eta(command):
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(
+        command, stdin=slave, stdout=slave, stderr=slave, env=env | {"TERM": "xterm"}
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    frames = [ANSI.sub("", f) for f in re.split(r"[\r\n]", b"".join(chunks).decode())]
+    bars = [f for f in frames if f.startswith("stage 2/2 128×96 ")]
+    assert bars
+    assert all(len(f) <= 80 for f in frames if f.startswith("stage "))
+    assert any(re.search(r"━.* \d+/30 \d:\d\d:\d\d eta \S+", f) for f in bars), bars[-3:]
+
+
+def test_the_cli_logs_timestamped_lines_while_it_runs(command):
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    first = proc.stderr.readline()
+    while "stage 1/2" not in first:
+        first = proc.stderr.readline()
+        assert first, "no stage line before the end of the output"
+    running = proc.poll() is None
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0
+    assert running  # the line came while the render was still going
+    assert re.match(rf"{STAMP} stage 1/2 64×48 lbfgs: started, cap 10$", first)
+    assert re.search(rf"^{STAMP} stage 2/2 128×96: 30 evaluations, \d+ s · cap · ", rest, re.M)
