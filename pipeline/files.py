@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from .errors import StyleCascadeError, UsageError
 
 
@@ -94,6 +96,30 @@ def reporting_write_errors(path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise StyleCascadeError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def refuse_inputs(outputs: list[Path], inputs: list[Path]) -> None:
+    """Refuse to write over one of the render's own inputs, ``--overwrite`` or not.
+
+    The same file reached by another spelling, a symbolic or a hard link counts as the same.
+
+    Raises:
+        UsageError: the first output that is an input, naming both.
+    """
+    for output in outputs:
+        for source in inputs:
+            same = output.resolve() == source.resolve()
+            if same or (output.exists() and source.exists() and os.path.samefile(output, source)):
+                raise UsageError(
+                    f"output {output} is an input of this render ({source}); an output never "
+                    f"replaces an input: choose another -o, --out-dir or --name"
+                )
+
+
+def output_lock(path: Path) -> FileLock:
+    """The advisory lock that one render holds on ``path`` (and its manifest and checkpoint)
+    while it runs: ``.NAME.lock`` beside it (:mod:`filelock`; the empty file stays)."""
+    return FileLock(path.parent / f".{path.name}.lock", timeout=0)
 
 
 def refuse_existing(paths: list[Path], overwrite: bool) -> None:

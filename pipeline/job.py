@@ -10,13 +10,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import Timeout
+
 from . import __version__
 from .api import Renderer
 from .checkpoint import Checkpoint, fingerprint
 from .choices import MAX_INPUT_PIXELS
 from .config import Preset
 from .errors import UsageError
-from .files import file_digest, refuse_existing, reporting_write_errors, write_json
+from .files import (
+    file_digest,
+    output_lock,
+    refuse_existing,
+    refuse_inputs,
+    reporting_write_errors,
+    write_json,
+)
 from .images import load_image
 from .interrupt import Interrupted
 from .manifest import manifest_path, stage_entry
@@ -77,9 +86,8 @@ class Render:
 
     def __init__(self, job: RenderJob, renderer: Renderer) -> None:
         self.job, self.renderer = job, renderer
-        check_output(job.output, job.output_options, job.overwrite)
+        check_output(job.output, job.output_options, overwrite=True)  # existence: below
         self.manifest_path = manifest_path(job.output)
-        refuse_existing([self.manifest_path], job.overwrite)
         self.content = load_image(job.content, "content", job.max_input_pixels)
         preset = renderer.preset
         content_hw = (self.content.shape[-2], self.content.shape[-1])
@@ -89,15 +97,32 @@ class Render:
             if job.save_stages.exists() and not job.save_stages.is_dir():
                 raise UsageError(f"--save-stages {job.save_stages}: exists and is not a folder")
             self.stage_files = stage_paths(job, content_hw, preset)
-            refuse_existing(self.stage_files, job.overwrite or job.resume)
+        inputs = [job.content, *(Path(s.image) for s in preset.styles)]
+        refuse_inputs([job.output, self.manifest_path, *self.stage_files], inputs)
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
-        if job.resume and not self.checkpoint.exists():
-            raise UsageError(f"--resume: no checkpoint {self.checkpoint.folder} to resume from")
-        if self.checkpoint.exists() and not (job.resume or job.overwrite):
+        self._check_existing()
+
+    def _check_existing(self) -> None:
+        """Refuse to replace what is there without ``--overwrite``: the image, its manifest,
+        stage images that this render did not write, a checkpoint without ``--resume``. A
+        ``--resume`` whose checkpoint holds every stage (the render died while writing its
+        image or manifest) may replace them: it writes the same image again.
+
+        Raises:
+            UsageError: the first thing in the way, and what to pass.
+        """
+        job, checkpoint = self.job, self.checkpoint
+        if job.resume and not checkpoint.exists():
+            raise UsageError(f"--resume: no checkpoint {checkpoint.folder} to resume from")
+        if checkpoint.exists() and not (job.resume or job.overwrite):
             raise UsageError(
-                f"{self.checkpoint.folder} holds an interrupted render; pass --resume to "
+                f"{checkpoint.folder} holds an interrupted render; pass --resume to "
                 f"continue it or --overwrite to start over"
             )
+        finished = checkpoint.finished() if job.resume else 0
+        complete = finished == len(self.renderer.preset.stages)
+        refuse_existing([job.output, self.manifest_path], job.overwrite or complete)
+        refuse_existing(self.stage_files[finished:], job.overwrite)
 
     def _fingerprint(self) -> str:
         preset = self.renderer.preset
@@ -127,7 +152,19 @@ class Render:
             DivergedError: the optimization kept producing NaN/inf.
             Interrupted: a signal stopped a stage; the checkpoint is saved.
             StyleCascadeError: an output cannot be written (disk full, no permission).
+            UsageError: another process holds the output's lock, or wrote it meanwhile.
         """
+        try:
+            with output_lock(self.job.output):
+                self._check_existing()  # again: another render may have written meanwhile
+                return self._run(observer)
+        except Timeout:
+            raise UsageError(
+                f"output {self.job.output} is being rendered by another process (it holds "
+                f"{output_lock(self.job.output).lock_file}); wait for it, or choose another -o"
+            ) from None
+
+    def _run(self, observer: Observer | None) -> dict[str, Any]:
         job, renderer = self.job, self.renderer
         device = renderer.device
         if job.resume:

@@ -198,7 +198,8 @@ class LogProgress:
 
     def input_started(self, name: str) -> None:
         self.photo += 1
-        log_line(self.console, f"photo {self.photo}/{self.photos} {name}")
+        if self.photos:  # a batch (one photo alone is named by the header)
+            log_line(self.console, f"photo {self.photo}/{self.photos} {name}")
 
     def input_finished(self) -> None:
         return None

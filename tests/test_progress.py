@@ -115,10 +115,12 @@ def test_the_cli_in_an_80_column_terminal_shows_bar_count_and_eta(command):
 
 def test_the_cli_logs_timestamped_lines_while_it_runs(command):
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    first = proc.stderr.readline()
-    while "stage 1/2" not in first:
-        first = proc.stderr.readline()
-        assert first, "no stage line before the end of the output"
+    before = [proc.stderr.readline()]
+    while "stage 1/2" not in before[-1]:
+        before.append(proc.stderr.readline())
+        assert before[-1], "no stage line before the end of the output"
+    first = before[-1]
+    assert not any("photo" in line for line in before)  # one photo is not a batch
     running = proc.poll() is None
     rest = proc.stderr.read()
     assert proc.wait(timeout=120) == 0

@@ -1,0 +1,113 @@
+"""Nothing is lost (issue 14, "Data loss"): one render per output at a time, outputs never over
+inputs, stage images of other renders kept on --resume, and an image whose manifest was never
+written finished by --resume."""
+
+import errno
+import json
+
+import pytest
+from stylecascade.api import Renderer
+from stylecascade.cli import app
+from stylecascade.errors import UsageError
+from stylecascade.files import output_lock
+from stylecascade.job import Render, RenderJob
+from typer.testing import CliRunner
+
+
+def _render(*args):
+    return CliRunner().invoke(app, ["render", *map(str, args)])
+
+
+def _one_error(result, *fragments, code=2):
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def renderer(tiny_preset, photos):
+    return Renderer(tiny_preset.resolved(styles=[photos[1]]), device="cpu")
+
+
+def test_a_second_render_of_the_same_output_is_refused_while_the_first_runs(
+    tmp_path, photos, tiny_preset_file
+):
+    out = tmp_path / "same.png"
+    with output_lock(out):  # the first render holds it
+        result = _render(photos[0], "-s", photos[2], "-p", tiny_preset_file, "-o", out, "-q")
+    _one_error(result, f"output {out} is being rendered by another process", ".same.png.lock")
+    assert not out.exists()
+
+
+def test_an_output_written_meanwhile_is_not_replaced(tmp_path, photos, renderer):
+    out = tmp_path / "same.png"
+    render = Render(RenderJob(content=photos[0], output=out), renderer)  # checked: free
+    out.write_bytes(b"the other render's image")  # …then another render finished first
+    with pytest.raises(UsageError, match="same.png already exists; pass --overwrite"):
+        render.run()
+    assert out.read_bytes() == b"the other render's image"
+
+
+@pytest.mark.parametrize("which", ["content", "style", "link to the content"])
+def test_an_output_is_never_one_of_the_inputs(tmp_path, photos, tiny_preset_file, which):
+    target = {"content": photos[0], "style": photos[1]}.get(which)
+    if target is None:
+        target = tmp_path / "link.png"
+        target.symlink_to(photos[0])
+    before = photos[0].read_bytes(), photos[1].read_bytes()
+    result = _render(
+        photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", target, "--overwrite", "-q"
+    )
+    _one_error(result, f"output {target} is an input of this render", "never replaces an input")
+    assert (photos[0].read_bytes(), photos[1].read_bytes()) == before
+
+
+def test_a_batch_into_its_own_folder_never_replaces_a_photo(tmp_path, photos, tiny_preset_file):
+    before = photos[0].read_bytes()
+    result = _render(
+        photos[0], "-s", photos[1], "-p", tiny_preset_file, "--out-dir", tmp_path,
+        "--name", "{content}.png", "--overwrite", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "is an input of this render" in result.output
+    assert photos[0].read_bytes() == before
+
+
+def test_resume_keeps_stage_images_it_did_not_write(tmp_path, photos, renderer):
+    out, stages = tmp_path / "o.png", tmp_path / "stages"
+    stages.mkdir()
+    (tmp_path / "o.png.checkpoint").mkdir()  # one stage of two finished
+    (tmp_path / "o.png.checkpoint" / "state.json").write_text(json.dumps({"stages": [{}]}))
+    mine, theirs = stages / "o.stage1.32x24.png", stages / "o.stage2.64x48.png"
+    mine.write_bytes(b"written by the interrupted render")
+    job = RenderJob(content=photos[0], output=out, save_stages=stages, resume=True)
+    Render(job, renderer)  # its own stage 1 image is no obstacle
+    theirs.write_bytes(b"somebody else's")
+    with pytest.raises(UsageError, match="o.stage2.64x48.png already exists; pass --overwrite"):
+        Render(job, renderer)
+    assert theirs.read_bytes() == b"somebody else's"
+
+
+def test_an_image_without_its_manifest_is_finished_by_resume(
+    tmp_path, photos, tiny_preset_file, monkeypatch
+):
+    """The disk fills (or the process dies) after the image and before the manifest: the same
+    command says to --resume, which writes the same image and its manifest."""
+    out = tmp_path / "o.png"
+    command = [photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", out, "-q"]
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("stylecascade.job.write_json", full_disk)
+        failed = _render(*command)
+        _one_error(failed, f"cannot write {out.with_suffix('.json')}", "No space left", code=1)
+    image = out.read_bytes()
+    assert not out.with_suffix(".json").exists()
+    _one_error(_render(*command), "holds an interrupted render; pass --resume")
+    assert _render(*command, "--resume").exit_code == 0
+    assert out.read_bytes() == image
+    assert json.loads(out.with_suffix(".json").read_text())["status"] == "done"
+    assert not (tmp_path / "o.png.checkpoint").exists()
