@@ -2,12 +2,29 @@
 first checks of a command answer before torch is imported (the modules that use them import
 them from here)."""
 
+from .errors import UsageError
+
 DEVICES = ("auto", "cuda", "mps", "cpu")
 """``--device`` values (``stylecascade.device.select_device``)."""
 
 SOURCES = ("caffe", "torchvision")
 """Named VGG19 weight sources of ``--weights`` (``stylecascade.weights``); a file path is the
 third kind."""
+
+SEED_RANGE = 2**64
+"""Seeds are 0 … 2⁶⁴ − 1, what ``torch.manual_seed`` takes; stage ``i`` draws with
+``(seed + i) mod 2⁶⁴``."""
+
+
+def check_seed(seed: int) -> None:
+    """The one rule for ``--seed`` (and the API's ``seed``).
+
+    Raises:
+        UsageError: a seed outside 0 … 2⁶⁴ − 1.
+    """
+    if not 0 <= seed < SEED_RANGE:
+        raise UsageError(f"--seed must be 0 … {SEED_RANGE - 1}; got {seed}")
+
 
 MAX_INPUT_PIXELS = 200_000_000
 """Largest input image accepted by default (200 MP, e.g. 16 000 × 12 500 px): a guard against

@@ -17,7 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__
-from .choices import DEVICES, MAX_INPUT_PIXELS, SOURCES
+from .choices import DEVICES, MAX_INPUT_PIXELS, SOURCES, check_seed
 from .config import (
     Ladder,
     Preset,
@@ -306,6 +306,7 @@ def render_command(
     began = time.perf_counter()
     with signals_interrupt():
         inputs = expand_inputs(content)
+        check_seed(seed)
         batch = len(content) > 1 or content[0].is_dir() or out_dir is not None
         if batch and output is not None:
             raise UsageError("-o names one output; for several photos use --out-dir and --name")

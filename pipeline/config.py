@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -53,6 +54,7 @@ import yaml
 from .errors import UsageError
 from .files import atomic_write
 from .paths import user_preset_dir
+from .printsize import MAX_LONG_EDGE
 from .stages.vocabulary import (
     COLOR_MODES,
     DEFAULT_TOLERANCE,
@@ -64,10 +66,18 @@ from .stages.vocabulary import (
 
 INITS = ("content", "noise", "style")
 PRESET_SUFFIXES = (".yaml", ".yml")
+MAX_PRESET_BYTES = 1 << 20
+"""Largest preset file read (1 MiB; the bundled ones are under 2 KiB)."""
+MAX_LIST = 64
+"""Most stages and most styles a preset may list."""
 MAX_BASE_DEPTH = 8
 """Most ``base:`` links a preset may chain."""
 MERGED_BLOCKS = ("model", "tiling", "defaults")
 """Fields a preset merges key by key with its base's; every other field replaces the base's."""
+
+
+MAX_ITERATIONS = 100_000
+"""Largest evaluation cap of a stage (a 4096 px stage on a large GPU does about 2 per second)."""
 
 
 class PresetError(UsageError):
@@ -77,11 +87,13 @@ class PresetError(UsageError):
 def _check(meta: dict[str, Any], value: Any) -> str | None:
     """Return why ``value`` breaks the field's constraints, or ``None``."""
     if "choices" in meta and value not in meta["choices"]:
-        return f"must be one of {', '.join(meta['choices'])}; got {value!r}"
+        return f"must be one of {', '.join(meta['choices'])}; got {_ECHO.repr(value)}"
     if meta.get("positive") and not value > 0:
         return f"must be > 0; got {value!r}"
     if meta.get("non_negative") and not value >= 0:
         return f"must be ≥ 0; got {value!r}"
+    if "at_most" in meta and not value <= meta["at_most"]:
+        return f"must be ≤ {meta['at_most']}; got {value!r}"
     return None
 
 
@@ -126,15 +138,17 @@ class StageConfig:
         style_scale: the style image is resized to ``long_edge × style_scale`` px long edge.
     """
 
-    long_edge: int = field(metadata={"positive": True, "yaml": "size"})
-    iterations: int = field(metadata={"positive": True})
+    long_edge: int = field(metadata={"positive": True, "at_most": MAX_LONG_EDGE, "yaml": "size"})
+    iterations: int = field(metadata={"positive": True, "at_most": MAX_ITERATIONS})
     optimizer: str = field(default="lbfgs", metadata={"choices": OPTIMIZERS})
     lr: float = field(default=1.0, metadata={"positive": True})
     content_weight: float = field(default=1.0, metadata={"non_negative": True})
     style_weight: float = field(default=1.0, metadata={"non_negative": True})
     tv_weight: float = field(default=0.0, metadata={"non_negative": True})
-    style_scale: float = field(default=1.0, metadata={"positive": True})
-    tolerance: float = field(default=DEFAULT_TOLERANCE, metadata={"non_negative": True})
+    style_scale: float = field(default=1.0, metadata={"positive": True, "at_most": 8.0})
+    tolerance: float = field(
+        default=DEFAULT_TOLERANCE, metadata={"non_negative": True, "at_most": 1.0}
+    )
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -457,9 +471,11 @@ class _Reader:
         return value
 
     def styles(self, data: Any, base: Path | None) -> tuple[StyleConfig, ...]:
-        if not isinstance(data, list):
+        if not isinstance(data, list) or len(data) > MAX_LIST:
             raise self.fail(
-                "styles", f"must be a list of {{image: PATH, weight: W}}; got {_kind(data)}"
+                "styles",
+                f"must be a list of at most {MAX_LIST} {{image: PATH, weight: W}}; "
+                f"got {_kind(data)}",
             )
         styles = []
         for i, raw in enumerate(data):
@@ -509,9 +525,9 @@ class _Reader:
             )
         defaults = self.stage_fields(data.get("defaults", {}), "defaults")
         raw_stages = data["stages"]
-        if not isinstance(raw_stages, list) or not raw_stages:
+        if not isinstance(raw_stages, list) or not 0 < len(raw_stages) <= MAX_LIST:
             raise self.fail(
-                "stages", f"must be a non-empty list of stages; got {_kind(raw_stages)}"
+                "stages", f"must be a list of 1 to {MAX_LIST} stages; got {_kind(raw_stages)}"
             )
         stages = []
         for i, raw in enumerate(raw_stages):
@@ -542,7 +558,7 @@ class _Reader:
 
     def choice(self, value: Any, where: str, choices: tuple[str, ...]) -> str:
         if value not in choices:
-            raise self.fail(where, f"must be one of {', '.join(choices)}; got {value!r}")
+            raise self.fail(where, f"must be one of {', '.join(choices)}; got {_ECHO.repr(value)}")
         return value
 
 
@@ -556,8 +572,20 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+def _bounded_repr() -> reprlib.Repr:
+    """A ``repr`` for messages that stops early: a YAML alias bomb is a small file whose shared
+    lists would take hours to print in full."""
+    echo = reprlib.Repr()  # keyword arguments only from Python 3.12
+    echo.maxlevel, echo.maxdict, echo.maxlist = 2, 4, 4
+    echo.maxstring = echo.maxother = 60
+    return echo
+
+
+_ECHO = _bounded_repr()
+
+
 def _kind(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
+    return f"{type(value).__name__} {_ECHO.repr(value)}" if value is not None else "nothing"
 
 
 def bundled_presets() -> dict[str, Path]:
@@ -688,6 +716,8 @@ def read_preset(spec: str) -> tuple[str, str, str, Path | None]:
 
 def _read_text(path: Path, source: str) -> str:
     try:
+        if path.stat().st_size > MAX_PRESET_BYTES:
+            raise PresetError(f"{source}: larger than {MAX_PRESET_BYTES} bytes; not a preset")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PresetError(f"{source}: no such preset file") from None

@@ -83,9 +83,18 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented UTF-8 JSON, atomically (:func:`atomic_write`)."""
+    """Write ``data`` as indented UTF-8 JSON, atomically (:func:`atomic_write`).
+
+    A file name that is not valid UTF-8 reaches Python as a string with lone surrogates
+    (``caf\\udce9.jpg``); such a document is written with ``\\uXXXX`` escapes instead, which
+    ``json.load`` reads back to the same string (and ``os.fsencode`` to the same bytes).
+    """
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        encoded = (json.dumps(data, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+    atomic_write(path, lambda tmp: tmp.write_bytes(encoded))
 
 
 @contextmanager

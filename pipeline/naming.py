@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import string
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,22 +45,41 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return found
 
 
+MAX_NAME_BYTES = 255
+"""Longest file name most file systems take (ext4, APFS, NTFS: 255 bytes or characters)."""
+
+
+def _fields(pattern: str) -> list[tuple[str, str, str | None]]:
+    """``(field, format spec, conversion)`` of every ``{…}`` in a ``--name`` pattern.
+
+    Raises:
+        UsageError: an unmatched ``{`` or ``}`` (``{{``/``}}`` write a brace).
+    """
+    try:
+        parsed = list(string.Formatter().parse(pattern))
+    except ValueError as exc:
+        raise UsageError(f"--name {pattern!r}: {exc}; write {{{{ or }}}} for a brace") from None
+    return [(name, spec, conv) for _, name, spec, conv in parsed if name is not None]
+
+
 def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
     """The output file name for ``content`` from ``--name``'s pattern.
 
     Fields: ``{content}`` (the photo's stem), ``{styles}`` (the paintings' stems joined by
-    ``+``), ``{preset}``, ``{seed}``.
+    ``+``), ``{preset}``, ``{seed}``; plain fields only (no ``:spec`` or ``!conversion``).
 
     Raises:
-        UsageError: an unknown field, a path separator, or an unsupported extension.
+        UsageError: an unmatched brace, an unknown field, a format spec or conversion, a path
+            separator, an unsupported extension, or a name over :data:`MAX_NAME_BYTES` bytes.
     """
-    fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
-    unknown = fields - set(NAME_FIELDS)
-    if unknown:
-        raise UsageError(
-            f"--name {pattern!r}: unknown field {{{sorted(unknown)[0]}}}; use "
-            f"{', '.join('{' + f + '}' for f in NAME_FIELDS)}"
-        )
+    for name, spec, conversion in _fields(pattern):
+        if name not in NAME_FIELDS:
+            raise UsageError(
+                f"--name {pattern!r}: unknown field {{{name}}}; use "
+                f"{', '.join('{' + f + '}' for f in NAME_FIELDS)}"
+            )
+        if spec or conversion:
+            raise UsageError(f"--name {pattern!r}: write plain fields like {{{name}}}, no : or !")
     name = pattern.format(
         content=content.stem,
         styles="+".join(Path(s.image).stem for s in preset.styles),
@@ -69,5 +89,10 @@ def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
     if "/" in name or Path(name).suffix.lower() not in OUTPUT_FORMATS:
         raise UsageError(
             f"--name {pattern!r}: must be a file name ending in one of {', '.join(OUTPUT_FORMATS)}"
+        )
+    if len(os.fsencode(name)) > MAX_NAME_BYTES:
+        raise UsageError(
+            f"--name {pattern!r}: gives a {len(os.fsencode(name))}-byte file name for "
+            f"{content.name}; file systems take at most {MAX_NAME_BYTES}"
         )
     return name

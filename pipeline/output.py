@@ -203,7 +203,10 @@ def save_image(
     options = options or OutputOptions()
     fmt = output_format(path)
     array = quantize(image, options.bit_depth)
-    text = provenance or {}
+    # file names that are not valid UTF-8 (lone surrogates) are written as \\udcNN escapes
+    text = {
+        k: v.encode("utf-8", "backslashreplace").decode() for k, v in (provenance or {}).items()
+    }
     if fmt == "PNG":
         writer = _png_16 if options.bit_depth == 16 else _png_pillow
     else:

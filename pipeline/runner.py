@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .choices import check_seed
 from .config import Preset, StageConfig, TilingConfig
 from .device import precision
 from .errors import StyleCascadeError, UsageError
@@ -179,6 +180,7 @@ def run_stages(
     model = preset.model
     if targets is None:
         targets = StyleTargets(extractor, styles, model.style_layers)
+    check_seed(seed)
     torch.manual_seed(seed)
     _effective, autocast = precision(preset.precision, content.device)
     with autocast:

@@ -369,8 +369,9 @@ def run_schedule(
             (resized bicubically to the stage's size): the content image, a painting, or the
             previous stage's result when resuming; or ``"noise"``: uniform noise in 0–1.
         first: index of the first stage to run (a resumed run skips the ones before).
-        seed: seeds the noise and the tile offsets, per stage (``seed + index``), so a resumed
-            run draws the same; the run is deterministic given the seed and the thread count.
+        seed: 0 … 2⁶⁴ − 1; seeds the noise and the tile offsets per stage with
+            ``(seed + index) mod 2⁶⁴``, so a resumed run draws the same; the run is
+            deterministic given the seed and the thread count.
         observer: progress receiver.
         autocast: context each evaluation runs in (bf16 autocast on CUDA).
         prepare: ``(index, stage) → stage`` called just before each stage runs, e.g. to plan
@@ -386,7 +387,7 @@ def run_schedule(
     previous = start
     for index in range(first, len(schedule)):
         stage = schedule[index] if prepare is None else prepare(index, schedule[index])
-        generator = torch.Generator().manual_seed(seed + index)  # same draws when resumed
+        generator = torch.Generator().manual_seed((seed + index) % 2**64)  # same when resumed
         if observer is not None:
             observer.stage_started(index, len(schedule), stage)
         began = time.perf_counter()

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import TINY_PRESET
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stylecascade.config import (
     MIN_STAGE_EDGE,
     PresetError,
@@ -121,7 +123,11 @@ def test_record_reads_real_annotations_including_optional_numbers():
         ),
         ("tiling", {"lr": 0}, "tiling.lr: must be > 0"),
         ("color", "sepia", "color: must be one of none, luminance, histogram, luminance-only"),
-        ("styles", "a.jpg", "styles: must be a list of {image: PATH, weight: W}; got str"),
+        (
+            "styles",
+            "a.jpg",
+            "styles: must be a list of at most 64 {image: PATH, weight: W}; got str",
+        ),
         ("styles", [{"weight": 1}], "styles[0].image: missing"),
         ("styles", [{"image": "a.jpg", "weight": -2}], "styles[0].weight: must be ≥ 0"),
         ("styles", [{"image": "a.jpg", "weight": 0}], "styles: style weights must not all be 0"),
@@ -142,7 +148,11 @@ def test_record_reads_real_annotations_including_optional_numbers():
         ("stages.0.iterations", True, "stages[0].iterations: must be a number; got bool True"),
         ("stages.0.size", ..., "stages[0].size: missing"),
         ("stages.1.size", 32, "stages[1].size: stage sizes must increase; got 32 after 32"),
-        ("stages", [], "stages: must be a non-empty list of stages"),
+        ("stages", [], "stages: must be a list of 1 to 64 stages; got list []"),
+        ("stages.0.size", 99999999999999999999, "stages[0].size: must be ≤ 32768; got"),
+        ("stages.0.iterations", 10**6, "stages[0].iterations: must be ≤ 100000"),
+        ("defaults.style_scale", 100, "defaults.style_scale: must be ≤ 8.0; got 100"),
+        ("defaults.tolerance", 2, "defaults.tolerance: must be ≤ 1.0; got 2"),
         ("stages", ..., "stages: missing"),
     ],
 )
@@ -338,3 +348,55 @@ def test_a_scaled_preset_describes_its_new_sizes():
     draft = load_preset("draft")
     assert draft.with_final_size(512) is draft
     assert draft.with_final_size(1024).description == "draft scaled to 1024 px: 256 → 512 → 1024 px"
+
+
+def _alias_bomb() -> str:
+    """A flow list of nine levels, each level nine aliases of the one before: 9⁹ ≈ 387
+    million leaves from 300 bytes."""
+    levels = ["&a [x, x, x, x, x, x, x, x, x]"]
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"&{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    return "[" + ", ".join(levels) + "]"
+
+
+@pytest.mark.parametrize(
+    "field", ["model", "init", "styles", "tiling", "defaults", "stages", "description", "base"]
+)
+def test_a_yaml_alias_bomb_is_one_short_error(field):
+    data = yaml.safe_load(TINY_PRESET)
+    data.pop(field, None)
+    text = yaml.safe_dump(data) + f"{field}: {_alias_bomb()}\n"
+    with pytest.raises(PresetError) as info:
+        parse_preset(text, "bomb", "bomb.yaml")
+    assert len(str(info.value)) < 400 and "\n" not in str(info.value)
+
+
+def test_an_oversized_preset_file_is_refused_unread(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 200_000)
+    with pytest.raises(PresetError, match="big.yaml: larger than 1048576 bytes; not a preset"):
+        load_preset(str(big))
+
+
+YAML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["size", "iterations", "lr", "pooling", "x"]), children)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    field=st.sampled_from(["model", "stages", "defaults", "styles", "tiling", "init", "base"]),
+    value=YAML_VALUES,
+)
+def test_any_value_in_any_field_gives_a_preset_or_one_preset_error(field, value):
+    data = yaml.safe_load(TINY_PRESET)
+    data[field] = value
+    try:
+        parse_preset(yaml.safe_dump(data), "fuzz", "fuzz.yaml")
+    except PresetError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("fuzz.yaml: ")

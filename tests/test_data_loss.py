@@ -4,8 +4,11 @@ written finished by --resume."""
 
 import errno
 import json
+import os
+import shutil
 
 import pytest
+from PIL import Image
 from stylecascade.api import Renderer
 from stylecascade.cli import app
 from stylecascade.errors import UsageError
@@ -111,3 +114,17 @@ def test_an_image_without_its_manifest_is_finished_by_resume(
     assert out.read_bytes() == image
     assert json.loads(out.with_suffix(".json").read_text())["status"] == "done"
     assert not (tmp_path / "o.png.checkpoint").exists()
+
+
+def test_file_names_that_are_not_utf8_render_and_are_recorded(tmp_path, photos, tiny_preset_file):
+    """``caf\\xe9.png`` (Latin-1 bytes on a UTF-8 system): the image, the manifest (with
+    ``\\uXXXX`` escapes that read back to the same name) and the file's provenance text."""
+    photo = tmp_path / os.fsdecode(b"caf\xe9.png")
+    shutil.copy(photos[0], photo)
+    out = tmp_path / os.fsdecode(b"styled-\xe9.png")
+    result = _render(photo, "-s", photos[1], "-p", tiny_preset_file, "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert os.fsencode(manifest["content"]) == os.fsencode(str(photo))
+    with Image.open(out) as image:
+        assert image.info["stylecascade:manifest"] == "styled-\\udce9.json"

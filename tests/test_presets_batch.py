@@ -1,9 +1,13 @@
 """Saved presets (validate, save --from OUT.json, user folder) and batch renders."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from conftest import TINY_PRESET
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from stylecascade.cli import app
 from stylecascade.config import load_preset, parse_preset, preset_yaml, user_preset_dir
@@ -141,9 +145,32 @@ def test_output_name_pattern(tiny_preset, tmp_path):
     assert output_name("{content}-{styles}-{seed}.jpg", Path("x/p.jpeg"), preset, 3) == (
         "p-starry-3.jpg"
     )
-    for bad, message in (("{photo}.png", "unknown field {photo}"), ("{content}.gif", "ending in")):
-        with pytest.raises(UsageError, match=message):
+    for bad, message in (
+        ("{photo}.png", "unknown field {photo}"),
+        ("{content}.gif", "ending in"),
+        ("{content", "expected '}' before end of string; write {{ or }} for a brace"),
+        ("x}.png", "Single '}' encountered"),
+        ("{content:d}.png", "write plain fields like {content}, no : or !"),
+        ("{content!r}.png", "write plain fields like {content}"),
+        ("{content:>300}.png", "write plain fields like {content}"),
+    ):
+        with pytest.raises(UsageError, match=re.escape(message)):
             output_name(bad, Path("p.jpg"), preset, 0)
+    with pytest.raises(UsageError, match="gives a 264-byte file name for p+.jpg; file systems"):
+        output_name("{content}.png", Path("p" * 260 + ".jpg"), preset, 0)
+    assert output_name("{{{content}}}.png", Path("p.jpg"), preset, 0) == "{p}.png"
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern=st.text(alphabet="{}:!/.-xcontepsyldg0123456789png ", max_size=40))
+def test_any_name_pattern_gives_a_file_name_or_one_usage_error(pattern):
+    preset = parse_preset(TINY_PRESET, "tiny", "tiny.yaml").resolved(styles=["starry.jpg"])
+    try:
+        name = output_name(pattern, Path("photo.jpg"), preset, 7)
+    except UsageError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(f"--name {pattern!r}: ")
+    else:
+        assert "/" not in name and Path(name).suffix.lower() in (".png", ".jpg", ".jpeg")
 
 
 def test_batch_usage_errors(tmp_path, photos):

@@ -92,6 +92,14 @@ def test_same_seed_same_image(tiny_extractor, tiny_preset, content_image, style_
     assert torch.equal(a, b)
 
 
+def test_the_largest_seed_runs_every_stage(tiny_extractor, tiny_preset, content_image, style_image):
+    preset = dataclasses.replace(tiny_preset, init="noise")
+    results = _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=2**64 - 1)
+    assert len(results) == 2  # stage 2 draws with (2⁶⁴ − 1 + 1) mod 2⁶⁴ = 0
+    with pytest.raises(UsageError, match="--seed must be 0 … 18446744073709551615; got -1"):
+        _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=-1)
+
+
 def test_different_seed_different_noise(tiny_extractor, tiny_preset, content_image, style_image):
     preset = dataclasses.replace(tiny_preset, init="noise")
     a = _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=1)[-1].image
