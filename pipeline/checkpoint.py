@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .errors import UsageError
-from .files import atomic_write, write_json
+from .files import write_json, write_torch
 
 
 def checkpoint_folder(output: Path) -> Path:
@@ -32,6 +32,15 @@ def fingerprint(facts: dict[str, Any]) -> str:
     file digests), as canonical JSON."""
     text = json.dumps(facts, sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def tensor_digest(tensor: Tensor) -> str:
+    """SHA-256 of a tensor's values (its bytes, shape and dtype), independent of how
+    ``torch.save`` laid out the file."""
+    data = tensor.detach().cpu().contiguous()
+    digest = hashlib.sha256(f"{data.dtype} {tuple(data.shape)}".encode())
+    digest.update(data.numpy().tobytes())
+    return digest.hexdigest()
 
 
 class Checkpoint:
@@ -65,42 +74,68 @@ class Checkpoint:
             return 0
 
     def load(self) -> tuple[list[dict[str, Any]], Tensor | None]:
-        """The finished stages' manifest entries and the last one's image.
+        """The finished stages' manifest entries and the last one's image, verified: the
+        state must be this render's, and the image must have the last stage's size, finite
+        values in 0–1 and the digest recorded when it was saved.
 
         Returns:
             ``(entries, image)``; ``image`` is ``(1, 3, H, W)`` in 0–1 on the CPU, ``None`` when
             no stage had finished.
 
         Raises:
-            UsageError: no checkpoint, an unreadable one, or one made by a different render.
+            UsageError: no checkpoint, a damaged one (unreadable, edited, truncated, a flipped
+                bit), or one made by a different render; the message says to ``--overwrite``.
         """
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            if self.folder.exists():
-                return [], None  # interrupted during the first stage
-            raise UsageError(f"--resume: no checkpoint {self.folder} to resume from") from None
-        except (OSError, ValueError) as exc:
-            raise UsageError(
-                f"--resume: checkpoint {self.state_path} is unreadable ({exc})"
-            ) from None
-        if state.get("fingerprint") != self.fingerprint:
-            raise UsageError(
-                f"--resume: checkpoint {self.folder} was made with other inputs, preset, seed or "
-                f"weights; run with the same ones, or pass --overwrite to start over"
-            )
+        state = self._state()
         entries = state["stages"]
         if not entries:
             return [], None
         path = self.folder / f"stage{len(entries)}.pt"
         try:
             image = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as exc:
-            raise UsageError(f"--resume: cannot read {path} ({exc})") from None
+        except Exception as exc:  # torch reports damage as many kinds; any of them is damage
+            raise self._damaged(f"cannot read {path.name} ({type(exc).__name__})") from None
+        size = entries[-1].get("size")  # [W, H]
+        shape = None if not isinstance(size, list) else (1, 3, *reversed(size))
+        if not isinstance(image, Tensor) or tuple(image.shape) != shape:
+            raise self._damaged(f"{path.name} is not the image of its stage ({size} px)")
+        if not bool(torch.isfinite(image).all()) or image.min() < 0 or image.max() > 1:
+            raise self._damaged(f"{path.name} holds values outside 0–1")
+        if state.get("digests", {}).get(path.name) != tensor_digest(image):
+            raise self._damaged(f"{path.name} does not match the digest saved with it")
         return entries, image
 
+    def _state(self) -> dict[str, Any]:
+        """``state.json``, checked to be this render's (an empty state when a render was
+        interrupted during its first stage)."""
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            if self.folder.exists():
+                return {"stages": []}  # interrupted during the first stage
+            raise UsageError(f"--resume: no checkpoint {self.folder} to resume from") from None
+        except (OSError, ValueError) as exc:
+            raise self._damaged(f"state.json is unreadable ({exc})") from None
+        if not isinstance(state, dict) or not isinstance(state.get("stages"), list):
+            raise self._damaged("state.json is not a checkpoint state")
+        if state.get("fingerprint") != self.fingerprint:
+            raise UsageError(
+                f"--resume: checkpoint {self.folder} was made with other inputs, preset, seed or "
+                f"weights; run with the same ones, or pass --overwrite to start over"
+            )
+        if not all(isinstance(e, dict) for e in state["stages"]):
+            raise self._damaged("state.json is not a checkpoint state")
+        return state
+
+    def _damaged(self, problem: str) -> UsageError:
+        return UsageError(
+            f"--resume: checkpoint {self.folder} is damaged: {problem}; pass --overwrite to "
+            f"start over"
+        )
+
     def save_stage(self, entries: list[dict[str, Any]], image: Tensor) -> None:
-        """Record a finished stage: its image as ``stage{len(entries)}.pt``, then the state.
+        """Record a finished stage: its image as ``stage{len(entries)}.pt``, then the state
+        with the image's digest (:func:`tensor_digest`).
 
         Args:
             entries: manifest entries of every finished stage, this one last.
@@ -110,10 +145,11 @@ class Checkpoint:
             OSError: the folder cannot be written.
         """
         self.folder.mkdir(exist_ok=True)
-        path = self.folder / f"stage{len(entries)}.pt"
+        name = f"stage{len(entries)}.pt"
         cpu = image.detach().cpu().contiguous()
-        atomic_write(path, lambda tmp: torch.save(cpu, tmp))
-        write_json(self.state_path, {"fingerprint": self.fingerprint, "stages": entries})
+        write_torch(self.folder / name, cpu)
+        state = {"fingerprint": self.fingerprint, "stages": entries}
+        write_json(self.state_path, {**state, "digests": {name: tensor_digest(cpu)}})
 
     def remove(self) -> None:
         """Delete the folder (after the output is written, or to start over)."""

@@ -16,6 +16,10 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+# typer (≥ 0.29) carries its own copy of click; these are the framework's usage errors
+from typer._click.exceptions import NoArgsIsHelpError
+from typer._click.exceptions import UsageError as FrameworkUsageError
+
 from . import __version__
 from .choices import DEVICES, MAX_INPUT_PIXELS, SOURCES, check_seed
 from .config import (
@@ -94,6 +98,28 @@ def reports_errors(command: Command) -> Command:
             raise typer.Exit(Interrupted(message, exc.signum).exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def run(args: list[str]) -> int:
+    """Run the command line on ``args`` (without the program name) and return the exit code.
+
+    The framework's own usage errors (a value that is not a number, a missing argument, an
+    unknown option) become one ``error:`` line with exit code 2, as every failure of ours does
+    (:func:`reports_errors`); a Ctrl-C outside a render is one line with exit code 130.
+    """
+    try:
+        code = app(args=args, prog_name="stylecascade", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message())
+        return exc.exit_code
+    except FrameworkUsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "stylecascade"
+        _error_line(f"{exc.format_message()} (see {command} -h)")
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _error_line("interrupted; nothing was written")
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 def _version(value: bool) -> None:

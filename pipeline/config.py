@@ -657,7 +657,10 @@ def _with_base(data: Any, source: str, folder: Path | None, chain: list[str]) ->
             f"{source}: base: {' → '.join([*chain, spec])} loops or is longer than "
             f"{MAX_BASE_DEPTH} links"
         )
-    text, _name, base_source, base_folder = read_preset(spec)
+    try:
+        text, _name, base_source, base_folder = read_preset(spec)
+    except PresetError as exc:
+        raise PresetError(f"{source}: base: {exc}") from None
     parent = _with_base(_yaml(text, base_source), base_source, base_folder, [*chain, spec])
     parent = dict(_Reader(base_source).mapping(parent, ""))
     parent.pop("description", None)

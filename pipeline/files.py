@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -67,6 +69,21 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left for ``path`` when its process was
+    killed (``.NAME.*.tmp`` beside it). Call it only while holding ``path``'s
+    :func:`output_lock`, so that no running write's temporary is taken.
+
+    Returns:
+        The files deleted.
+    """
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -80,6 +97,23 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_torch(path: Path, data: Any) -> None:
+    """``torch.save`` ``data`` to ``path`` atomically (:func:`atomic_write`).
+
+    The bytes are serialized in memory first: ``torch.save`` reports a full disk as a
+    ``RuntimeError`` from its zip writer, while writing the bytes here raises the ``OSError``
+    every other write raises (and :func:`reporting_write_errors` turns into one line).
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    import torch  # this module loads without torch
+
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
 def write_json(path: Path, data: Any) -> None:

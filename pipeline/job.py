@@ -23,6 +23,7 @@ from .files import (
     output_lock,
     refuse_existing,
     refuse_inputs,
+    remove_stale_temporaries,
     reporting_write_errors,
     write_json,
 )
@@ -125,10 +126,15 @@ class Render:
         refuse_existing(self.stage_files[finished:], job.overwrite)
 
     def _fingerprint(self) -> str:
+        """What decides the result: the preset's values (not its name, description or the
+        paintings' paths), the seed, the weights and the input files' contents — so the same
+        render spelled with other paths, from another folder, resumes."""
         preset = self.renderer.preset
+        values = {**preset.to_dict(), "name": None, "description": None}
+        values["styles"] = [{**style, "image": None} for style in values["styles"]]
         return fingerprint(
             {
-                "preset": {**preset.to_dict(), "name": None, "description": None},
+                "preset": values,
                 "seed": self.job.seed,
                 "weights": self.renderer.weights,
                 "content": file_digest(self.job.content),
@@ -157,6 +163,8 @@ class Render:
         try:
             with output_lock(self.job.output):
                 self._check_existing()  # again: another render may have written meanwhile
+                for path in (self.job.output, self.manifest_path):
+                    remove_stale_temporaries(path)  # of a render killed while writing
                 return self._run(observer)
         except Timeout:
             raise UsageError(

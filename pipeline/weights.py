@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .choices import SOURCES
 from .errors import StyleCascadeError, UsageError
-from .files import atomic_write, file_digest
+from .files import file_digest, write_torch
 from .paths import HOME_ENV, home
 from .progress import Step, no_step
 from .stages.vgg import (
@@ -142,7 +142,7 @@ def save_weights(
         "source": source,
         "state_dict": state,
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    write_torch(path, payload)
 
 
 def _download_caffe_h5(workdir: Path, step: Step) -> Path:

@@ -6,11 +6,13 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 import yaml
 from PIL import Image
+from stylecascade import __main__ as entry
 from stylecascade.cli import app
 from stylecascade.config import bundled_presets
 from stylecascade.images import load_image
@@ -264,3 +266,37 @@ def test_dash_h_is_help_and_flags_read_as_flags():
     assert "-o, --output FILE" in result.output and "--size PX" in result.output
     assert "<bool>" not in result.output and "<int>" not in result.output
     assert "--install-completion" in runner.invoke(app, ["-h"]).output
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["render", "p.jpg", "--size", "abc"],
+            "error: Invalid value for '--size': Input should be",
+        ),
+        (["render"], "error: Missing argument 'content'. (see stylecascade render -h)"),
+        (
+            ["render", "p.jpg", "--frob"],
+            "error: No such option: --frob (see stylecascade render -h)",
+        ),
+    ],
+)
+def test_the_frameworks_usage_errors_are_one_line_too(args, line):
+    done = subprocess.run(
+        [sys.executable, "-m", "stylecascade", *args], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(line), done.stderr
+
+
+def test_ctrl_c_while_starting_is_one_line(monkeypatch, capsys):
+    class Interrupting(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "stylecascade.cli", Interrupting("stylecascade.cli"))
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "error: interrupted while starting; nothing was done\n"

@@ -6,10 +6,14 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from stylecascade.api import Renderer
+from stylecascade.checkpoint import Checkpoint
 from stylecascade.cli import app
 from stylecascade.errors import UsageError
 from stylecascade.files import output_lock
@@ -128,3 +132,92 @@ def test_file_names_that_are_not_utf8_render_and_are_recorded(tmp_path, photos, 
     assert os.fsencode(manifest["content"]) == os.fsencode(str(photo))
     with Image.open(out) as image:
         assert image.info["stylecascade:manifest"] == "styled-\\udce9.json"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 KiB file system (tmpfs; needs root, else the test is skipped)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line(small_disk, photos, tiny_preset_file):
+    out = small_disk / "o.png"
+    result = _render(photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", out, "-q")
+    _one_error(result, "cannot write", "No space left on device", code=1)
+    assert not out.exists()
+
+
+def test_a_killed_writes_temporary_is_cleaned_by_the_next_render(tmp_path, photos, renderer):
+    out = tmp_path / "o.png"
+    stale = [tmp_path / ".o.png.k3j2x9.tmp", tmp_path / ".o.json.q8w1e2.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 4096)  # what kill -9 during a write leaves
+    other = tmp_path / ".other.png.a1b2c3.tmp"
+    other.write_bytes(b"another output's")
+    Render(RenderJob(content=photos[0], output=out), renderer).run()
+    assert out.exists() and not any(path.exists() for path in stale)
+    assert other.exists()
+
+
+def _saved_checkpoint(tmp_path):
+    checkpoint = Checkpoint(tmp_path / "o.png", "render-A")
+    image = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    checkpoint.save_stage([{"size": [32, 24]}], image)
+    return checkpoint, image
+
+
+def _flip_one_bit(path, image):
+    data = bytearray(path.read_bytes())
+    offset = data.find(image.numpy().tobytes()[:64])  # the stored pixel values
+    data[offset] ^= 0x01  # the lowest mantissa bit of the first value: still a valid image
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda f, _: (f / "state.json").write_text("null"),
+            "state.json is not a checkpoint state",
+        ),
+        (lambda f, _: (f / "state.json").write_text("{"), "state.json is unreadable"),
+        (lambda f, _: (f / "state.json").write_text('{"fingerprint": "render-A"}'), "not a checkp"),
+        (lambda f, _: (f / "stage1.pt").write_bytes(b""), "cannot read stage1.pt"),
+        (lambda f, _: torch.save(torch.rand(1, 3, 5, 5), f / "stage1.pt"), "not the image of its"),
+        (lambda f, _: torch.save(torch.full((1, 3, 24, 32), float("nan")), f / "stage1.pt"), "0–1"),
+        (lambda f, image: _flip_one_bit(f / "stage1.pt", image), "does not match the digest"),
+    ],
+)
+def test_a_damaged_checkpoint_is_refused_with_one_line(tmp_path, damage, message):
+    checkpoint, image = _saved_checkpoint(tmp_path)
+    assert torch.equal(checkpoint.load()[1], image)  # intact: loads
+    damage(checkpoint.folder, image)
+    with pytest.raises(UsageError) as info:
+        checkpoint.load()
+    assert message in str(info.value) and "pass --overwrite to start over" in str(info.value)
+
+
+def test_the_same_render_spelled_with_other_paths_has_the_same_fingerprint(
+    tmp_path, photos, tiny_preset, monkeypatch
+):
+    monkeypatch.chdir(photos[0].parent)
+    (tmp_path / "sub").mkdir()
+    spellings = [
+        (photos[0], photos[1]),
+        (Path(photos[0].name), Path(photos[1].name)),
+        (tmp_path / "sub" / ".." / photos[0].name, Path("sub/..") / photos[1].name),
+    ]
+    prints = set()
+    for content, style in spellings:
+        renderer = Renderer(tiny_preset.resolved(styles=[style]), device="cpu")
+        render = Render(RenderJob(content=content, output=tmp_path / "o.png"), renderer)
+        prints.add(render.checkpoint.fingerprint)
+    assert len(prints) == 1

@@ -161,7 +161,7 @@ def test_output_name_pattern(tiny_preset, tmp_path):
     assert output_name("{{{content}}}.png", Path("p.jpg"), preset, 0) == "{p}.png"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # the same examples in every CI run
 @given(pattern=st.text(alphabet="{}:!/.-xcontepsyldg0123456789png ", max_size=40))
 def test_any_name_pattern_gives_a_file_name_or_one_usage_error(pattern):
     preset = parse_preset(TINY_PRESET, "tiny", "tiny.yaml").resolved(styles=["starry.jpg"])
