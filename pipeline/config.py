@@ -764,7 +764,8 @@ def save_user_preset(name: str, preset: Preset, overwrite: bool = False) -> Path
         )
     if name in bundled_presets():
         raise PresetError(f"preset name {name!r} is a bundled preset's; choose another name")
-    path = user_preset_dir() / f"{name}.yaml"
+    # a saved look.yml is the one --preset look finds: replace that file, never shadow it
+    path = user_presets().get(name, user_preset_dir() / f"{name}.yaml")
     if path.exists() and not overwrite:
         raise PresetError(f"saved preset {path} already exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,18 @@ def test_save_refuses_bad_names_and_bundled_names(tiny_preset_file):
         assert result.exit_code == 2 and message in result.output
 
 
+def test_saving_a_name_whose_yml_exists_replaces_that_file(tiny_preset_file, home):
+    folder = home / "presets"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "look.yml").write_text(tiny_preset_file.read_text())
+    refused = _invoke("presets", "save", "look", "--from", "draft")
+    assert refused.exit_code == 2 and f"{folder / 'look.yml'} already exists" in refused.output
+    saved = _invoke("presets", "save", "look", "--from", "draft", "--overwrite")
+    assert saved.exit_code == 0 and saved.output.strip() == f"saved {folder / 'look.yml'}"
+    assert not (folder / "look.yaml").exists()
+    assert [s.long_edge for s in load_preset("look").stages] == [128, 256, 512]  # draft's
+
+
 def test_render_save_then_batch_a_folder_with_the_saved_preset(
     tmp_path, photos, tiny_preset_file, home
 ):
