@@ -87,7 +87,7 @@ class Render:
 
     def __init__(self, job: RenderJob, renderer: Renderer) -> None:
         self.job, self.renderer = job, renderer
-        check_output(job.output, job.output_options, overwrite=True)  # existence: below
+        check_output(job.output, job.output_options)  # may it replace a file: below
         self.manifest_path = manifest_path(job.output)
         self.content = load_image(job.content, "content", job.max_input_pixels)
         preset = renderer.preset

@@ -74,12 +74,13 @@ def output_format(path: Path) -> str:
     return fmt
 
 
-def check_output(path: Path, options: OutputOptions, overwrite: bool) -> None:
-    """Refuse an output that cannot be written, before any work is done.
+def check_output(path: Path, options: OutputOptions) -> None:
+    """Refuse an output that cannot be written, before any work is done (whether it may
+    replace an existing file is the job's rule: ``stylecascade.job``).
 
     Raises:
         UsageError: unknown extension, 16 bits for JPEG, a bad quality or DPI, a missing or
-            unwritable folder, or an existing file without ``overwrite``.
+            unwritable folder.
     """
     path = Path(path)
     fmt = output_format(path)
@@ -100,8 +101,6 @@ def check_output(path: Path, options: OutputOptions, overwrite: bool) -> None:
         raise UsageError(
             f"output {path}: cannot write into folder {path.parent} ({exc.strerror or exc})"
         ) from None
-    if path.exists() and not overwrite:
-        raise UsageError(f"output {path} already exists; pass --overwrite to replace it")
 
 
 def quantize(image: Tensor, bit_depth: int = 8) -> np.ndarray:
