@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements of stylecascade in one command, under 10 minutes on one CUDA GPU.
 #
-#     pip install -e . && stylecascade weights fetch     # once, where the network is reachable
+#     pip install -c constraints.txt -e . && stylecascade weights fetch   # once, with network
 #     bash benchmarks/gpu.sh                             # from the repository root
 #
 # Writes everything into benchmarks/results/gpu/ (replacing what an earlier run wrote there):
