@@ -59,6 +59,7 @@ presets_app = typer.Typer(
     help="List, show, validate and save presets.",
     no_args_is_help=True,
     context_settings=HELP_OPTIONS,
+    rich_markup_mode=None,
 )
 weights_app = typer.Typer(
     help="Download and convert the VGG19 weights.",
@@ -499,7 +500,7 @@ def inspect_command(
     ] = None,
     out_dir: Annotated[
         Path,
-        typer.Option("--output", "-o", metavar="FILE", help="Folder to write the pictures into."),
+        typer.Option("--output", "-o", metavar="DIR", help="Folder to write the pictures into."),
     ] = Path("."),
     size: Annotated[
         int, typer.Option("--size", metavar="PX", help="Long edge of the reconstructions in px.")

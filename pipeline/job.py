@@ -160,8 +160,9 @@ class Render:
             StyleCascadeError: an output cannot be written (disk full, no permission).
             UsageError: another process holds the output's lock, or wrote it meanwhile.
         """
+        lock = output_lock(self.job.output)
         try:
-            with output_lock(self.job.output):
+            with lock:
                 self._check_existing()  # again: another render may have written meanwhile
                 for path in (self.job.output, self.manifest_path):
                     remove_stale_temporaries(path)  # of a render killed while writing
@@ -169,7 +170,7 @@ class Render:
         except Timeout:
             raise UsageError(
                 f"output {self.job.output} is being rendered by another process (it holds "
-                f"{output_lock(self.job.output).lock_file}); wait for it, or choose another -o"
+                f"{lock.lock_file}); wait for it, or choose another -o"
             ) from None
 
     def _run(self, observer: Observer | None) -> dict[str, Any]:
