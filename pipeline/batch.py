@@ -18,8 +18,9 @@ from .api import Renderer
 from .checkpoint import checkpoint_folder
 from .config import Preset
 from .errors import StyleCascadeError, UsageError
+from .files import check_outputs
 from .interrupt import Interrupted
-from .job import Render, RenderJob
+from .job import Render, RenderJob, output_files
 from .naming import output_name
 from .progress import LogProgress, StageProgress
 
@@ -43,8 +44,8 @@ def batch_jobs(
     ``template.resume`` and its checkpoint exists.
 
     Raises:
-        UsageError: a missing ``out_dir``, a bad pattern, or a pattern that gives two photos the
-            same output.
+        UsageError: a missing ``out_dir``, a bad pattern, a pattern that gives two photos the
+            same output, or outputs that cannot be written there (:func:`check_outputs`).
     """
     if not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir}: no such folder")
@@ -58,6 +59,7 @@ def batch_jobs(
     jobs = []
     for content, name in zip(inputs, names, strict=True):
         output = out_dir / name
+        check_outputs(output_files(output), [])  # a name too long, a read-only folder: up front
         resume = template.resume and checkpoint_folder(output).exists()
         jobs.append(dataclasses.replace(template, content=content, output=output, resume=resume))
     return jobs

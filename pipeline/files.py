@@ -141,22 +141,75 @@ def reporting_write_errors(path: Path) -> Iterator[None]:
         raise StyleCascadeError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def refuse_inputs(outputs: list[Path], inputs: list[Path]) -> None:
-    """Refuse to write over one of the render's own inputs, ``--overwrite`` or not.
+TEMPORARY_ROOM = len(".") + len(".XXXXXXXX.tmp")
+"""Bytes the writers add to a file's name beside it: :func:`atomic_write`'s temporary
+``.NAME.XXXXXXXX.tmp`` (the lock ``.NAME.lock`` adds less)."""
 
-    The same file reached by another spelling, a symbolic or a hard link counts as the same.
+
+def check_outputs(outputs: list[Path], inputs: list[Path]) -> None:
+    """Check, before any work, that every file a render will write can be written there.
+
+    Args:
+        outputs: every file or folder the render creates (image, manifest, checkpoint folder,
+            stage images); their folders exist or are created before writing.
+        inputs: the render's input files (photo, paintings).
 
     Raises:
-        UsageError: the first output that is an input, naming both.
+        UsageError: the first output that is an input (another spelling, a symbolic or hard
+            link count as the same; ``--overwrite`` or not); whose name, with the
+            :data:`TEMPORARY_ROOM` written beside it, is longer than its file system takes; or
+            whose folder (or, while missing, its nearest existing parent) cannot be written.
     """
     for output in outputs:
-        for source in inputs:
-            same = output.resolve() == source.resolve()
-            if same or (output.exists() and source.exists() and os.path.samefile(output, source)):
-                raise UsageError(
-                    f"output {output} is an input of this render ({source}); an output never "
-                    f"replaces an input: choose another -o, --out-dir or --name"
-                )
+        _refuse_input(output, inputs)
+        folder = _existing_folder(output.parent)
+        limit = _name_max(folder) - TEMPORARY_ROOM
+        size = len(os.fsencode(output.name))
+        if size > limit:
+            raise UsageError(
+                f"{output}: the file name is {size} bytes; this file system takes {limit} (its "
+                f"{limit + TEMPORARY_ROOM} less {TEMPORARY_ROOM} for the temporary file written "
+                f"beside it): choose a shorter name"
+            )
+        _probe(folder, output)
+
+
+def _probe(folder: Path, output: Path) -> None:
+    """Create and delete a file in ``folder``: permission bits say nothing for root or a
+    read-only file system."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        reason = reason[:1].lower() + reason[1:]
+        raise UsageError(f"cannot write {output}: {folder}: {reason}") from None
+
+
+def _refuse_input(output: Path, inputs: list[Path]) -> None:
+    for source in inputs:
+        same = output.resolve() == source.resolve()
+        if same or (output.exists() and source.exists() and os.path.samefile(output, source)):
+            raise UsageError(
+                f"output {output} is an input of this render ({source}); an output never "
+                f"replaces an input: choose another -o, --out-dir or --name"
+            )
+
+
+def _existing_folder(folder: Path) -> Path:
+    """``folder``, or its nearest existing ancestor (where the name limit is asked)."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name, in bytes, the file system of ``folder`` takes (255 if unknown)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not POSIX, or not reported
+        return 255
 
 
 def output_lock(path: Path) -> FileLock:

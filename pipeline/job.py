@@ -14,15 +14,15 @@ from filelock import Timeout
 
 from . import __version__
 from .api import Renderer
-from .checkpoint import Checkpoint, fingerprint
+from .checkpoint import Checkpoint, checkpoint_folder, fingerprint
 from .choices import MAX_INPUT_PIXELS
 from .config import Preset
 from .errors import UsageError
 from .files import (
+    check_outputs,
     file_digest,
     output_lock,
     refuse_existing,
-    refuse_inputs,
     remove_stale_temporaries,
     reporting_write_errors,
     write_json,
@@ -59,6 +59,12 @@ class RenderJob:
     resume: bool = False
     output_options: OutputOptions = OutputOptions()
     max_input_pixels: int | None = MAX_INPUT_PIXELS
+
+
+def output_files(output: Path) -> list[Path]:
+    """What a render writes for ``output``: the image, its manifest and its checkpoint
+    folder."""
+    return [output, manifest_path(output), checkpoint_folder(output)]
 
 
 def stage_paths(job: RenderJob, content_hw: tuple[int, int], preset: Preset) -> list[Path]:
@@ -99,7 +105,7 @@ class Render:
                 raise UsageError(f"--save-stages {job.save_stages}: exists and is not a folder")
             self.stage_files = stage_paths(job, content_hw, preset)
         inputs = [job.content, *(Path(s.image) for s in preset.styles)]
-        refuse_inputs([job.output, self.manifest_path, *self.stage_files], inputs)
+        check_outputs([*output_files(job.output), *self.stage_files], inputs)
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
         self._check_existing()
 

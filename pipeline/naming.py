@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import string
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,10 +44,6 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return found
 
 
-MAX_NAME_BYTES = 255
-"""Longest file name most file systems take (ext4, APFS, NTFS: 255 bytes or characters)."""
-
-
 def _fields(pattern: str) -> list[tuple[str, str, str | None]]:
     """``(field, format spec, conversion)`` of every ``{…}`` in a ``--name`` pattern.
 
@@ -70,7 +65,8 @@ def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
 
     Raises:
         UsageError: an unmatched brace, an unknown field, a format spec or conversion, a path
-            separator, an unsupported extension, or a name over :data:`MAX_NAME_BYTES` bytes.
+            separator or an unsupported extension (a name too long for
+            the file system: :func:`~stylecascade.files.check_outputs`).
     """
     for name, spec, conversion in _fields(pattern):
         if name not in NAME_FIELDS:
@@ -89,10 +85,5 @@ def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
     if "/" in name or Path(name).suffix.lower() not in OUTPUT_FORMATS:
         raise UsageError(
             f"--name {pattern!r}: must be a file name ending in one of {', '.join(OUTPUT_FORMATS)}"
-        )
-    if len(os.fsencode(name)) > MAX_NAME_BYTES:
-        raise UsageError(
-            f"--name {pattern!r}: gives a {len(os.fsencode(name))}-byte file name for "
-            f"{content.name}; file systems take at most {MAX_NAME_BYTES}"
         )
     return name

@@ -134,18 +134,28 @@ def test_file_names_that_are_not_utf8_render_and_are_recorded(tmp_path, photos, 
         assert image.info["stylecascade:manifest"] == "styled-\\udce9.json"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 16 KiB file system (tmpfs; needs root, else the test is skipped)."""
-    folder = tmp_path / "disk"
+def _tmpfs(folder: Path, options: str):
+    """Mount a tmpfs on ``folder`` (needs root, else the test is skipped); unmount after."""
     folder.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield folder
     subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 KiB file system."""
+    yield from _tmpfs(tmp_path / "disk", "size=16k")
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A real read-only file system."""
+    yield from _tmpfs(tmp_path / "ro", "ro,size=16k")
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_line(small_disk, photos, tiny_preset_file):
@@ -221,3 +231,56 @@ def test_the_same_render_spelled_with_other_paths_has_the_same_fingerprint(
         render = Render(RenderJob(content=content, output=tmp_path / "o.png"), renderer)
         prints.add(render.checkpoint.fingerprint)
     assert len(prints) == 1
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if the render gets as far as loading the network (the weights)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the network was loaded before the output locations were checked")
+
+    monkeypatch.setattr("stylecascade.api.load_network", refuse)
+
+
+def test_an_output_name_too_long_for_the_file_system_is_refused_up_front(
+    tmp_path, photos, tiny_preset_file, no_network
+):
+    """Issue 14, case 8: 255 bytes is the limit, and the writers add 14 for the temporary."""
+    out = tmp_path / ("a" * 241 + ".png")  # 245 bytes: the file fits, its temporary does not
+    result = _render(photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", out, "-q")
+    _one_error(result, "the file name is 245 bytes; this file system takes 241", "shorter name")
+    assert not list(tmp_path.glob("a*")) and not list(tmp_path.glob(".a*"))
+
+
+def test_a_batch_name_too_long_is_refused_before_any_photo(
+    tmp_path, photos, tiny_preset_file, no_network
+):
+    result = _render(
+        photos[0], photos[2], "-s", photos[1], "-p", tiny_preset_file, "--out-dir", tmp_path / "o",
+        "--name", "{content}" + "x" * 250 + ".png", "-q",
+    )  # fmt: skip
+    _one_error(result, "bytes; this file system takes 241")
+
+
+@pytest.mark.parametrize("option", ["-o", "--save-stages", "--out-dir"])
+def test_a_read_only_output_folder_is_refused_up_front(
+    read_only_disk, photos, tiny_preset_file, no_network, tmp_path, option
+):
+    target = {"-o": read_only_disk / "o.png"}.get(option, read_only_disk)
+    extra = ["-o", tmp_path / "o.png"] if option == "--save-stages" else []
+    result = _render(photos[0], "-s", photos[1], "-p", tiny_preset_file, option, target, *extra)
+    _one_error(
+        result, f"cannot write {read_only_disk}/", f"{read_only_disk}: read-only file system"
+    )
+
+
+def test_save_stages_under_a_file_is_refused_up_front(
+    tmp_path, photos, tiny_preset_file, no_network
+):
+    (tmp_path / "file").write_text("x")
+    result = _render(
+        photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", tmp_path / "o.png",
+        "--save-stages", tmp_path / "file" / "stages", "-q",
+    )  # fmt: skip
+    _one_error(result, "--save-stages", "cannot create it")

@@ -268,4 +268,6 @@ def test_unwritable_output_folder_is_refused_up_front(photos):
         app, ["render", str(photos[0]), "-s", str(photos[1]), "-o", "/sys/kernel/o.png"]
     )
     assert result.exit_code == 2
-    assert result.output.startswith("error: output /sys/kernel/o.png: cannot write into folder")
+    assert (
+        result.output == "error: cannot write /sys/kernel/o.png: /sys/kernel: permission denied\n"
+    )
