@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
@@ -43,6 +47,34 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
     return np.asarray(_to_srgb(img).convert("RGB"), dtype=np.float32) / 255.0
+
+
+@contextmanager
+def _quiet_metadata() -> Iterator[None]:
+    """Silence Pillow's warnings while it parses metadata (``Corrupt EXIF data``, printed on
+    stderr otherwise): it reads what it can, and only the orientation and ICC profile matter
+    here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """``img`` turned upright by its EXIF orientation (Pillow's ``ImageOps.exif_transpose``),
+    whatever else its EXIF holds: Pillow cannot write back some values it read (a negative
+    ``XResolution`` rational: ``struct.error``), so such a block is reduced to the
+    orientation."""
+    with _quiet_metadata():
+        try:
+            return ImageOps.exif_transpose(img)
+        except (struct.error, OverflowError):
+            exif = img.getexif()  # the parsed block, which exif_transpose reads again
+            orientation = exif.get(ExifTags.Base.Orientation)
+            exif.clear()
+            if orientation is not None:
+                exif[ExifTags.Base.Orientation] = orientation
+            img.info["exif"] = exif.tobytes()  # the bytes the upright copy carries
+            return ImageOps.exif_transpose(img)
 
 
 def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS) -> Tensor:
@@ -82,7 +114,7 @@ def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS)
                     f"{max_pixels:,} px that guards against decompression bombs; pass "
                     f"--max-input-pixels {width * height} to allow it"
                 )
-            array = _to_rgb(ImageOps.exif_transpose(img))
+            array = _to_rgb(_upright(img))
     except UnidentifiedImageError:
         raise UsageError(f"{role} image {path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -95,7 +127,8 @@ def _open_unguarded(path: Path) -> Image.Image:
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
-        return Image.open(path)
+        with _quiet_metadata():
+            return Image.open(path)
     finally:
         Image.MAX_IMAGE_PIXELS = previous
 
@@ -121,7 +154,7 @@ def as_tensor(source: ImageSource, role: str, max_pixels: int | None = MAX_INPUT
     if isinstance(source, (str, Path)):
         return load_image(Path(source), role, max_pixels)
     if isinstance(source, Image.Image):
-        array = _to_rgb(ImageOps.exif_transpose(source))
+        array = _to_rgb(_upright(source))
         return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
     if isinstance(source, Tensor):
         image = source.unsqueeze(0) if source.dim() == 3 else source

@@ -1,11 +1,15 @@
 """Reading every kind of input image: each works correctly or fails with one clear line."""
 
 import io
+import struct
+import warnings
 
 import numpy as np
 import pytest
 import tifffile
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageCms
 from stylecascade.errors import UsageError
 from stylecascade.images import load_image
@@ -75,6 +79,60 @@ def test_exif_rotated_jpeg_comes_out_upright(tmp_path):
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
     _save(tmp_path / "r.jpg", img, exif=exif)
     assert load_image(tmp_path / "r.jpg", "content").shape == (1, 3, 40, 20)
+
+
+def _exif_block(entries: list[tuple[int, int, bytes]]) -> bytes:
+    """A little-endian EXIF block of ``(tag, type, value bytes)`` entries; values over 4
+    bytes go after the directory, as the TIFF specification lays them out."""
+    data_at = 8 + 2 + 12 * len(entries) + 4
+    directory, extra = struct.pack("<H", len(entries)), b""
+    for tag, kind, value in entries:
+        if len(value) > 4:
+            directory += struct.pack("<HHII", tag, kind, 1, data_at + len(extra))
+            extra += value
+        else:
+            directory += struct.pack("<HHI", tag, kind, 1) + value.ljust(4, b"\0")
+    return b"Exif\0\0II*\0" + struct.pack("<I", 8) + directory + b"\0\0\0\0" + extra
+
+
+ROTATE_6 = (0x0112, 3, struct.pack("<H", 6))  # orientation: rotate 90° clockwise to display
+
+
+@pytest.mark.parametrize(
+    "exif",
+    [
+        _exif_block([ROTATE_6, (0x011A, 10, struct.pack("<ii", -72, 1))]),  # negative XResolution
+        _exif_block([ROTATE_6, (0x011A, 5, struct.pack("<II", 72, 1))])[:36],  # cut short
+    ],
+    ids=["negative rational", "truncated"],
+)
+def test_corrupt_exif_is_read_upright_without_warnings(tmp_path, exif):
+    """Issue 14, case 11: before, ``struct.error`` and Pillow's ``Corrupt EXIF`` warnings."""
+    img = Image.new("RGB", (40, 20), "red")
+    img.paste((0, 0, 255), (0, 0, 10, 10))  # blue top-left corner: top-right once upright
+    _save(tmp_path / "bad.jpg", img, exif=exif, quality=95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = load_image(tmp_path / "bad.jpg", "content")
+    assert image.shape == (1, 3, 40, 20)
+    assert image[0, 2, :5, -5:].mean() > 0.9 and image[0, 2, -5:, :5].mean() < 0.1
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(tail=st.binary(max_size=64), cut=st.integers(0, 80))
+def test_any_exif_block_gives_an_image_or_one_usage_error(tmp_path_factory, tail, cut):
+    """Fuzzed EXIF: a valid header with random entries, cut anywhere."""
+    path = tmp_path_factory.mktemp("exif") / "f.jpg"
+    block = _exif_block([ROTATE_6])[: 18 + cut] + tail
+    Image.new("RGB", (8, 6), "red").save(path, exif=block)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            image = load_image(path, "content")
+        except UsageError as exc:
+            assert str(exc).startswith(f"content image {path}: ")
+        else:
+            assert image.shape[-2:] in ((6, 8), (8, 6))
 
 
 def _swapped_primaries_icc() -> bytes:
