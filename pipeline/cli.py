@@ -43,6 +43,7 @@ from .stages.vocabulary import COLOR_MODES
 
 if TYPE_CHECKING:  # the modules that load torch are imported inside the commands that need them
     import torch
+    from PIL import Image
 
     from .batch import Outcome
     from .checkpoint import Checkpoint
@@ -568,11 +569,11 @@ def inspect_command(
         raise UsageError(f"--iterations must be ≥ 1; got {iterations}")
     _make_folders([(out_dir, "-o")], quiet)
     refuse_existing([out_dir / name for name in wanted], overwrite)
-    from .pictures import contact_sheet, loss_curve
+    from .pictures import contact_sheet
 
     pictures = {}
     if manifest is not None:
-        pictures["losses.png"] = loss_curve(_read_manifest(manifest))
+        pictures["losses.png"] = _loss_picture(manifest)
     if stages is not None:
         pictures["stages.png"] = contact_sheet(stages)
     if content is not None and style is not None:
@@ -609,13 +610,23 @@ def inspect_command(
             console.print(f"wrote {escape(str(path))}")
 
 
-def _read_manifest(path: Path) -> dict:
+def _loss_picture(path: Path) -> Image.Image:
+    """The loss curve of the manifest at ``path`` (:func:`~stylecascade.pictures.loss_curve`).
+
+    Raises:
+        UsageError: a missing or unreadable file, not JSON, not a manifest, no loss values —
+            as ``--manifest PATH: …``.
+    """
+    from .pictures import loss_curve
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loss_curve(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise UsageError(f"--manifest {path}: no such file") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"--manifest {path}: not a readable JSON manifest ({exc})") from None
+    except UsageError as exc:
+        raise UsageError(f"--manifest {path}: {exc}") from None
 
 
 @presets_app.command("list")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .errors import UsageError
 
@@ -84,14 +84,22 @@ def contact_sheet(folder: Path, height: int = 256, columns: int = 3) -> Image.Im
     )
     if not files:
         raise UsageError(f"--stages {folder}: no images in it")
-    cells = []
-    for path in files:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            cells.append(
-                (img.resize((round(img.width * height / img.height), height)), stage_label(path))
-            )
+    cells = [(_to_height(_read(path), height), stage_label(path)) for path in files]
     return labelled_grid([cells[i : i + columns] for i in range(0, len(cells), columns)])
+
+
+def _read(path: Path) -> Image.Image:
+    """An image file for a sheet, decoded.
+
+    Raises:
+        UsageError: not an image Pillow can decode, naming the file.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UsageError(f"--stages {path}: not an image Pillow can read ({exc})") from None
 
 
 def _stage_number(path: Path) -> int:
@@ -99,47 +107,68 @@ def _stage_number(path: Path) -> int:
     return int(match[1]) if match else 0
 
 
-def loss_curve(manifest: dict[str, Any], size: tuple[int, int] = (720, 360)) -> Image.Image:
+def loss_traces(manifest: Any) -> list[tuple[str, list[float]]]:
+    """Each stage's label (``stage 2 - 256x192``) and the positive, finite numbers of its
+    ``loss_trace`` from a render's ``OUT.json`` (anything else in a trace is left out).
+
+    Raises:
+        UsageError: not a manifest (a JSON object with a ``stages`` list), or no loss values.
+    """
+    stages = manifest.get("stages") if isinstance(manifest, dict) else None
+    if not isinstance(stages, list):
+        raise UsageError('not a stylecascade manifest (no "stages" list)')
+    traces = []
+    for n, stage in enumerate(stages):
+        stage = stage if isinstance(stage, dict) else {}
+        size = stage.get("size")
+        w, h = size if isinstance(size, list) and len(size) == 2 else ("?", "?")
+        trace = stage.get("loss_trace")
+        values = [
+            float(v)
+            for v in (trace if isinstance(trace, list) else [])
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+        ]
+        traces.append((f"stage {n + 1} - {w}x{h}", values))
+    if not any(values for _, values in traces):
+        raise UsageError("the manifest has no loss traces (made by an older stylecascade?)")
+    return traces
+
+
+def loss_curve(manifest: Any, size: tuple[int, int] = (720, 360)) -> Image.Image:
     """The weighted total loss of every evaluation, stage after stage, on a log scale.
 
     Args:
-        manifest: a render's ``OUT.json`` (its ``stages[*].loss_trace``).
+        manifest: a render's ``OUT.json``, parsed (:func:`loss_traces` reads it).
         size: ``(W, H)`` of the plot in px.
 
     Raises:
-        UsageError: a manifest without loss traces.
+        UsageError: not a manifest, or one without loss values.
     """
-    stages = manifest.get("stages") or []
-    traces = [s.get("loss_trace") or [] for s in stages]
-    values = [v for trace in traces for v in trace if v > 0 and math.isfinite(v)]
-    if not values:
-        raise UsageError("the manifest has no loss traces (made by an older stylecascade?)")
+    traces = loss_traces(manifest)
+    logs = [math.log10(v) for _, trace in traces for v in trace]  # denormals: about -323
     width, height = size
     left, right, top, bottom = 70, 20, 30, 40
     plot = Image.new("RGB", size, "white")
     draw, font = ImageDraw.Draw(plot), _font()
-    low, high = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+    low, high = math.floor(min(logs)), math.ceil(max(logs))
     high = max(high, low + 1)
-    count = sum(len(t) for t in traces)
+    count = sum(len(trace) for _, trace in traces)
 
-    def xy(i: int, value: float) -> tuple[float, float]:
+    def xy(i: int, log: float) -> tuple[float, float]:
         x = left + (width - left - right) * i / max(1, count - 1)
-        y = top + (height - top - bottom) * (high - math.log10(value)) / (high - low)
-        return x, y
+        return x, top + (height - top - bottom) * (high - log) / (high - low)
 
-    for decade in range(low, high + 1):
-        y = xy(0, 10.0**decade)[1]
+    for decade in range(low, high + 1, math.ceil((high - low) / 10)):  # ≤ 11 labelled lines
+        y = xy(0, decade)[1]
         draw.line([(left, y), (width - right, y)], fill=(225, 225, 225))
         draw.text((6, y - 8), f"1e{decade}", fill="black", font=font)
     start = 0
-    for n, (stage, trace) in enumerate(zip(stages, traces, strict=True)):
-        x0 = xy(start, 10.0**high)[0]
+    for label, trace in traces:
+        x0 = xy(start, high)[0]
         draw.line([(x0, top), (x0, height - bottom)], fill=(180, 180, 180))
-        w, h = stage.get("size", ["?", "?"])
-        label = f"stage {n + 1} - {w}x{h}"
         x_label = min(x0 + 4, width - right - draw.textlength(label, font=font))
         draw.text((x_label, top - 20), label, fill="black", font=font)
-        points = [xy(start + i, v) for i, v in enumerate(trace) if v > 0 and math.isfinite(v)]
+        points = [xy(start + i, math.log10(v)) for i, v in enumerate(trace)]
         if len(points) > 1:
             draw.line(points, fill=(200, 60, 40), width=2)
         start += len(trace)

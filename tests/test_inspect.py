@@ -111,10 +111,37 @@ def test_inspect_end_to_end(tmp_path, photos):
         (["CONTENT"], "needs --style"),
         (["--manifest", "missing.json"], "--manifest missing.json: no such file"),
         (["--stages", "nope"], "--stages nope: no such folder"),
+        # issue 14, case 13: before, a traceback each
+        (
+            ["CONTENT", "-s", "CONTENT", "--size", "16"],
+            "--size 16 makes the photo 16×12 px; the "
+            "network needs 16 px on the short edge: use --size 22 or more",
+        ),
+        (["--stages", "STAGES"], "--stages STAGES/broken.png: not an image Pillow can read"),
+        (["--manifest", "LIST"], "--manifest LIST: not a stylecascade manifest"),
+        (["--manifest", "TEXT"], "--manifest TEXT: the manifest has no loss traces"),
     ],
 )
 def test_inspect_usage_errors(tmp_path, photos, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    args = [str(photos[0]) if a == "CONTENT" else a for a in args]
-    result = CliRunner().invoke(app, ["inspect", *args])
-    assert result.exit_code == 2 and message in result.output
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "broken.png").write_text("not a picture")
+    (tmp_path / "list.json").write_text("[]")
+    (tmp_path / "text.json").write_text('{"stages": [{"loss_trace": ["1.5", null, true]}]}')
+    names = {"CONTENT": photos[0], "STAGES": "stages", "LIST": "list.json", "TEXT": "text.json"}
+    args = [str(names.get(a, a)) for a in args]
+    message = message.replace("STAGES", "stages").replace("LIST", "list.json")
+    result = CliRunner().invoke(app, ["inspect", *args, "-q"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and message.replace("TEXT", "text.json") in lines[0], result.output
+
+
+def test_loss_curve_of_denormal_and_huge_losses(tmp_path):
+    """Issue 14, case 13: a denormal loss (5e-324) made ``10.0 ** -324 == 0`` and a math
+    error; now every value from 5e-324 to 1e300 is on the plot."""
+    manifest = {"stages": [{"size": [8, 6], "loss_trace": [1e300, 1.0, 5e-324, 5e-324]}]}
+    plot = np.asarray(loss_curve(manifest).convert("RGB"))
+    red = (plot[..., 0] == 200) & (plot[..., 1] == 60)
+    rows = np.nonzero(red.any(axis=1))[0]
+    assert rows.min() < 40 and rows.max() > 300  # from the top of the plot to its bottom
