@@ -59,6 +59,7 @@ from .stages.vocabulary import (
     COLOR_MODES,
     DEFAULT_TOLERANCE,
     LAYER_NAMES,
+    MAX_WEIGHT,
     OPTIMIZERS,
     POOLINGS,
     weight_problem,
@@ -93,7 +94,7 @@ def _check(meta: dict[str, Any], value: Any) -> str | None:
     if meta.get("non_negative") and not value >= 0:
         return f"must be ≥ 0; got {value!r}"
     if "at_most" in meta and not value <= meta["at_most"]:
-        return f"must be ≤ {meta['at_most']}; got {value!r}"
+        return f"must be ≤ {meta['at_most']:g}; got {value!r}"
     return None
 
 
@@ -142,9 +143,11 @@ class StageConfig:
     iterations: int = field(metadata={"positive": True, "at_most": MAX_ITERATIONS})
     optimizer: str = field(default="lbfgs", metadata={"choices": OPTIMIZERS})
     lr: float = field(default=1.0, metadata={"positive": True})
-    content_weight: float = field(default=1.0, metadata={"non_negative": True})
-    style_weight: float = field(default=1.0, metadata={"non_negative": True})
-    tv_weight: float = field(default=0.0, metadata={"non_negative": True})
+    content_weight: float = field(
+        default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT}
+    )
+    style_weight: float = field(default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
+    tv_weight: float = field(default=0.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
     style_scale: float = field(default=1.0, metadata={"positive": True, "at_most": 8.0})
     tolerance: float = field(
         default=DEFAULT_TOLERANCE, metadata={"non_negative": True, "at_most": 1.0}
@@ -181,7 +184,7 @@ class StyleConfig:
     """
 
     image: str
-    weight: float = field(default=1.0, metadata={"non_negative": True})
+    weight: float = field(default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
     scale: float = field(default=1.0, metadata={"positive": True})
 
 

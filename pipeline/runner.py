@@ -207,7 +207,7 @@ def run_stages(
             prepare=prepare,
         )
     except cascade.DivergedError as exc:
-        raise DivergedError(f"{exc}; lower its lr or use optimizer: adam in the preset") from None
+        raise DivergedError(str(exc)) from None
 
 
 def _initial_image(

@@ -265,10 +265,7 @@ def _optimize(
         except _NonFinite:
             recoveries += 1
             if recoveries > MAX_RECOVERIES:
-                raise DivergedError(
-                    f"stage {index + 1} diverged: NaN/inf losses {recoveries} times even after "
-                    f"halving the step size"
-                ) from None
+                raise _diverged(index, stage, evaluate) from None
             lr /= 2
             with torch.no_grad():
                 evaluate.image.copy_(evaluate.best.image)
@@ -277,6 +274,29 @@ def _optimize(
             best = evaluate.best.image.clamp(0.0, 1.0)
             raise StageInterrupted(index, evaluate.count, best) from exc
     return recoveries, "cap" if evaluate.count >= stage.iterations else "stalled"
+
+
+def _diverged(index: int, stage: Stage, evaluate: Evaluator) -> DivergedError:
+    """The error for a stage whose losses stayed NaN/inf, naming the cause when it is known:
+    a starting image that is not finite; a term already NaN/inf at the starting image, before
+    any step (its weight × its loss overflows float32); else the steps (the step size)."""
+    where = f"stage {index + 1} diverged"
+    start = as_floats(evaluate.first) if evaluate.first is not None else {}
+    broken = [name for name, value in start.items() if name != "total" and not math.isfinite(value)]
+    if broken and not torch.isfinite(evaluate.best.image).all():  # best: the start, still
+        return DivergedError(f"{where}: its starting image holds NaN or infinity")
+    if broken:
+        name = broken[0]
+        weight = getattr(stage, f"{name}_weight", None)
+        weighted = f"{name}_weight {weight:g} × " if weight is not None else ""
+        return DivergedError(
+            f"{where}: its {name} loss is {start[name]} at the starting image, before any step: "
+            f"{weighted}the {name} loss overflows float32; lower {name}_weight"
+        )
+    return DivergedError(
+        f"{where}: NaN/inf losses even after halving the step size {MAX_RECOVERIES} times; "
+        f"lower its lr or use optimizer: adam in the preset"
+    )
 
 
 def run_stage(
@@ -330,9 +350,7 @@ def run_stage(
         image.copy_(evaluate.best.image.clamp(0.0, 1.0))
     end = as_floats(evaluate.evaluate()[1])
     if not all(map(math.isfinite, end.values())):
-        raise DivergedError(
-            f"stage {index + 1} diverged: the loss of its best image is {end['total']}"
-        )
+        raise _diverged(index, stage, evaluate)
     cuda = image.device.type == "cuda"
     return StageResult(
         index=index,

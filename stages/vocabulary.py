@@ -51,9 +51,14 @@ DEFAULT_TOLERANCE = 0.01
 below which a stage counts as converged (1 %)."""
 
 
+MAX_WEIGHT = 1e20
+"""The largest weight of anything (a loss term, a layer, a painting): far beyond any useful
+ratio, and small enough that weight × loss × pixels stays inside float32 (3.4e38)."""
+
+
 def weight_problem(weights: Mapping[K, float]) -> tuple[K | None, str] | None:
-    """The one rule for a set of weights (layer weights, blend weights): each finite and ≥ 0,
-    not all 0.
+    """The one rule for a set of weights (layer weights, blend weights): each finite, ≥ 0 and
+    ≤ :data:`MAX_WEIGHT`, not all 0.
 
     Args:
         weights: ``{key: weight}``.
@@ -68,6 +73,8 @@ def weight_problem(weights: Mapping[K, float]) -> tuple[K | None, str] | None:
             return key, f"weight must be finite; got {weight}"
         if weight < 0:
             return key, f"weight must be ≥ 0; got {weight}"
+        if weight > MAX_WEIGHT:
+            return key, f"weight must be ≤ {MAX_WEIGHT:g}; got {weight:g}"
     if not sum(weights.values()) > 0:
         return None, "weights must not all be 0 (they must sum to a positive number)"
     return None

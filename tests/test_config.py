@@ -151,8 +151,14 @@ def test_record_reads_real_annotations_including_optional_numbers():
         ("stages", [], "stages: must be a list of 1 to 64 stages; got list []"),
         ("stages.0.size", 99999999999999999999, "stages[0].size: must be ≤ 32768; got"),
         ("stages.0.iterations", 10**6, "stages[0].iterations: must be ≤ 100000"),
-        ("defaults.style_scale", 100, "defaults.style_scale: must be ≤ 8.0; got 100"),
-        ("defaults.tolerance", 2, "defaults.tolerance: must be ≤ 1.0; got 2"),
+        ("defaults.style_scale", 100, "defaults.style_scale: must be ≤ 8; got 100"),
+        ("defaults.tolerance", 2, "defaults.tolerance: must be ≤ 1; got 2"),
+        ("stages.0.style_weight", 1e300, "stages[0].style_weight: must be ≤ 1e+20; got 1e+300"),
+        (
+            "model.style_layers.relu1_1",
+            1e21,
+            "model.style_layers.relu1_1: weight must be ≤ 1e+20; got 1e+21",
+        ),
         ("stages", ..., "stages: missing"),
     ],
 )

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,20 +103,57 @@ def test_persistent_nan_stops_with_a_clear_error(
 ):
     preset = _longer_first_stage(tiny_preset, 60)
     flaky = range(3, 10**6)
-    with pytest.raises(cascade.DivergedError, match="stage 1 diverged: NaN/inf losses 4 times"):
+    message = (
+        "stage 1 diverged: NaN/inf losses even after halving the step size 3 times; "
+        "lower its lr or use optimizer: adam in the preset"
+    )
+    with pytest.raises(cascade.DivergedError, match=re.escape(message)):
         _run_flaky(tiny_extractor(LAYERS), preset, content_image, style_image, flaky)
 
 
-def test_the_runner_names_the_preset_fields_to_change(
+@pytest.mark.parametrize(
+    "weight, start, message",
+    [
+        (
+            1e300,
+            None,
+            "stage 1 diverged: its style loss is inf at the starting image, before any step: "
+            "style_weight 1e+300 × the style loss overflows float32; lower style_weight",
+        ),
+        (1.0, float("nan"), "stage 1 diverged: its starting image holds NaN or infinity"),
+    ],
+    ids=["overflow", "NaN start"],
+)
+def test_divergence_names_its_cause_when_known(
+    tiny_extractor, tiny_preset, content_image, style_image, weight, start, message
+):
+    """Issue 14, case 23: before, both read "… lower its lr", which cannot help."""
+    extractor = tiny_extractor(LAYERS)
+    model = tiny_preset.model
+    targets = StyleTargets(extractor, [WeightedStyle(style_image)], model.style_layers)
+    problem = cascade.Problem(
+        extractor, content_image, targets, model.content_layers, model.style_layers
+    )
+    plan = schedule(tiny_preset, tuple(content_image.shape[-2:]))[:1]
+    plan = [dataclasses.replace(plan[0], style_weight=weight, iterations=50)]
+    image = content_image.clone()
+    if start is not None:
+        image[..., 3, 5] = start
+    with pytest.raises(cascade.DivergedError, match=re.escape(message)):
+        list(cascade.run_schedule(problem, plan, image))
+
+
+def test_the_runner_reports_divergence_as_one_line(
     monkeypatch, tiny_extractor, tiny_preset, content_image, style_image
 ):
     def diverge(*args, **kwargs):
-        raise cascade.DivergedError("stage 1 diverged: NaN/inf losses 4 times")
+        raise cascade.DivergedError("stage 1 diverged: the cause")
         yield
 
     monkeypatch.setattr(cascade, "run_schedule", diverge)
-    with pytest.raises(DivergedError, match="4 times; lower its lr or use optimizer: adam"):
+    with pytest.raises(DivergedError, match="^stage 1 diverged: the cause$") as info:
         _run(tiny_extractor(LAYERS), tiny_preset, content_image, style_image)
+    assert info.value.exit_code == 1
 
 
 def test_a_nan_image_is_never_written(tmp_path):
