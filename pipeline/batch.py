@@ -19,15 +19,18 @@ from .checkpoint import checkpoint_folder
 from .config import Preset
 from .errors import StyleCascadeError, UsageError
 from .files import check_outputs
-from .interrupt import Interrupted
+from .interrupt import Interrupted, Signalled
 from .job import Render, RenderJob, output_files
 from .naming import output_name
 from .progress import LogProgress, StageProgress
 
+STATUSES = ("done", "skipped", "failed", "interrupted", "not started")
+"""What can happen to one photo of a batch (:class:`Outcome`)."""
+
 
 @dataclass
 class Outcome:
-    """What happened to one input: ``status`` is ``done``, ``skipped`` or ``failed``."""
+    """What happened to one input: ``status`` is one of :data:`STATUSES`."""
 
     content: Path
     output: Path
@@ -75,6 +78,10 @@ def run_batch(
 ) -> list[Outcome]:
     """Render every job with the same renderer (preset, paintings, network, style targets).
 
+    A signal (SIGINT, SIGTERM) stops the batch: the photo it reached is ``interrupted`` (its
+    checkpoint saved when a stage was running), the ones after it ``not started``; the photos
+    before it keep their outcomes.
+
     Args:
         jobs: one per photo (:func:`batch_jobs`, or a single job).
         renderer: shared by every job.
@@ -85,14 +92,14 @@ def run_batch(
 
     Returns:
         One :class:`Outcome` per job, in order.
-
-    Raises:
-        Interrupted: a signal stopped the batch (the current photo's checkpoint is saved).
     """
-    outcomes = []
+    outcomes: list[Outcome] = []
     if progress is not None and batch:
         progress.batch_started(len(jobs))
     for index, job in enumerate(jobs):
+        if outcomes and outcomes[-1].status == "interrupted":
+            outcomes.append(Outcome(job.content, job.output, "not started"))
+            continue
         if progress is not None:
             progress.input_started(job.content.name)
         if batch and job.output.exists() and not job.overwrite:
@@ -115,9 +122,19 @@ def _render_one(
     began = time.perf_counter()
     try:
         (render or Render(job, renderer)).run(progress)
-    except Interrupted:
-        raise
+    except Signalled as exc:  # outside a stage: nothing of this photo was written
+        message = (
+            f"interrupted before {job.output} was written (finished stages, if any, are kept "
+            f"for --resume)"
+        )
+        return _ended(job, "interrupted", began, Interrupted(message, exc.signum))
+    except Interrupted as exc:
+        return _ended(job, "interrupted", began, exc)
     except StyleCascadeError as exc:
-        seconds = time.perf_counter() - began
-        return Outcome(job.content, job.output, "failed", seconds, str(exc), exc.exit_code)
+        return _ended(job, "failed", began, exc)
     return Outcome(job.content, job.output, "done", time.perf_counter() - began)
+
+
+def _ended(job: RenderJob, status: str, began: float, exc: StyleCascadeError) -> Outcome:
+    seconds = time.perf_counter() - began
+    return Outcome(job.content, job.output, status, seconds, str(exc), exc.exit_code)

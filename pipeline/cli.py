@@ -119,7 +119,7 @@ def run(args: list[str]) -> int:
         _error_line(f"{exc.format_message()} (see {command} -h)")
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        _error_line("interrupted; nothing was written")
+        _error_line("interrupted")
         return 130
     return code if isinstance(code, int) else 0
 
@@ -446,7 +446,7 @@ def _print_resume(checkpoint: Checkpoint, count: int) -> None:
 
 def _report_one(outcome: Outcome, quiet: bool, seconds: float) -> int:
     """Report a single photo's render: one ``error:`` line, or where it was written."""
-    if outcome.status == "failed":
+    if outcome.exit_code:
         _error_line(outcome.message)
         return outcome.exit_code
     if not quiet:
@@ -457,26 +457,36 @@ def _report_one(outcome: Outcome, quiet: bool, seconds: float) -> int:
     return 0
 
 
+BATCH_STATUS_SHOWN = {
+    "done": "[green]done[/]",
+    "skipped": "[yellow]skipped[/] (output exists)",
+    "failed": "[red]failed[/]: ",
+    "interrupted": "[red]interrupted[/]: ",
+    "not started": "not started",
+}
+"""How the batch summary shows each status (a failure or interruption with its message)."""
+
+
 def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float) -> int:
-    """Print the batch summary (a table; failures only when quiet) and choose the exit code:
-    0 when nothing failed, else the highest exit code of the failures."""
-    failed = [o for o in outcomes if o.status == "failed"]
+    """Print the batch summary (a table; failures and an interruption only when quiet) and
+    choose the exit code: 0 when nothing failed, else the highest exit code of the failures
+    and the interruption (130 for Ctrl-C)."""
+    from .batch import STATUSES
+
+    ended = [o for o in outcomes if o.exit_code]
     if quiet:
-        for outcome in failed:
+        for outcome in ended:
             _error_line(outcome.message)
     else:
         table = Table("photo", "output", "status", "seconds", title="batch summary")
         for o in outcomes:
-            status = {"done": "[green]done[/]", "skipped": "[yellow]skipped[/] (output exists)"}
-            shown = status.get(o.status) or f"[red]failed[/]: {escape(o.message)}"
+            shown = BATCH_STATUS_SHOWN[o.status] + (escape(o.message) if o.exit_code else "")
             table.add_row(escape(o.content.name), escape(str(o.output)), shown, f"{o.seconds:.1f}")
         console.print(table)
-        counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-        console.print(
-            f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
-            f"in {seconds:.1f} s"
-        )
-    return max((o.exit_code for o in failed), default=0)
+        counts = {s: sum(o.status == s for o in outcomes) for s in STATUSES}
+        shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in STATUSES[:3])
+        console.print(f"{shown} in {seconds:.1f} s")
+    return max((o.exit_code for o in ended), default=0)
 
 
 @app.command("inspect")

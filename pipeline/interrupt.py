@@ -50,3 +50,21 @@ def signals_interrupt() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM until the block ends, so that writes that belong together (an
+    image and its manifest) are never cut in two. Yields the list of the signals that arrived
+    meanwhile, for the caller to act on after the block. Outside the main thread this does
+    nothing (no handler can be installed there)."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = {sig: signal.signal(sig, lambda n, _f: held.append(n)) for sig in SIGNAL_EXIT_CODES}
+    try:
+        yield held
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

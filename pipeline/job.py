@@ -28,7 +28,7 @@ from .files import (
     write_json,
 )
 from .images import load_image
-from .interrupt import Interrupted
+from .interrupt import Interrupted, signals_deferred
 from .manifest import manifest_path, stage_entry
 from .output import OutputOptions, check_output, save_image
 from .runner import Observer, check_sizes, stage_sizes
@@ -162,7 +162,8 @@ class Render:
         Raises:
             WeightsError: weights cannot be fetched or loaded.
             DivergedError: the optimization kept producing NaN/inf.
-            Interrupted: a signal stopped a stage; the checkpoint is saved.
+            Interrupted: a signal stopped a stage (the checkpoint is saved), or arrived while
+                the image and manifest were written (held until both were).
             StyleCascadeError: an output cannot be written (disk full, no permission).
             UsageError: another process holds the output's lock, or wrote it meanwhile.
         """
@@ -203,12 +204,19 @@ class Render:
         except StageInterrupted as exc:
             raise self._interrupted(exc, entries) from None
         assert final is not None
-        with reporting_write_errors(job.output):
-            save_image(final, job.output, job.output_options, self._provenance())
         manifest = self._manifest(entries, "done")
-        with reporting_write_errors(self.manifest_path):
-            write_json(self.manifest_path, manifest)
-        self.checkpoint.remove()
+        with signals_deferred() as held:  # the image and its manifest land together
+            with reporting_write_errors(job.output):
+                save_image(final, job.output, job.output_options, self._provenance())
+            with reporting_write_errors(self.manifest_path):
+                write_json(self.manifest_path, manifest)
+            self.checkpoint.remove()
+        if held:
+            raise Interrupted(
+                f"interrupted after the render was complete: {job.output} and "
+                f"{self.manifest_path} are written",
+                held[0],
+            )
         return manifest
 
     def _provenance(self) -> dict[str, str]:

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -284,3 +285,53 @@ def test_save_stages_under_a_file_is_refused_up_front(
         "--save-stages", tmp_path / "file" / "stages", "-q",
     )  # fmt: skip
     _one_error(result, "--save-stages", "cannot create it")
+
+
+def test_ctrl_c_while_the_manifest_is_written_finishes_both(
+    tmp_path, photos, tiny_preset_file, monkeypatch
+):
+    """Issue 14, case 21: before, the manifest was cut off and the line said "no output
+    written" beside a written image."""
+    import stylecascade.job as job_module
+
+    out, real = tmp_path / "o.png", job_module.write_json
+
+    def write_json(path, data):
+        if path == out.with_suffix(".json"):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the final writes
+        real(path, data)
+
+    monkeypatch.setattr(job_module, "write_json", write_json)
+    result = _render(photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", out, "-q")
+    _one_error(result, "interrupted after the render was complete", "o.json are written", code=130)
+    assert json.loads(out.with_suffix(".json").read_text())["status"] == "done"
+    assert Image.open(out).size == (64, 48)  # the tiny preset's last stage
+    assert not (tmp_path / "o.png.checkpoint").exists()
+
+
+def test_ctrl_c_in_a_batch_reports_the_photos_already_done(
+    tmp_path, photos, tiny_preset_file, monkeypatch
+):
+    import stylecascade.job as job_module
+
+    calls, real = [], job_module.Render.run
+
+    def run(self, observer=None):
+        calls.append(self.job.content.name)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, observer)
+
+    monkeypatch.setattr(job_module.Render, "run", run)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        ["render", *map(str, photos), "-s", str(photos[1]), "-p", str(tiny_preset_file),
+         "--out-dir", str(out), "--name", "{content}-x.png"],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 130, result.output
+    assert "1 done, 0 skipped, 0 failed, 1 interrupted, 1 not started" in result.output
+    assert "no output written" not in result.output
+    assert "interrupted before" in result.output and "not started" in result.output
+    assert (out / "tubingen-x.png").exists() and not (out / "the_scream-x.png").exists()
