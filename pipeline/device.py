@@ -14,6 +14,10 @@ def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
 
 
+MAX_THREADS = 1024
+"""More CPU threads than any machine has cores (torch takes a C int)."""
+
+
 def set_threads(threads: int | None) -> int:
     """Set the CPU threads torch computes with (``--threads``); ``None`` keeps torch's default
     (one per core). A render is reproducible bit for bit only at the same thread count.
@@ -22,11 +26,11 @@ def set_threads(threads: int | None) -> int:
         The thread count in use.
 
     Raises:
-        UsageError: ``threads`` < 1.
+        UsageError: ``threads`` outside 1–:data:`MAX_THREADS`.
     """
     if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be ≥ 1; got {threads}")
+        if not 1 <= threads <= MAX_THREADS:
+            raise UsageError(f"--threads must be 1–{MAX_THREADS}; got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 

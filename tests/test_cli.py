@@ -80,7 +80,7 @@ def test_a_stage_too_small_for_the_network_is_refused(tmp_path, photos, monkeypa
         (["--print-size", "100x300cm"], ["at 300 DPI is 35433 px on the long edge"]),
         (["--print-size", "10x15cm", "--dpi", "0"], ["--dpi must be a number > 0; got 0"]),
         (["--dpi", "inf"], ["--dpi must be a number > 0; got inf"]),
-        (["--threads", "0"], ["--threads must be ≥ 1; got 0"]),
+        (["--threads", "0"], ["--threads must be 1–1024; got 0"]),
         (["--seed", str(2**64)], [f"--seed must be 0 … {2**64 - 1}; got {2**64}"]),
         (["--seed", "-1"], ["--seed must be 0 … "]),
         (["--color", "sepia"], ["--color must be one of none, luminance, histogram"]),
