@@ -49,7 +49,7 @@ def single_scale(
     model = preset.model
     stage = schedule(preset, tuple(content.shape[-2:]))[-1]  # untiled
     targets = StyleTargets(extractor, [WeightedStyle(style)], model.style_layers)
-    problem = Problem(extractor, content, targets, model.content_layers, model.style_layers)
+    problem = Problem(extractor, content, targets, model.content_layers)
     image = content.clone().requires_grad_(True)
     evaluate = UntiledEvaluator(problem.objective(stage, content), image)
     stamps: list[float] = []

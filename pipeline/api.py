@@ -25,7 +25,7 @@ from .choices import MAX_INPUT_PIXELS
 from .config import Preset, load_preset
 from .device import effective_precision, select_device
 from .errors import UsageError
-from .images import ImageSource, as_tensor, describe
+from .images import ImageSource, as_tensor, describe, load_mask
 from .manifest import build_manifest, stage_entry
 from .output import to_pil
 from .progress import Step, no_step, stage_progress
@@ -61,7 +61,7 @@ def load_network(spec: str, preset: Preset, device: torch.device, step: Step = n
     weights = load_weights(spec, step)
     model = preset.model
     extractor = VGGFeatures(
-        weights.trunk, model.layers, model.pooling, weights.normalization, channels_last=True
+        weights.trunk, preset.layers, model.pooling, weights.normalization, channels_last=True
     ).to(device)
     return Network(extractor, weights.source, weights.sha256)
 
@@ -71,25 +71,57 @@ def load_styles(
     max_pixels: int | None = MAX_INPUT_PIXELS,
     sources: Sequence[ImageSource] | None = None,
 ) -> list[WeightedStyle]:
-    """The preset's paintings, ``(1, 3, H, W)`` in 0–1 each, with their weights and scales.
+    """The preset's paintings (set 0 of :func:`load_style_sets`)."""
+    return load_style_sets(preset, max_pixels, sources)[0]
+
+
+def load_style_sets(
+    preset: Preset,
+    max_pixels: int | None = MAX_INPUT_PIXELS,
+    sources: Sequence[ImageSource] | None = None,
+) -> list[list[WeightedStyle]]:
+    """The paintings of every set the stages take (:meth:`Preset.style_sets`: the preset's,
+    then the stages' own), each ``(1, 3, H, W)`` in 0–1 with its weight, scale, layers and
+    masks (``(1, 1, H', W')`` in 0–1, :func:`~stylecascade.images.load_mask`). A file used
+    twice is read once.
 
     Args:
-        preset: its ``styles`` give the weights and scales (and the files, without
-            ``sources``).
+        preset: the resolved preset.
         max_pixels: decompression-bomb guard for files.
-        sources: the images themselves, one per ``preset.styles`` (paths, PIL images or
-            tensors); read from the preset's paths when ``None``.
+        sources: the images of set 0 themselves, one per ``preset.styles`` (paths, PIL images
+            or tensors); read from the preset's paths when ``None``.
 
     Raises:
-        UsageError: no style, or a style image that cannot be read.
+        UsageError: a stage without a style, or an image or mask that cannot be read.
     """
-    if not preset.styles:
+    sets, chosen = preset.style_sets()
+    if 0 in chosen and not preset.styles:
         raise UsageError("no style image; give one with --style PAINTING (styles= in Python)")
-    images = [s.image for s in preset.styles] if sources is None else sources
-    return [
-        WeightedStyle(as_tensor(image, "style", max_pixels), s.weight, s.scale)
-        for s, image in zip(preset.styles, images, strict=True)
-    ]
+    read: dict[str, Tensor] = {}
+
+    def image(path: str | None, role: str) -> Tensor | None:
+        if path is not None and path not in read:
+            load = load_mask if role.endswith("mask") else as_tensor
+            read[path] = load(path, role, max_pixels)
+        return None if path is None else read[path]
+
+    loaded = []
+    for n, styles in enumerate(sets):
+        given = sources if n == 0 and sources is not None else [None] * len(styles)
+        loaded.append(
+            [
+                WeightedStyle(
+                    image(s.image, "style") if x is None else as_tensor(x, "style", max_pixels),
+                    s.weight,
+                    s.scale,
+                    mask=image(s.mask, "mask"),
+                    source_mask=image(s.style_mask, "style mask"),
+                    layers=s.layers,
+                )
+                for s, x in zip(styles, given, strict=True)
+            ]
+        )
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -122,7 +154,8 @@ class Renderer:
         device: where to compute: ``auto``, ``cuda``, ``mps``, ``cpu`` or a ``torch.device``.
         weights: ``caffe``, ``torchvision`` or a weights file path.
         styles: the paintings already loaded (in the order of ``preset.styles``); read from
-            ``preset.styles`` on first use when ``None``.
+            ``preset.styles`` on first use when ``None`` (the stages' own paintings are read
+            from the preset).
         step: reports long steps (the weights download).
         max_input_pixels: decompression-bomb guard for style files (``None``: no limit).
 
@@ -145,20 +178,32 @@ class Renderer:
         self.device = device if isinstance(device, torch.device) else select_device(device)
         self.preset, self.weights, self.step = preset, weights, step
         self._styles, self._max_input_pixels = styles, max_input_pixels
+        self._sets: list[list[WeightedStyle]] | None = None
         self._network: Network | None = None
         self._targets: StyleTargets | None = None
 
     @property
     def styles(self) -> list[WeightedStyle]:
-        """The paintings, ``(1, 3, H, W)`` in 0–1 each with its weight and scale; read from
-        ``preset.styles`` on first use.
+        """The paintings, ``(1, 3, H, W)`` in 0–1 each with its weight, scale and masks
+        (set 0 of :attr:`style_sets`).
 
         Raises:
-            UsageError: no style, or a style image that cannot be read.
+            UsageError: no style, or a style image or mask that cannot be read.
         """
-        if self._styles is None:
-            self._styles = load_styles(self.preset, self._max_input_pixels)
-        return self._styles
+        return self.style_sets[0]
+
+    @property
+    def style_sets(self) -> list[list[WeightedStyle]]:
+        """Every set of paintings the stages take (:func:`load_style_sets`), read on first
+        use.
+
+        Raises:
+            UsageError: no style, or a style image or mask that cannot be read.
+        """
+        if self._sets is None:
+            given = None if self._styles is None else [s.image for s in self._styles]
+            self._sets = load_style_sets(self.preset, self._max_input_pixels, given)
+        return self._sets
 
     @property
     def network(self) -> Network:
@@ -174,12 +219,12 @@ class Renderer:
         to each photo."""
         return self._targets
 
-    def _shared_targets(self, styles: list[WeightedStyle]) -> StyleTargets | None:
+    def _shared_targets(self, sets: list[list[WeightedStyle]]) -> StyleTargets | None:
         if self.preset.color not in SHARED_TARGET_MODES:
             return None
         if self._targets is None:
             layers = self.preset.model.style_layers
-            self._targets = StyleTargets(self.network.extractor, styles, layers)
+            self._targets = StyleTargets(self.network.extractor, sets[0], layers, sets[1:])
         return self._targets
 
     def shown(self, image: Tensor, content: Tensor) -> Tensor:
@@ -213,22 +258,35 @@ class Renderer:
             :func:`stylecascade.runner.run_stages`; StageInterrupted on SIGINT.
         """
         content = content.to(self.device)
-        content_in, images = color_inputs(
-            self.preset.color, content, [s.image.to(self.device) for s in self.styles]
-        )
-        styles = [dataclasses.replace(s, image=i) for s, i in zip(self.styles, images, strict=True)]
+        content_in = color_inputs(self.preset.color, content, [])[0]
+        sets = [self._on_device(styles, content) for styles in self.style_sets]
         stages = run_stages(
             self.network.extractor,
             self.preset,
             content_in,
-            styles,
+            sets[0],
             seed=seed,
             observer=observer,
-            targets=self._shared_targets(styles),
+            targets=self._shared_targets(sets),
             resume=resume,
+            stage_styles=sets[1:],
         )
         for result in stages:
             yield result, self.shown(result.image, content)
+
+    def _on_device(self, styles: list[WeightedStyle], content: Tensor) -> list[WeightedStyle]:
+        """Paintings and masks on the device, the paintings as the color mode shows them
+        (``stages.color.color_inputs``) for ``content`` ``(1, 3, H, W)``."""
+        images = color_inputs(self.preset.color, content, [s.image.to(self.device) for s in styles])
+        return [
+            dataclasses.replace(
+                s,
+                image=image,
+                mask=None if s.mask is None else s.mask.to(self.device),
+                source_mask=None if s.source_mask is None else s.source_mask.to(self.device),
+            )
+            for s, image in zip(styles, images[1], strict=True)
+        ]
 
     def manifest(
         self,
@@ -285,6 +343,7 @@ def render(
     *,
     preset: str | Preset = "draft",
     style_weights: Sequence[float] | None = None,
+    masks: Sequence[str | Path | None] | None = None,
     size: int | None = None,
     color: str | None = None,
     device: str | torch.device = "auto",
@@ -304,6 +363,8 @@ def render(
         preset: a preset name (bundled or saved), a YAML path, a past render's ``OUT.json``,
             or a :class:`~stylecascade.config.Preset`.
         style_weights: one weight ≥ 0 per style (normalized; default equal).
+        masks: one mask file per style (grayscale on the photo, white = this painting;
+            ``None``: everywhere): spatial control, Gatys et al. 2017, Sec. 4.
         size: long edge of the final stage in px; earlier stages scale with it.
         color: color mode: ``none``, ``luminance``, ``histogram`` or ``luminance-only``.
         device: ``auto``, ``cuda``, ``mps``, ``cpu`` or a ``torch.device``.
@@ -325,6 +386,7 @@ def render(
     resolved = base.resolved(
         styles=[Path(describe(s)) for s in sources] or None,
         style_weights=list(style_weights) if style_weights else None,
+        masks=list(masks) if masks else None,
         color=color,
         size=size,
         tile_size=tile_size,

@@ -172,6 +172,16 @@ def render_command(
             show_default=False,
         ),
     ] = None,
+    mask: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mask",
+            metavar="MASK",
+            help="Where each --style applies, in order: a grayscale image on the photo, white "
+            "= this painting (soft edges allowed; 'none': everywhere).",
+            show_default=False,
+        ),
+    ] = None,
     color: Annotated[
         str | None,
         typer.Option(
@@ -350,7 +360,12 @@ def render_command(
         default = "draft" if torch_device.type == "cpu" else "standard"
         chosen, final = load_preset(preset or default), final_long_edge(size, print_size, dpi)
         resolved = chosen.resolved(
-            styles=style, style_weights=style_weight, color=color, size=final, tile_size=tile_size
+            styles=style,
+            style_weights=style_weight,
+            masks=None if mask is None else [None if m == "none" else Path(m) for m in mask],
+            color=color,
+            size=final,
+            tile_size=tile_size,
         )
         ladder = None if final is None else scaled_stages(chosen.stages, final)
         single_folder = None if batch or output is None else output.parent
@@ -384,7 +399,7 @@ def render_command(
         )
         if batch:
             jobs = batch_jobs(inputs, template, out_dir or Path("."), name, resolved)
-            checked, _ = None, renderer.styles  # a bad painting stops the batch before it starts
+            checked, _ = None, renderer.style_sets  # a bad painting stops the batch up front
         else:
             jobs, checked = [template], Render(template, renderer)  # every cheap check first
         if not quiet:
@@ -558,7 +573,8 @@ def inspect_command(
 
     layers.png: the content reconstructed from single layers and the style from growing sets of
     layers (Gatys et al. 2016, Fig. 1), from CONTENT and --style at --size px. stages.png: a
-    contact sheet of a --save-stages folder. losses.png: the loss curve of a render's OUT.json.
+    contact sheet of a --save-stages folder. losses.png: the loss curve of a render's OUT.json;
+    masks.png: its masks at each stage, when it had any.
     """
     wanted = []
     if content is not None:
@@ -569,6 +585,8 @@ def inspect_command(
         wanted.append("stages.png")
     if manifest is not None:
         wanted.append("losses.png")
+        if _has_masks(manifest):
+            wanted.append("masks.png")
     if not wanted:
         raise UsageError(
             "nothing to do: give CONTENT --style S, --stages DIR or --manifest OUT.json"
@@ -584,6 +602,10 @@ def inspect_command(
     pictures = {}
     if manifest is not None:
         pictures["losses.png"] = _loss_picture(manifest)
+    if "masks.png" in wanted:
+        from .inspection import mask_sheet
+
+        pictures["masks.png"] = mask_sheet(manifest)
     if stages is not None:
         pictures["stages.png"] = contact_sheet(stages)
     if content is not None and style is not None:
@@ -618,6 +640,15 @@ def inspect_command(
             atomic_write(path, lambda tmp, p=picture: p.save(tmp, "PNG"))
         if not quiet:
             console.print(f"wrote {escape(str(path))}")
+
+
+def _has_masks(path: Path) -> bool:
+    """Whether the manifest at ``path`` is of a render with masks (unreadable: ``False``;
+    :func:`_loss_picture` reports it)."""
+    try:
+        return load_preset(str(path)).masked
+    except StyleCascadeError:
+        return False
 
 
 def _loss_picture(path: Path) -> Image.Image:

@@ -58,6 +58,8 @@ from .printsize import MAX_LONG_EDGE
 from .stages.vocabulary import (
     COLOR_MODES,
     DEFAULT_TOLERANCE,
+    GUIDE_MODE,
+    GUIDE_MODES,
     LAYER_NAMES,
     MAX_WEIGHT,
     OPTIMIZERS,
@@ -109,12 +111,15 @@ class LayersConfig:
     """Which VGG19 layers the losses read, and the network's pooling (YAML key ``model``).
 
     ``content_layers`` / ``style_layers`` map VGG19 layer names (``conv1_1 … relu5_4``,
-    ``pool1 … pool5``) to non-negative weights, normalized to sum 1 by the loss.
+    ``pool1 … pool5``) to non-negative weights, normalized to sum 1 by the loss. ``guides``:
+    how a mask reaches each style layer, ``resize`` or ``inside``
+    (``stylecascade.stages.guides.layer_guide``).
     """
 
     pooling: str = field(metadata={"choices": POOLINGS})
     content_layers: dict[str, float] = field(metadata={"layers": True})
     style_layers: dict[str, float] = field(metadata={"layers": True})
+    guides: str = field(default=GUIDE_MODE, metadata={"choices": GUIDE_MODES})
 
     @property
     def layers(self) -> set[str]:
@@ -137,6 +142,9 @@ class StageConfig:
         content_weight, style_weight, tv_weight: weights α, β, γ of the objective
             (see ``stylecascade.stages.losses.style_transfer_objective``).
         style_scale: the style image is resized to ``long_edge × style_scale`` px long edge.
+        styles: this stage's own paintings instead of the preset's (scale control: large
+            strokes from one painting in the coarse stages, fine texture from another in the
+            fine ones); ``None``: the preset's ``styles``.
     """
 
     long_edge: int = field(metadata={"positive": True, "at_most": MAX_LONG_EDGE, "yaml": "size"})
@@ -152,6 +160,7 @@ class StageConfig:
     tolerance: float = field(
         default=DEFAULT_TOLERANCE, metadata={"non_negative": True, "at_most": 1.0}
     )
+    styles: tuple[StyleConfig, ...] | None = field(default=None, metadata={"styles": True})
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -181,11 +190,24 @@ class StyleConfig:
         image: path of the style image (relative paths are relative to the preset file).
         weight: share of the blend, ≥ 0; weights are normalized to sum 1.
         scale: multiplies the stage's style size for this painting.
+        mask: grayscale image on the photo, white where this painting applies (soft edges
+            allowed, any size with the photo's aspect ratio); ``None``: everywhere.
+        style_mask: grayscale image on the painting, white where its style is taken from;
+            ``None``: the whole painting.
+        layers: its own style layers, ``{layer: weight}`` (YAML also takes a list of names:
+            equal weights); ``None``: the model's ``style_layers``.
     """
 
     image: str
     weight: float = field(default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
     scale: float = field(default=1.0, metadata={"positive": True})
+    mask: str | None = None
+    style_mask: str | None = None
+    layers: dict[str, float] | None = field(default=None, metadata={"layers": True})
+
+    def files(self) -> list[str]:
+        """The image files it reads: the painting and its masks."""
+        return [f for f in (self.image, self.mask, self.style_mask) if f is not None]
 
 
 MIN_STAGE_EDGE = 128
@@ -291,6 +313,7 @@ class Preset:
         *,
         styles: list[str | Path] | None = None,
         style_weights: list[float] | None = None,
+        masks: list[str | Path | None] | None = None,
         color: str | None = None,
         size: int | None = None,
         tile_size: int | None = None,
@@ -298,9 +321,11 @@ class Preset:
         """The preset of one render: the caller's choices over the preset's defaults.
 
         Args:
-            styles: style images; replace the preset's ``styles`` when given.
+            styles: style images; replace the preset's ``styles`` (and the stages' own)
+                when given.
             style_weights: one weight ≥ 0 per style (default: the preset's weights for its own
                 styles, else equal weights).
+            masks: one mask per style (``None``: everywhere), in the order of the styles.
             color: color mode, one of ``COLOR_MODES``.
             size: final long edge in px (:meth:`with_final_size`).
             tile_size: force tiles of this edge in px (``tiling.tile_edge``; 0: only when
@@ -310,12 +335,23 @@ class Preset:
             The preset with absolute style paths, their weights, the color mode and the size.
 
         Raises:
-            PresetError: a weight count that does not match the styles, a negative or all-zero
-                weight, an unknown color mode, a bad size or tile size.
+            PresetError: a weight or mask count that does not match the styles, a negative or
+                all-zero weight, an unknown color mode, a bad size or tile size.
         """
-        chosen = list(self.styles)
+        chosen, stages = list(self.styles), self.stages
         if styles:
             chosen = [StyleConfig(str(path)) for path in styles]
+            stages = tuple(dataclasses.replace(stage, styles=None) for stage in stages)
+        if masks:
+            if len(masks) != len(chosen):
+                raise PresetError(
+                    f"--mask given {len(masks)} times for {len(chosen)} style image(s); give "
+                    f"one per --style (--mask none: everywhere)"
+                )
+            chosen = [
+                dataclasses.replace(s, mask=None if m is None else str(m))
+                for s, m in zip(chosen, masks, strict=True)
+            ]
         if style_weights:
             if len(style_weights) != len(chosen):
                 raise PresetError(
@@ -329,7 +365,13 @@ class Preset:
             chosen = [
                 dataclasses.replace(s, weight=w) for s, w in zip(chosen, style_weights, strict=True)
             ]
-        chosen = [dataclasses.replace(s, image=str(Path(s.image).absolute())) for s in chosen]
+        chosen = [_absolute(s) for s in chosen]
+        stages = tuple(
+            stage
+            if stage.styles is None
+            else dataclasses.replace(stage, styles=tuple(_absolute(s) for s in stage.styles))
+            for stage in stages
+        )
         if color is not None and color not in COLOR_MODES:
             raise PresetError(f"--color must be one of {', '.join(COLOR_MODES)}; got {color!r}")
         tiling = self.tiling
@@ -342,16 +384,53 @@ class Preset:
             tiling = dataclasses.replace(tiling, tile_edge=tile_size)
         preset = dataclasses.replace(
             self,
+            stages=stages,
             styles=tuple(chosen),
             color=self.color if color is None else color,
             tiling=tiling,
         )
         return preset if size is None else preset.with_final_size(size)
 
+    def style_sets(self) -> tuple[list[tuple[StyleConfig, ...]], list[int]]:
+        """The sets of paintings the stages take and each stage's set: set 0 is ``styles``,
+        then each stage's own ``styles`` (equal ones shared), e.g. ``([A, B], [1, 0, 0])``."""
+        sets: list[tuple[StyleConfig, ...]] = [self.styles]
+        chosen = []
+        for stage in self.stages:
+            own = self.styles if stage.styles is None else stage.styles
+            if own not in sets:
+                sets.append(own)
+            chosen.append(sets.index(own))
+        return sets, chosen
+
+    @property
+    def masked(self) -> bool:
+        """Whether a painting of any stage has a mask on the photo (spatial control)."""
+        sets, _ = self.style_sets()
+        return any(s.mask for styles in sets for s in styles)
+
+    @property
+    def layers(self) -> set[str]:
+        """Every layer the network must return: the model's and the paintings' own."""
+        sets, _ = self.style_sets()
+        own = {layer for styles in sets for s in styles for layer in s.layers or ()}
+        return self.model.layers | own
+
+    def files(self) -> list[str]:
+        """Every image file the preset reads (paintings and masks, of every stage), once."""
+        sets, _ = self.style_sets()
+        return list(dict.fromkeys(f for styles in sets for s in styles for f in s.files()))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data with the YAML keys (:func:`yaml_key`), as written into the JSON manifest
         and read back by :func:`parse_preset`."""
         return _plain(self)
+
+
+def _absolute(style: StyleConfig) -> StyleConfig:
+    """A style with absolute file paths."""
+    keys = [k for k in ("image", "mask", "style_mask") if getattr(style, k) is not None]
+    return dataclasses.replace(style, **{k: str(Path(getattr(style, k)).absolute()) for k in keys})
 
 
 def _plain(value: Any) -> Any:
@@ -378,8 +457,8 @@ def _scalar_type(annotation: Any) -> tuple[type, bool]:
 class _Reader:
     """Turns YAML data into the dataclasses above, naming ``source`` and the field on error."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, source: str, base: Path | None = None) -> None:
+        self.source, self.base = source, base  # base: the folder relative paths start from
 
     def fail(self, where: str, problem: str) -> PresetError:
         return PresetError(
@@ -409,6 +488,8 @@ class _Reader:
         return float(value)
 
     def layers(self, data: Any, where: str) -> dict[str, float]:
+        if isinstance(data, list) and all(isinstance(name, str) for name in data):
+            data = dict.fromkeys(data, 1.0)  # [relu1_1, relu2_1]: equal weights
         layers = self.mapping(data, where)
         if not layers:
             raise self.fail(where, "must name at least one layer")
@@ -456,12 +537,16 @@ class _Reader:
         for key, value in data.items():
             if key not in fields:
                 raise self.fail(_join(where, key), f"unknown field; allowed: {', '.join(fields)}")
+            if key == "styles":
+                raise self.fail(_join(where, key), "give styles to the stages that take them")
             kind, _optional = _scalar_type(hints[fields[key].name])
             self.value(fields[key], kind, value, _join(where, key))
         return dict(data)
 
     def value(self, f: dataclasses.Field, kind: type, value: Any, at: str) -> Any:
         """One field's value, converted to ``kind`` and checked against its metadata."""
+        if f.metadata.get("styles"):
+            return self.styles(value, at, required=True)
         if f.metadata.get("layers"):
             value = self.layers(value, at)
         elif kind in (int, float):
@@ -473,30 +558,47 @@ class _Reader:
             raise self.fail(at, problem)
         return value
 
-    def styles(self, data: Any, base: Path | None) -> tuple[StyleConfig, ...]:
-        if not isinstance(data, list) or len(data) > MAX_LIST:
+    def styles(
+        self, data: Any, where: str = "styles", required: bool = False
+    ) -> tuple[StyleConfig, ...]:
+        """A list of paintings (the preset's, or a stage's own when ``required``: at least
+        one), their files relative to :attr:`base`."""
+        least = 1 if required else 0
+        if not isinstance(data, list) or not least <= len(data) <= MAX_LIST:
             raise self.fail(
-                "styles",
-                f"must be a list of at most {MAX_LIST} {{image: PATH, weight: W}}; "
+                where,
+                f"must be a list of {least} to {MAX_LIST} {{image: PATH, weight: W, mask: PATH}}; "
                 f"got {_kind(data)}",
             )
         styles = []
         for i, raw in enumerate(data):
-            style = self.record(StyleConfig, raw, f"styles[{i}]")
-            path = Path(style.image).expanduser()
-            if base is not None and not path.is_absolute():
-                path = base / path
-            styles.append(dataclasses.replace(style, image=str(path)))
+            style = self.record(StyleConfig, raw, f"{where}[{i}]")
+            styles.append(dataclasses.replace(style, **self._paths(style)))
         problem = weight_problem({i: s.weight for i, s in enumerate(styles)}) if styles else None
         if problem is not None:
             index, text = problem
             raise self.fail(
-                "styles" if index is None else f"styles[{index}].weight",
+                where if index is None else f"{where}[{index}].weight",
                 _named(index, "style", text),
             )
         return tuple(styles)
 
-    def preset(self, name: str, data: Any, base: Path | None) -> Preset:
+    def plain_styles(self, data: Any, where: str) -> list[dict[str, Any]]:
+        """:meth:`styles` as YAML data again, with absolute paths (for a ``base:``)."""
+        return [dataclasses.asdict(style) for style in self.styles(data, where)]
+
+    def _paths(self, style: StyleConfig) -> dict[str, str]:
+        """A style's files (image, masks) with ``~`` expanded, relative to :attr:`base`."""
+        paths = {}
+        for key in ("image", "mask", "style_mask"):
+            if getattr(style, key) is not None:
+                path = Path(getattr(style, key)).expanduser()
+                if self.base is not None and not path.is_absolute():
+                    path = self.base / path
+                paths[key] = str(path)
+        return paths
+
+    def preset(self, name: str, data: Any) -> Preset:
         data = self.mapping(data, "")
         allowed = (
             "base",
@@ -519,7 +621,7 @@ class _Reader:
         model = self.record(LayersConfig, data["model"], "model")
         init = self.choice(data.get("init", "content"), "init", INITS)
         color = self.choice(data.get("color", "none"), "color", COLOR_MODES)
-        styles = self.styles(data.get("styles", []), base)
+        styles = self.styles(data.get("styles", []))
         precision = self.choice(data.get("precision", "tf32"), "precision", PRECISIONS)
         tiling = self.record(TilingConfig, data.get("tiling", {}), "tiling")
         if tiling.tile_edge and tiling.tile_edge <= tiling.overlap:
@@ -627,7 +729,7 @@ def parse_preset(text: str, name: str, source: str, base: Path | None = None) ->
         PresetError: malformed YAML or any invalid field.
     """
     data = _with_base(_yaml(text, source), source, base, [])
-    return _Reader(source).preset(name, data, base)
+    return _Reader(source, base).preset(name, data)
 
 
 def _yaml(text: str, source: str) -> Any:
@@ -667,9 +769,17 @@ def _with_base(data: Any, source: str, folder: Path | None, chain: list[str]) ->
     parent = _with_base(_yaml(text, base_source), base_source, base_folder, [*chain, spec])
     parent = dict(_Reader(base_source).mapping(parent, ""))
     parent.pop("description", None)
-    if isinstance(parent.get("styles"), list) and base_folder is not None:
-        styles = _Reader(base_source).styles(parent["styles"], base_folder)
-        parent["styles"] = [dataclasses.asdict(style) for style in styles]
+    if base_folder is not None:  # the base's relative paths start from the base's folder
+        reader = _Reader(base_source, base_folder)
+        if isinstance(parent.get("styles"), list):
+            parent["styles"] = reader.plain_styles(parent["styles"], "styles")
+        if isinstance(parent.get("stages"), list):
+            parent["stages"] = [
+                {**stage, "styles": reader.plain_styles(stage["styles"], f"stages[{i}].styles")}
+                if isinstance(stage, Mapping) and isinstance(stage.get("styles"), list)
+                else stage
+                for i, stage in enumerate(parent["stages"])
+            ]
     merged = parent
     for key, value in data.items():
         if key == "base":

@@ -133,6 +133,21 @@ def _open_unguarded(path: Path) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = previous
 
 
+def load_mask(path: str | Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS) -> Tensor:
+    """Read a mask (a guidance channel): its luminance, white = 1 (:func:`load_image`, then
+    BT.601 weights; a transparent pixel counts as white).
+
+    Returns:
+        ``(1, 1, H, W)`` float32 in 0–1 on the CPU.
+
+    Raises:
+        UsageError: as :func:`load_image`, naming ``role`` (``mask``).
+    """
+    rgb = load_image(Path(path), role, max_pixels)
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (rgb * weights).sum(dim=1, keepdim=True).clamp(0.0, 1.0)
+
+
 ImageSource = str | Path | Image.Image | Tensor
 """An image given to the Python API: a file path, a PIL image, or a float tensor."""
 

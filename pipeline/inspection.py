@@ -1,22 +1,29 @@
-"""``stylecascade inspect``: the layer-reconstructions grid of Gatys et al.'s Figure 1."""
+"""``stylecascade inspect``: the layer-reconstructions grid of Gatys et al.'s Figure 1, and
+the masks of a render at each stage."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from .config import load_preset
 from .errors import UsageError
-from .images import load_image
+from .images import load_image, load_mask
 from .output import to_pil
 from .pictures import labelled_grid
 from .progress import Step
+from .runner import stage_sizes
+from .stages.guides import layer_guide, layer_size
 from .stages.reconstruct import reconstruct
-from .stages.resample import resize_long_edge
+from .stages.resample import resize, resize_long_edge
 from .stages.vgg import VGGFeatures, min_input_size
+from .stages.vocabulary import LAYER_NAMES
 from .weights import load_weights
 
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
@@ -101,3 +108,42 @@ def layer_reconstructions(
             "style reconstructions from growing sets of layers",
         ],
     )
+
+
+def mask_sheet(manifest_path: Path) -> Image.Image:
+    """What the masks of a render looked like at each stage: per stage (a row) and masked
+    painting, the photo at the stage's size under the mask at ``relu1_1`` (dimmed outside it),
+    and the mask as the deepest style layer sees it (``stages.guides.layer_guide``, in the
+    preset's ``model.guides`` mode, scaled up with nearest neighbours).
+
+    Args:
+        manifest_path: a render's ``OUT.json``.
+
+    Returns:
+        The labelled sheet (a row per stage; empty rows for stages without masks).
+
+    Raises:
+        PresetError: not a manifest; UsageError: its photo or a mask cannot be read.
+    """
+    preset = load_preset(str(manifest_path))
+    sets, chosen = preset.style_sets()
+    manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+    photo = load_image(Path(manifest["content"]), "content")
+    deepest = max(preset.model.style_layers, key=LAYER_NAMES.index)
+    rows = []
+    for n, (h, w) in enumerate(stage_sizes(tuple(photo.shape[-2:]), preset)):
+        at_stage = resize(photo, (h, w))
+        row = []
+        for i, style in enumerate(sets[chosen[n]]):
+            if style.mask is None:
+                continue
+            guide = resize(load_mask(style.mask, "mask"), (h, w)).clamp(0, 1)
+            shallow = layer_guide(guide, layer_size((h, w), "relu1_1"), "relu1_1")
+            size = layer_size((h, w), deepest)
+            deep = layer_guide(guide, size, deepest, preset.model.guides)
+            label = f"stage {n + 1} {w}x{h}: style {i + 1}"
+            row.append((to_pil(at_stage * (0.25 + 0.75 * resize(shallow, (h, w)))), label))
+            shown = F.interpolate(deep, size=(h, w), mode="nearest").expand(1, 3, h, w)
+            row.append((to_pil(shown), f"{deepest} {size[1]}x{size[0]} ({preset.model.guides})"))
+        rows.append(row)
+    return labelled_grid([row for row in rows if row])

@@ -61,6 +61,16 @@ class RenderJob:
     max_input_pixels: int | None = MAX_INPUT_PIXELS
 
 
+def _without_paths(values: Any) -> Any:
+    """A preset's plain data with every style's file paths (image, masks) set to ``None``."""
+    if isinstance(values, dict):
+        paths = ("image", "mask", "style_mask") if "image" in values else ()
+        return {k: None if k in paths else _without_paths(v) for k, v in values.items()}
+    if isinstance(values, (list, tuple)):
+        return [_without_paths(v) for v in values]
+    return values
+
+
 def output_files(output: Path) -> list[Path]:
     """What a render writes for ``output``: the image, its manifest and its checkpoint
     folder."""
@@ -98,13 +108,13 @@ class Render:
         self.content = load_image(job.content, "content", job.max_input_pixels)
         preset = renderer.preset
         content_hw = (self.content.shape[-2], self.content.shape[-1])
-        check_sizes(content_hw, renderer.styles, preset, min_input_size(preset.model.layers))
+        check_sizes(content_hw, renderer.style_sets, preset, min_input_size(preset.layers))
         self.stage_files: list[Path] = []
         if job.save_stages is not None:
             if job.save_stages.exists() and not job.save_stages.is_dir():
                 raise UsageError(f"--save-stages {job.save_stages}: exists and is not a folder")
             self.stage_files = stage_paths(job, content_hw, preset)
-        inputs = [job.content, *(Path(s.image) for s in preset.styles)]
+        inputs = [job.content, *(Path(f) for f in preset.files())]
         check_outputs([*output_files(job.output), *self.stage_files], inputs)
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
         self._check_existing()
@@ -133,18 +143,18 @@ class Render:
 
     def _fingerprint(self) -> str:
         """What decides the result: the preset's values (not its name, description or the
-        paintings' paths), the seed, the weights and the input files' contents — so the same
-        render spelled with other paths, from another folder, resumes."""
+        paths of its paintings and masks), the seed, the weights and the input files'
+        contents — so the same render spelled with other paths, from another folder,
+        resumes."""
         preset = self.renderer.preset
-        values = {**preset.to_dict(), "name": None, "description": None}
-        values["styles"] = [{**style, "image": None} for style in values["styles"]]
+        values = _without_paths({**preset.to_dict(), "name": None, "description": None})
         return fingerprint(
             {
                 "preset": values,
                 "seed": self.job.seed,
                 "weights": self.renderer.weights,
                 "content": file_digest(self.job.content),
-                "styles": [file_digest(Path(s.image)) for s in preset.styles],
+                "files": [file_digest(Path(f)) for f in preset.files()],
             }
         )
 

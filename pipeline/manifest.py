@@ -82,7 +82,10 @@ def build_manifest(
         "status": status,
         "output": None if output is None else str(output),
         "content": str(content),
-        "styles": [{"image": s.image, "weight": s.weight} for s in preset.styles],
+        "styles": [
+            {"image": s.image, "weight": s.weight, **({"mask": s.mask} if s.mask else {})}
+            for s in preset.styles
+        ],
         "color": preset.color,
         "preset": preset.to_dict(),
         "seed": seed,

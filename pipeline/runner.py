@@ -52,25 +52,42 @@ def style_edge(stage: StageConfig) -> int:
     return round(stage.long_edge * stage.style_scale)
 
 
+MASK_ASPECT_TOLERANCE = 0.02
+"""How far a mask's aspect ratio may differ from its image's (relative) before it is refused:
+a mask is stretched to its image, so a 3:2 mask on a 4:3 photo would misplace its regions."""
+
+
 def check_sizes(
     content_hw: tuple[int, int],
-    styles: Sequence[WeightedStyle],
+    style_sets: Sequence[Sequence[WeightedStyle]],
     preset: Preset,
     min_size: int,
 ) -> None:
-    """Refuse a preset whose stages would feed the network images smaller than it needs.
+    """Refuse a preset whose stages would feed the network images smaller than it needs, and
+    masks whose aspect ratio is not their image's.
+
+    Args:
+        content_hw: ``(H, W)`` of the photo.
+        style_sets: the paintings of each set (:meth:`~stylecascade.config.Preset.style_sets`).
+        preset: the resolved preset.
+        min_size: the network's smallest input edge in px.
 
     Raises:
-        UsageError: a stage's content or style image would be under ``min_size`` px on a side.
+        UsageError: a stage's content or style image would be under ``min_size`` px on a side;
+            a mask whose aspect ratio differs from its image's.
     """
-    for i, (stage, (h, w)) in enumerate(
-        zip(preset.stages, stage_sizes(content_hw, preset), strict=True)
+    _sets, chosen = preset.style_sets()
+    for i, (stage, (h, w), index) in enumerate(
+        zip(preset.stages, stage_sizes(content_hw, preset), chosen, strict=True)
     ):
+        styles = style_sets[index]
         shorts = [("image", min(h, w))]
         for n, style in enumerate(styles):
             edge = style_size(style, style_edge(stage))
             what = "style image" if len(styles) == 1 else f"style image {n + 1}"
             shorts.append((what, min(fit_long_edge(*style.image.shape[-2:], edge))))
+            _check_aspect(style.mask, content_hw, f"the mask of {what}", "photo")
+            _check_aspect(style.source_mask, style.image.shape[-2:], f"the mask on {what}", what)
         for what, short in shorts:
             if short < min_size:
                 raise UsageError(
@@ -80,9 +97,22 @@ def check_sizes(
                 )
 
 
+def _check_aspect(mask: Tensor | None, image_hw: Sequence[int], what: str, image: str) -> None:
+    if mask is None:
+        return
+    (mh, mw), (h, w) = mask.shape[-2:], image_hw
+    if abs((mw / mh) / (w / h) - 1) > MASK_ASPECT_TOLERANCE:
+        raise UsageError(
+            f"{what} is {mw}×{mh} px, the {image} {w}×{h} px: a mask must have the aspect ratio "
+            f"of the image it lies on (any size)"
+        )
+
+
 def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
     """The preset's stages for a content image of ``content_hw`` = ``(H, W)`` px, untiled and
-    not yet planned for memory (:func:`planned`)."""
+    not yet planned for memory (:func:`planned`); each takes its set of paintings
+    (:meth:`~stylecascade.config.Preset.style_sets`)."""
+    _sets, chosen = preset.style_sets()
     return [
         Stage(
             size=size,
@@ -95,8 +125,11 @@ def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
             style_weight=config.style_weight,
             tv_weight=config.tv_weight,
             tile_overlap=preset.tiling.overlap,
+            styles=styles,
         )
-        for config, size in zip(preset.stages, stage_sizes(content_hw, preset), strict=True)
+        for config, size, styles in zip(
+            preset.stages, stage_sizes(content_hw, preset), chosen, strict=True
+        )
     ]
 
 
@@ -148,6 +181,7 @@ def run_stages(
     observer: Observer | None = None,
     targets: StyleTargets | None = None,
     resume: tuple[int, Tensor] | None = None,
+    stage_styles: Sequence[Sequence[WeightedStyle]] = (),
 ) -> Iterator[StageResult]:
     """Run the preset's stages coarse to fine, yielding each stage's result as it finishes.
 
@@ -162,12 +196,15 @@ def run_stages(
         targets: style targets to reuse (e.g. across a batch); built from ``styles`` if ``None``.
         resume: ``(k, image)``: skip stages before ``k`` and start stage ``k`` from ``image``,
             the result of stage ``k − 1`` (``(1, 3, h, w)`` in 0–1).
+        stage_styles: the paintings of the stages' own sets 1, 2, …
+            (:meth:`~stylecascade.config.Preset.style_sets`), like ``styles``.
 
     Yields:
         :class:`StageResult` per stage run; the last one's ``image`` is the final result.
 
     Raises:
-        UsageError: a stage would be smaller than the network's minimum input size.
+        UsageError: a stage would be smaller than the network's minimum input size; a mask
+            with another aspect ratio than its image.
         StyleCascadeError: a stage does not fit in memory even in 256 px tiles.
         DivergedError: a stage kept producing NaN or infinite losses (the cascade's
             ``stages.cascade.DivergedError``, an ``ArithmeticError``, turned into a
@@ -176,10 +213,10 @@ def run_stages(
             iterate.
     """
     content_hw = (content.shape[-2], content.shape[-1])
-    check_sizes(content_hw, styles, preset, extractor.min_size)
+    check_sizes(content_hw, [styles, *stage_styles], preset, extractor.min_size)
     model = preset.model
     if targets is None:
-        targets = StyleTargets(extractor, styles, model.style_layers)
+        targets = StyleTargets(extractor, styles, model.style_layers, stage_styles)
     check_seed(seed)
     torch.manual_seed(seed)
     _effective, autocast = precision(preset.precision, content.device)
@@ -191,9 +228,10 @@ def run_stages(
     def prepare(index: int, stage: Stage) -> Stage:  # for the memory free when it starts
         return planned(index, stage, preset.tiling, per_pixel, free_bytes(content.device))
 
-    problem = cascade.Problem(extractor, content, targets, model.content_layers, model.style_layers)
+    problem = cascade.Problem(extractor, content, targets, model.content_layers, model.guides)
+    first = [styles, *stage_styles][preset.style_sets()[1][0]]  # the first stage's paintings
     first, start = (
-        resume if resume is not None else (0, _initial_image(preset.init, content, styles))
+        resume if resume is not None else (0, _initial_image(preset.init, content, first))
     )
     try:
         yield from cascade.run_schedule(

@@ -9,17 +9,24 @@ A painting is never used sharper than its own pixels downsampled by :data:`GRAIN
 (:func:`style_image`): a photographed or scanned painting carries sensor, canvas and JPEG grain
 at its native pixel scale, and shallow style layers (relu1_1, relu2_1) copy that grain into the
 render as isolated bright and dark pixels.
+
+Spatial and scale control (Gatys et al. 2017, Secs. 4 and 6): a painting may carry a mask on
+the photo (where it applies), a mask on itself (which part of it to take), and its own style
+layers; such paintings become regions of a guided style term (:func:`style_regions`,
+``stages.guides``). A cascade may give some stages other paintings (:class:`StyleTargets`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
+from .guides import Region, guided_gram, layer_guide, layer_size
 from .losses import normalized, style_targets
-from .resample import resize_long_edge
+from .resample import resize, resize_long_edge
 from .vgg import VGGFeatures
 
 
@@ -31,11 +38,25 @@ class WeightedStyle:
         image: ``(1, 3, H, W)`` sRGB in 0–1 at full resolution.
         weight: its share of the blend, ≥ 0 (see :func:`normalize_weights`).
         scale: multiplies the stage's style size for this painting (> 0).
+        mask: ``(1, 1, H', W')`` guidance channel on the photo in 0–1 (white: this painting),
+            any size with the photo's aspect ratio; ``None``: everywhere.
+        source_mask: ``(1, 1, H, W)`` guidance channel on the painting in 0–1 (white: take
+            the style from here); ``None``: the whole painting.
+        layers: ``{layer: weight}`` its own style layers (scale control: shallow layers for
+            fine texture, deep ones for large strokes); ``None``: the preset's.
     """
 
     image: Tensor
     weight: float = 1.0
     scale: float = 1.0
+    mask: Tensor | None = None
+    source_mask: Tensor | None = None
+    layers: Mapping[str, float] | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Whether it applies everywhere with the preset's layers (it then joins the blend)."""
+        return self.mask is None and self.source_mask is None and self.layers is None
 
 
 def normalize_weights(weights: Sequence[float]) -> list[float]:
@@ -120,27 +141,99 @@ def blended_targets(
     return blend
 
 
+def _targets(
+    extractor: VGGFeatures, style: WeightedStyle, long_edge: int, layers: Iterable[str]
+) -> dict[str, Tensor]:
+    """One painting's Gram matrices at a stage's style size, guided by its ``source_mask``
+    (normalized by the mask's energy at each layer: the Gram matrix of the masked part)."""
+    image = style_image(style, long_edge)
+    if style.source_mask is None:
+        return style_targets(extractor, image, layers)
+    mask = resize(style.source_mask.to(image), tuple(image.shape[-2:])).clamp(0.0, 1.0)
+    with torch.no_grad():
+        features = extractor(image)
+    grams = {}
+    for layer in layers:
+        guide = layer_guide(mask, layer_size(tuple(image.shape[-2:]), layer), layer)
+        grams[layer] = guided_gram(features[layer], guide, guide.pow(2).mean().clamp_min(1e-12))
+    return grams
+
+
+def style_regions(
+    extractor: VGGFeatures,
+    styles: Sequence[WeightedStyle],
+    long_edge: int,
+    layers: Mapping[str, float],
+) -> list[Region]:
+    """The regions of a stage's style term (``stages.guides``).
+
+    Paintings whose mask is empty are left out before the weights are normalized, so the
+    render is the one without them. The plain paintings (:attr:`WeightedStyle.plain`) blend
+    into one region over the whole image (:func:`blended_targets`, with their share of the
+    weights); every other painting is a region of its own.
+
+    Args:
+        extractor: the network, on the styles' device.
+        styles: the stage's paintings.
+        long_edge: the stage's style size in px.
+        layers: the preset's style layers ``{layer: weight}``.
+
+    Returns:
+        The regions, each with its normalized weight.
+
+    Raises:
+        ValueError: no painting left (every mask empty), or invalid weights.
+    """
+    live = [s for s in styles if s.mask is None or bool(s.mask.max() > 0)]
+    if not live:
+        raise ValueError("every style's mask is empty (all black)")
+    weights = normalize_weights([s.weight for s in live])
+    plain = [s for s in live if s.plain]
+    regions = []
+    if plain:
+        share = sum(w for s, w in zip(live, weights, strict=True) if s.plain)
+        blend = blended_targets(extractor, plain, long_edge, layers)
+        regions.append(Region(share, dict(layers), blend))
+    for style, weight in zip(live, weights, strict=True):
+        if not style.plain and weight > 0:
+            own = dict(style.layers or layers)
+            targets = _targets(extractor, style, long_edge, own)
+            regions.append(Region(weight, own, targets, style.mask))
+    return regions
+
+
 class StyleTargets:
-    """The blended style targets of each style size, computed on first use and kept.
+    """The style regions of each stage (:func:`style_regions`), computed on first use and
+    kept, per set of paintings and style size.
 
     A batch of renders with the same paintings reuses them across content images.
 
     Args:
         extractor: the network, on the styles' device.
-        styles: the paintings of the blend.
-        layers: the style layers.
+        styles: the paintings of the blend (the stages' set 0).
+        layers: the preset's style layers ``{layer: weight}`` (or names: equal weights).
+        stage_styles: further sets of paintings; a stage whose ``styles`` index is ``k ≥ 1``
+            takes ``stage_styles[k - 1]`` (per-stage styles: Gatys et al. 2017, Sec. 6, done
+            coarse to fine).
     """
 
     def __init__(
-        self, extractor: VGGFeatures, styles: Sequence[WeightedStyle], layers: Iterable[str]
+        self,
+        extractor: VGGFeatures,
+        styles: Sequence[WeightedStyle],
+        layers: Iterable[str] | Mapping[str, float],
+        stage_styles: Sequence[Sequence[WeightedStyle]] = (),
     ) -> None:
-        self.extractor, self.styles, self.layers = extractor, list(styles), list(layers)
-        self._cache: dict[int, dict[str, Tensor]] = {}
+        self.extractor = extractor
+        self.sets = [list(styles), *(list(s) for s in stage_styles)]
+        self.layers = dict(layers) if isinstance(layers, Mapping) else dict.fromkeys(layers, 1.0)
+        self._cache: dict[tuple[int, int], list[Region]] = {}
 
-    def __call__(self, long_edge: int) -> dict[str, Tensor]:
-        """``{layer: (1, C, C)}`` blended Gram matrices for a style size of ``long_edge`` px."""
-        if long_edge not in self._cache:
-            self._cache[long_edge] = blended_targets(
-                self.extractor, self.styles, long_edge, self.layers
+    def __call__(self, long_edge: int, styles: int = 0) -> list[Region]:
+        """The regions of paintings set ``styles`` at a style size of ``long_edge`` px."""
+        key = (styles, long_edge)
+        if key not in self._cache:
+            self._cache[key] = style_regions(
+                self.extractor, self.sets[styles], long_edge, self.layers
             )
-        return self._cache[long_edge]
+        return self._cache[key]

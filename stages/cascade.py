@@ -28,12 +28,13 @@ import torch
 from torch import Tensor
 
 from .evaluator import Evaluator, UntiledEvaluator
-from .losses import Objective, as_floats, style_transfer_objective
+from .guides import Region, style_term
+from .losses import Objective, TVTerm, as_floats, content_term
 from .optim import optimize
 from .resample import resize
 from .tiling import TiledEvaluator
 from .vgg import VGGFeatures
-from .vocabulary import DEFAULT_TOLERANCE
+from .vocabulary import DEFAULT_TOLERANCE, GUIDE_MODE
 
 CHECK_EVERY = 10
 """Evaluations between checks for NaN/inf losses (each check waits for the device)."""
@@ -89,6 +90,8 @@ class Stage:
         tile_edge: tile edge in px of a tiled stage (``stages.tiling``), ``None``: untiled.
         tile_overlap: overlap of neighbouring tiles in px.
         estimate_bytes: the memory plan's estimate of the stage's peak, if planned.
+        styles: which set of paintings the stage takes (``stages.blend.StyleTargets``; 0:
+            the render's, ``k``: a stage's own).
     """
 
     size: tuple[int, int]
@@ -103,6 +106,7 @@ class Stage:
     tile_edge: int | None = None
     tile_overlap: int = 64
     estimate_bytes: int | None = None
+    styles: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,30 +168,36 @@ class Problem:
     Attributes:
         extractor: the network; returns every layer of both layer mappings.
         content: ``(1, 3, H, W)`` content image in 0–1 at full resolution, on the device.
-        style_targets: ``style_edge (px) → {layer: (1, C, C)}`` target Gram matrices
-            (e.g. ``stages.blend.StyleTargets``).
-        content_layers, style_layers: ``{layer: weight ≥ 0}``.
+        style_targets: ``(style_edge px, styles set) → regions`` of the style term (e.g.
+            ``stages.blend.StyleTargets``; ``stages.guides.Region``).
+        content_layers: ``{layer: weight ≥ 0}`` (the style layers are the regions').
+        guide_mode: how masks reach each style layer (``stages.guides.layer_guide``).
     """
 
     extractor: VGGFeatures
     content: Tensor
-    style_targets: Callable[[int], Mapping[str, Tensor]]
+    style_targets: Callable[[int, int], Sequence[Region]]
     content_layers: Mapping[str, float]
-    style_layers: Mapping[str, float]
+    guide_mode: str = GUIDE_MODE
 
     def objective(self, stage: Stage, content: Tensor) -> Objective:
         """The stage's objective; ``content`` is the content image at the stage's size. A
         tiled stage's objective never runs the whole image through the network."""
-        return style_transfer_objective(
+        regions = self.style_targets(stage.style_edge, stage.styles)
+        return Objective(
             self.extractor,
+            [
+                content_term(
+                    self.extractor,
+                    content,
+                    self.content_layers,
+                    stage.content_weight,
+                    tiled=stage.tile_edge is not None,
+                ),
+                style_term("style", stage.style_weight, regions, stage.size, self.guide_mode),
+            ],
+            [TVTerm(stage.tv_weight)],
             content,
-            self.style_targets(stage.style_edge),
-            self.content_layers,
-            self.style_layers,
-            content_weight=stage.content_weight,
-            style_weight=stage.style_weight,
-            tv_weight=stage.tv_weight,
-            tiled=stage.tile_edge is not None,
         )
 
 

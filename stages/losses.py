@@ -191,8 +191,12 @@ class FeatureTerm:
         """The representation of one layer's ``(B, C, H, W)`` activations, float32."""
         raise NotImplementedError
 
-    def representations(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """``{layer: representation}`` of this term's layers, from the network's output."""
+    def representations(
+        self, features: Mapping[str, Tensor], window: tuple | None = None
+    ) -> dict[str, Tensor]:
+        """``{layer: representation}`` of this term's layers, from the network's output for
+        the whole image or, in a tiled evaluation, for the crop ``image[window]`` (a guided
+        term crops its guides the same way: ``stages.guides``)."""
         return {layer: self.represent(features[layer]) for layer in self.layers}
 
     def score(
@@ -345,6 +349,31 @@ class Objective:
         return {term.name: term.weight * term.score(image) for term in self.image_terms}
 
 
+def content_term(
+    extractor: VGGFeatures,
+    content: Tensor,
+    content_layers: Mapping[str, float],
+    weight: float,
+    tiled: bool = False,
+) -> ContentTerm:
+    """The content term of a stage (Gatys et al. 2016, Eq. 1).
+
+    Args:
+        extractor: the network.
+        content: ``(1, 3, H, W)`` content image in 0–1 at the stage's size.
+        content_layers: ``{layer: weight ≥ 0}``, normalized to sum 1.
+        weight: ``α ≥ 0``.
+        tiled: for a tiled evaluation (``stages.tiling``): no whole-image targets (the tiles
+            make theirs from crops of ``content``), so the whole image never runs through the
+            network.
+    """
+    if tiled:
+        return ContentTerm("content", weight, content_layers, None)
+    with torch.no_grad():
+        features = extractor(content)
+    return ContentTerm.of("content", weight, content_layers, features)
+
+
 def style_transfer_objective(
     extractor: VGGFeatures,
     content: Tensor,
@@ -357,7 +386,8 @@ def style_transfer_objective(
     tv_weight: float,
     tiled: bool = False,
 ) -> Objective:
-    """The objective of Gatys et al. (2016), Eq. 7, plus TV: content, style and tv terms.
+    """The objective of Gatys et al. (2016), Eq. 7, plus TV: content, style and tv terms
+    (a guided style term for spatial control: ``stages.guides``).
 
     Args:
         extractor: the network; returns every layer of both layer mappings.
@@ -365,23 +395,15 @@ def style_transfer_objective(
         style_targets: ``{layer: (1, C, C)}`` target Gram matrices (:func:`style_targets`).
         content_layers, style_layers: ``{layer: weight ≥ 0}``, normalized to sum 1.
         content_weight, style_weight, tv_weight: ``α, β, γ ≥ 0``.
-        tiled: for a tiled evaluation (``stages.tiling``): the content term gets no
-            whole-image targets (the tiles make theirs from crops of ``content``), so the whole
-            image never runs through the network.
+        tiled: for a tiled evaluation (:func:`content_term`).
 
     Raises:
         ValueError: layer weights that break :func:`weight_problem`'s rule.
     """
-    if tiled:
-        content_term = ContentTerm("content", content_weight, content_layers, None)
-    else:
-        with torch.no_grad():
-            features = extractor(content)
-        content_term = ContentTerm.of("content", content_weight, content_layers, features)
     return Objective(
         extractor,
         [
-            content_term,
+            content_term(extractor, content, content_layers, content_weight, tiled),
             StyleTerm("style", style_weight, style_layers, style_targets),
         ],
         [TVTerm(tv_weight)],

@@ -184,7 +184,7 @@ class TiledEvaluator(Evaluator):
                 crop = self.image.detach()[tile.window]
                 features = self.objective.extractor(crop)
                 for term in terms:
-                    for layer, rep in term.representations(features).items():
+                    for layer, rep in term.representations(features, tile.window).items():
                         part = rep * tile.pixels
                         held = sums[term.name]
                         held[layer] = held[layer] + part if layer in held else part
@@ -234,7 +234,7 @@ class TiledEvaluator(Evaluator):
         linear = sum(
             (slopes[term.name][k] * rep).sum()
             for term in pooled
-            for k, rep in term.representations(features).items()
+            for k, rep in term.representations(features, tile.window).items()
         )
         ((total(values) + linear) * tile.pixels).backward()
         return crop.grad, {name: v.detach() * tile.pixels for name, v in values.items()}

@@ -51,6 +51,11 @@ DEFAULT_TOLERANCE = 0.01
 below which a stage counts as converged (1 %)."""
 
 
+GUIDE_MODES = ("resize", "inside")
+"""How a mask (guidance channel) reaches each style layer (``stages.guides.layer_guide``)."""
+GUIDE_MODE = "resize"
+"""The default; ``benchmarks/guides.py`` measured both."""
+
 MAX_WEIGHT = 1e20
 """The largest weight of anything (a loss term, a layer, a painting): far beyond any useful
 ratio, and small enough that weight × loss × pixels stays inside float32 (3.4e38)."""

@@ -126,7 +126,7 @@ def test_record_reads_real_annotations_including_optional_numbers():
         (
             "styles",
             "a.jpg",
-            "styles: must be a list of at most 64 {image: PATH, weight: W}; got str",
+            "styles: must be a list of 0 to 64 {image: PATH, weight: W, mask: PATH}; got str",
         ),
         ("styles", [{"weight": 1}], "styles[0].image: missing"),
         ("styles", [{"image": "a.jpg", "weight": -2}], "styles[0].weight: must be ≥ 0"),

@@ -66,9 +66,7 @@ def _run_flaky(extractor, preset, content, style, calls):
     """The cascade of ``preset`` with NaN style terms at the evaluations numbered in ``calls``."""
     model = preset.model
     targets = StyleTargets(extractor, [WeightedStyle(style)], model.style_layers)
-    problem = _FlakyProblem(
-        extractor, content, targets, model.content_layers, model.style_layers, calls
-    )
+    problem = _FlakyProblem(extractor, content, targets, model.content_layers, calls=calls)
     plan = schedule(preset, tuple(content.shape[-2:]))
     return list(cascade.run_schedule(problem, plan, content))
 
@@ -131,9 +129,7 @@ def test_divergence_names_its_cause_when_known(
     extractor = tiny_extractor(LAYERS)
     model = tiny_preset.model
     targets = StyleTargets(extractor, [WeightedStyle(style_image)], model.style_layers)
-    problem = cascade.Problem(
-        extractor, content_image, targets, model.content_layers, model.style_layers
-    )
+    problem = cascade.Problem(extractor, content_image, targets, model.content_layers)
     plan = schedule(tiny_preset, tuple(content_image.shape[-2:]))[:1]
     plan = [dataclasses.replace(plan[0], style_weight=weight, iterations=50)]
     image = content_image.clone()

@@ -1,0 +1,218 @@
+"""Spatial control: guided Gram matrices (Gatys, Ecker, Bethge, Hertzmann & Shechtman 2017,
+"Controlling Perceptual Factors in Neural Style Transfer", CVPR, Sec. 4.1).
+
+A *guidance channel* (a mask: ``(1, 1, H, W)`` in 0–1, white = this region) says where a
+painting applies. At each style layer the guide is brought to the layer's resolution
+(:func:`layer_guide`) and multiplies the feature maps before their Gram matrix is taken; the
+guided Gram is divided by the guide's energy, ``mean(g²)`` at that layer, so it is the Gram
+matrix *of the region* whatever its size, and a small region counts as much as a large one
+(Sec. 4.1, "normalised by the guidance channel"). Each region is scored against its own target
+(the painting's Gram matrix, itself guided when the painting has a mask), and the regions'
+losses are summed by weight: pixels outside every mask keep only the content loss, pixels
+under several masks are pulled by each.
+
+Two ways to bring a guide to a layer (Sec. 4.1 discusses both):
+
+- ``resize``: the mean of the guide over each neuron's 2^k × 2^k cell (area downsampling);
+- ``inside``: then keep a neuron only as far as its whole receptive field lies in the region
+  (a min filter over the receptive field, :func:`receptive_field`), so that no neuron near a
+  boundary mixes the statistics of two regions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .losses import StyleTerm, gram_matrix, normalized
+from .vocabulary import GUIDE_MODE, GUIDE_MODES, LAYER_NAMES
+
+
+@dataclass(frozen=True)
+class Region:
+    """One region of a stage's style term.
+
+    Attributes:
+        weight: its share of the style term (the painting's normalized blend weight).
+        layers: ``{layer: weight}`` its style layers (normalized within the region).
+        targets: ``{layer: (1, C, C)}`` the painting's (possibly guided) Gram matrices.
+        guide: ``(1, 1, H, W)`` content-side guidance channel in 0–1 at any size, ``None``
+            for the whole image.
+    """
+
+    weight: float
+    layers: Mapping[str, float]
+    targets: Mapping[str, Tensor]
+    guide: Tensor | None = None
+
+
+def pools_before(layer: str) -> int:
+    """How many 2×2 pools precede ``layer`` in VGG19 (its stride is ``2 ** pools_before``)."""
+    return sum(1 for name in LAYER_NAMES[: LAYER_NAMES.index(layer)] if name.startswith("pool"))
+
+
+def receptive_field(layer: str) -> int:
+    """Receptive field of a ``layer`` neuron in input px (3×3 convolutions, 2×2 pools):
+    ``conv1_1`` 3, ``relu2_1`` 10, ``relu3_1`` 24, ``relu4_1`` 68, ``relu5_1`` 156."""
+    field, stride = 1, 1
+    for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1]:
+        if name.startswith("conv"):
+            field += 2 * stride
+        elif name.startswith("pool"):
+            field += stride
+            stride *= 2
+    return field
+
+
+def layer_size(image_hw: tuple[int, int], layer: str) -> tuple[int, int]:
+    """``(h, w)`` of ``layer``'s feature maps for an ``(H, W)`` input (each pool floors)."""
+    k = pools_before(layer)
+    return image_hw[0] >> k, image_hw[1] >> k
+
+
+def layer_guide(guide: Tensor, size: tuple[int, int], layer: str, mode: str = GUIDE_MODE) -> Tensor:
+    """A guidance channel at ``layer``'s resolution.
+
+    Args:
+        guide: ``(1, 1, H, W)`` in 0–1 at the input image's resolution.
+        size: ``(h, w)`` of the layer's feature maps.
+        layer: the layer (its stride and receptive field).
+        mode: ``resize`` (area mean over each neuron's cell) or ``inside`` (then the minimum
+            over the receptive field, in cells: a neuron counts only as far as all it sees is
+            in the region). See the module's description.
+
+    Returns:
+        ``(1, 1, h, w)`` float32 in 0–1.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in GUIDE_MODES:
+        raise ValueError(f"guide mode must be one of {', '.join(GUIDE_MODES)}; got {mode!r}")
+    cells = F.adaptive_avg_pool2d(guide.float(), size)
+    if mode == "resize":
+        return cells
+    reach = receptive_field(layer) // (2 ** pools_before(layer)) // 2  # in cells, each side
+    if reach == 0:
+        return cells
+    window = 2 * reach + 1
+    eroded = -F.max_pool2d(-cells, (window, 1), stride=1, padding=(reach, 0))
+    return -F.max_pool2d(-eroded, (1, window), stride=1, padding=(0, reach))
+
+
+def guided_gram(features: Tensor, guide: Tensor | None, energy: float | Tensor = 1.0) -> Tensor:
+    """The guided Gram matrix ``G = (F·g)(F·g)ᵀ / (C·H·W) / energy`` (Gatys et al. 2017,
+    Sec. 4.1), with the normalization of :func:`~stylecascade.stages.losses.gram_matrix`.
+
+    Args:
+        features: ``(1, C, h, w)`` activations.
+        guide: ``(1, 1, h, w)`` the guide at this layer (:func:`layer_guide`), ``None``: 1.
+        energy: ``mean(g²)`` of the guide over the whole image at this layer, so that ``G``
+            is the region's Gram matrix whatever its size.
+
+    Returns:
+        ``(1, C, C)`` float32.
+    """
+    return gram_matrix(features if guide is None else features * guide) / energy
+
+
+class GuidedStyleTerm(StyleTerm):
+    """The style loss over regions: ``Σ_r w_r Σ_l a_rl · relative_error(G_rl, A_rl)`` with
+    guided Gram matrices :func:`guided_gram` (Gatys et al. 2017, Sec. 4.1).
+
+    Its layers are keyed ``layer@r`` (region ``r``). A pooled term: a tiled evaluation sums
+    the tiles' guided Grams, each computed with the tile's crop of the guides (``window``),
+    pixel-weighted, into the whole image's, as for the plain style term.
+
+    Args:
+        name, weight: as for every term.
+        regions: the stage's regions.
+        image_hw: ``(H, W)`` of the stage's image in px.
+        mode: how guides reach each layer (:func:`layer_guide`).
+
+    Raises:
+        ValueError: no region whose guide has any energy at any of its layers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        weight: float,
+        regions: Sequence[Region],
+        image_hw: tuple[int, int],
+        mode: str = GUIDE_MODE,
+    ) -> None:
+        self.mode, self.image_hw = mode, image_hw
+        self.layer_of: dict[str, str] = {}
+        self.guides: dict[str, Tensor | None] = {}
+        self.energy_of: dict[str, Tensor] = {}
+        layers, targets = {}, {}
+        for r, region in enumerate(regions):
+            guide = None if region.guide is None else _to_size(region.guide, image_hw)
+            for layer, a in normalized(region.layers, "layer").items():
+                key = f"{layer}@{r}"
+                energy = self._energy(guide, layer)
+                if region.weight * a == 0 or energy == 0:
+                    continue  # the region vanishes at this layer (or has no say)
+                self.layer_of[key], self.guides[key], self.energy_of[key] = layer, guide, energy
+                layers[key], targets[key] = region.weight * a, region.targets[layer]
+        if not layers:
+            raise ValueError("no style region is left at this stage size: every mask is empty")
+        super().__init__(name, weight, layers, targets)
+        self._cached: dict[str, Tensor | None] = {}
+
+    def _energy(self, guide: Tensor | None, layer: str) -> Tensor:
+        if guide is None:
+            return torch.ones(())
+        return layer_guide(guide, layer_size(self.image_hw, layer), layer, self.mode).pow(2).mean()
+
+    def _guide(self, key: str, window: tuple | None, size: tuple[int, int]) -> Tensor | None:
+        """The guide of ``key`` at its layer for the whole image or a tile's ``window``."""
+        guide = self.guides[key]
+        if guide is None:
+            return None
+        if window is not None:
+            return layer_guide(guide[window], size, self.layer_of[key], self.mode)
+        if key not in self._cached:
+            self._cached[key] = layer_guide(guide, size, self.layer_of[key], self.mode)
+        return self._cached[key]
+
+    def representations(
+        self, features: Mapping[str, Tensor], window: tuple | None = None
+    ) -> dict[str, Tensor]:
+        """``{layer@r: guided Gram}`` of the image (``window`` ``None``) or of a tile."""
+        reps = {}
+        for key, layer in self.layer_of.items():
+            f = features[layer]
+            guide = self._guide(key, window, tuple(f.shape[-2:]))
+            reps[key] = guided_gram(f, guide, self.energy_of[key].to(f.device))
+        return reps
+
+
+def _to_size(guide: Tensor, image_hw: tuple[int, int]) -> Tensor:
+    """A guide at the stage's ``(H, W)`` (bilinear, antialiased when shrinking), in 0–1."""
+    if tuple(guide.shape[-2:]) == tuple(image_hw):
+        return guide.float()
+    resized = F.interpolate(
+        guide.float(), size=image_hw, mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized.clamp(0.0, 1.0)
+
+
+def style_term(
+    name: str,
+    weight: float,
+    regions: Sequence[Region],
+    image_hw: tuple[int, int],
+    mode: str = GUIDE_MODE,
+) -> StyleTerm:
+    """The stage's style term: the plain :class:`StyleTerm` for one region without a guide
+    (every painting over the whole image, the same layers: the blend of Gatys et al. 2016),
+    else a :class:`GuidedStyleTerm`."""
+    if len(regions) == 1 and regions[0].guide is None:
+        return StyleTerm(name, weight, regions[0].layers, regions[0].targets)
+    return GuidedStyleTerm(name, weight, regions, image_hw, mode)
