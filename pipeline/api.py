@@ -31,7 +31,7 @@ from .output import to_pil
 from .progress import Step, no_step, stage_progress
 from .runner import Observer, StageResult, run_stages
 from .stages.blend import StyleTargets, WeightedStyle
-from .stages.color import SHARED_TARGET_MODES, color_inputs, color_output
+from .stages.color import SHARED_TARGET_MODES, color_inputs, regional_output
 from .stages.resample import resize
 from .stages.vgg import VGGFeatures
 from .weights import check_weights_spec, load_weights
@@ -117,6 +117,7 @@ def load_style_sets(
                     mask=image(s.mask, "mask"),
                     source_mask=image(s.style_mask, "style mask"),
                     layers=s.layers,
+                    color=s.color,
                 )
                 for s, x in zip(styles, given, strict=True)
             ]
@@ -220,7 +221,8 @@ class Renderer:
         return self._targets
 
     def _shared_targets(self, sets: list[list[WeightedStyle]]) -> StyleTargets | None:
-        if self.preset.color not in SHARED_TARGET_MODES:
+        modes = {self.preset.color, *(s.color for styles in sets for s in styles if s.color)}
+        if not modes <= set(SHARED_TARGET_MODES):
             return None
         if self._targets is None:
             layers = self.preset.model.style_layers
@@ -229,9 +231,16 @@ class Renderer:
 
     def shown(self, image: Tensor, content: Tensor) -> Tensor:
         """The optimized ``(1, 3, h, w)`` image as the user sees it: the color mode applied
-        with ``content`` (``(1, 3, H, W)`` sRGB in 0–1, any size)."""
+        with ``content`` (``(1, 3, H, W)`` sRGB in 0–1, any size), and under the mask of each
+        painting with a mode of its own, that mode (``stages.color.regional_output``)."""
         content = resize(content.to(image.device), tuple(image.shape[-2:]))
-        return color_output(self.preset.color, image, content)
+        regions = {
+            (s.color, id(s.mask)): (s.color, s.mask)
+            for styles in self.style_sets
+            for s in styles
+            if s.color is not None and s.mask is not None
+        }
+        return regional_output(self.preset.color, image, content, list(regions.values()))
 
     def stages(
         self,
@@ -275,17 +284,22 @@ class Renderer:
             yield result, self.shown(result.image, content)
 
     def _on_device(self, styles: list[WeightedStyle], content: Tensor) -> list[WeightedStyle]:
-        """Paintings and masks on the device, the paintings as the color mode shows them
-        (``stages.color.color_inputs``) for ``content`` ``(1, 3, H, W)``."""
-        images = color_inputs(self.preset.color, content, [s.image.to(self.device) for s in styles])
+        """Paintings and masks on the device, each painting as its color mode (its own, else
+        the render's) prepares it (``stages.color.color_inputs``) for ``content``
+        ``(1, 3, H, W)``."""
+
+        def prepared(style: WeightedStyle) -> Tensor:
+            mode = style.color or self.preset.color
+            return color_inputs(mode, content, [style.image.to(content)])[1][0]
+
         return [
             dataclasses.replace(
                 s,
-                image=image,
+                image=prepared(s),
                 mask=None if s.mask is None else s.mask.to(self.device),
                 source_mask=None if s.source_mask is None else s.source_mask.to(self.device),
             )
-            for s, image in zip(styles, images[1], strict=True)
+            for s in styles
         ]
 
     def manifest(

@@ -196,6 +196,8 @@ class StyleConfig:
             ``None``: the whole painting.
         layers: its own style layers, ``{layer: weight}`` (YAML also takes a list of names:
             equal weights); ``None``: the model's ``style_layers``.
+        color: its own color mode (``COLOR_MODES``): its painting is prepared that way and,
+            under its mask, the output shown that way; ``None``: the preset's ``color``.
     """
 
     image: str
@@ -204,6 +206,7 @@ class StyleConfig:
     mask: str | None = None
     style_mask: str | None = None
     layers: dict[str, float] | None = field(default=None, metadata={"layers": True})
+    color: str | None = field(default=None, metadata={"choices": COLOR_MODES})
 
     def files(self) -> list[str]:
         """The image files it reads: the painting and its masks."""

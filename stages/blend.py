@@ -44,6 +44,8 @@ class WeightedStyle:
             the style from here); ``None``: the whole painting.
         layers: ``{layer: weight}`` its own style layers (scale control: shallow layers for
             fine texture, deep ones for large strokes); ``None``: the preset's.
+        color: its own color mode (``stages.color``), ``None``: the render's; the caller
+            prepares ``image`` for it and shows its region with it.
     """
 
     image: Tensor
@@ -52,6 +54,7 @@ class WeightedStyle:
     mask: Tensor | None = None
     source_mask: Tensor | None = None
     layers: Mapping[str, float] | None = None
+    color: str | None = None
 
     @property
     def plain(self) -> bool:

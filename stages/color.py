@@ -22,9 +22,12 @@ non-linear and its round trip leaves the sRGB gamut for saturated colors more of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
+from .resample import resize
 from .vocabulary import COLOR_MODES
 
 SHARED_TARGET_MODES = ("none", "luminance")
@@ -206,3 +209,23 @@ def color_output(mode: str, image: Tensor, content: Tensor) -> Tensor:
     if mode in ("luminance", "luminance-only"):
         return keep_content_chroma(image, content)
     return image
+
+
+def regional_output(
+    mode: str, image: Tensor, content: Tensor, regions: Sequence[tuple[str, Tensor]]
+) -> Tensor:
+    """:func:`color_output` with modes set per region: the render's ``mode`` everywhere, then
+    each region's own mode under its mask (``out + m · (own − out)``; a later region over an
+    earlier one where they overlap).
+
+    Args:
+        mode: the render's mode, one of :data:`COLOR_MODES`.
+        image: ``(1, 3, H, W)`` optimized image in 0–1.
+        content: ``(1, 3, H, W)`` sRGB content in 0–1 at the same size.
+        regions: ``(mode, mask)`` pairs, each mask ``(1, 1, h, w)`` in 0–1 at any size.
+    """
+    out = color_output(mode, image, content)
+    for own, mask in regions:
+        m = resize(mask.to(image), tuple(image.shape[-2:])).clamp(0.0, 1.0)
+        out = out + m * (color_output(own, image, content) - out)
+    return out

@@ -13,6 +13,7 @@ from stylecascade.runner import run_stages, schedule
 from stylecascade.stages import guides
 from stylecascade.stages.blend import StyleTargets, WeightedStyle, blended_targets
 from stylecascade.stages.blend import style_image as style_image_at
+from stylecascade.stages.color import regional_output, rgb_to_ycbcr
 from stylecascade.stages.evaluator import UntiledEvaluator
 from stylecascade.stages.guides import GuidedStyleTerm, Region, layer_guide, receptive_field
 from stylecascade.stages.losses import Objective, gram_matrix, relative_error, style_targets
@@ -221,8 +222,8 @@ def _column_energy(image):
 
 SOFT_EDGE_TOLERANCE = 1.5
 """How much more the render's horizontal gradient energy may rise across a soft mask boundary
-(relative to the rest of the image) than the photo's does. Measured on this test's setup:
-see the test."""
+(relative to the rest of the image) than the photo's does. Measured on this test's setup: 0.77
+(the render's rise 0.53, the photo's 0.69): the boundary is no sharper than the photo there."""
 
 
 def test_a_soft_boundary_leaves_no_seam(
@@ -247,3 +248,15 @@ def test_a_soft_boundary_leaves_no_seam(
         "soft boundary rise", rise(result), rise(content_image), rise(result) / rise(content_image)
     )
     assert rise(result) / rise(content_image) < SOFT_EDGE_TOLERANCE
+
+
+def test_a_color_mode_per_region():
+    """``luminance`` under the sky's mask, the render's ``none`` elsewhere."""
+    generator = torch.Generator().manual_seed(3)
+    image = 0.3 + 0.4 * torch.rand(1, 3, 12, 16, generator=generator)
+    content = 0.3 + 0.4 * torch.rand(1, 3, 12, 16, generator=generator)
+    out = regional_output("none", image, content, [("luminance", _half(6, 8))])
+    chroma = rgb_to_ycbcr(out)[:, 1:]  # the mask, resized bicubically, is soft at columns 6–9
+    torch.testing.assert_close(chroma[..., :6], rgb_to_ycbcr(content)[:, 1:, :, :6])
+    torch.testing.assert_close(out[..., 10:], image[..., 10:])
+    torch.testing.assert_close(rgb_to_ycbcr(out)[:, :1], rgb_to_ycbcr(image)[:, :1])
