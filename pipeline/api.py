@@ -34,7 +34,7 @@ from .stages.blend import StyleTargets, WeightedStyle
 from .stages.color import SHARED_TARGET_MODES, color_inputs, color_output
 from .stages.resample import resize
 from .stages.vgg import VGGFeatures
-from .weights import check_weights_spec, load_weights
+from .weights import VGGWeights, check_weights_spec, load_weights
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,18 @@ def load_network(spec: str, preset: Preset, device: torch.device, step: Step = n
     Raises:
         WeightsError: the weights cannot be fetched or loaded.
     """
-    weights = load_weights(spec, step)
+    return build_network(load_weights(spec, step), preset, device)
+
+
+def build_network(weights: VGGWeights, preset: Preset, device: torch.device) -> Network:
+    """The features the preset reads, from weights already loaded (a cluster actor receives
+    them from the driver).
+
+    Args:
+        weights: the VGG19 trunk (:func:`~stylecascade.weights.load_weights`).
+        preset: its pooling and content and style layers choose the network's outputs.
+        device: where the network runs (channels_last memory layout).
+    """
     model = preset.model
     extractor = VGGFeatures(
         weights.trunk, model.layers, model.pooling, weights.normalization, channels_last=True
@@ -125,6 +136,8 @@ class Renderer:
             ``preset.styles`` on first use when ``None``.
         step: reports long steps (the weights download).
         max_input_pixels: decompression-bomb guard for style files (``None``: no limit).
+        network: the network already built (:func:`build_network`); then ``weights`` only
+            names it. Loaded from ``weights`` on first use when ``None``.
 
     Raises:
         UsageError: no style, an unreadable style image, an unavailable device, or a bad
@@ -140,12 +153,14 @@ class Renderer:
         styles: list[WeightedStyle] | None = None,
         step: Step = no_step,
         max_input_pixels: int | None = MAX_INPUT_PIXELS,
+        network: Network | None = None,
     ) -> None:
-        check_weights_spec(weights)
+        if network is None:
+            check_weights_spec(weights)
         self.device = device if isinstance(device, torch.device) else select_device(device)
         self.preset, self.weights, self.step = preset, weights, step
-        self._styles, self._max_input_pixels = styles, max_input_pixels
-        self._network: Network | None = None
+        self._styles, self.max_input_pixels = styles, max_input_pixels
+        self._network = network
         self._targets: StyleTargets | None = None
 
     @property
@@ -157,7 +172,7 @@ class Renderer:
             UsageError: no style, or a style image that cannot be read.
         """
         if self._styles is None:
-            self._styles = load_styles(self.preset, self._max_input_pixels)
+            self._styles = load_styles(self.preset, self.max_input_pixels)
         return self._styles
 
     @property

@@ -197,17 +197,18 @@ class Render:
         except StageInterrupted as exc:
             raise self._interrupted(exc, entries) from None
         assert final is not None
-        with reporting_write_errors(job.output):
-            save_image(final, job.output, job.output_options, self._provenance())
         manifest = self._manifest(entries, "done")
+        with reporting_write_errors(job.output):
+            save_image(final, job.output, job.output_options, self._provenance(manifest))
         with reporting_write_errors(self.manifest_path):
             write_json(self.manifest_path, manifest)
         self.checkpoint.remove()
         return manifest
 
-    def _provenance(self) -> dict[str, str]:
-        """Text written into the output file: enough to trace it back to its render."""
-        preset, network = self.renderer.preset, self.renderer.network
+    def _provenance(self, manifest: dict[str, Any]) -> dict[str, str]:
+        """Text written into the output file: enough to trace it back to its render (the
+        weights as its ``manifest`` names them)."""
+        preset, weights = self.renderer.preset, manifest["weights"]
         return {
             "Software": f"stylecascade {__version__}",
             "stylecascade:preset": preset.name,
@@ -216,7 +217,7 @@ class Render:
                 [{"image": Path(s.image).name, "weight": s.weight} for s in preset.styles]
             ),
             "stylecascade:color": preset.color,
-            "stylecascade:weights": f"{network.source} sha256:{network.sha256[:16]}",
+            "stylecascade:weights": f"{weights['source']} sha256:{weights['sha256'][:16]}",
             "stylecascade:manifest": self.manifest_path.name,
         }
 
