@@ -27,10 +27,12 @@ __all__ = [
     "__version__",
     "load_preset",
     "render",
+    "render_batch",
 ]
 
 _HOMES = {
     "render": "api",
+    "render_batch": "batch",
     "Renderer": "api",
     "RenderResult": "api",
     "Preset": "config",

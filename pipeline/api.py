@@ -11,7 +11,7 @@ does); the command line renders through it too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from .choices import MAX_INPUT_PIXELS
 from .config import Preset, load_preset
 from .device import effective_precision, select_device
 from .errors import UsageError
-from .images import ImageSource, as_tensor, describe, load_mask
+from .images import ImageSource, as_tensor, describe, mask_from, read_image_bytes
 from .manifest import build_manifest, stage_entry
 from .output import to_pil
 from .progress import Step, no_step, stage_progress
@@ -34,7 +34,7 @@ from .stages.blend import StyleTargets, WeightedStyle
 from .stages.color import SHARED_TARGET_MODES, color_inputs, regional_output
 from .stages.resample import resize
 from .stages.vgg import VGGFeatures
-from .weights import check_weights_spec, load_weights
+from .weights import VGGWeights, check_weights_spec, load_weights
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,18 @@ def load_network(spec: str, preset: Preset, device: torch.device, step: Step = n
     Raises:
         WeightsError: the weights cannot be fetched or loaded.
     """
-    weights = load_weights(spec, step)
+    return build_network(load_weights(spec, step), preset, device)
+
+
+def build_network(weights: VGGWeights, preset: Preset, device: torch.device) -> Network:
+    """The features the preset reads, from weights already loaded (a cluster actor receives
+    them from the driver).
+
+    Args:
+        weights: the VGG19 trunk (:func:`~stylecascade.weights.load_weights`).
+        preset: its pooling and content and style layers choose the network's outputs.
+        device: where the network runs (channels_last memory layout).
+    """
     model = preset.model
     extractor = VGGFeatures(
         weights.trunk, preset.layers, model.pooling, weights.normalization, channels_last=True
@@ -79,6 +90,7 @@ def load_style_sets(
     preset: Preset,
     max_pixels: int | None = MAX_INPUT_PIXELS,
     sources: Sequence[ImageSource] | None = None,
+    files: Mapping[str, bytes] | None = None,
 ) -> list[list[WeightedStyle]]:
     """The paintings of every set the stages take (:meth:`Preset.style_sets`: the preset's,
     then the stages' own), each ``(1, 3, H, W)`` in 0–1 with its weight, scale, layers and
@@ -90,6 +102,8 @@ def load_style_sets(
         max_pixels: decompression-bomb guard for files.
         sources: the images of set 0 themselves, one per ``preset.styles`` (paths, PIL images
             or tensors); read from the preset's paths when ``None``.
+        files: the bytes of every file the preset names (:meth:`Preset.files`), decoded
+            instead of reading the paths (a cluster actor has no access to them).
 
     Raises:
         UsageError: a stage without a style, or an image or mask that cannot be read.
@@ -101,8 +115,12 @@ def load_style_sets(
 
     def image(path: str | None, role: str) -> Tensor | None:
         if path is not None and path not in read:
-            load = load_mask if role.endswith("mask") else as_tensor
-            read[path] = load(path, role, max_pixels)
+            if files is None:
+                read[path] = as_tensor(path, role, max_pixels)
+            else:
+                read[path] = read_image_bytes(files[path], path, role, max_pixels)
+            if role.endswith("mask"):
+                read[path] = mask_from(read[path])
         return None if path is None else read[path]
 
     loaded = []
@@ -159,6 +177,10 @@ class Renderer:
             from the preset).
         step: reports long steps (the weights download).
         max_input_pixels: decompression-bomb guard for style files (``None``: no limit).
+        network: the network already built (:func:`build_network`); then ``weights`` only
+            names it. Loaded from ``weights`` on first use when ``None``.
+        files: the bytes of the preset's paintings and masks by path, read instead of the
+            files (:func:`load_style_sets`).
 
     Raises:
         UsageError: no style, an unreadable style image, an unavailable device, or a bad
@@ -174,13 +196,16 @@ class Renderer:
         styles: list[WeightedStyle] | None = None,
         step: Step = no_step,
         max_input_pixels: int | None = MAX_INPUT_PIXELS,
+        network: Network | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> None:
-        check_weights_spec(weights)
+        if network is None:
+            check_weights_spec(weights)
         self.device = device if isinstance(device, torch.device) else select_device(device)
         self.preset, self.weights, self.step = preset, weights, step
-        self._styles, self._max_input_pixels = styles, max_input_pixels
+        self._styles, self.max_input_pixels = styles, max_input_pixels
         self._sets: list[list[WeightedStyle]] | None = None
-        self._network: Network | None = None
+        self._network, self._files = network, files
         self._targets: StyleTargets | None = None
 
     @property
@@ -203,7 +228,7 @@ class Renderer:
         """
         if self._sets is None:
             given = None if self._styles is None else [s.image for s in self._styles]
-            self._sets = load_style_sets(self.preset, self._max_input_pixels, given)
+            self._sets = load_style_sets(self.preset, self.max_input_pixels, given, self._files)
         return self._sets
 
     @property

@@ -6,7 +6,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -42,7 +42,6 @@ from .printsize import DEFAULT_DPI, final_long_edge
 from .stages.vocabulary import COLOR_MODES
 
 if TYPE_CHECKING:  # the modules that load torch are imported inside the commands that need them
-    import torch
     from PIL import Image
 
     from .batch import Outcome
@@ -334,20 +333,51 @@ def render_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", metavar="", help="No progress output.")
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="ADDRESS",
+            help="Batch: render on Ray: local (start Ray here), auto (the running instance) or "
+            "ray://HOST:PORT (a cluster's Ray Client server). Needs pip install -e '.[cluster]'.",
+            show_default=False,
+        ),
+    ] = None,
+    actors: Annotated[
+        int | None,
+        typer.Option(
+            "--actors",
+            metavar="N",
+            help="With --cluster: at most N actors (default: one per GPU, or per "
+            "--cpus-per-actor CPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_actor: Annotated[
+        int | None,
+        typer.Option(
+            "--cpus-per-actor",
+            metavar="N",
+            help="With --cluster and no GPU: CPUs (and torch threads) per actor (default 1).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Stylize CONTENT with the style of --style, stage by stage from coarse to fine.
 
     Writes the image and, beside it, OUTPUT.json with the preset, seed, weights, versions and
     each stage's losses and timings. Ctrl-C saves a checkpoint; --resume continues it. Several
-    photos or a folder make a batch: one output per photo in --out-dir, named by --name.
+    photos or a folder make a batch: one output per photo in --out-dir, named by --name;
+    --cluster renders a batch on the actors of a Ray cluster.
     """
     began = time.perf_counter()
-    with signals_interrupt():
+    with signals_interrupt(), ExitStack() as stack:
         inputs = expand_inputs(content)
         check_seed(seed)
         batch = len(content) > 1 or content[0].is_dir() or out_dir is not None
         if batch and output is not None:
             raise UsageError("-o names one output; for several photos use --out-dir and --name")
+        _check_cluster_options(cluster, actors, cpus_per_actor, batch)
         from .api import Renderer
         from .batch import batch_jobs, run_batch
         from .device import select_device, set_threads
@@ -356,7 +386,12 @@ def render_command(
         from .progress import stage_progress, step_reporter
 
         set_threads(threads)
-        torch_device = select_device(device)
+        session = None
+        if cluster is not None:
+            from .cluster import connect
+
+            session = stack.enter_context(connect(cluster))
+        torch_device = select_device(device) if session is None else session.device(device)
         default = "draft" if torch_device.type == "cpu" else "standard"
         chosen, final = load_preset(preset or default), final_long_edge(size, print_size, dpi)
         resolved = chosen.resolved(
@@ -403,19 +438,48 @@ def render_command(
         else:
             jobs, checked = [template], Render(template, renderer)  # every cheap check first
         if not quiet:
-            _print_header(resolved, ladder, torch_device, seed, len(jobs) if batch else None)
+            where = str(torch_device) if session is None else f"{torch_device} on {session}"
+            _print_header(resolved, ladder, where, seed, len(jobs) if batch else None)
             if checked is not None and resume:
                 _print_resume(checked.checkpoint, len(resolved.stages))
-        with nullcontext() if quiet else stage_progress(console) as progress:
-            outcomes = run_batch(jobs, renderer, progress, batch=batch, checked=checked)
+        if session is None:
+            with nullcontext() if quiet else stage_progress(console) as progress:
+                outcomes = run_batch(jobs, renderer, progress, batch=batch, checked=checked)
+        else:
+            from .cluster import run_cluster_batch
+            from .progress import cluster_progress
+
+            with nullcontext() if quiet else cluster_progress(console) as shown:
+                options = {"actors": actors, "cpus_per_actor": cpus_per_actor or 1}
+                outcomes = run_cluster_batch(
+                    jobs, renderer, session, shown, threads=threads, step=step, **options
+                )
     seconds = time.perf_counter() - began
     code = (
-        _report_batch(outcomes, quiet, seconds)
+        _report_batch(outcomes, quiet, seconds, nodes=session is not None)
         if batch
         else _report_one(outcomes[0], quiet, seconds)
     )
     if code:
         raise typer.Exit(code)
+
+
+def _check_cluster_options(
+    cluster: str | None, actors: int | None, cpus_per_actor: int | None, batch: bool
+) -> None:
+    """``--actors`` and ``--cpus-per-actor`` are ≥ 1 and only go with ``--cluster``, which
+    renders batches.
+
+    Raises:
+        UsageError: naming the option.
+    """
+    for option, value in (("--actors", actors), ("--cpus-per-actor", cpus_per_actor)):
+        if value is not None and cluster is None:
+            raise UsageError(f"{option} goes with --cluster ADDRESS")
+        if value is not None and value < 1:
+            raise UsageError(f"{option} must be ≥ 1; got {value}")
+    if cluster is not None and not batch:
+        raise UsageError("--cluster renders batches: give a folder or several photos, or --out-dir")
 
 
 def _make_folders(folders: list[tuple[Path | None, str]], quiet: bool) -> None:
@@ -433,12 +497,12 @@ def _make_folders(folders: list[tuple[Path | None, str]], quiet: bool) -> None:
 def _print_header(
     preset: Preset,
     ladder: Ladder | None,
-    device: torch.device,
+    device: str,
     seed: int,
     count: int | None,
 ) -> None:
     """One line before the work starts: preset, the stages that will run (and the ones dropped
-    under the floor), device, seed, and the photo count of a batch (``count``)."""
+    under the floor), device (and cluster), seed, and the photo count of a batch (``count``)."""
     sizes = " → ".join(str(s.long_edge) for s in preset.stages)
     header = f"preset [bold]{escape(preset.name)}[/] ({sizes} px), device {device}, seed {seed}"
     if count is not None:
@@ -482,10 +546,11 @@ BATCH_STATUS_SHOWN = {
 """How the batch summary shows each status (a failure or interruption with its message)."""
 
 
-def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float) -> int:
-    """Print the batch summary (a table; failures and an interruption only when quiet) and
-    choose the exit code: 0 when nothing failed, else the highest exit code of the failures
-    and the interruption (130 for Ctrl-C)."""
+def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float, nodes: bool) -> int:
+    """Print the batch summary (a table, with the node that rendered each photo when
+    ``nodes``; failures and an interruption only when quiet) and choose the exit code: 0 when
+    nothing failed, else the highest exit code of the failures and the interruption (130 for
+    Ctrl-C)."""
     from .batch import STATUSES
 
     ended = [o for o in outcomes if o.exit_code]
@@ -493,10 +558,12 @@ def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float) -> int:
         for outcome in ended:
             _error_line(outcome.message)
     else:
-        table = Table("photo", "output", "status", "seconds", title="batch summary")
+        columns = ["photo", "output", "status", "seconds"] + (["node"] if nodes else [])
+        table = Table(*columns, title="batch summary")
         for o in outcomes:
             shown = BATCH_STATUS_SHOWN[o.status] + (escape(o.message) if o.exit_code else "")
-            table.add_row(escape(o.content.name), escape(str(o.output)), shown, f"{o.seconds:.1f}")
+            row = [escape(o.content.name), escape(str(o.output)), shown, f"{o.seconds:.1f}"]
+            table.add_row(*row, *([escape(o.node or "—")] if nodes else []))
         console.print(table)
         counts = {s: sum(o.status == s for o in outcomes) for s in STATUSES}
         shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in STATUSES[:3])

@@ -103,32 +103,60 @@ def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS)
         raise UsageError(f"{role} image {path}: no such file")
     if path.is_dir():
         raise UsageError(f"{role} image {path}: is a directory, not an image file")
-    if path.stat().st_size == 0:
-        raise UsageError(f"{role} image {path}: the file is empty (0 bytes)")
+    return _decode(path, path.stat().st_size, str(path), role, max_pixels)
+
+
+def read_image_bytes(
+    data: bytes, name: str, role: str, max_pixels: int | None = MAX_INPUT_PIXELS
+) -> Tensor:
+    """Decode an image file's bytes exactly as :func:`load_image` reads the file (a cluster
+    actor receives photos as bytes).
+
+    Args:
+        data: the whole file.
+        name: how messages name the image (its path on the machine that read it).
+        role: what the image is for (``"content"``, ``"style"``), used in error messages.
+        max_pixels: decompression-bomb guard; ``None``: no limit.
+
+    Returns:
+        ``(1, 3, H, W)`` float32 tensor in 0–1 on the CPU.
+
+    Raises:
+        UsageError: empty, truncated or undecodable bytes, or an image over ``max_pixels``.
+    """
+    return _decode(io.BytesIO(data), len(data), name, role, max_pixels)
+
+
+def _decode(
+    source: Path | io.BytesIO, size: int, name: str, role: str, max_pixels: int | None
+) -> Tensor:
+    """The image in ``source`` (``size`` bytes) as ``(1, 3, H, W)`` sRGB floats in 0–1."""
+    if size == 0:
+        raise UsageError(f"{role} image {name}: the file is empty (0 bytes)")
     try:
-        with _open_unguarded(path) as img:
+        with _open_unguarded(source) as img:
             width, height = img.size
             if max_pixels is not None and width * height > max_pixels:
                 raise UsageError(
-                    f"{role} image {path}: {width}×{height} px is over the limit of "
+                    f"{role} image {name}: {width}×{height} px is over the limit of "
                     f"{max_pixels:,} px that guards against decompression bombs; pass "
                     f"--max-input-pixels {width * height} to allow it"
                 )
             array = _to_rgb(_upright(img))
     except UnidentifiedImageError:
-        raise UsageError(f"{role} image {path}: not an image file Pillow can read") from None
+        raise UsageError(f"{role} image {name}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UsageError(f"{role} image {path}: cannot decode ({exc})") from None
+        raise UsageError(f"{role} image {name}: cannot decode ({exc})") from None
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def _open_unguarded(path: Path) -> Image.Image:
+def _open_unguarded(source: Path | io.BytesIO) -> Image.Image:
     """``Image.open`` without Pillow's own decompression-bomb limit (we apply ours)."""
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
         with _quiet_metadata():
-            return Image.open(path)
+            return Image.open(source)
     finally:
         Image.MAX_IMAGE_PIXELS = previous
 
@@ -143,7 +171,12 @@ def load_mask(path: str | Path, role: str, max_pixels: int | None = MAX_INPUT_PI
     Raises:
         UsageError: as :func:`load_image`, naming ``role`` (``mask``).
     """
-    rgb = load_image(Path(path), role, max_pixels)
+    return mask_from(load_image(Path(path), role, max_pixels))
+
+
+def mask_from(rgb: Tensor) -> Tensor:
+    """The mask an image ``(1, 3, H, W)`` in 0–1 stands for: its BT.601 luminance,
+    ``(1, 1, H, W)`` in 0–1."""
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     return (rgb * weights).sum(dim=1, keepdim=True).clamp(0.0, 1.0)
 

@@ -217,7 +217,7 @@ class Render:
         manifest = self._manifest(entries, "done")
         with signals_deferred() as held:  # the image and its manifest land together
             with reporting_write_errors(job.output):
-                save_image(final, job.output, job.output_options, self._provenance())
+                save_image(final, job.output, job.output_options, self._provenance(manifest))
             with reporting_write_errors(self.manifest_path):
                 write_json(self.manifest_path, manifest)
             self.checkpoint.remove()
@@ -229,9 +229,10 @@ class Render:
             )
         return manifest
 
-    def _provenance(self) -> dict[str, str]:
-        """Text written into the output file: enough to trace it back to its render."""
-        preset, network = self.renderer.preset, self.renderer.network
+    def _provenance(self, manifest: dict[str, Any]) -> dict[str, str]:
+        """Text written into the output file: enough to trace it back to its render (the
+        weights as its ``manifest`` names them)."""
+        preset, weights = self.renderer.preset, manifest["weights"]
         return {
             "Software": f"stylecascade {__version__}",
             "stylecascade:preset": preset.name,
@@ -240,7 +241,7 @@ class Render:
                 [{"image": Path(s.image).name, "weight": s.weight} for s in preset.styles]
             ),
             "stylecascade:color": preset.color,
-            "stylecascade:weights": f"{network.source} sha256:{network.sha256[:16]}",
+            "stylecascade:weights": f"{weights['source']} sha256:{weights['sha256'][:16]}",
             "stylecascade:manifest": self.manifest_path.name,
         }
 

@@ -194,3 +194,19 @@ def test_decompression_bomb_guard_and_override(tmp_path):
         load_image(path, "content", max_pixels=10_000)
     assert load_image(path, "content", max_pixels=20_000).shape == (1, 3, 100, 200)
     assert load_image(path, "content", max_pixels=None).shape == (1, 3, 100, 200)
+
+
+def test_bytes_decode_as_the_file_does(tmp_path):
+    """A cluster actor receives photos as bytes; it must read them as the file is read."""
+    from stylecascade.images import read_image_bytes
+
+    path = _save(tmp_path / "p.png", Image.fromarray(RGB).rotate(90, expand=True))
+    assert torch.equal(
+        read_image_bytes(path.read_bytes(), str(path), "content"), load_image(path, "content")
+    )
+    with pytest.raises(UsageError, match=r"^content image x.png: the file is empty \(0 bytes\)$"):
+        read_image_bytes(b"", "x.png", "content")
+    with pytest.raises(
+        UsageError, match="^content image x.png: not an image file Pillow can read$"
+    ):
+        read_image_bytes(b"\x89PNG broken", "x.png", "content")
