@@ -179,6 +179,41 @@ def test_a_cluster_batch_writes_what_a_local_batch_writes(shoot, tmp_path):
     assert not ray.is_initialized() and not _descendants(os.getpid())  # Ray is shut down
 
 
+def test_paintings_masks_and_stage_styles_travel_to_the_actors_as_bytes(shoot, tmp_path):
+    """A saved look with a painting-side mask and a stage with its own painting and layers:
+    every file travels to the actors as bytes (their Renderer decodes `files`), and the images
+    equal a local batch's."""
+    pytest.importorskip("ray")
+    folder, _preset, painting, _local = shoot
+    look = tmp_path / "look"
+    look.mkdir()
+    w, h = Image.open(painting).size
+    mask = Image.new("L", (w, h), 0)
+    mask.paste(255, (0, 0, w // 2, h))
+    mask.save(look / "left.png")
+    Image.open(EXAMPLES / "the_scream.jpg").resize((64, 80)).save(look / "scream.png")
+    Image.open(painting).save(look / "painting.png")
+    text = TINY_PRESET.replace(
+        "stages:\n  - {size: 32, iterations: 8}",
+        "stages:\n  - {size: "
+        "32, iterations: 8, styles: [{image: scream.png, layers: [relu1_1, relu2_1]}]}",
+    )
+    assert text != TINY_PRESET
+    text += "styles: [{image: painting.png, style_mask: left.png}]\n"
+    (look / "look.yaml").write_text(text)
+    outputs = {}
+    for where, extra in (("local", []), ("ray", ON_RAY)):
+        out = tmp_path / where
+        result = _invoke(
+            "render", folder, "-p", look / "look.yaml", "--out-dir", out, *SEED, *extra
+        )
+        assert result.exit_code == 2 and "3 done" in result.output, result.output
+        outputs[where] = out
+    for name in ("a", "b", "c"):
+        output = f"{name}-painting.png"
+        assert np.array_equal(_pixels(outputs["ray"] / output), _pixels(outputs["local"] / output))
+
+
 class _Killer:
     """A cluster observer that SIGKILLs the actor rendering ``victim``: after its first stage
     (``when="stage"``), or whenever it starts it (``when="start"``)."""
