@@ -111,17 +111,19 @@ def load_style_sets(
     sets, chosen = preset.style_sets()
     if 0 in chosen and not preset.styles:
         raise UsageError("no style image; give one with --style PAINTING (styles= in Python)")
-    read: dict[str, Tensor] = {}
+    read: dict[tuple[str, bool], Tensor] = {}  # a file may be a painting and a mask
 
     def image(path: str | None, role: str) -> Tensor | None:
-        if path is not None and path not in read:
+        if path is None:
+            return None
+        key = (path, role.endswith("mask"))
+        if key not in read:
             if files is None:
-                read[path] = as_tensor(path, role, max_pixels)
+                rgb = as_tensor(path, role, max_pixels)
             else:
-                read[path] = read_image_bytes(files[path], path, role, max_pixels)
-            if role.endswith("mask"):
-                read[path] = mask_from(read[path])
-        return None if path is None else read[path]
+                rgb = read_image_bytes(files[path], path, role, max_pixels)
+            read[key] = mask_from(rgb) if key[1] else rgb
+        return read[key]
 
     loaded = []
     for n, styles in enumerate(sets):
@@ -257,13 +259,15 @@ class Renderer:
     def shown(self, image: Tensor, content: Tensor) -> Tensor:
         """The optimized ``(1, 3, h, w)`` image as the user sees it: the color mode applied
         with ``content`` (``(1, 3, H, W)`` sRGB in 0–1, any size), and under the mask of each
-        painting with a mode of its own, that mode (``stages.color.regional_output``)."""
+        painting with a mode of its own (everywhere without a mask), that mode
+        (``stages.color.regional_output``)."""
         content = resize(content.to(image.device), tuple(image.shape[-2:]))
+        everywhere = torch.ones(1, 1, 1, 1)
         regions = {
-            (s.color, id(s.mask)): (s.color, s.mask)
+            (s.color, id(s.mask)): (s.color, everywhere if s.mask is None else s.mask)
             for styles in self.style_sets
             for s in styles
-            if s.color is not None and s.mask is not None
+            if s.color is not None
         }
         return regional_output(self.preset.color, image, content, list(regions.values()))
 
@@ -422,6 +426,8 @@ def render(
     """
     base = preset if isinstance(preset, Preset) else load_preset(preset)
     sources = [] if styles is None else [styles] if _is_one(styles) else list(styles)
+    if masks and not all(m is None or isinstance(m, (str, Path)) for m in masks):
+        raise UsageError("masks= takes mask file paths (or None for everywhere), one per style")
     resolved = base.resolved(
         styles=[Path(describe(s)) for s in sources] or None,
         style_weights=list(style_weights) if style_weights else None,

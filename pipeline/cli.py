@@ -662,11 +662,10 @@ def inspect_command(
         raise UsageError(f"--size must be 16–1024 px for reconstructions; got {size}")
     if iterations < 1:
         raise UsageError(f"--iterations must be ≥ 1; got {iterations}")
-    _make_folders([(out_dir, "-o")], quiet)
     refuse_existing([out_dir / name for name in wanted], overwrite)
     from .pictures import contact_sheet
 
-    pictures = {}
+    pictures = {}  # the quick pictures first: a bad input fails before anything is created
     if manifest is not None:
         pictures["losses.png"] = _loss_picture(manifest)
     if "masks.png" in wanted:
@@ -675,6 +674,7 @@ def inspect_command(
         pictures["masks.png"] = mask_sheet(manifest)
     if stages is not None:
         pictures["stages.png"] = contact_sheet(stages)
+    _make_folders([(out_dir, "-o")], quiet)
     if content is not None and style is not None:
         from .device import select_device
         from .inspection import layer_reconstructions

@@ -113,7 +113,7 @@ def layer_reconstructions(
 def mask_sheet(manifest_path: Path) -> Image.Image:
     """What the masks of a render looked like at each stage: per stage (a row) and masked
     painting, the photo at the stage's size under the mask at ``relu1_1`` (dimmed outside it),
-    and the mask as the deepest style layer sees it (``stages.guides.layer_guide``, in the
+    and the mask as its deepest style layer sees it (``stages.guides.layer_guide``, in the
     preset's ``model.guides`` mode, scaled up with nearest neighbours).
 
     Args:
@@ -129,7 +129,6 @@ def mask_sheet(manifest_path: Path) -> Image.Image:
     sets, chosen = preset.style_sets()
     manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     photo = load_image(Path(manifest["content"]), "content")
-    deepest = max(preset.model.style_layers, key=LAYER_NAMES.index)
     rows = []
     for n, (h, w) in enumerate(stage_sizes(tuple(photo.shape[-2:]), preset)):
         at_stage = resize(photo, (h, w))
@@ -137,6 +136,7 @@ def mask_sheet(manifest_path: Path) -> Image.Image:
         for i, style in enumerate(sets[chosen[n]]):
             if style.mask is None:
                 continue
+            deepest = max(style.layers or preset.model.style_layers, key=LAYER_NAMES.index)
             guide = resize(load_mask(style.mask, "mask"), (h, w)).clamp(0, 1)
             shallow = layer_guide(guide, layer_size((h, w), "relu1_1"), "relu1_1")
             size = layer_size((h, w), deepest)

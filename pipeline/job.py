@@ -61,14 +61,25 @@ class RenderJob:
     max_input_pixels: int | None = MAX_INPUT_PIXELS
 
 
-def _without_paths(values: Any) -> Any:
-    """A preset's plain data with every style's file paths (image, masks) set to ``None``."""
+def _digested(values: Any, digests: dict[str, str]) -> Any:
+    """A preset's plain data with every style's file paths (image, masks) replaced by the
+    files' SHA-256 (``digests`` caches them by path): the same files by other paths give the
+    same data, a file in another role or slot does not."""
     if isinstance(values, dict):
-        paths = ("image", "mask", "style_mask") if "image" in values else ()
-        return {k: None if k in paths else _without_paths(v) for k, v in values.items()}
+        slots = ("image", "mask", "style_mask") if "image" in values else ()
+        return {
+            k: _digest(v, digests) if k in slots and v is not None else _digested(v, digests)
+            for k, v in values.items()
+        }
     if isinstance(values, (list, tuple)):
-        return [_without_paths(v) for v in values]
+        return [_digested(v, digests) for v in values]
     return values
+
+
+def _digest(path: str, digests: dict[str, str]) -> str:
+    if path not in digests:
+        digests[path] = file_digest(Path(path))
+    return digests[path]
 
 
 def output_files(output: Path) -> list[Path]:
@@ -142,19 +153,18 @@ class Render:
         refuse_existing(self.stage_files[finished:], job.overwrite)
 
     def _fingerprint(self) -> str:
-        """What decides the result: the preset's values (not its name, description or the
-        paths of its paintings and masks), the seed, the weights and the input files'
-        contents — so the same render spelled with other paths, from another folder,
-        resumes."""
+        """What decides the result: the preset's values (not its name or description), its
+        paintings' and masks' contents in their places (not their paths), the seed, the
+        weights and the photo's contents — so the same render spelled with other paths, from
+        another folder, resumes, and one with another mask does not."""
         preset = self.renderer.preset
-        values = _without_paths({**preset.to_dict(), "name": None, "description": None})
+        values = _digested({**preset.to_dict(), "name": None, "description": None}, {})
         return fingerprint(
             {
                 "preset": values,
                 "seed": self.job.seed,
                 "weights": self.renderer.weights,
                 "content": file_digest(self.job.content),
-                "files": [file_digest(Path(f)) for f in preset.files()],
             }
         )
 

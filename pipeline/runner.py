@@ -17,13 +17,14 @@ import torch
 from torch import Tensor
 
 from .choices import check_seed
-from .config import Preset, StageConfig, TilingConfig
+from .config import LayersConfig, Preset, StageConfig, TilingConfig
 from .device import precision
 from .errors import StyleCascadeError, UsageError
 from .memory import activation_bytes_per_pixel, free_bytes, plan_stage
 from .stages import cascade
 from .stages.blend import StyleTargets, WeightedStyle, style_size
 from .stages.cascade import Observer, Stage, StageResult
+from .stages.guides import guide_energy
 from .stages.resample import fit_long_edge
 from .stages.vgg import VGGFeatures
 
@@ -74,7 +75,8 @@ def check_sizes(
 
     Raises:
         UsageError: a stage's content or style image would be under ``min_size`` px on a side;
-            a mask whose aspect ratio differs from its image's.
+            a mask whose aspect ratio differs from its image's; an empty mask on a painting;
+            masks that leave a stage no painting.
     """
     _sets, chosen = preset.style_sets()
     for i, (stage, (h, w), index) in enumerate(
@@ -88,6 +90,14 @@ def check_sizes(
             shorts.append((what, min(fit_long_edge(*style.image.shape[-2:], edge))))
             _check_aspect(style.mask, content_hw, f"the mask of {what}", "photo")
             _check_aspect(style.source_mask, style.image.shape[-2:], f"the mask on {what}", what)
+            if style.source_mask is not None and not bool(style.source_mask.max() > 0):
+                raise UsageError(f"the mask on {what} is empty (all black): it takes nothing")
+        if not any(_applies(style, (h, w), preset.model) for style in styles):
+            raise UsageError(
+                f"stage {i + 1} ({w}×{h} px): every painting's mask is empty there (all black, "
+                f"or no white area its style layers see at this size in guides: "
+                f"{preset.model.guides}); give the masks white areas"
+            )
         for what, short in shorts:
             if short < min_size:
                 raise UsageError(
@@ -95,6 +105,17 @@ def check_sizes(
                     f"short edge for the {what}; the network needs at least {min_size} px. "
                     f"Use a larger final size or a preset whose first stage is larger"
                 )
+
+
+def _applies(style: WeightedStyle, image_hw: tuple[int, int], model: LayersConfig) -> bool:
+    """Whether a painting has a say at a stage of ``image_hw`` px: no mask, or a mask with
+    energy at one of its style layers (``stages.guides.guide_energy``)."""
+    if style.mask is None:
+        return True
+    layers = style.layers or model.style_layers
+    return any(
+        bool(guide_energy(style.mask, image_hw, layer, model.guides) > 0) for layer in layers
+    )
 
 
 def _check_aspect(mask: Tensor | None, image_hw: Sequence[int], what: str, image: str) -> None:

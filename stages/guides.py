@@ -104,6 +104,25 @@ def layer_guide(guide: Tensor, size: tuple[int, int], layer: str, mode: str = GU
     return -F.max_pool2d(-eroded, (1, window), stride=1, padding=(0, reach))
 
 
+def guide_energy(
+    guide: Tensor, image_hw: tuple[int, int], layer: str, mode: str = GUIDE_MODE
+) -> Tensor:
+    """``mean(g²)`` of a guide at ``layer`` for an image of ``image_hw`` = ``(H, W)`` px: the
+    normalizer of a region's guided Gram matrix; 0 when the region vanishes at that layer.
+
+    Args:
+        guide: ``(1, 1, H', W')`` in 0–1 at any size (resized to ``image_hw`` first).
+        image_hw: the stage's image size in px.
+        layer: the style layer.
+        mode: :func:`layer_guide`'s mode.
+
+    Returns:
+        0-d float32 tensor in 0–1.
+    """
+    at_size = _to_size(guide, image_hw)
+    return layer_guide(at_size, layer_size(image_hw, layer), layer, mode).pow(2).mean()
+
+
 def guided_gram(features: Tensor, guide: Tensor | None, energy: float | Tensor = 1.0) -> Tensor:
     """The guided Gram matrix ``G = (F·g)(F·g)ᵀ / (C·H·W) / energy`` (Gatys et al. 2017,
     Sec. 4.1), with the normalization of :func:`~stylecascade.stages.losses.gram_matrix`.
@@ -168,7 +187,7 @@ class GuidedStyleTerm(StyleTerm):
     def _energy(self, guide: Tensor | None, layer: str) -> Tensor:
         if guide is None:
             return torch.ones(())
-        return layer_guide(guide, layer_size(self.image_hw, layer), layer, self.mode).pow(2).mean()
+        return guide_energy(guide, self.image_hw, layer, self.mode)
 
     def _guide(self, key: str, window: tuple | None, size: tuple[int, int]) -> Tensor | None:
         """The guide of ``key`` at its layer for the whole image or a tile's ``window``."""

@@ -260,3 +260,25 @@ def test_a_color_mode_per_region():
     torch.testing.assert_close(chroma[..., :6], rgb_to_ycbcr(content)[:, 1:, :, :6])
     torch.testing.assert_close(out[..., 10:], image[..., 10:])
     torch.testing.assert_close(rgb_to_ycbcr(out)[:, :1], rgb_to_ycbcr(image)[:, :1])
+
+
+def test_the_fingerprint_tells_mask_roles_and_slots_apart(tmp_path):
+    """Review finding 3: before, paths were dropped and the files listed once, so a mask
+    moved from one painting to another, or from the photo to the painting, resumed."""
+    from stylecascade.job import _digested
+
+    for name in ("a.png", "b.png", "m.png"):
+        (tmp_path / name).write_bytes(name.encode())
+    a, b, m = (str(tmp_path / n) for n in ("a.png", "b.png", "m.png"))
+    variants = [
+        [{"image": a, "mask": m}, {"image": b, "mask": m}],
+        [{"image": a, "mask": m}, {"image": b, "mask": None}],
+        [{"image": a, "mask": None, "style_mask": m}, {"image": b, "mask": m}],
+        [{"image": a, "mask": m, "style_mask": None}, {"image": b, "mask": m}],
+    ]
+    digested = [json.dumps(_digested({"styles": v}, {})) for v in variants]
+    assert len(set(digested)) == 4
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(b"m.png")  # the same mask by another path: the same render
+    same = [{"image": a, "mask": str(copy)}, {"image": b, "mask": m}]
+    assert json.dumps(_digested({"styles": same}, {})) == digested[0]

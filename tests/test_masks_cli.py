@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import TINY_PRESET
 from PIL import Image
 from stylecascade.api import load_network
 from stylecascade.cli import app
@@ -106,3 +108,102 @@ def test_mask_errors_are_one_line_before_any_work(tmp_path, photos, halves, extr
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def _tiny_preset(tmp_path, extra="", name="tiny.yaml"):
+    (tmp_path / name).write_text(TINY_PRESET + extra)
+    return tmp_path / name
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the network was loaded before the masks were checked")
+
+    monkeypatch.setattr("stylecascade.api.load_network", refuse)
+
+
+def test_masks_that_leave_no_painting_are_refused_before_the_weights_load(
+    tmp_path, photos, no_network
+):
+    """Review findings 1, 2 and 4: before, a traceback after the weights loaded (or, for an
+    empty mask on the painting, a style loss of 6e14 and a garbage image)."""
+    w, h = Image.open(photos[0]).size
+    Image.new("L", (w, h), 0).save(tmp_path / "black.png")
+    speck = Image.new("L", (w * 4, h * 4), 0)
+    speck.paste(255, (100, 100, 102, 102))
+    speck.save(tmp_path / "speck.png")
+    sw, sh = Image.open(photos[1]).size
+    Image.new("L", (sw, sh), 0).save(tmp_path / "sblack.png")
+    deep = (
+        _tiny_preset(tmp_path)
+        .read_text()
+        .replace(
+            "style_layers: {relu1_1: 1, relu2_1: 1, relu3_1: 1, relu4_1: 1, relu5_1: 1}",
+            "style_layers: {relu4_1: 1, relu5_1: 1}\n  guides: inside",
+        )
+    )
+    (tmp_path / "deep.yaml").write_text(deep)
+    extra = f"styles: [{{image: {photos[1]}, style_mask: sblack.png}}]\n"
+    painting_mask = _tiny_preset(tmp_path, extra, "painting-mask.yaml")
+    cases = [
+        (["-s", photos[1], "--mask", tmp_path / "black.png", "-p", _tiny_preset(tmp_path)],
+         "stage 1 (32×24 px): every painting's mask is empty there"),
+        (["-s", photos[1], "--mask", tmp_path / "speck.png", "-p", tmp_path / "deep.yaml"],
+         "in guides: inside); give the masks white areas"),
+        (["-p", painting_mask], "the mask on style image is empty (all black): it takes nothing"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = _render(photos[0], *args, "-o", tmp_path / "o.png", "-q")
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_one_file_as_a_painting_and_as_a_mask(tmp_path, photos):
+    """Review finding 6: before, the mask reused the painting's RGB decode (a traceback)."""
+    from stylecascade.api import load_style_sets
+    from stylecascade.config import parse_preset
+
+    text = PRESET + f"styles: [{{image: {photos[0]}, mask: {photos[0]}}}]\n"
+    (style,) = load_style_sets(parse_preset(text, "p", "p.yaml"))[0]
+    assert style.image.shape[1] == 3 and style.mask.shape[1] == 1
+
+
+def test_a_painting_color_mode_without_a_mask_applies_everywhere(tmp_path, photos):
+    """Review finding 5: before, ``color:`` without a mask was ignored in the output."""
+    from stylecascade.api import Renderer
+    from stylecascade.config import parse_preset
+    from stylecascade.stages.color import rgb_to_ycbcr
+
+    text = PRESET + f"styles: [{{image: {photos[1]}, color: luminance}}]\n"
+    renderer = Renderer(parse_preset(text, "p", "p.yaml"), device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    image, content = (0.3 + 0.4 * torch.rand(1, 3, 8, 8, generator=generator) for _ in "ab")
+    shown = renderer.shown(image, content)
+    torch.testing.assert_close(rgb_to_ycbcr(shown)[:, 1:], rgb_to_ycbcr(content)[:, 1:])
+
+
+def test_inspect_with_a_missing_mask_creates_nothing(tmp_path, photos):
+    """Review finding 7: before, it created the -o folder and then failed."""
+    styles = [{"image": str(photos[1]), "mask": str(tmp_path / "gone.png")}]
+    manifest = {
+        "preset": {**yaml.safe_load(PRESET), "styles": styles},
+        "content": str(photos[0]),
+        "stages": [{"size": [8, 6], "loss_trace": [1.0, 0.5]}],
+    }
+    (tmp_path / "o.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(
+        app, ["inspect", "--manifest", str(tmp_path / "o.json"), "-o", str(tmp_path / "new")]
+    )
+    assert result.exit_code == 2 and "gone.png: no such file" in result.output, result.output
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_python_api_takes_mask_paths(photos):
+    from PIL import Image as PILImage
+    from stylecascade import render
+    from stylecascade.errors import UsageError
+
+    with pytest.raises(UsageError, match="masks= takes mask file paths"):
+        render(photos[0], photos[1], masks=[PILImage.new("L", (4, 3))])
