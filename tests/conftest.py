@@ -77,6 +77,17 @@ def tiny_preset_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if a render gets as far as loading the network (the weights): for checks
+    that must come before it."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the network was loaded before every cheap check was done")
+
+    monkeypatch.setattr("stylecascade.api.load_network", refuse)
+
+
+@pytest.fixture
 def photos(tmp_path):
     """The example images shrunk to 160 px long edge, as files."""
     paths = []

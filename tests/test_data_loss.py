@@ -234,16 +234,6 @@ def test_the_same_render_spelled_with_other_paths_has_the_same_fingerprint(
     assert len(prints) == 1
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Fail the test if the render gets as far as loading the network (the weights)."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the network was loaded before the output locations were checked")
-
-    monkeypatch.setattr("stylecascade.api.load_network", refuse)
-
-
 def test_an_output_name_too_long_for_the_file_system_is_refused_up_front(
     tmp_path, photos, tiny_preset_file, no_network
 ):

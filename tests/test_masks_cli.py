@@ -115,14 +115,6 @@ def _tiny_preset(tmp_path, extra="", name="tiny.yaml"):
     return tmp_path / name
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the network was loaded before the masks were checked")
-
-    monkeypatch.setattr("stylecascade.api.load_network", refuse)
-
-
 def test_masks_that_leave_no_painting_are_refused_before_the_weights_load(
     tmp_path, photos, no_network
 ):
