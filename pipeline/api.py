@@ -77,15 +77,6 @@ def build_network(weights: VGGWeights, preset: Preset, device: torch.device) -> 
     return Network(extractor, weights.source, weights.sha256)
 
 
-def load_styles(
-    preset: Preset,
-    max_pixels: int | None = MAX_INPUT_PIXELS,
-    sources: Sequence[ImageSource] | None = None,
-) -> list[WeightedStyle]:
-    """The preset's paintings (set 0 of :func:`load_style_sets`)."""
-    return load_style_sets(preset, max_pixels, sources)[0]
-
-
 def load_style_sets(
     preset: Preset,
     max_pixels: int | None = MAX_INPUT_PIXELS,
@@ -171,12 +162,13 @@ class Renderer:
     ``luminance-only`` adapt the paintings to each photo.
 
     Args:
-        preset: the resolved preset, with at least one style unless ``styles`` is given.
+        preset: the resolved preset, with at least one style.
         device: where to compute: ``auto``, ``cuda``, ``mps``, ``cpu`` or a ``torch.device``.
         weights: ``caffe``, ``torchvision`` or a weights file path.
-        styles: the paintings already loaded (in the order of ``preset.styles``); read from
-            ``preset.styles`` on first use when ``None`` (the stages' own paintings are read
-            from the preset).
+        sources: the images of ``preset.styles`` themselves, in its order (paths, PIL
+            images or tensors, :data:`~stylecascade.images.ImageSource`); read from
+            ``preset.styles`` on first use when ``None`` (masks and the stages' own paintings
+            are always read from the preset).
         step: reports long steps (the weights download).
         max_input_pixels: decompression-bomb guard for style files (``None``: no limit).
         network: the network already built (:func:`build_network`); then ``weights`` only
@@ -195,7 +187,7 @@ class Renderer:
         *,
         device: str | torch.device = "auto",
         weights: str = "caffe",
-        styles: list[WeightedStyle] | None = None,
+        sources: Sequence[ImageSource] | None = None,
         step: Step = no_step,
         max_input_pixels: int | None = MAX_INPUT_PIXELS,
         network: Network | None = None,
@@ -205,7 +197,7 @@ class Renderer:
             check_weights_spec(weights)
         self.device = device if isinstance(device, torch.device) else select_device(device)
         self.preset, self.weights, self.step = preset, weights, step
-        self._styles, self.max_input_pixels = styles, max_input_pixels
+        self._sources, self.max_input_pixels = sources, max_input_pixels
         self._sets: list[list[WeightedStyle]] | None = None
         self._network, self._files = network, files
         self._targets: StyleTargets | None = None
@@ -229,8 +221,9 @@ class Renderer:
             UsageError: no style, or a style image or mask that cannot be read.
         """
         if self._sets is None:
-            given = None if self._styles is None else [s.image for s in self._styles]
-            self._sets = load_style_sets(self.preset, self.max_input_pixels, given, self._files)
+            self._sets = load_style_sets(
+                self.preset, self.max_input_pixels, self._sources, self._files
+            )
         return self._sets
 
     @property
@@ -436,14 +429,12 @@ def render(
         size=size,
         tile_size=tile_size,
     )
-    loaded = None
     if sources:
         named = zip(resolved.styles, sources, strict=True)
         resolved = dataclasses.replace(
             resolved, styles=tuple(dataclasses.replace(s, image=describe(x)) for s, x in named)
         )
-        loaded = load_styles(resolved, sources=sources)
-    renderer = Renderer(resolved, device=device, weights=weights, styles=loaded)
+    renderer = Renderer(resolved, device=device, weights=weights, sources=sources or None)
     if progress is True:
         with stage_progress(Console(stderr=True)) as bars:
             return renderer.render(content, seed=seed, observer=bars)

@@ -244,9 +244,7 @@ class ActorRenderer(Renderer):
         content: Path,
         on_stage: Callable[[StageResult], None] | None = None,
     ) -> None:
-        super().__init__(
-            local.preset, device=torch.device("cpu"), weights=local.weights, styles=local.styles
-        )
+        super().__init__(local.preset, device=torch.device("cpu"), weights=local.weights)
         self._sets = local.style_sets  # read once by the batch's renderer, not per photo
         self.actor, self.content, self.on_stage = actor, content, on_stage
         self.started = False
