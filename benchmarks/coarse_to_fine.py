@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 from common import arguments, device_from, report, sync
-from stylecascade.config import Preset, StageConfig, load_preset
 from stylecascade.images import load_image
+from stylecascade.preset import Preset, StageConfig
+from stylecascade.preset_files import load_preset
 from stylecascade.runner import run_stages, schedule
 from stylecascade.stages.blend import StyleTargets, WeightedStyle
 from stylecascade.stages.cascade import Problem, Stage, StageResult, stop_point

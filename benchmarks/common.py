@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.table import Table
-from stylecascade.config import PRECISIONS, LayersConfig, load_preset
 from stylecascade.device import effective_precision, select_device
 from stylecascade.manifest import versions
+from stylecascade.preset import PRECISIONS, ModelConfig
+from stylecascade.preset_files import load_preset
 from stylecascade.stages.losses import Objective, style_targets, style_transfer_objective
 from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
 
@@ -150,7 +151,7 @@ def final_stage_weights() -> dict[str, float]:
     }
 
 
-def random_network(device: torch.device) -> tuple[LayersConfig, VGGFeatures]:
+def random_network(device: torch.device) -> tuple[ModelConfig, VGGFeatures]:
     """The ``standard`` preset's model and the full-size VGG19 with seeded random weights
     (cost and memory do not depend on the weights' values), truncated to its layers."""
     torch.manual_seed(0)

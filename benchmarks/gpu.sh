@@ -97,7 +97,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from stylecascade.config import load_preset, read_preset
+from stylecascade.preset_files import load_preset, read_preset
 
 folder = Path(sys.argv[1])
 for name in ("standard", "print"):

@@ -32,8 +32,9 @@ from common import arguments, device_from, report
 from neural_style_pt import MODEL, check_features, ensure_installed, run_multires, write_model
 from PIL import Image, ImageDraw
 from stylecascade import render
-from stylecascade.config import Preset, load_preset
 from stylecascade.images import as_tensor, load_image
+from stylecascade.preset import Preset
+from stylecascade.preset_files import load_preset
 from stylecascade.stages.resample import resize_long_edge
 from yardsticks import NAMES, Yardsticks
 

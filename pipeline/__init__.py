@@ -35,8 +35,8 @@ _HOMES = {
     "render_batch": "batch",
     "Renderer": "api",
     "RenderResult": "api",
-    "Preset": "config",
-    "load_preset": "config",
+    "Preset": "preset",
+    "load_preset": "preset_files",
     "StyleCascadeError": "errors",
 }
 

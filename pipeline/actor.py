@@ -21,9 +21,9 @@ import torch
 from torch import Tensor
 
 from .api import Renderer, build_network
-from .config import Preset
 from .device import select_device, set_threads
 from .images import read_image_bytes
+from .preset import Preset
 from .runner import StageResult
 from .weights import VGGWeights
 
@@ -35,7 +35,7 @@ class ActorSetup:
     Attributes:
         preset: the resolved preset.
         files: the bytes of every painting and mask the preset names, by path
-            (:meth:`~stylecascade.config.Preset.files`).
+            (:meth:`~stylecascade.preset.Preset.files`).
         device: ``cuda`` or ``cpu``.
         threads: CPU threads torch computes with (``None``: torch's default, which Ray sets to
             the actor's CPUs).

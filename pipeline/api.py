@@ -22,12 +22,13 @@ from rich.console import Console
 from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
-from .config import Preset, load_preset
 from .device import effective_precision, select_device
 from .errors import UsageError
 from .images import ImageSource, as_tensor, describe, mask_from, read_image_bytes
 from .manifest import build_manifest, stage_entry
 from .output import to_pil
+from .preset import Preset
+from .preset_files import load_preset
 from .progress import Step, no_step, stage_progress
 from .runner import Observer, StageResult, run_stages
 from .stages.blend import StyleTargets, WeightedStyle
@@ -397,7 +398,7 @@ def render(
         styles: one painting or several to blend, each like ``content``; ``None``: the
             preset's own paintings.
         preset: a preset name (bundled or saved), a YAML path, a past render's ``OUT.json``,
-            or a :class:`~stylecascade.config.Preset`.
+            or a :class:`~stylecascade.preset.Preset`.
         style_weights: one weight ≥ 0 per style (normalized; default equal).
         masks: one mask file per style (grayscale on the photo, white = this painting;
             ``None``: everywhere): spatial control, Gatys et al. 2017, Sec. 4.
@@ -423,7 +424,7 @@ def render(
         raise UsageError("masks= takes mask file paths (or None for everywhere), one per style")
     resolved = base.resolved(
         styles=[Path(describe(s)) for s in sources] or None,
-        style_weights=list(style_weights) if style_weights else None,
+        blend_weights=list(style_weights) if style_weights else None,
         masks=list(masks) if masks else None,
         color=color,
         size=size,

@@ -21,13 +21,14 @@ from rich.console import Console
 
 from .api import Renderer
 from .checkpoint import checkpoint_folder
-from .config import Preset, load_preset
 from .device import set_threads
 from .errors import StyleCascadeError, UsageError
 from .files import check_outputs, make_folder
 from .interrupt import Interrupted, Signalled
 from .job import Render, RenderJob, output_files
 from .naming import DEFAULT_NAME, expand_inputs, output_name
+from .preset import Preset
+from .preset_files import load_preset
 from .progress import LogProgress, StageProgress, cluster_progress, stage_progress
 from .runner import Observer
 
@@ -193,7 +194,7 @@ def render_batch(
             unless ``overwrite``.
         styles: the painting(s) to blend; ``None``: the preset's own (a saved look).
         preset: a preset name (bundled or saved), a YAML path, a past render's ``OUT.json``, or
-            a :class:`~stylecascade.config.Preset`.
+            a :class:`~stylecascade.preset.Preset`.
         size: long edge of the final stage in px; earlier stages scale with it.
         name: output file name pattern (``{content}``, ``{styles}``, ``{preset}``, ``{seed}``).
         seed: makes each render repeatable (same seed, threads and kind of device).

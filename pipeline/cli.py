@@ -22,22 +22,20 @@ from typer._click.exceptions import UsageError as FrameworkUsageError
 
 from . import __version__
 from .choices import DEVICES, MAX_INPUT_PIXELS, SOURCES, check_seed
-from .config import (
-    Ladder,
-    Preset,
+from .errors import StyleCascadeError, UsageError
+from .files import atomic_write, make_folder, refuse_existing, reporting_write_errors
+from .interrupt import Interrupted, Signalled, signals_interrupt
+from .naming import DEFAULT_NAME, expand_inputs, output_name
+from .preset import Ladder, Preset, scaled_stages
+from .preset_files import (
     bundled_presets,
     load_preset,
     parse_preset,
     read_preset,
     save_user_preset,
-    scaled_stages,
     user_preset_dir,
     user_presets,
 )
-from .errors import StyleCascadeError, UsageError
-from .files import atomic_write, make_folder, refuse_existing, reporting_write_errors
-from .interrupt import Interrupted, Signalled, signals_interrupt
-from .naming import DEFAULT_NAME, expand_inputs, output_name
 from .printsize import DEFAULT_DPI, final_long_edge
 from .stages.vocabulary import COLOR_MODES
 
@@ -396,7 +394,7 @@ def render_command(
         chosen, final = load_preset(preset or default), final_long_edge(size, print_size, dpi)
         resolved = chosen.resolved(
             styles=style,
-            style_weights=style_weight,
+            blend_weights=style_weight,
             masks=None if mask is None else [None if m == "none" else Path(m) for m in mask],
             color=color,
             size=final,

@@ -31,3 +31,8 @@ class ArgumentError(UsageError):
     def named(self, name: str) -> str:
         """The message with ``name`` (e.g. the command line's flag) for the argument."""
         return self.template.format(name)
+
+
+def literal(text: str) -> str:
+    """``text`` for an :class:`ArgumentError` template, shown as it is (its braces doubled)."""
+    return text.replace("{", "{{").replace("}", "}}")

@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .config import load_preset
 from .errors import UsageError
 from .images import load_image, load_mask
 from .output import to_pil
 from .pictures import labelled_grid
+from .preset_files import load_preset
 from .progress import Step
 from .runner import stage_sizes
 from .stages.guides import layer_guide, layer_size

@@ -16,7 +16,6 @@ from . import __version__
 from .api import Renderer
 from .checkpoint import Checkpoint, checkpoint_folder, fingerprint
 from .choices import MAX_INPUT_PIXELS
-from .config import Preset
 from .errors import UsageError
 from .files import (
     check_outputs,
@@ -31,6 +30,7 @@ from .images import load_image
 from .interrupt import Interrupted, signals_deferred
 from .manifest import manifest_path, stage_entry
 from .output import OutputOptions, check_output, save_image
+from .preset import Preset
 from .runner import Observer, check_sizes, stage_sizes
 from .stages.cascade import StageInterrupted
 from .stages.vgg import min_input_size

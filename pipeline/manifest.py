@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .config import Preset
+from .preset import Preset
 from .stages.cascade import StageResult
 
 VERSIONED = ("stylecascade", "torch", "torchvision", "numpy", "pillow")

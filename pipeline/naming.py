@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .config import Preset
+    from .preset import Preset
 
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 """Output suffix → Pillow format name (``stylecascade.output`` writes 16-bit PNG and TIFF

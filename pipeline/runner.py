@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 
 from .choices import check_seed
-from .config import LayersConfig, Preset, StageConfig, TilingConfig
 from .device import precision
 from .errors import StyleCascadeError, UsageError
 from .memory import activation_bytes_per_pixel, free_bytes, plan_stage
+from .preset import ModelConfig, Preset, StageConfig, TilingConfig
 from .stages import cascade
 from .stages.blend import StyleTargets, WeightedStyle, style_size
 from .stages.cascade import Observer, Stage, StageResult
@@ -69,7 +69,7 @@ def check_sizes(
 
     Args:
         content_hw: ``(H, W)`` of the photo.
-        style_sets: the paintings of each set (:meth:`~stylecascade.config.Preset.style_sets`).
+        style_sets: the paintings of each set (:meth:`~stylecascade.preset.Preset.style_sets`).
         preset: the resolved preset.
         min_size: the network's smallest input edge in px.
 
@@ -107,7 +107,7 @@ def check_sizes(
                 )
 
 
-def _applies(style: WeightedStyle, image_hw: tuple[int, int], model: LayersConfig) -> bool:
+def _applies(style: WeightedStyle, image_hw: tuple[int, int], model: ModelConfig) -> bool:
     """Whether a painting has a say at a stage of ``image_hw`` px: no mask, or a mask with
     energy at one of its style layers (``stages.guides.guide_energy``)."""
     if style.mask is None:
@@ -132,7 +132,7 @@ def _check_aspect(mask: Tensor | None, image_hw: Sequence[int], what: str, image
 def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
     """The preset's stages for a content image of ``content_hw`` = ``(H, W)`` px, untiled and
     not yet planned for memory (:func:`planned`); each takes its set of paintings
-    (:meth:`~stylecascade.config.Preset.style_sets`)."""
+    (:meth:`~stylecascade.preset.Preset.style_sets`)."""
     _sets, chosen = preset.style_sets()
     return [
         Stage(
@@ -218,7 +218,7 @@ def run_stages(
         resume: ``(k, image)``: skip stages before ``k`` and start stage ``k`` from ``image``,
             the result of stage ``k − 1`` (``(1, 3, h, w)`` in 0–1).
         stage_styles: the paintings of the stages' own sets 1, 2, …
-            (:meth:`~stylecascade.config.Preset.style_sets`), like ``styles``.
+            (:meth:`~stylecascade.preset.Preset.style_sets`), like ``styles``.
 
     Yields:
         :class:`StageResult` per stage run; the last one's ``image`` is the final result.

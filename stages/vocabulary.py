@@ -1,7 +1,7 @@
 """The names the configuration speaks, without torch: VGG19 layer names and poolings,
 optimizers, color modes, the convergence default and the rule for a set of weights.
 
-``stylecascade.config`` and the command line import them from here, so that validating a preset
+``stylecascade.preset`` and the command line import them from here, so that validating a preset
 or printing ``--help`` never loads torch; the modules that implement them re-export them.
 """
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import yaml
 from PIL import Image
-from stylecascade.config import Preset, parse_preset
 from stylecascade.images import load_image
+from stylecascade.preset import Preset
+from stylecascade.preset_files import parse_preset
 from stylecascade.stages.resample import resize_long_edge
 from stylecascade.stages.vgg import VGGFeatures, build_vgg19_features
 
@@ -62,6 +65,22 @@ stages:
   - {size: 32, iterations: 8}
   - {size: 64, iterations: 6}
 """
+
+
+def edited_tiny_preset(path: str, value: Any) -> dict[str, Any]:
+    """The data of :data:`TINY_PRESET` with one field replaced (``path`` like
+    ``stages.0.size``); ``value=...`` deletes the field."""
+    data = yaml.safe_load(TINY_PRESET)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    key = int(last) if isinstance(node, list) else last
+    if value is ...:
+        del node[key]
+    else:
+        node[key] = value
+    return data
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import yaml
 from PIL import Image
 from stylecascade import __main__ as entry
 from stylecascade.cli import app
-from stylecascade.config import bundled_presets
 from stylecascade.images import load_image
+from stylecascade.preset_files import bundled_presets
 from stylecascade.stages.color import rgb_to_ycbcr
 from stylecascade.stages.resample import resize
 from typer.testing import CliRunner

@@ -251,8 +251,8 @@ def _cluster_batch(folder, preset, painting, out, observer):
     from stylecascade.api import Renderer
     from stylecascade.batch import batch_jobs
     from stylecascade.cluster import connect, run_cluster_batch
-    from stylecascade.config import load_preset
     from stylecascade.job import RenderJob
+    from stylecascade.preset_files import load_preset
 
     look = load_preset(str(preset)).resolved(styles=[painting])
     photos = [folder / f"{name}.png" for name in "abc"]

@@ -4,18 +4,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_PRESET
+from conftest import TINY_PRESET, edited_tiny_preset
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stylecascade.config import (
-    MIN_STAGE_EDGE,
-    PresetError,
-    bundled_presets,
-    load_preset,
-    parse_preset,
-    scaled_stages,
-)
-from stylecascade.errors import UsageError
+from stylecascade.errors import ArgumentError, UsageError
+from stylecascade.preset import MIN_STAGE_EDGE, PresetError, scaled_stages
+from stylecascade.preset_files import bundled_presets, load_preset, parse_preset
 
 
 def test_bundled_presets_load():
@@ -52,25 +46,10 @@ def test_yaml_1_1_exponent_strings_are_numbers():
     assert parse_preset(text, "t", "t.yaml").stages[0].style_weight == 1e4
 
 
-def _edit(path: str, value):
-    """The tiny preset with one field replaced (``path`` like ``stages.0.size``).
-    ``value=...`` deletes the field."""
-    data = yaml.safe_load(TINY_PRESET)
-    *parents, last = path.split(".")
-    node = data
-    for key in parents:
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    if value is ...:
-        del node[last]
-    else:
-        node[last] = value
-    return yaml.safe_dump(data)
-
-
 def test_record_reads_real_annotations_including_optional_numbers():
     from dataclasses import dataclass, field
 
-    from stylecascade.config import _Reader
+    from stylecascade.preset_files import _Reader
 
     @dataclass(frozen=True)
     class Record:
@@ -164,7 +143,7 @@ def test_record_reads_real_annotations_including_optional_numbers():
 )
 def test_invalid_presets_name_file_field_and_allowed_values(path, value, message):
     with pytest.raises(PresetError) as info:
-        parse_preset(_edit(path, value), "bad", "my/bad.yaml")
+        parse_preset(yaml.safe_dump(edited_tiny_preset(path, value)), "bad", "my/bad.yaml")
     assert str(info.value).startswith(f"my/bad.yaml: {message}")
     assert "\n" not in str(info.value)
 
@@ -211,7 +190,7 @@ def test_with_final_size_scales_every_stage(tiny_preset):
             dataclasses.replace(second, long_edge=2000),
         ),
     )
-    with pytest.raises(PresetError, match=r"scaled to stage sizes \[500, 500, 1000\]"):
+    with pytest.raises(ArgumentError, match=r"scaled to stage sizes \[500, 500, 1000\]"):
         close.with_final_size(1000)
     # An earlier stage that rounds onto a final size under the floor is dropped, not an error.
     assert [s.long_edge for s in close.with_final_size(100).stages] == [100]
@@ -262,7 +241,7 @@ def test_preset_styles_are_relative_to_the_preset_file(tmp_path):
 
 def test_resolved_puts_command_line_choices_over_the_preset(tiny_preset, tmp_path):
     styled = tiny_preset.resolved(
-        styles=[Path("a.jpg"), Path("b.jpg")], style_weights=[1, 3], color="histogram", size=128
+        styles=[Path("a.jpg"), Path("b.jpg")], blend_weights=[1, 3], color="histogram", size=128
     )
     assert [Path(s.image).name for s in styled.styles] == ["a.jpg", "b.jpg"]
     assert all(Path(s.image).is_absolute() for s in styled.styles)
@@ -276,15 +255,15 @@ def test_resolved_puts_command_line_choices_over_the_preset(tiny_preset, tmp_pat
 @pytest.mark.parametrize(
     "styles, weights, color, message",
     [
-        (["a.jpg"], [1, 2], None, "--style-weight given 2 times for 1 style image(s)"),
+        (["a.jpg"], [1, 2], None, "blend_weights given 2 times for 1 style image(s)"),
         (["a.jpg", "b.jpg"], [0, 0], None, "must be finite, ≥ 0 and not all 0"),
         (["a.jpg"], [-1], None, "must be finite, ≥ 0 and not all 0"),
-        (["a.jpg"], None, "sepia", "--color must be one of none, luminance, histogram"),
+        (["a.jpg"], None, "sepia", "color must be one of none, luminance, histogram"),
     ],
 )
 def test_resolved_refuses_bad_choices(tiny_preset, styles, weights, color, message):
-    with pytest.raises(PresetError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        tiny_preset.resolved(styles=[Path(s) for s in styles], style_weights=weights, color=color)
+    with pytest.raises(ArgumentError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tiny_preset.resolved(styles=[Path(s) for s in styles], blend_weights=weights, color=color)
 
 
 def test_a_manifest_of_release_0_1_is_refused_as_a_preset(tmp_path, tiny_preset):
@@ -406,3 +385,34 @@ def test_any_value_in_any_field_gives_a_preset_or_one_preset_error(field, value)
         parse_preset(yaml.safe_dump(data), "fuzz", "fuzz.yaml")
     except PresetError as exc:
         assert "\n" not in str(exc) and str(exc).startswith("fuzz.yaml: ")
+
+
+def test_weight_multipliers_scale_every_stage_and_none_changes_nothing(tiny_preset):
+    assert tiny_preset.resolved() == tiny_preset
+    scaled = tiny_preset.resolved(content_weight=2, style_weight=0.5, tv_weight=0)
+    for before, after in zip(tiny_preset.stages, scaled.stages, strict=True):
+        assert after.content_weight == before.content_weight * 2
+        assert after.style_weight == before.style_weight * 0.5
+        assert after.tv_weight == 0.0
+        assert dataclasses.replace(after, content_weight=before.content_weight,
+                                   style_weight=before.style_weight) == before  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "arguments, argument, message",
+    [
+        ({"content_weight": -1}, "content_weight", "must be a finite number ≥ 0; got -1"),
+        ({"style_weight": float("inf")}, "style_weight", "must be a finite number ≥ 0; got inf"),
+        ({"style_weight": 1e19}, "style_weight", "makes a stage's style_weight 2e+21"),
+        ({"masks": ["m.png"]}, "masks", "given 1 times for 0 paintings; give one per painting"),
+        ({"size": 0}, "size", "must be a positive number of pixels; got 0"),
+        ({"tile_size": 10}, "tile_size", "must be 0 or more than the preset's tiling.overlap"),
+        ({"color": {"sepia": 1}}, "color", "got {'sepia': 1}"),
+    ],
+)
+def test_resolved_errors_name_the_argument(tiny_preset, arguments, argument, message):
+    with pytest.raises(ArgumentError) as info:
+        tiny_preset.resolved(**arguments)
+    assert info.value.argument == argument and str(info.value).startswith(argument)
+    assert message in str(info.value)
+    assert info.value.named("--flag").startswith("--flag") and message in info.value.named("x")

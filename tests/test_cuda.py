@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from stylecascade import render
-from stylecascade.config import load_preset
 from stylecascade.device import precision
 from stylecascade.memory import BACKWARD_MARGIN, activation_bytes_per_pixel, stage_bytes
+from stylecascade.preset_files import load_preset
 from stylecascade.stages.evaluator import UntiledEvaluator
 from stylecascade.stages.losses import gram_matrix, style_targets, style_transfer_objective
 from stylecascade.stages.optim import LBFGS_HISTORY, optimize

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 from conftest import EXAMPLES
-from stylecascade.config import StyleConfig, parse_preset
 from stylecascade.images import load_image
+from stylecascade.preset import StyleConfig
+from stylecascade.preset_files import parse_preset
 from stylecascade.runner import run_stages, schedule
 from stylecascade.stages import guides
 from stylecascade.stages.blend import StyleTargets, WeightedStyle, blended_targets

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from stylecascade.cli import app
-from stylecascade.config import load_preset, parse_preset, preset_yaml, user_preset_dir
 from stylecascade.errors import UsageError
 from stylecascade.naming import expand_inputs, output_name
+from stylecascade.preset_files import load_preset, parse_preset, preset_yaml, user_preset_dir
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -42,7 +42,7 @@ def test_user_preset_dir_follows_stylecascade_home(home):
 
 def test_preset_yaml_round_trips(tiny_preset, tmp_path):
     styled = tiny_preset.resolved(
-        styles=[tmp_path / "a.jpg"], style_weights=[2.0], color="histogram"
+        styles=[tmp_path / "a.jpg"], blend_weights=[2.0], color="histogram"
     )
     again = parse_preset(preset_yaml(styled), styled.name, "x.yaml")
     assert again == styled

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 import torch
-from stylecascade.config import TilingConfig
 from stylecascade.memory import activation_bytes_per_pixel, plan_stage, saved_bytes
+from stylecascade.preset import TilingConfig
 from stylecascade.runner import run_stages
 from stylecascade.stages.blend import WeightedStyle
 from stylecascade.stages.evaluator import UntiledEvaluator

@@ -1,0 +1,468 @@
+"""The typed preset: the dataclasses a render is configured with, their constraints (field
+metadata, read by :mod:`stylecascade.preset_files` to check a YAML file and to write the JSON
+Schema of presets), and a preset's adjustment for one render (:meth:`Preset.resolved`).
+
+Field metadata: ``choices`` (allowed values), ``positive`` (> 0), ``non_negative`` (≥ 0),
+``at_most`` (≤ a bound), ``layers`` (``{VGG19 layer: weight}``), ``styles`` (a list of
+paintings) and ``yaml`` (the field's key in YAML, when it is not the field's name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .errors import ArgumentError, UsageError, literal
+from .printsize import MAX_LONG_EDGE
+from .stages.vocabulary import (
+    COLOR_MODES,
+    DEFAULT_TOLERANCE,
+    GUIDE_MODE,
+    GUIDE_MODES,
+    MAX_WEIGHT,
+    OPTIMIZERS,
+    POOLINGS,
+    weight_problem,
+)
+
+INITS = ("content", "noise", "style")
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+MAX_ITERATIONS = 100_000
+"""Largest evaluation cap of a stage (a 4096 px stage on a large GPU does about 2 per second)."""
+
+MIN_STAGE_EDGE = 128
+"""Floor in px for the long edge of a scaled preset's stages: below it the layout (buildings,
+faces) no longer survives the first stage, and each evaluation costs little less."""
+
+WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight")
+"""A stage's weights α, β, γ; :meth:`Preset.resolved` takes a multiplier of each by that name."""
+
+
+class PresetError(UsageError):
+    """A preset that cannot be used; the message names the file and the field."""
+
+
+def yaml_key(f: dataclasses.Field) -> str:
+    """The key of a dataclass field in preset YAML and in the manifest (``size`` for the
+    ``long_edge`` of a stage and the ``tile_edge`` of tiling; else the field's name)."""
+    return f.metadata.get("yaml", f.name)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which VGG19 layers the losses read, and the network's pooling (YAML key ``model``).
+
+    Attributes:
+        pooling: the network's pooling layers, ``max`` or ``avg``.
+        content_layers: ``{VGG19 layer: weight}`` of the content loss (``conv1_1 … relu5_4``,
+            ``pool1 … pool5``; weights ≥ 0, normalized to sum 1; YAML also takes a list of
+            names: equal weights).
+        style_layers: ``{VGG19 layer: weight}`` of the style loss, like ``content_layers``.
+        guides: how a mask reaches each style layer, ``resize`` or ``inside``
+            (``stylecascade.stages.guides.layer_guide``).
+    """
+
+    pooling: str = field(metadata={"choices": POOLINGS})
+    content_layers: dict[str, float] = field(metadata={"layers": True})
+    style_layers: dict[str, float] = field(metadata={"layers": True})
+    guides: str = field(default=GUIDE_MODE, metadata={"choices": GUIDE_MODES})
+
+    @property
+    def layers(self) -> set[str]:
+        """Every layer a loss reads: what the network must return."""
+        return set(self.content_layers) | set(self.style_layers)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of the cascade.
+
+    Attributes:
+        long_edge: long edge of the stage's image in px (YAML key ``size``).
+        iterations: cap on objective evaluations (one VGG forward + backward each), the unit
+            of cost for both optimizers.
+        tolerance: the stage stops early once 20 evaluations improve its best loss by less
+            than this fraction (``stylecascade.stages.cascade.converged``); 0: use the cap.
+        optimizer: ``lbfgs`` or ``adam``.
+        lr: step size; 1.0 for L-BFGS, ~0.01–0.05 (0–1 pixel units) for Adam.
+        content_weight, style_weight, tv_weight: weights α, β, γ of the objective
+            (see ``stylecascade.stages.losses.style_transfer_objective``).
+        style_scale: the style image is resized to ``long_edge × style_scale`` px long edge.
+        styles: this stage's own paintings instead of the preset's (scale control: large
+            strokes from one painting in the coarse stages, fine texture from another in the
+            fine ones); ``None``: the preset's ``styles``.
+    """
+
+    long_edge: int = field(metadata={"positive": True, "at_most": MAX_LONG_EDGE, "yaml": "size"})
+    iterations: int = field(metadata={"positive": True, "at_most": MAX_ITERATIONS})
+    optimizer: str = field(default="lbfgs", metadata={"choices": OPTIMIZERS})
+    lr: float = field(default=1.0, metadata={"positive": True})
+    content_weight: float = field(
+        default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT}
+    )
+    style_weight: float = field(default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
+    tv_weight: float = field(default=0.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
+    style_scale: float = field(default=1.0, metadata={"positive": True, "at_most": 8.0})
+    tolerance: float = field(
+        default=DEFAULT_TOLERANCE, metadata={"non_negative": True, "at_most": 1.0}
+    )
+    styles: tuple[StyleConfig, ...] | None = field(default=None, metadata={"styles": True})
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """Tiled stages (``stylecascade.stages.tiling``).
+
+    Attributes:
+        tile_edge: tile edge in px for every stage larger than it (YAML key ``size``); 0: tile
+            only a stage that does not fit in memory, with the largest tile that fits.
+        overlap: overlap of neighbouring tiles in px (the feathering ramp).
+        lr: Adam step size of tiled stages (0–1 pixel units); tiled stages always use Adam.
+    """
+
+    tile_edge: int = field(default=0, metadata={"non_negative": True, "yaml": "size"})
+    overlap: int = field(default=64, metadata={"non_negative": True})
+    lr: float = field(default=0.01, metadata={"positive": True})
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """One painting of a preset's default style blend.
+
+    Attributes:
+        image: path of the style image (relative paths are relative to the preset file).
+        weight: share of the blend, ≥ 0; weights are normalized to sum 1.
+        scale: multiplies the stage's style size for this painting.
+        mask: grayscale image on the photo, white where this painting applies (soft edges
+            allowed, any size with the photo's aspect ratio); ``None``: everywhere.
+        style_mask: grayscale image on the painting, white where its style is taken from;
+            ``None``: the whole painting.
+        layers: its own style layers, ``{layer: weight}`` (YAML also takes a list of names:
+            equal weights); ``None``: the model's ``style_layers``.
+        color: its own color mode (``COLOR_MODES``): its painting is prepared that way and,
+            under its mask, the output shown that way; ``None``: the preset's ``color``.
+    """
+
+    image: str
+    weight: float = field(default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
+    scale: float = field(default=1.0, metadata={"positive": True})
+    mask: str | None = None
+    style_mask: str | None = None
+    layers: dict[str, float] | None = field(default=None, metadata={"layers": True})
+    color: str | None = field(default=None, metadata={"choices": COLOR_MODES})
+
+    def files(self) -> list[str]:
+        """The image files it reads: the painting and its masks."""
+        return [f for f in (self.image, self.mask, self.style_mask) if f is not None]
+
+
+class Ladder(NamedTuple):
+    """A preset's stages scaled to a final size (:func:`scaled_stages`).
+
+    Attributes:
+        stages: the stages to run.
+        dropped: long edges in px of the scaled stages that were dropped.
+        floor: the floor in px they fell under.
+        inserted: whether a stage at the floor took their place.
+    """
+
+    stages: tuple[StageConfig, ...]
+    dropped: tuple[int, ...]
+    floor: int
+    inserted: bool
+
+
+def scaled_stages(stages: tuple[StageConfig, ...], long_edge: int) -> Ladder:
+    """A preset's stages scaled so that the last one has ``long_edge`` px (long edge).
+
+    Every stage's long edge is multiplied by ``long_edge / stages[-1].long_edge`` (rounded).
+    An earlier stage is dropped when scaling pushed it under the floor,
+    ``min(MIN_STAGE_EDGE, long_edge)`` px (a preset's own small stage is kept), or onto the
+    final size. When the first kept stage is more than √2 above the floor, a stage at the floor,
+    with the settings of the largest dropped one, takes the dropped stages' place, so the ladder
+    starts at the floor.
+
+    Args:
+        stages: the preset's stages, long edges increasing.
+        long_edge: the final long edge in px, > 0.
+    """
+    factor = long_edge / stages[-1].long_edge
+    floor = min(MIN_STAGE_EDGE, long_edge)
+    kept, dropped, last_dropped = [], [], None
+    for i, stage in enumerate(stages):
+        scaled = dataclasses.replace(stage, long_edge=round(stage.long_edge * factor))
+        edge, final = scaled.long_edge, i == len(stages) - 1
+        if not final and ((edge < floor and edge < stage.long_edge) or edge >= long_edge):
+            dropped.append(edge)
+            last_dropped = scaled
+        else:
+            kept.append(scaled)
+    inserted = last_dropped is not None and kept[0].long_edge > floor * math.sqrt(2)
+    if inserted:
+        kept.insert(0, dataclasses.replace(last_dropped, long_edge=floor))
+    return Ladder(tuple(kept), tuple(dropped), floor, inserted)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A complete, validated preset for a render.
+
+    Attributes:
+        name: the preset's name (bundled or saved name, or file stem; not a YAML key).
+        description: one line on what the preset is for.
+        model: the network's layers and pooling (:class:`ModelConfig`).
+        init: the first stage's starting image: ``content`` (the photo), ``noise`` or
+            ``style`` (the painting).
+        stages: the cascade's stages, long edges increasing.
+        color: color mode (``stylecascade.stages.color.COLOR_MODES``).
+        styles: default paintings; empty for a preset without them (the bundled presets): a
+            render then takes its paintings from the ``styles`` argument of :meth:`resolved`.
+        precision: CUDA only (the CPU always computes in fp32): ``fp32`` strict, ``tf32``
+            tensor-core matrix products, ``bf16`` autocast of the network with losses and
+            Gram matrices in fp32.
+        tiling: tiled stages (:class:`TilingConfig`).
+    """
+
+    name: str
+    description: str
+    model: ModelConfig
+    init: str = field(default="content", kw_only=True, metadata={"choices": INITS})
+    stages: tuple[StageConfig, ...]
+    color: str = field(default="none", metadata={"choices": COLOR_MODES})
+    styles: tuple[StyleConfig, ...] = ()
+    precision: str = field(default="tf32", metadata={"choices": PRECISIONS})
+    tiling: TilingConfig = TilingConfig()
+
+    def with_final_size(self, long_edge: int) -> Preset:
+        """The same preset with the last stage's long edge set to ``long_edge`` px and the
+        earlier stages scaled by the same factor (:func:`scaled_stages`: stages under the
+        floor are dropped).
+
+        Raises:
+            ArgumentError: (argument ``size``) ``long_edge`` ≤ 0, or the scaled stages are no
+                longer strictly increasing.
+        """
+        if long_edge <= 0:
+            raise ArgumentError(
+                "size", f"{{}} must be a positive number of pixels; got {_echo(long_edge)}"
+            )
+        stages = scaled_stages(self.stages, long_edge).stages
+        for prev, cur in zip(stages, stages[1:], strict=False):
+            if cur.long_edge <= prev.long_edge:
+                raise ArgumentError(
+                    "size",
+                    f"{{0}} {long_edge}: preset {_echo(self.name)} scaled to stage sizes "
+                    f"{[s.long_edge for s in stages]}, which are not increasing; use a larger "
+                    f"{{0}}",
+                )
+        if stages == self.stages:
+            return self
+        sizes = " → ".join(str(s.long_edge) for s in stages)
+        description = f"{self.name} scaled to {long_edge} px: {sizes} px"
+        return dataclasses.replace(self, stages=stages, description=description)
+
+    def resolved(
+        self,
+        *,
+        styles: list[str | Path] | None = None,
+        blend_weights: list[float] | None = None,
+        masks: list[str | Path | None] | None = None,
+        color: str | None = None,
+        size: int | None = None,
+        tile_size: int | None = None,
+        content_weight: float | None = None,
+        style_weight: float | None = None,
+        tv_weight: float | None = None,
+    ) -> Preset:
+        """The preset of one render: the caller's choices over the preset's defaults.
+
+        Args:
+            styles: style images; replace the preset's ``styles`` (and the stages' own)
+                when given.
+            blend_weights: one weight ≥ 0 per style, its share of the blend (normalized to sum
+                1; default: the preset's weights for its own styles, else equal weights).
+            masks: one mask per style (``None``: everywhere), in the order of the styles.
+            color: color mode, one of ``COLOR_MODES``.
+            size: final long edge in px (:meth:`with_final_size`).
+            tile_size: force tiles of this edge in px (``tiling.tile_edge``; 0: only when
+                needed).
+            content_weight, style_weight, tv_weight: multipliers ≥ 0 of every stage's
+                weights α, β, γ (``None``: unchanged); a scaled weight must stay
+                ≤ ``MAX_WEIGHT``.
+
+        Returns:
+            The preset with absolute style paths, their weights, the color mode, the size and
+            the stages' weights; with every argument ``None``, an equal preset.
+
+        Raises:
+            ArgumentError: naming the argument: a weight or mask count that does not match the
+                styles, a negative or all-zero blend weight, an unknown color mode, a bad size
+                or tile size, a multiplier that is negative, not finite or makes a stage's
+                weight exceed ``MAX_WEIGHT``.
+        """
+        chosen, stages = self.styles, self.stages
+        if styles:
+            chosen = tuple(StyleConfig(str(path)) for path in styles)
+            stages = tuple(dataclasses.replace(stage, styles=None) for stage in stages)
+        chosen = _blend(chosen, blend_weights, masks)
+        factors = dict(zip(WEIGHT_FIELDS, (content_weight, style_weight, tv_weight), strict=True))
+        stages = tuple(_absolute_stage(stage) for stage in _weighted(stages, factors))
+        if color is not None and color not in COLOR_MODES:
+            raise ArgumentError(
+                "color", f"{{}} must be one of {', '.join(COLOR_MODES)}; got {_echo(color)}"
+            )
+        preset = dataclasses.replace(
+            self,
+            stages=stages,
+            styles=tuple(_absolute(s) for s in chosen),
+            color=self.color if color is None else color,
+            tiling=self._tiling(tile_size),
+        )
+        return preset if size is None else preset.with_final_size(size)
+
+    def _tiling(self, tile_size: int | None) -> TilingConfig:
+        """The tiling with ``tile_edge`` set to ``tile_size`` (``None``: unchanged)."""
+        if tile_size is None:
+            return self.tiling
+        if tile_size != 0 and tile_size <= self.tiling.overlap:
+            raise ArgumentError(
+                "tile_size",
+                f"{{}} must be 0 or more than the preset's tiling.overlap "
+                f"({self.tiling.overlap} px); got {_echo(tile_size)}",
+            )
+        return dataclasses.replace(self.tiling, tile_edge=tile_size)
+
+    def style_sets(self) -> tuple[list[tuple[StyleConfig, ...]], list[int]]:
+        """The sets of paintings the stages take and each stage's set: set 0 is ``styles``,
+        then each stage's own ``styles`` (equal ones shared), e.g. ``([A, B], [1, 0, 0])``."""
+        sets: list[tuple[StyleConfig, ...]] = [self.styles]
+        chosen = []
+        for stage in self.stages:
+            own = self.styles if stage.styles is None else stage.styles
+            if own not in sets:
+                sets.append(own)
+            chosen.append(sets.index(own))
+        return sets, chosen
+
+    @property
+    def masked(self) -> bool:
+        """Whether a painting of any stage has a mask on the photo (spatial control)."""
+        sets, _ = self.style_sets()
+        return any(s.mask for styles in sets for s in styles)
+
+    @property
+    def layers(self) -> set[str]:
+        """Every layer the network must return: the model's and the paintings' own."""
+        sets, _ = self.style_sets()
+        own = {layer for styles in sets for s in styles for layer in s.layers or ()}
+        return self.model.layers | own
+
+    def files(self) -> list[str]:
+        """Every image file the preset reads (paintings and masks, of every stage), once."""
+        sets, _ = self.style_sets()
+        return list(dict.fromkeys(f for styles in sets for s in styles for f in s.files()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with the YAML keys (:func:`yaml_key`), as written into the JSON manifest
+        and read back by :func:`~stylecascade.preset_files.parse_preset`."""
+        return _plain(self)
+
+
+def _blend(
+    chosen: tuple[StyleConfig, ...],
+    blend_weights: list[float] | None,
+    masks: list[str | Path | None] | None,
+) -> tuple[StyleConfig, ...]:
+    """The paintings with the caller's masks and blend weights (:meth:`Preset.resolved`)."""
+    if masks:
+        if len(masks) != len(chosen):
+            raise ArgumentError(
+                "masks",
+                f"{{}} given {len(masks)} times for {len(chosen)} paintings; give one per "
+                f"painting (None: everywhere)",
+            )
+        chosen = tuple(
+            dataclasses.replace(s, mask=None if m is None else str(m))
+            for s, m in zip(chosen, masks, strict=True)
+        )
+    if blend_weights:
+        if len(blend_weights) != len(chosen):
+            raise ArgumentError(
+                "blend_weights",
+                f"{{}} given {len(blend_weights)} times for {len(chosen)} style image(s); give "
+                f"one weight per style image",
+            )
+        if weight_problem(dict(enumerate(blend_weights))) is not None:
+            raise ArgumentError(
+                "blend_weights",
+                f"{{}} must be finite, ≥ 0 and not all 0; got {_echo(blend_weights)}",
+            )
+        chosen = tuple(
+            dataclasses.replace(s, weight=w) for s, w in zip(chosen, blend_weights, strict=True)
+        )
+    return chosen
+
+
+def _weighted(
+    stages: tuple[StageConfig, ...], factors: dict[str, float | None]
+) -> tuple[StageConfig, ...]:
+    """The stages with each weight in ``factors`` (``{stage field: multiplier}``, the
+    multiplier's argument named like the field) multiplied; ``None``: unchanged."""
+    for name, factor in factors.items():
+        if factor is None:
+            continue
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, numbers.Real)
+            or not math.isfinite(factor)
+            or factor < 0
+        ):
+            raise ArgumentError(
+                name,
+                f"{{}} multiplies each stage's {name}; it must be a finite number ≥ 0; got "
+                f"{_echo(factor)}",
+            )
+        factor = float(factor)
+        stages = tuple(dataclasses.replace(s, **{name: getattr(s, name) * factor}) for s in stages)
+        heaviest = max(getattr(s, name) for s in stages)
+        if heaviest > MAX_WEIGHT:
+            raise ArgumentError(
+                name,
+                f"{{}} = {factor:g} makes a stage's {name} {heaviest:g}; it must stay "
+                f"≤ {MAX_WEIGHT:g}",
+            )
+    return stages
+
+
+def _echo(value: Any) -> str:
+    """``repr(value)`` for an :class:`ArgumentError` template."""
+    return literal(repr(value))
+
+
+def _absolute(style: StyleConfig) -> StyleConfig:
+    """A style with absolute file paths."""
+    keys = [k for k in ("image", "mask", "style_mask") if getattr(style, k) is not None]
+    return dataclasses.replace(style, **{k: str(Path(getattr(style, k)).absolute()) for k in keys})
+
+
+def _absolute_stage(stage: StageConfig) -> StageConfig:
+    """A stage whose own styles (if any) have absolute file paths."""
+    if stage.styles is None:
+        return stage
+    return dataclasses.replace(stage, styles=tuple(_absolute(s) for s in stage.styles))
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses as dicts keyed by :func:`yaml_key`, recursively; tuples stay tuples."""
+    if dataclasses.is_dataclass(value):
+        return {yaml_key(f): _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
