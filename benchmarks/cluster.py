@@ -32,13 +32,14 @@ import ray
 import torch
 from common import report
 from PIL import Image
-from stylecascade.api import Renderer
-from stylecascade.batch import Outcome, batch_jobs, run_batch
+from stylecascade.batch import batch_jobs, run_batch
 from stylecascade.cluster import connect, run_cluster_batch
 from stylecascade.device import select_device, set_threads
 from stylecascade.job import RenderJob
 from stylecascade.naming import DEFAULT_NAME
 from stylecascade.preset_files import load_preset
+from stylecascade.records import Outcome
+from stylecascade.renderer import Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ["tubingen.jpg", "the_scream.jpg"]

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from common import arguments, device_from, report
 from stylecascade import render
-from stylecascade.api import Renderer
 from stylecascade.images import as_tensor, load_mask
 from stylecascade.preset_files import load_preset
+from stylecascade.renderer import Renderer
 from stylecascade.stages.blend import WeightedStyle, blended_targets
 from stylecascade.stages.color import luminance
 from stylecascade.stages.guides import guided_gram

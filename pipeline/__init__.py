@@ -21,10 +21,12 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
 
 __all__ = [
     "Preset",
+    "RenderRequest",
     "RenderResult",
     "Renderer",
     "StyleCascadeError",
     "__version__",
+    "launch",
     "load_preset",
     "render",
     "render_batch",
@@ -32,9 +34,11 @@ __all__ = [
 
 _HOMES = {
     "render": "api",
-    "render_batch": "batch",
-    "Renderer": "api",
-    "RenderResult": "api",
+    "render_batch": "api",
+    "Renderer": "renderer",
+    "RenderResult": "renderer",
+    "RenderRequest": "request",
+    "launch": "launch",
     "Preset": "preset",
     "load_preset": "preset_files",
     "StyleCascadeError": "errors",

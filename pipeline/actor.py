@@ -20,10 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .api import Renderer, build_network
 from .device import select_device, set_threads
 from .images import read_image_bytes
 from .preset import Preset
+from .records import ActorInfo
+from .renderer import Renderer, build_network
 from .runner import StageResult
 from .weights import VGGWeights
 
@@ -47,16 +48,6 @@ class ActorSetup:
     device: str
     threads: int | None
     max_input_pixels: int | None
-
-
-@dataclass(frozen=True)
-class ActorInfo:
-    """Where an actor runs: its node's host name, process id, device and CPU threads."""
-
-    node: str
-    pid: int
-    device: str
-    threads: int
 
 
 class RenderActor:
@@ -83,7 +74,7 @@ class RenderActor:
             network=build_network(weights, preset, device),
             files=setup.files,
         )
-        _ = self.renderer.style_sets  # decode the paintings and masks now: one error, up front
+        self.renderer.load_paintings()  # decode the paintings and masks now: one error, up front
         self.max_input_pixels = limit
         self.running: Iterator[tuple[StageResult, Tensor]] = iter(())
         self.info = ActorInfo(

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import UsageError
+from .errors import ArgumentError, UsageError
 from .files import tensor_digest, write_json, write_torch
 
 
@@ -104,24 +104,29 @@ class Checkpoint:
         except FileNotFoundError:
             if self.folder.exists():
                 return {"stages": []}  # interrupted during the first stage
-            raise UsageError(f"--resume: no checkpoint {self.folder} to resume from") from None
+            raise ArgumentError(
+                "resume", f"{{}}: no checkpoint {self.folder} to resume from"
+            ) from None
         except (OSError, ValueError) as exc:
             raise self._damaged(f"state.json is unreadable ({exc})") from None
         if not isinstance(state, dict) or not isinstance(state.get("stages"), list):
             raise self._damaged("state.json is not a checkpoint state")
         if state.get("fingerprint") != self.fingerprint:
-            raise UsageError(
-                f"--resume: checkpoint {self.folder} was made with other inputs, preset, seed or "
-                f"weights; run with the same ones, or pass --overwrite to start over"
+            raise ArgumentError(
+                "resume",
+                f"{{}}: checkpoint {self.folder} was made with other inputs, preset, seed or "
+                f"weights; run with the same ones, or pass {{}} to start over",
+                "overwrite",
             )
         if not all(isinstance(e, dict) for e in state["stages"]):
             raise self._damaged("state.json is not a checkpoint state")
         return state
 
     def _damaged(self, problem: str) -> UsageError:
-        return UsageError(
-            f"--resume: checkpoint {self.folder} is damaged: {problem}; pass --overwrite to "
-            f"start over"
+        return ArgumentError(
+            "resume",
+            f"{{}}: checkpoint {self.folder} is damaged: {problem}; pass {{}} to start over",
+            "overwrite",
         )
 
     def save_stage(self, entries: list[dict[str, Any]], image: Tensor) -> None:

@@ -2,7 +2,7 @@
 first checks of a command answer before torch is imported (the modules that use them import
 them from here)."""
 
-from .errors import UsageError
+from .errors import ArgumentError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 """``--device`` values (``stylecascade.device.select_device``)."""
@@ -23,7 +23,7 @@ def check_seed(seed: int) -> None:
         UsageError: a seed outside 0 … 2⁶⁴ − 1.
     """
     if not 0 <= seed < SEED_RANGE:
-        raise UsageError(f"--seed must be 0 … {SEED_RANGE - 1}; got {seed}")
+        raise ArgumentError("seed", f"{{}} must be 0 … {SEED_RANGE - 1}; got {seed}")
 
 
 MAX_INPUT_PIXELS = 200_000_000

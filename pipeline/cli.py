@@ -1,4 +1,10 @@
-"""The ``stylecascade`` command line (typer)."""
+"""The ``stylecascade`` command line (typer): option declarations and one call each.
+
+``render`` builds a :class:`~stylecascade.request.RenderRequest` and hands it to the launcher
+(:func:`stylecascade.launch.launch`), as the Python API does. Every expected failure is one
+``error:`` line with its exit code (:func:`reports_errors`); a message that names an API
+argument shows its flag here (:func:`stylecascade.options.flag_of`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -16,55 +22,46 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-# typer (≥ 0.29) carries its own copy of click; these are the framework's usage errors
-from typer._click.exceptions import NoArgsIsHelpError
-from typer._click.exceptions import UsageError as FrameworkUsageError
-
 from . import __version__
-from .choices import DEVICES, MAX_INPUT_PIXELS, SOURCES, check_seed
-from .errors import StyleCascadeError, UsageError
+from . import options as opt
+from .choices import MAX_INPUT_PIXELS, SOURCES
+from .errors import ArgumentError, StyleCascadeError, UsageError
 from .files import atomic_write, make_folder, refuse_existing, reporting_write_errors
-from .interrupt import Interrupted, Signalled, signals_interrupt
-from .naming import DEFAULT_NAME, expand_inputs, output_name
-from .preset import Ladder, Preset, scaled_stages
+from .interrupt import Interrupted, Signalled
+from .naming import DEFAULT_NAME
 from .preset_files import (
     bundled_presets,
     load_preset,
     parse_preset,
+    preset_schema,
     read_preset,
     save_user_preset,
     user_preset_dir,
     user_presets,
 )
-from .printsize import DEFAULT_DPI, final_long_edge
-from .stages.vocabulary import COLOR_MODES
+from .records import STATUSES, Outcome
+from .request import RenderRequest
 
 if TYPE_CHECKING:  # the modules that load torch are imported inside the commands that need them
     from PIL import Image
 
-    from .batch import Outcome
-    from .checkpoint import Checkpoint
 
-HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
-app = typer.Typer(
-    help="Coarse-to-fine neural style transfer (Gatys et al.) for print-resolution images.",
-    no_args_is_help=True,
-    context_settings=HELP_OPTIONS,
-    rich_markup_mode=None,  # click's plain help: wraps to the terminal, metavars as written
-    pretty_exceptions_show_locals=False,
-)
-presets_app = typer.Typer(
-    help="List, show, validate and save presets.",
-    no_args_is_help=True,
-    context_settings=HELP_OPTIONS,
-    rich_markup_mode=None,
-)
-weights_app = typer.Typer(
-    help="Download and convert the VGG19 weights.",
-    no_args_is_help=True,
-    context_settings=HELP_OPTIONS,
-    rich_markup_mode=None,
-)
+def _app(help: str, **settings) -> typer.Typer:
+    """A typer app (or sub-app) with the project's settings: ``-h``, rich help with panels,
+    no locals in tracebacks, its help when called without arguments."""
+    return typer.Typer(
+        help=help,
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode="markdown",
+        pretty_exceptions_show_locals=False,
+        **settings,
+    )
+
+
+app = _app("Coarse-to-fine neural style transfer (Gatys et al.) for print-resolution images.")
+presets_app = _app("List, show, validate and save presets; print their JSON Schema.")
+weights_app = _app("Download and convert the VGG19 weights.")
 app.add_typer(presets_app, name="presets")
 app.add_typer(weights_app, name="weights")
 
@@ -80,12 +77,17 @@ def _error_line(message: str) -> None:
 
 def reports_errors(command: Command) -> Command:
     """Wrap a command so that every expected failure (a :class:`StyleCascadeError`, or a
-    signal outside a stage) is one ``error:`` line on stderr with its exit code."""
+    signal outside a stage) is one ``error:`` line on stderr with its exit code; an
+    :class:`ArgumentError` names the command line's flags (:func:`~stylecascade.options.flag_of`).
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs) -> None:
         try:
             command(*args, **kwargs)
+        except ArgumentError as exc:
+            _error_line(exc.named(opt.flag_of))
+            raise typer.Exit(exc.exit_code) from None
         except StyleCascadeError as exc:
             _error_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
@@ -99,25 +101,35 @@ def reports_errors(command: Command) -> Command:
     return wrapper  # type: ignore[return-value]
 
 
+def _framework_error(exc: Exception) -> bool:
+    """Whether ``exc`` is one of the framework's own usage errors (a value that is not a
+    number, an unknown option, a missing argument): typer raises them with ``exit_code`` and
+    ``format_message`` when not in standalone mode."""
+    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
+
+
 def run(args: list[str]) -> int:
     """Run the command line on ``args`` (without the program name) and return the exit code.
 
-    The framework's own usage errors (a value that is not a number, a missing argument, an
-    unknown option) become one ``error:`` line with exit code 2, as every failure of ours does
-    (:func:`reports_errors`); a Ctrl-C outside a render is one line with exit code 130.
+    The framework's own usage errors become one ``error:`` line with exit code 2, as every
+    failure of ours does (:func:`reports_errors`); a Ctrl-C outside a render is one line with
+    exit code 130.
     """
     try:
         code = app(args=args, prog_name="stylecascade", standalone_mode=False)
-    except NoArgsIsHelpError as exc:
-        typer.echo(exc.format_message())
-        return exc.exit_code
-    except FrameworkUsageError as exc:
-        command = exc.ctx.command_path if exc.ctx is not None else "stylecascade"
-        _error_line(f"{exc.format_message()} (see {command} -h)")
-        return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         _error_line("interrupted")
         return 130
+    except Exception as exc:
+        if not _framework_error(exc):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # typer's own test, by name
+            typer.echo(exc.format_message())  # type: ignore[attr-defined]
+            return exc.exit_code  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "stylecascade"
+        _error_line(f"{exc.format_message()} (see {command} -h)")  # type: ignore[attr-defined]
+        return exc.exit_code  # type: ignore[attr-defined]
     return code if isinstance(code, int) else 0
 
 
@@ -142,224 +154,36 @@ def main(
 @app.command("render")
 @reports_errors
 def render_command(
-    content: Annotated[
-        list[Path],
-        typer.Argument(
-            help="The photo(s) to stylize: files, or folders of images (a batch).",
-            show_default=False,
-        ),
-    ],
-    style: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--style",
-            "-s",
-            metavar="PAINTING",
-            help="A painting whose style to transfer; repeat to blend several "
-            "(default: the preset's styles).",
-            show_default=False,
-        ),
-    ] = None,
-    style_weight: Annotated[
-        list[float] | None,
-        typer.Option(
-            "--style-weight",
-            metavar="W",
-            help="Share of each --style in the blend, in order (normalized; default equal).",
-            show_default=False,
-        ),
-    ] = None,
-    mask: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--mask",
-            metavar="MASK",
-            help="Where each --style applies, in order: a grayscale image on the photo, white "
-            "= this painting (soft edges allowed; 'none': everywhere).",
-            show_default=False,
-        ),
-    ] = None,
-    color: Annotated[
-        str | None,
-        typer.Option(
-            "--color",
-            metavar="MODE",
-            help=f"Color preservation: {' | '.join(COLOR_MODES)} (default: the preset's, none).",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Output image (.png, .jpg, .tif); default CONTENT-STYLE.png here.",
-            show_default=False,
-        ),
-    ] = None,
-    out_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--out-dir",
-            metavar="DIR",
-            help="Batch: folder for one output per photo (default: here).",
-            show_default=False,
-        ),
-    ] = None,
-    name: Annotated[
-        str,
-        typer.Option(
-            "--name",
-            metavar="PATTERN",
-            help="Batch: output file name pattern; fields {content}, {styles}, {preset}, {seed}.",
-        ),
-    ] = DEFAULT_NAME,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            "--preset",
-            "-p",
-            metavar="PRESET",
-            help="Preset name (bundled or saved), a YAML file, or a past render's OUT.json; "
-            "default draft on a CPU, standard on a GPU.",
-            show_default=False,
-        ),
-    ] = None,
-    size: Annotated[
-        int | None,
-        typer.Option(
-            "--size",
-            metavar="PX",
-            help="Long edge of the final stage in px; earlier stages scale with it.",
-            show_default=False,
-        ),
-    ] = None,
-    print_size: Annotated[
-        str | None,
-        typer.Option(
-            "--print-size",
-            metavar="WxH[cm|mm|in]",
-            help="Print size like 30x40cm, 8x10in or 210x297mm; with --dpi sets the final long "
-            "edge (the image keeps the photo's aspect ratio).",
-            show_default=False,
-        ),
-    ] = None,
-    dpi: Annotated[
-        float | None,
-        typer.Option(
-            "--dpi",
-            metavar="DPI",
-            help="Print resolution written into the file (default 300); with --print-size "
-            "it sets the final long edge.",
-            show_default=False,
-        ),
-    ] = None,
-    tile_size: Annotated[
-        int | None,
-        typer.Option(
-            "--tile-size",
-            metavar="PX",
-            help="Run stages larger than this many px in overlapping tiles (0: only when a stage "
-            "does not fit in memory; default: the preset's).",
-            show_default=False,
-        ),
-    ] = None,
-    bit_depth: Annotated[
-        int,
-        typer.Option(
-            "--bit-depth", metavar="8|16", help="8 or 16 bits per channel (16: PNG, TIFF)."
-        ),
-    ] = 8,
-    jpeg_quality: Annotated[
-        int, typer.Option("--jpeg-quality", metavar="Q", help="JPEG quality 1–95.")
-    ] = 95,
-    max_input_pixels: Annotated[
-        int,
-        typer.Option(
-            "--max-input-pixels",
-            metavar="PIXELS",
-            help="Refuse larger input images (decompression-bomb guard); 0: no limit.",
-        ),
-    ] = MAX_INPUT_PIXELS,
-    device: Annotated[
-        str, typer.Option("--device", metavar="DEVICE", help=f"One of: {', '.join(DEVICES)}.")
-    ] = "auto",
-    seed: Annotated[
-        int,
-        typer.Option(
-            "--seed",
-            metavar="N",
-            help="Random seed; the same seed, --threads and device give the same image.",
-        ),
-    ] = 0,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads",
-            metavar="N",
-            help="CPU threads (default: one per core); the manifest records the count.",
-            show_default=False,
-        ),
-    ] = None,
-    weights: Annotated[
-        str,
-        typer.Option(
-            "--weights",
-            metavar="WEIGHTS",
-            help=f"VGG19 weights: {' | '.join(SOURCES)} | PATH to a .h5/.pt file.",
-        ),
-    ] = "caffe",
-    save_stages: Annotated[
-        Path | None,
-        typer.Option(
-            "--save-stages",
-            metavar="DIR",
-            help="Folder to write each stage's result into.",
-            show_default=False,
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", metavar="", help="Replace existing output files.")
-    ] = False,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume", metavar="", help="Continue an interrupted render from its last stage."
-        ),
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", metavar="", help="No progress output.")
-    ] = False,
-    cluster: Annotated[
-        str | None,
-        typer.Option(
-            "--cluster",
-            metavar="ADDRESS",
-            help="Batch: render on Ray: local (start Ray here), auto (the running instance) or "
-            "ray://HOST:PORT (a cluster's Ray Client server). Needs pip install -e '.[cluster]'.",
-            show_default=False,
-        ),
-    ] = None,
-    actors: Annotated[
-        int | None,
-        typer.Option(
-            "--actors",
-            metavar="N",
-            help="With --cluster: at most N actors (default: one per GPU, or per "
-            "--cpus-per-actor CPUs).",
-            show_default=False,
-        ),
-    ] = None,
-    cpus_per_actor: Annotated[
-        int | None,
-        typer.Option(
-            "--cpus-per-actor",
-            metavar="N",
-            help="With --cluster and no GPU: CPUs (and torch threads) per actor (default 1).",
-            show_default=False,
-        ),
-    ] = None,
+    content: opt.Photos,
+    style: opt.Styles = None,
+    blend_weight: opt.BlendWeights = None,
+    mask: opt.Masks = None,
+    preset: opt.PresetName = None,
+    style_weight: opt.StyleWeight = None,
+    content_weight: opt.ContentWeight = None,
+    tv_weight: opt.TVWeight = None,
+    color: opt.Color = None,
+    size: opt.Size = None,
+    output: opt.Output = None,
+    save_stages: opt.SaveStages = None,
+    overwrite: opt.Overwrite = False,
+    resume: opt.Resume = False,
+    bit_depth: opt.BitDepth = 8,
+    jpeg_quality: opt.JpegQuality = 95,
+    quiet: opt.Quiet = False,
+    print_size: opt.PrintSize = None,
+    dpi: opt.Dpi = None,
+    device: opt.Device = "auto",
+    threads: opt.Threads = None,
+    tile_size: opt.TileSize = None,
+    weights: opt.Weights = "caffe",
+    seed: opt.Seed = 0,
+    max_input_pixels: opt.MaxInputPixels = MAX_INPUT_PIXELS,
+    out_dir: opt.OutDir = None,
+    name: opt.Name = DEFAULT_NAME,
+    cluster: opt.Cluster = None,
+    actors: opt.Actors = None,
+    cpus_per_actor: opt.CpusPerActor = None,
 ) -> None:
     """Stylize CONTENT with the style of --style, stage by stage from coarse to fine.
 
@@ -369,156 +193,45 @@ def render_command(
     --cluster renders a batch on the actors of a Ray cluster.
     """
     began = time.perf_counter()
-    with signals_interrupt(), ExitStack() as stack:
-        inputs = expand_inputs(content)
-        check_seed(seed)
-        batch = len(content) > 1 or content[0].is_dir() or out_dir is not None
-        if batch and output is not None:
-            raise UsageError("-o names one output; for several photos use --out-dir and --name")
-        _check_cluster_options(cluster, actors, cpus_per_actor, batch)
-        from .api import Renderer
-        from .batch import batch_jobs, run_batch
-        from .device import select_device, set_threads
-        from .job import Render, RenderJob
-        from .output import OutputOptions
-        from .progress import stage_progress, step_reporter
+    if style_weight is not None and len(style_weight) > 1:
+        raise UsageError(
+            "--style-weight is the style loss weight, given once (× the preset's); a "
+            "painting's share of the blend is --blend-weight, once per --style"
+        )
+    from .launch import launch
 
-        set_threads(threads)
-        session = None
-        if cluster is not None:
-            from .cluster import connect
-
-            session = stack.enter_context(connect(cluster))
-        torch_device = select_device(device) if session is None else session.device(device)
-        default = "draft" if torch_device.type == "cpu" else "standard"
-        chosen, final = load_preset(preset or default), final_long_edge(size, print_size, dpi)
-        resolved = chosen.resolved(
-            styles=style,
-            blend_weights=style_weight,
-            masks=None if mask is None else [None if m == "none" else Path(m) for m in mask],
-            color=color,
-            size=final,
-            tile_size=tile_size,
-        )
-        ladder = None if final is None else scaled_stages(chosen.stages, final)
-        single_folder = None if batch or output is None else output.parent
-        _make_folders(
-            [
-                (single_folder, "-o"),
-                (out_dir if batch else None, "--out-dir"),
-                (save_stages, "--save-stages"),
-            ],
-            quiet,
-        )
-        step = step_reporter(None if quiet else console)
-        renderer = Renderer(
-            resolved,
-            device=torch_device,
-            weights=weights,
-            step=step,
-            max_input_pixels=max_input_pixels or None,
-        )
-        template = RenderJob(
-            content=inputs[0],
-            output=output or Path(output_name(DEFAULT_NAME, inputs[0], resolved, seed)),
-            seed=seed,
-            save_stages=save_stages,
-            overwrite=overwrite,
-            resume=resume,
-            output_options=OutputOptions(
-                bit_depth, jpeg_quality, DEFAULT_DPI if dpi is None else dpi
-            ),
-            max_input_pixels=max_input_pixels or None,
-        )
-        if batch:
-            jobs = batch_jobs(inputs, template, out_dir or Path("."), name, resolved)
-            checked, _ = None, renderer.style_sets  # a bad painting stops the batch up front
-        else:
-            jobs, checked = [template], Render(template, renderer)  # every cheap check first
-        if not quiet:
-            where = str(torch_device) if session is None else f"{torch_device} on {session}"
-            _print_header(resolved, ladder, where, seed, len(jobs) if batch else None)
-            if checked is not None and resume:
-                _print_resume(checked.checkpoint, len(resolved.stages))
-        if session is None:
-            with nullcontext() if quiet else stage_progress(console) as progress:
-                outcomes = run_batch(jobs, renderer, progress, batch=batch, checked=checked)
-        else:
-            from .cluster import run_cluster_batch
-            from .progress import cluster_progress
-
-            with nullcontext() if quiet else cluster_progress(console) as shown:
-                options = {"actors": actors, "cpus_per_actor": cpus_per_actor or 1}
-                outcomes = run_cluster_batch(
-                    jobs, renderer, session, shown, threads=threads, step=step, **options
-                )
+    request = RenderRequest(
+        photos=content,
+        styles=style,
+        blend_weights=blend_weight,
+        masks=None if mask is None else [None if m == "none" else Path(m) for m in mask],
+        preset=preset,
+        color=color,
+        size=size,
+        print_size=print_size,
+        dpi=dpi,
+        tile_size=tile_size,
+        content_weight=content_weight,
+        style_weight=style_weight[0] if style_weight else None,
+        tv_weight=tv_weight,
+        **{k: v for k, v in locals().items() if k in _PLAIN},
+    )
+    outcomes = launch(request, console)
     seconds = time.perf_counter() - began
     code = (
-        _report_batch(outcomes, quiet, seconds, nodes=session is not None)
-        if batch
+        _report_batch(outcomes, quiet, seconds, nodes=cluster is not None)
+        if request.batch
         else _report_one(outcomes[0], quiet, seconds)
     )
     if code:
         raise typer.Exit(code)
 
 
-def _check_cluster_options(
-    cluster: str | None, actors: int | None, cpus_per_actor: int | None, batch: bool
-) -> None:
-    """``--actors`` and ``--cpus-per-actor`` are ≥ 1 and only go with ``--cluster``, which
-    renders batches.
-
-    Raises:
-        UsageError: naming the option.
-    """
-    for option, value in (("--actors", actors), ("--cpus-per-actor", cpus_per_actor)):
-        if value is not None and cluster is None:
-            raise UsageError(f"{option} goes with --cluster ADDRESS")
-        if value is not None and value < 1:
-            raise UsageError(f"{option} must be ≥ 1; got {value}")
-    if cluster is not None and not batch:
-        raise UsageError("--cluster renders batches: give a folder or several photos, or --out-dir")
-
-
-def _make_folders(folders: list[tuple[Path | None, str]], quiet: bool) -> None:
-    """Create the missing output folders named by options (``(folder, option)``; ``None``:
-    not given), and say so.
-
-    Raises:
-        UsageError: a folder that cannot be created (:func:`~stylecascade.files.make_folder`).
-    """
-    for folder, option in folders:
-        if folder is not None and make_folder(folder, option) and not quiet:
-            console.print(f"created folder {escape(str(folder))}", soft_wrap=True)
-
-
-def _print_header(
-    preset: Preset,
-    ladder: Ladder | None,
-    device: str,
-    seed: int,
-    count: int | None,
-) -> None:
-    """One line before the work starts: preset, the stages that will run (and the ones dropped
-    under the floor), device (and cluster), seed, and the photo count of a batch (``count``)."""
-    sizes = " → ".join(str(s.long_edge) for s in preset.stages)
-    header = f"preset [bold]{escape(preset.name)}[/] ({sizes} px), device {device}, seed {seed}"
-    if count is not None:
-        header += f", {count} photos"
-    if ladder is not None and ladder.dropped:
-        sizes = ", ".join(map(str, ladder.dropped))
-        header += f"; stages of {sizes} px dropped (under the {ladder.floor} px floor"
-        header += f"; one at {ladder.floor} px runs instead)" if ladder.inserted else ")"
-    console.print(header, soft_wrap=True)
-
-
-def _print_resume(checkpoint: Checkpoint, count: int) -> None:
-    """Which stage ``--resume`` continues from, and where its checkpoint is."""
-    done = checkpoint.finished()
-    folder = escape(str(checkpoint.folder))
-    console.print(
-        f"resuming at stage {done + 1}/{count} ({done} finished in {folder})", soft_wrap=True
-    )
+_PLAIN = (
+    "output out_dir name save_stages overwrite resume bit_depth jpeg_quality max_input_pixels "
+    "device seed threads weights cluster actors cpus_per_actor quiet"
+).split()
+"""``render`` options that go into the request as they are, under their own names."""
 
 
 def _report_one(outcome: Outcome, quiet: bool, seconds: float) -> int:
@@ -549,8 +262,6 @@ def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float, nodes: b
     ``nodes``; failures and an interruption only when quiet) and choose the exit code: 0 when
     nothing failed, else the highest exit code of the failures and the interruption (130 for
     Ctrl-C)."""
-    from .batch import STATUSES
-
     ended = [o for o in outcomes if o.exit_code]
     if quiet:
         for outcome in ended:
@@ -618,21 +329,11 @@ def inspect_command(
             show_default=False,
         ),
     ] = None,
-    device: Annotated[
-        str, typer.Option("--device", metavar="DEVICE", help=f"One of: {', '.join(DEVICES)}.")
-    ] = "auto",
-    weights: Annotated[
-        str, typer.Option("--weights", metavar="WEIGHTS", help="VGG19 weights (as for render).")
-    ] = "caffe",
-    seed: Annotated[
-        int, typer.Option("--seed", metavar="N", help="Seeds the reconstructions' noise.")
-    ] = 0,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", metavar="", help="Replace existing pictures.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", metavar="", help="No progress output.")
-    ] = False,
+    device: opt.Device = "auto",
+    weights: opt.Weights = "caffe",
+    seed: opt.Seed = 0,
+    overwrite: opt.Overwrite = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Pictures that explain a render, written into -o DIR.
 
@@ -657,9 +358,9 @@ def inspect_command(
             "nothing to do: give CONTENT --style S, --stages DIR or --manifest OUT.json"
         )
     if not 16 <= size <= 1024:
-        raise UsageError(f"--size must be 16–1024 px for reconstructions; got {size}")
+        raise ArgumentError("size", f"{{}} must be 16–1024 px for reconstructions; got {size}")
     if iterations < 1:
-        raise UsageError(f"--iterations must be ≥ 1; got {iterations}")
+        raise ArgumentError("iterations", f"{{}} must be ≥ 1; got {iterations}")
     refuse_existing([out_dir / name for name in wanted], overwrite)
     from .pictures import contact_sheet
 
@@ -672,39 +373,57 @@ def inspect_command(
         pictures["masks.png"] = mask_sheet(manifest)
     if stages is not None:
         pictures["stages.png"] = contact_sheet(stages)
-    _make_folders([(out_dir, "-o")], quiet)
+    if make_folder(out_dir, "output") and not quiet:
+        console.print(f"created folder {escape(str(out_dir))}", soft_wrap=True)
     if content is not None and style is not None:
-        from .device import select_device
-        from .inspection import layer_reconstructions
-        from .progress import step_reporter
-        from .weights import check_weights_spec
-
-        check_weights_spec(weights)
-        torch_device = select_device(device)
-        with nullcontext() if quiet else Progress(console=console) as progress:
-            task = None if quiet else progress.add_task("reconstructions", total=10)
-
-            def done(_label: str) -> None:
-                if task is not None:
-                    progress.advance(task)
-
-            pictures["layers.png"] = layer_reconstructions(
-                content,
-                style,
-                weights=weights,
-                device=torch_device,
-                long_edge=size,
-                iterations=iterations,
-                seed=seed,
-                step=step_reporter(None if quiet else console),
-                done=done,
-            )
+        pictures["layers.png"] = _layer_picture(
+            content, style, weights, device, size, iterations, seed, quiet
+        )
     for name, picture in pictures.items():
         path = out_dir / name
         with reporting_write_errors(path):
             atomic_write(path, lambda tmp, p=picture: p.save(tmp, "PNG"))
         if not quiet:
             console.print(f"wrote {escape(str(path))}")
+
+
+def _layer_picture(
+    content: Path,
+    style: Path,
+    weights: str,
+    device: str,
+    size: int,
+    iterations: int,
+    seed: int,
+    quiet: bool,
+) -> Image.Image:
+    """``inspect``'s layer reconstructions (``inspection.layer_reconstructions``), with a bar
+    of the ten reconstructions unless ``quiet``."""
+    from .device import select_device
+    from .inspection import layer_reconstructions
+    from .progress import step_reporter
+    from .weights import check_weights_spec
+
+    check_weights_spec(weights)
+    torch_device = select_device(device)
+    with nullcontext() if quiet else Progress(console=console) as progress:
+        task = None if quiet else progress.add_task("reconstructions", total=10)
+
+        def done(_label: str) -> None:
+            if task is not None:
+                progress.advance(task)
+
+        return layer_reconstructions(
+            content,
+            style,
+            weights=weights,
+            device=torch_device,
+            long_edge=size,
+            iterations=iterations,
+            seed=seed,
+            step=step_reporter(None if quiet else console),
+            done=done,
+        )
 
 
 def _has_masks(path: Path) -> bool:
@@ -735,6 +454,7 @@ def _loss_picture(path: Path) -> Image.Image:
         raise UsageError(f"--manifest {path}: {exc}") from None
 
 
+@presets_app.command("list")
 @presets_app.command("list")
 @reports_errors
 def presets_list() -> None:
@@ -800,6 +520,13 @@ def presets_save(
     with reporting_write_errors(user_preset_dir()):
         path = save_user_preset(name, load_preset(source), overwrite)
     typer.echo(f"saved {path}")
+
+
+@presets_app.command("schema")
+@reports_errors
+def presets_schema() -> None:
+    """Print the JSON Schema of preset YAML files (for editors: completion and checks)."""
+    typer.echo(json.dumps(preset_schema(), indent=2, ensure_ascii=False))
 
 
 @weights_app.command("fetch")

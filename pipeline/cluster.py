@@ -3,7 +3,7 @@
 
 The driver (this process) does what a local batch does around each photo — the checks, the
 locks, checkpoints, stage images, the output and its manifest, all written atomically by
-:class:`~stylecascade.job.Render` — and an actor (:class:`~stylecascade.actor.RenderActor`)
+:class:`~stylecascade.job.CheckedJob` — and an actor (:class:`~stylecascade.actor.RenderActor`)
 runs the stages: the photo travels as its file's bytes and each stage's result comes back as
 it finishes. A photo whose actor dies is tried once more on another actor (from its last
 checkpointed stage); Ctrl-C kills the actors and keeps the finished stages for ``--resume``.
@@ -32,14 +32,14 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from .actor import ActorInfo, ActorSetup, RenderActor
-from .api import Renderer
-from .batch import Outcome, render_job, skip_existing
+from .actor import ActorSetup, RenderActor
+from .batch import render_job, skip_existing
 from .checkpoint import checkpoint_folder
-from .errors import StyleCascadeError, UsageError
+from .errors import ArgumentError, StyleCascadeError
 from .interrupt import Interrupted, Signalled
 from .job import RenderJob
-from .progress import Step, no_step
+from .records import ActorInfo, Outcome, Step, no_step
+from .renderer import Renderer
 from .runner import StageResult
 from .weights import load_weights
 
@@ -84,9 +84,9 @@ class Cluster:
         if requested == "cpu" or (requested == "auto" and not self.gpus):
             return torch.device("cpu")
         if requested == "cuda" and not self.gpus:
-            raise UsageError(f"--device cuda: the cluster {self.address} has no GPU")
+            raise ArgumentError("device", f"{{}} cuda: the cluster {self.address} has no GPU")
         if requested not in ("auto", "cuda"):
-            raise UsageError(f"--device {requested}: on a cluster use auto, cuda or cpu")
+            raise ArgumentError("device", f"{{}} {requested}: on a cluster use auto, cuda or cpu")
         return torch.device("cuda")
 
     def capacity(self, device: torch.device, cpus_per_actor: int) -> int:
@@ -119,8 +119,9 @@ def connect(address: str) -> Iterator[Cluster]:
         ClusterError: Ray is not installed, or the cluster cannot be reached.
     """
     if not ADDRESS.fullmatch(address):
-        raise UsageError(
-            f"--cluster {address}: expected local, auto or ray://HOST:PORT (e.g. ray://head:10001)"
+        raise ArgumentError(
+            "cluster",
+            f"{{}} {address}: expected local, auto or ray://HOST:PORT (e.g. ray://head:10001)",
         )
     if ray is None:
         raise ClusterError("--cluster needs Ray; install it with: pip install -e '.[cluster]'")
@@ -227,7 +228,7 @@ def start_actors(
 
 class ActorRenderer(Renderer):
     """The batch's :class:`Renderer` with its stages run by an actor, for one photo: a
-    :class:`~stylecascade.job.Render` checks, locks, checkpoints and writes around it exactly as
+    :class:`~stylecascade.job.CheckedJob` checks, locks, checkpoints and writes around it exactly as
     for a local render.
 
     Args:

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from .choices import DEVICES
-from .errors import UsageError
+from .errors import ArgumentError
 
 
 def _mps_available() -> bool:
@@ -30,7 +30,7 @@ def set_threads(threads: int | None) -> int:
     """
     if threads is not None:
         if not 1 <= threads <= MAX_THREADS:
-            raise UsageError(f"--threads must be 1–{MAX_THREADS}; got {threads}")
+            raise ArgumentError("threads", f"{{}} must be 1–{MAX_THREADS}; got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 
@@ -48,14 +48,20 @@ def select_device(name: str) -> torch.device:
         UsageError: unknown name, or the requested device is not available.
     """
     if name not in DEVICES:
-        raise UsageError(f"--device {name}: unknown device; choose one of {', '.join(DEVICES)}")
+        raise ArgumentError(
+            "device", f"{{}} {name}: unknown device; choose one of {', '.join(DEVICES)}"
+        )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA GPU is available to PyTorch; use --device cpu")
+            raise ArgumentError(
+                "device", "{} cuda: no CUDA GPU is available to PyTorch; use {} cpu", "device"
+            )
     if name == "mps" and not _mps_available():
-        raise UsageError("--device mps: Apple MPS is not available to PyTorch; use --device cpu")
+        raise ArgumentError(
+            "device", "{} mps: Apple MPS is not available to PyTorch; use {} cpu", "device"
+        )
     return torch.device(name)
 
 

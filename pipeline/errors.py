@@ -1,5 +1,7 @@
 """Errors the command line reports as one line, with the exit code it uses."""
 
+from collections.abc import Callable
+
 
 class StyleCascadeError(Exception):
     """A failure the user can act on; its message is the whole report (exit code 1)."""
@@ -14,25 +16,25 @@ class UsageError(StyleCascadeError):
 
 
 class ArgumentError(UsageError):
-    """A bad value of one named argument (a preset field or an API argument such as
-    ``blend_weights``): the message says ``{}`` where the argument's name goes, so the API
-    shows the argument as the caller wrote it and the command line its flag
-    (``--blend-weight``).
+    """A bad value of a named argument (a preset field or an API argument such as
+    ``blend_weights``): the message has ``{}`` where each argument's name goes, so the API
+    shows the arguments as the caller wrote them and the command line its flags
+    (``--blend-weight``, :meth:`named`).
 
     Args:
-        argument: the argument's name in the Python API / preset (``blend_weights``, ``size``).
-        template: the message with ``{}`` for the name, e.g. ``"{} must be ≥ 0; got -1"``.
+        argument: the argument's name in the Python API or preset (``blend_weights``).
+        template: the message, with ``{}`` for each name, e.g. ``"{} must be ≥ 0; got -1"``.
+        more: the names of further arguments the message names, in order.
     """
 
-    def __init__(self, argument: str, template: str) -> None:
-        self.argument, self.template = argument, template
-        super().__init__(template.format(argument))
+    def __init__(self, argument: str, template: str, *more: str) -> None:
+        self.arguments, self.template = (argument, *more), template
+        super().__init__(self.named(str))
 
-    def named(self, name: str) -> str:
-        """The message with ``name`` (e.g. the command line's flag) for the argument."""
-        return self.template.format(name)
-
-
-def literal(text: str) -> str:
-    """``text`` for an :class:`ArgumentError` template, shown as it is (its braces doubled)."""
-    return text.replace("{", "{{").replace("}", "}}")
+    def named(self, name_of: Callable[[str], str]) -> str:
+        """The message with ``name_of(argument)`` (e.g. the command line's flag) for each
+        argument: the first ``{}`` takes the first argument, and so on (no other braces are
+        read, so a message may quote user text that holds braces)."""
+        parts = self.template.split("{}", len(self.arguments))
+        names = [name_of(a) for a in self.arguments][: len(parts) - 1]
+        return "".join(p + n for p, n in zip(parts, [*names, ""], strict=True))

@@ -15,32 +15,33 @@ from typing import Any
 
 from filelock import FileLock
 
-from .errors import StyleCascadeError, UsageError
+from .errors import ArgumentError, StyleCascadeError, UsageError
 
 
-def make_folder(folder: Path, option: str) -> bool:
+def make_folder(folder: Path, argument: str) -> bool:
     """Create an output folder (and its parents) if it is missing.
 
     Args:
         folder: the folder.
-        option: the option that named it, for the message (``--out-dir``).
+        argument: the argument that named it, for the message (``out_dir``).
 
     Returns:
         ``True`` when it was created, ``False`` when it existed.
 
     Raises:
-        UsageError: it exists and is not a folder, or it cannot be created (a file in the way,
+        ArgumentError: it exists and is not a folder, or it cannot be created (a file in the way,
             no permission, a read-only file system).
     """
     folder = Path(folder)
     if folder.is_dir():
         return False
     if folder.exists():
-        raise UsageError(f"{option} {folder}: exists and is not a folder")
+        raise ArgumentError(argument, f"{{}} {folder}: exists and is not a folder")
     try:
         folder.mkdir(parents=True)
     except OSError as exc:
-        raise UsageError(f"{option} {folder}: cannot create it ({exc.strerror or exc})") from None
+        reason = exc.strerror or exc
+        raise ArgumentError(argument, f"{{}} {folder}: cannot create it ({reason})") from None
     return True
 
 
@@ -199,9 +200,12 @@ def _refuse_input(output: Path, inputs: list[Path]) -> None:
     for source in inputs:
         same = output.resolve() == source.resolve()
         if same or (output.exists() and source.exists() and os.path.samefile(output, source)):
-            raise UsageError(
+            raise ArgumentError(
+                "output",
                 f"output {output} is an input of this render ({source}); an output never "
-                f"replaces an input: choose another -o, --out-dir or --name"
+                f"replaces an input: choose another {{}}, {{}} or {{}}",
+                "out_dir",
+                "name",
             )
 
 
@@ -237,4 +241,4 @@ def refuse_existing(paths: list[Path], overwrite: bool) -> None:
         return
     for path in paths:
         if path.exists():
-            raise UsageError(f"{path} already exists; pass --overwrite to replace it")
+            raise ArgumentError("overwrite", f"{path} already exists; pass {{}} to replace it")

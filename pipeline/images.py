@@ -15,7 +15,7 @@ from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
-from .errors import UsageError
+from .errors import ArgumentError, UsageError
 
 _SRGB = ImageCms.createProfile("sRGB")
 
@@ -137,10 +137,11 @@ def _decode(
         with _open_unguarded(source) as img:
             width, height = img.size
             if max_pixels is not None and width * height > max_pixels:
-                raise UsageError(
+                raise ArgumentError(
+                    "max_input_pixels",
                     f"{role} image {name}: {width}×{height} px is over the limit of "
                     f"{max_pixels:,} px that guards against decompression bombs; pass "
-                    f"--max-input-pixels {width * height} to allow it"
+                    f"{{}} {width * height} to allow it",
                 )
             array = _to_rgb(_upright(img))
     except UnidentifiedImageError:

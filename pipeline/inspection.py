@@ -17,7 +17,7 @@ from .images import load_image, load_mask
 from .output import to_pil
 from .pictures import labelled_grid
 from .preset_files import load_preset
-from .progress import Step
+from .records import Step
 from .runner import stage_sizes
 from .stages.guides import layer_guide, layer_size
 from .stages.reconstruct import reconstruct

@@ -13,10 +13,9 @@ from typing import Any
 from filelock import Timeout
 
 from . import __version__
-from .api import Renderer
 from .checkpoint import Checkpoint, checkpoint_folder, fingerprint
 from .choices import MAX_INPUT_PIXELS
-from .errors import UsageError
+from .errors import ArgumentError, UsageError
 from .files import (
     check_outputs,
     file_digest,
@@ -31,6 +30,7 @@ from .interrupt import Interrupted, signals_deferred
 from .manifest import manifest_path, stage_entry
 from .output import OutputOptions, check_output, save_image
 from .preset import Preset
+from .renderer import Renderer
 from .runner import Observer, check_sizes, stage_sizes
 from .stages.cascade import StageInterrupted
 from .stages.vgg import min_input_size
@@ -97,7 +97,7 @@ def stage_paths(job: RenderJob, content_hw: tuple[int, int], preset: Preset) -> 
     ]
 
 
-class Render:
+class CheckedJob:
     """A render job, checked and with its content loaded, ready to :meth:`run`.
 
     Construction does every check that needs no network, no weights and no optimization, so a
@@ -123,7 +123,9 @@ class Render:
         self.stage_files: list[Path] = []
         if job.save_stages is not None:
             if job.save_stages.exists() and not job.save_stages.is_dir():
-                raise UsageError(f"--save-stages {job.save_stages}: exists and is not a folder")
+                raise ArgumentError(
+                    "save_stages", f"{{}} {job.save_stages}: exists and is not a folder"
+                )
             self.stage_files = stage_paths(job, content_hw, preset)
         inputs = [job.content, *(Path(f) for f in preset.files())]
         check_outputs([*output_files(job.output), *self.stage_files], inputs)
@@ -141,11 +143,13 @@ class Render:
         """
         job, checkpoint = self.job, self.checkpoint
         if job.resume and not checkpoint.exists():
-            raise UsageError(f"--resume: no checkpoint {checkpoint.folder} to resume from")
+            raise ArgumentError("resume", f"{{}}: no checkpoint {checkpoint.folder} to resume from")
         if checkpoint.exists() and not (job.resume or job.overwrite):
-            raise UsageError(
-                f"{checkpoint.folder} holds an interrupted render; pass --resume to "
-                f"continue it or --overwrite to start over"
+            raise ArgumentError(
+                "resume",
+                f"{checkpoint.folder} holds an interrupted render; pass {{}} to "
+                f"continue it or {{}} to start over",
+                "overwrite",
             )
         finished = checkpoint.finished() if job.resume else 0
         complete = finished == len(self.renderer.preset.stages)

@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UsageError
+from .errors import ArgumentError, UsageError
 
 if TYPE_CHECKING:
     from .preset import Preset
@@ -25,6 +25,7 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
 
     Raises:
         UsageError: a path that does not exist, or a folder without image files.
+        ArgumentError: no path at all.
     """
     found: list[Path] = []
     for path in paths:
@@ -41,6 +42,8 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
             found.append(path)
         else:
             raise UsageError(f"content image {path}: no such file")
+    if not found:
+        raise ArgumentError("photos", "{}: give at least one photo or folder of photos")
     return found
 
 
@@ -53,7 +56,9 @@ def _fields(pattern: str) -> list[tuple[str, str, str | None]]:
     try:
         parsed = list(string.Formatter().parse(pattern))
     except ValueError as exc:
-        raise UsageError(f"--name {pattern!r}: {exc}; write {{{{ or }}}} for a brace") from None
+        raise ArgumentError(
+            "name", f"{{}} {pattern!r}: {exc}; write {{{{ or }}}} for a brace"
+        ) from None
     return [(name, spec, conv) for _, name, spec, conv in parsed if name is not None]
 
 
@@ -70,12 +75,15 @@ def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
     """
     for name, spec, conversion in _fields(pattern):
         if name not in NAME_FIELDS:
-            raise UsageError(
-                f"--name {pattern!r}: unknown field {{{name}}}; use "
-                f"{', '.join('{' + f + '}' for f in NAME_FIELDS)}"
+            raise ArgumentError(
+                "name",
+                f"{{}} {pattern!r}: unknown field {{{name}}}; use "
+                f"{', '.join('{' + f + '}' for f in NAME_FIELDS)}",
             )
         if spec or conversion:
-            raise UsageError(f"--name {pattern!r}: write plain fields like {{{name}}}, no : or !")
+            raise ArgumentError(
+                "name", f"{{}} {pattern!r}: write plain fields like {{{name}}}, no : or !"
+            )
     name = pattern.format(
         content=content.stem,
         styles="+".join(Path(s.image).stem for s in preset.styles),
@@ -83,7 +91,8 @@ def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
         seed=seed,
     )
     if "/" in name or Path(name).suffix.lower() not in OUTPUT_FORMATS:
-        raise UsageError(
-            f"--name {pattern!r}: must be a file name ending in one of {', '.join(OUTPUT_FORMATS)}"
+        raise ArgumentError(
+            "name",
+            f"{{}} {pattern!r}: must be a file name ending in one of {', '.join(OUTPUT_FORMATS)}",
         )
     return name

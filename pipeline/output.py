@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageCms, PngImagePlugin
 from torch import Tensor
 
-from .errors import UsageError
+from .errors import ArgumentError, UsageError
 from .files import atomic_write
 from .naming import OUTPUT_FORMATS
 from .printsize import check_dpi
@@ -84,11 +84,11 @@ def check_output(path: Path, options: OutputOptions) -> None:
     path = Path(path)
     fmt = output_format(path)
     if options.bit_depth not in BIT_DEPTHS:
-        raise UsageError(f"--bit-depth must be 8 or 16; got {options.bit_depth}")
+        raise ArgumentError("bit_depth", f"{{}} must be 8 or 16; got {options.bit_depth}")
     if options.bit_depth == 16 and fmt == "JPEG":
         raise UsageError(f"output {path}: JPEG has 8 bits only; use .png or .tif for 16 bits")
     if not 1 <= options.jpeg_quality <= 95:
-        raise UsageError(f"--jpeg-quality must be 1–95; got {options.jpeg_quality}")
+        raise ArgumentError("jpeg_quality", f"{{}} must be 1–95; got {options.jpeg_quality}")
     if options.dpi is not None:
         check_dpi(options.dpi)
     if not path.parent.is_dir():

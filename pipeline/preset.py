@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import ArgumentError, UsageError, literal
+from .errors import ArgumentError, UsageError
 from .printsize import MAX_LONG_EDGE
 from .stages.vocabulary import (
     COLOR_MODES,
@@ -256,9 +256,10 @@ class Preset:
             if cur.long_edge <= prev.long_edge:
                 raise ArgumentError(
                     "size",
-                    f"{{0}} {long_edge}: preset {_echo(self.name)} scaled to stage sizes "
+                    f"{{}} {long_edge}: preset {_echo(self.name)} scaled to stage sizes "
                     f"{[s.long_edge for s in stages]}, which are not increasing; use a larger "
-                    f"{{0}}",
+                    f"{{}}",
+                    "size",
                 )
         if stages == self.stages:
             return self
@@ -440,8 +441,8 @@ def _weighted(
 
 
 def _echo(value: Any) -> str:
-    """``repr(value)`` for an :class:`ArgumentError` template."""
-    return literal(repr(value))
+    """``repr(value)`` for a message."""
+    return repr(value)
 
 
 def _absolute(style: StyleConfig) -> StyleConfig:

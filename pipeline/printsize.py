@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import UsageError
+from .errors import ArgumentError
 
 UNITS_PER_INCH = {"cm": 2.54, "mm": 25.4, "in": 1.0}
 MAX_LONG_EDGE = 32768
@@ -26,7 +26,7 @@ def check_dpi(dpi: float) -> None:
         UsageError: anything else (0, negative, inf, nan).
     """
     if not 0 < dpi < math.inf:
-        raise UsageError(f"--dpi must be a number > 0; got {dpi}")
+        raise ArgumentError("dpi", f"{{}} must be a number > 0; got {dpi}")
 
 
 def print_long_edge(print_size: str, dpi: float) -> int:
@@ -47,19 +47,21 @@ def print_long_edge(print_size: str, dpi: float) -> int:
     """
     match = _PATTERN.match(print_size)
     if not match:
-        raise UsageError(
-            f"--print-size {print_size!r}: write it as WIDTHxHEIGHT with a unit, "
-            f"e.g. 30x40cm, 8x10in or 210x297mm"
+        raise ArgumentError(
+            "print_size",
+            f"{{}} {print_size!r}: write it as WIDTHxHEIGHT with a unit, "
+            f"e.g. 30x40cm, 8x10in or 210x297mm",
         )
     check_dpi(dpi)
     width, height, unit = float(match[1]), float(match[2]), match[3].lower()
     if min(width, height) <= 0:
-        raise UsageError(f"--print-size {print_size!r}: both sides must be > 0")
+        raise ArgumentError("print_size", f"{{}} {print_size!r}: both sides must be > 0")
     long_edge = round(max(width, height) / UNITS_PER_INCH[unit] * dpi)
     if not MIN_LONG_EDGE <= long_edge <= MAX_LONG_EDGE:
-        raise UsageError(
-            f"--print-size {print_size} at {dpi:g} DPI is {long_edge} px on the long edge; "
-            f"stylecascade renders {MIN_LONG_EDGE}–{MAX_LONG_EDGE} px"
+        raise ArgumentError(
+            "print_size",
+            f"{{}} {print_size} at {dpi:g} DPI is {long_edge} px on the long edge; "
+            f"stylecascade renders {MIN_LONG_EDGE}–{MAX_LONG_EDGE} px",
         )
     return long_edge
 
@@ -79,9 +81,9 @@ def final_long_edge(size: int | None, print_size: str | None, dpi: float | None)
         UsageError: both ``size`` and ``print_size``, or a size outside 64–32768 px.
     """
     if size is not None and print_size is not None:
-        raise UsageError("give --size or --print-size, not both")
+        raise ArgumentError("size", "give {} or {}, not both", "print_size")
     if print_size is not None:
         return print_long_edge(print_size, DEFAULT_DPI if dpi is None else dpi)
     if size is not None and not MIN_LONG_EDGE <= size <= MAX_LONG_EDGE:
-        raise UsageError(f"--size must be {MIN_LONG_EDGE}–{MAX_LONG_EDGE} px; got {size}")
+        raise ArgumentError("size", f"{{}} must be {MIN_LONG_EDGE}–{MAX_LONG_EDGE} px; got {size}")
     return size

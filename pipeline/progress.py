@@ -6,10 +6,9 @@ batch shows the photos finished across the cluster and each actor's throughput i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -25,21 +24,9 @@ from rich.progress import (
 from rich.table import Column
 from torch import Tensor
 
+from .records import ActorInfo, Outcome, Step, no_step
 from .stages.cascade import Stage, StageResult
 from .stages.losses import as_floats
-
-if TYPE_CHECKING:
-    from .actor import ActorInfo
-    from .batch import Outcome
-
-Step = Callable[[str], AbstractContextManager]
-"""Reports a long step: ``with step("Downloading …"): …`` (e.g. a rich status spinner)."""
-
-
-def no_step(_message: str) -> AbstractContextManager:
-    """A :data:`Step` that reports nothing."""
-    return nullcontext()
-
 
 LOSS_REFRESH_SECONDS = 0.5
 """How often the bar reads the losses; reading them waits for the GPU to finish queued work."""
@@ -235,7 +222,7 @@ def step_reporter(console: Console | None) -> Step:
     """A ``step(message)`` context-manager factory: a rich spinner on a terminal, a plain line
     in a log (where a spinner would not show), nothing when ``console`` is ``None`` (quiet)."""
     if console is None:
-        return lambda _message: nullcontext()
+        return no_step
     if console.is_terminal:
         return lambda message: console.status(message, spinner="dots")
 

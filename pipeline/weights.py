@@ -28,10 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from .choices import SOURCES
-from .errors import StyleCascadeError, UsageError
+from .errors import ArgumentError, StyleCascadeError, UsageError
 from .files import tensor_digest, write_torch
 from .paths import HOME_ENV, home
-from .progress import Step, no_step
+from .records import Step, no_step
 from .stages.vgg import (
     CAFFE,
     IMAGENET,
@@ -301,7 +301,9 @@ def check_weights_spec(spec: str) -> None:
         UsageError: with the one-line reason.
     """
     if spec not in SOURCES and not Path(spec).expanduser().is_file():
-        raise UsageError(f"--weights {spec}: no such file (or use one of: {', '.join(SOURCES)})")
+        raise ArgumentError(
+            "weights", f"{{}} {spec}: no such file (or use one of: {', '.join(SOURCES)})"
+        )
 
 
 def load_weights(spec: str, step: Step = no_step) -> VGGWeights:

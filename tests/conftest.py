@@ -103,7 +103,7 @@ def no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the network was loaded before every cheap check was done")
 
-    monkeypatch.setattr("stylecascade.api.load_network", refuse)
+    monkeypatch.setattr("stylecascade.renderer.load_network", refuse)
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 def test_all_names_exactly_the_public_surface():
     assert sorted(stylecascade.__all__) == sorted(
-        ["Preset", "RenderResult", "Renderer", "StyleCascadeError", "__version__",
-         "load_preset", "render", "render_batch"]
+        ["Preset", "RenderRequest", "RenderResult", "Renderer", "StyleCascadeError", "__version__",
+         "launch", "load_preset", "render", "render_batch"]
     )  # fmt: skip
     for name in stylecascade.__all__:
         assert getattr(stylecascade, name) is not None

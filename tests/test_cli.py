@@ -84,7 +84,7 @@ def test_a_stage_too_small_for_the_network_is_refused(tmp_path, photos, monkeypa
         (["--seed", str(2**64)], [f"--seed must be 0 … {2**64 - 1}; got {2**64}"]),
         (["--seed", "-1"], ["--seed must be 0 … "]),
         (["--color", "sepia"], ["--color must be one of none, luminance, histogram"]),
-        (["--style-weight", "-1"], ["--style-weight must be finite, ≥ 0 and not all 0"]),
+        (["--blend-weight", "-1"], ["--blend-weight must be finite, ≥ 0 and not all 0"]),
         (["--bit-depth", "12"], ["--bit-depth must be 8 or 16; got 12"]),
         (["-o", "o.jpg", "--bit-depth", "16"], ["JPEG has 8 bits only"]),
         (["-o", "o.jpg", "--jpeg-quality", "0"], ["--jpeg-quality must be 1–95; got 0"]),
@@ -196,7 +196,7 @@ def test_two_styles_and_luminance_end_to_end(tmp_path, photos, tiny_preset_file)
     """Two paintings blended 1:3 with the photo's colors kept, real weights, CLI in-process."""
     out = tmp_path / "blend.png"
     result = _render(
-        photos[0], "-s", photos[1], "-s", photos[2], "--style-weight", 1, "--style-weight", 3,
+        photos[0], "-s", photos[1], "-s", photos[2], "--blend-weight", 1, "--blend-weight", 3,
         "--color", "luminance", "--preset", tiny_preset_file, "-o", out, "--device", "cpu", "-q",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -214,9 +214,9 @@ def test_two_styles_and_luminance_end_to_end(tmp_path, photos, tiny_preset_file)
     assert (rgb_to_ycbcr(rendered)[:, 1:] - expected).abs().mean().item() < 1 / 255
 
 
-def test_mismatched_style_weights(tmp_path, photos):
+def test_mismatched_blend_weights(tmp_path, photos):
     result = _render(
-        photos[0], "-s", photos[1], "--style-weight", 1, "--style-weight", 2,
+        photos[0], "-s", photos[1], "--blend-weight", 1, "--blend-weight", 2,
         "-o", tmp_path / "o.png", "--device", "cpu",
     )  # fmt: skip
     _one_line_error(result, 2, "--style-weight given 2 times for 1 style image(s)")

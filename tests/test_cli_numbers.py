@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stylecascade import cli
 from stylecascade.errors import UsageError
-from stylecascade.job import Render
+from stylecascade.job import CheckedJob
 from stylecascade.printsize import MAX_LONG_EDGE, MIN_LONG_EDGE, UNITS_PER_INCH, print_long_edge
 
 EDGES = ["0", "1", "-1", "2147483648", "-2147483649", "9223372036854775808", str(2**64), "1e300"]
@@ -31,7 +31,8 @@ PRINT_SIZES = st.builds(
     st.sampled_from(["cm", "mm", "in", "IN", "", "px", " cm"]),
 )
 OPTIONS = [
-    "--size", "--dpi", "--seed", "--style-weight", "--tile-size", "--threads",
+    "--size", "--dpi", "--seed", "--blend-weight", "--style-weight", "--content-weight",
+    "--tv-weight", "--tile-size", "--threads",
     "--max-input-pixels", "--jpeg-quality", "--bit-depth",
 ]  # fmt: skip
 FAST = settings(
@@ -45,7 +46,7 @@ FAST = settings(
 @pytest.fixture
 def no_render(monkeypatch):
     """Stub the work (weights, stages, writes) and keep torch's thread count as it was."""
-    monkeypatch.setattr(Render, "run", lambda self, observer=None: {})
+    monkeypatch.setattr(CheckedJob, "run", lambda self, observer=None: {})
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)

@@ -248,11 +248,11 @@ class _Killer:
 def _cluster_batch(folder, preset, painting, out, observer):
     """The three good photos on 2 fresh actors of a local Ray, seed 3, one thread each."""
     pytest.importorskip("ray")
-    from stylecascade.api import Renderer
     from stylecascade.batch import batch_jobs
     from stylecascade.cluster import connect, run_cluster_batch
     from stylecascade.job import RenderJob
     from stylecascade.preset_files import load_preset
+    from stylecascade.renderer import Renderer
 
     look = load_preset(str(preset)).resolved(styles=[painting])
     photos = [folder / f"{name}.png" for name in "abc"]
@@ -330,8 +330,7 @@ def _displayed(display_class, width=80, terminal=True):
     """Feed a cluster display a batch of 4 photos on 2 actors (one with a long host name);
     return the console's text, ANSI codes removed."""
     from rich.console import Console
-    from stylecascade.actor import ActorInfo
-    from stylecascade.batch import Outcome
+    from stylecascade.records import ActorInfo, Outcome
     from stylecascade.stages.cascade import Stage, StageResult
 
     out = io.StringIO()

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from stylecascade.api import Renderer
 from stylecascade.checkpoint import Checkpoint
 from stylecascade.cli import app
 from stylecascade.errors import UsageError
 from stylecascade.files import output_lock
-from stylecascade.job import Render, RenderJob
+from stylecascade.job import CheckedJob, RenderJob
+from stylecascade.renderer import Renderer
 from typer.testing import CliRunner
 
 
@@ -51,7 +51,7 @@ def test_a_second_render_of_the_same_output_is_refused_while_the_first_runs(
 
 def test_an_output_written_meanwhile_is_not_replaced(tmp_path, photos, renderer):
     out = tmp_path / "same.png"
-    render = Render(RenderJob(content=photos[0], output=out), renderer)  # checked: free
+    render = CheckedJob(RenderJob(content=photos[0], output=out), renderer)  # checked: free
     out.write_bytes(b"the other render's image")  # …then another render finished first
     with pytest.raises(UsageError, match="same.png already exists; pass --overwrite"):
         render.run()
@@ -90,10 +90,10 @@ def test_resume_keeps_stage_images_it_did_not_write(tmp_path, photos, renderer):
     mine, theirs = stages / "o.stage1.32x24.png", stages / "o.stage2.64x48.png"
     mine.write_bytes(b"written by the interrupted render")
     job = RenderJob(content=photos[0], output=out, save_stages=stages, resume=True)
-    Render(job, renderer)  # its own stage 1 image is no obstacle
+    CheckedJob(job, renderer)  # its own stage 1 image is no obstacle
     theirs.write_bytes(b"somebody else's")
     with pytest.raises(UsageError, match="o.stage2.64x48.png already exists; pass --overwrite"):
-        Render(job, renderer)
+        CheckedJob(job, renderer)
     assert theirs.read_bytes() == b"somebody else's"
 
 
@@ -173,7 +173,7 @@ def test_a_killed_writes_temporary_is_cleaned_by_the_next_render(tmp_path, photo
         path.write_bytes(b"\0" * 4096)  # what kill -9 during a write leaves
     other = tmp_path / ".other.png.a1b2c3.tmp"
     other.write_bytes(b"another output's")
-    Render(RenderJob(content=photos[0], output=out), renderer).run()
+    CheckedJob(RenderJob(content=photos[0], output=out), renderer).run()
     assert out.exists() and not any(path.exists() for path in stale)
     assert other.exists()
 
@@ -229,7 +229,7 @@ def test_the_same_render_spelled_with_other_paths_has_the_same_fingerprint(
     prints = set()
     for content, style in spellings:
         renderer = Renderer(tiny_preset.resolved(styles=[style]), device="cpu")
-        render = Render(RenderJob(content=content, output=tmp_path / "o.png"), renderer)
+        render = CheckedJob(RenderJob(content=content, output=tmp_path / "o.png"), renderer)
         prints.add(render.checkpoint.fingerprint)
     assert len(prints) == 1
 

@@ -9,10 +9,10 @@ import torch
 import yaml
 from conftest import TINY_PRESET
 from PIL import Image
-from stylecascade.api import load_network
 from stylecascade.cli import app
 from stylecascade.images import load_image
 from stylecascade.preset_files import load_preset
+from stylecascade.renderer import load_network
 from stylecascade.stages.blend import WeightedStyle, blended_targets
 from stylecascade.stages.losses import relative_error, style_targets
 from typer.testing import CliRunner
@@ -154,8 +154,8 @@ def test_masks_that_leave_no_painting_are_refused_before_the_weights_load(
 
 def test_one_file_as_a_painting_and_as_a_mask(tmp_path, photos):
     """Review finding 6: before, the mask reused the painting's RGB decode (a traceback)."""
-    from stylecascade.api import load_style_sets
     from stylecascade.preset_files import parse_preset
+    from stylecascade.renderer import load_style_sets
 
     text = PRESET + f"styles: [{{image: {photos[0]}, mask: {photos[0]}}}]\n"
     (style,) = load_style_sets(parse_preset(text, "p", "p.yaml"))[0]
@@ -164,8 +164,8 @@ def test_one_file_as_a_painting_and_as_a_mask(tmp_path, photos):
 
 def test_a_painting_color_mode_without_a_mask_applies_everywhere(tmp_path, photos):
     """Review finding 5: before, ``color:`` without a mask was ignored in the output."""
-    from stylecascade.api import Renderer
     from stylecascade.preset_files import parse_preset
+    from stylecascade.renderer import Renderer
     from stylecascade.stages.color import rgb_to_ycbcr
 
     text = PRESET + f"styles: [{{image: {photos[1]}, color: luminance}}]\n"

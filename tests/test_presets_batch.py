@@ -84,8 +84,8 @@ def test_render_save_then_batch_a_folder_with_the_saved_preset(
     # 1. a render with two styles and a color mode
     first = tmp_path / "first.png"
     result = _invoke(
-        "render", photos[0], "-s", photos[1], "-s", photos[2], "--style-weight", 3,
-        "--style-weight", 1, "--color", "luminance", "--preset", tiny_preset_file,
+        "render", photos[0], "-s", photos[1], "-s", photos[2], "--blend-weight", 3,
+        "--blend-weight", 1, "--color", "luminance", "--preset", tiny_preset_file,
         "-o", first, "--device", "cpu", "-q",
     )  # fmt: skip
     assert result.exit_code == 0, result.output

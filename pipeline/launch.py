@@ -1,0 +1,221 @@
+"""The launcher: the one flow from a :class:`~stylecascade.request.RenderRequest` to rendered
+files, used by the command line, :func:`stylecascade.render_batch` and (through
+:func:`resolve_look`) :func:`stylecascade.render`; a cluster batch is one branch of it.
+
+The flow: check the request, find the photos, pick the device (or connect to the cluster),
+resolve the preset with the request's knobs (:func:`resolve_look`), create the output folders,
+build one :class:`~stylecascade.renderer.Renderer` and one job per photo (every cheap check
+before any work), then run them here or on the cluster's actors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.markup import escape
+
+from .batch import batch_jobs, run_batch
+from .device import select_device, set_threads
+from .files import make_folder
+from .images import ImageSource, describe
+from .interrupt import signals_interrupt
+from .job import CheckedJob, RenderJob
+from .naming import DEFAULT_NAME, expand_inputs, output_name
+from .output import OutputOptions
+from .preset import Ladder, Preset, scaled_stages
+from .preset_files import load_preset
+from .printsize import DEFAULT_DPI, final_long_edge
+from .progress import stage_progress, step_reporter
+from .records import Outcome
+from .renderer import Renderer
+from .request import RenderRequest
+
+
+@dataclass(frozen=True)
+class Look:
+    """A request's preset resolved for one device.
+
+    Attributes:
+        preset: the preset with the request's paintings, masks, blend weights, color mode,
+            size, tile size and weight multipliers.
+        ladder: the preset's stages scaled to the requested size (``None``: its own sizes).
+        sources: the paintings given as images in memory, in order (``None``: read the
+            preset's files).
+    """
+
+    preset: Preset
+    ladder: Ladder | None
+    sources: list[ImageSource] | None
+
+
+def default_preset(device: torch.device) -> str:
+    """The preset of a render that names none: ``draft`` on a CPU, ``standard`` on a GPU."""
+    return "draft" if device.type == "cpu" else "standard"
+
+
+def resolve_look(request: RenderRequest, device: torch.device) -> Look:
+    """The request's preset with its knobs applied (``Preset.resolved``).
+
+    Raises:
+        PresetError, ArgumentError: an unknown preset, or a knob the preset refuses (counts
+            of blend weights or masks, a color mode, a size, a weight).
+    """
+    preset = request.preset or default_preset(device)
+    chosen = preset if isinstance(preset, Preset) else load_preset(preset)
+    final = final_long_edge(request.size, request.print_size, request.dpi)
+    styles = list(request.styles or [])
+    resolved = chosen.resolved(
+        styles=[Path(describe(s)) for s in styles] or None,
+        blend_weights=list(request.blend_weights) if request.blend_weights else None,
+        masks=list(request.masks) if request.masks else None,
+        color=request.color,
+        size=final,
+        tile_size=request.tile_size,
+        content_weight=request.content_weight,
+        style_weight=request.style_weight,
+        tv_weight=request.tv_weight,
+    )
+    ladder = None if final is None else scaled_stages(chosen.stages, final)
+    in_memory = [s for s in styles if not isinstance(s, (str, Path))]
+    return Look(resolved, ladder, styles if in_memory else None)
+
+
+def launch(request: RenderRequest, console: Console | None = None) -> list[Outcome]:
+    """Render the request's photos into files: one output and its manifest per photo.
+
+    Ctrl-C and SIGTERM (in the main thread) stop it with checkpoints kept for ``resume``.
+
+    Args:
+        request: what to render and where.
+        console: where progress, the header and folder notes go; ``None``: nothing shown.
+
+    Returns:
+        One :class:`~stylecascade.records.Outcome` per photo, in order.
+
+    Raises:
+        ArgumentError, UsageError: bad photos, paintings, preset, knobs or output locations —
+            every one before any work.
+        WeightsError: the weights cannot be loaded.
+        ClusterError: Ray is missing, or the cluster cannot be reached.
+        Interrupted, Signalled: a signal stopped the render (a single photo's is raised; a
+            batch reports it in its outcomes).
+    """
+    shown = None if request.quiet else console
+    with signals_interrupt(), ExitStack() as stack:
+        inputs = expand_inputs(list(request.photos))
+        request.check()
+        set_threads(request.threads)
+        session = None
+        if request.cluster is not None:
+            from .cluster import connect
+
+            session = stack.enter_context(connect(request.cluster))
+        device = select_device_for(request.device, session)
+        look = resolve_look(request, device)
+        _make_folders(request, shown)
+        step = step_reporter(shown)
+        renderer = Renderer(
+            look.preset,
+            device=device,
+            weights=request.weights,
+            sources=look.sources,
+            step=step,
+            max_input_pixels=request.max_input_pixels or None,
+        )
+        jobs, checked = _jobs(request, inputs, renderer)
+        if shown is not None:
+            where = str(device) if session is None else f"{device} on {session}"
+            _announce(shown, look, where, request, len(jobs), checked)
+        if session is None:
+            with nullcontext() if shown is None else stage_progress(shown) as progress:
+                return run_batch(jobs, renderer, progress, batch=request.batch, checked=checked)
+        from .cluster import run_cluster_batch
+        from .progress import cluster_progress
+
+        with nullcontext() if shown is None else cluster_progress(shown) as progress:
+            options = {"actors": request.actors, "cpus_per_actor": request.cpus_per_actor or 1}
+            return run_cluster_batch(
+                jobs, renderer, session, progress, threads=request.threads, step=step, **options
+            )
+
+
+def select_device_for(name: str | torch.device, session: object | None) -> torch.device:
+    """The device of a render: ``name`` here (``auto`` picks CUDA, MPS or the CPU), or the
+    cluster's actors' device when ``session`` is a connected cluster."""
+    if isinstance(name, torch.device):
+        return name
+    return select_device(name) if session is None else session.device(name)  # type: ignore[attr-defined]
+
+
+def _jobs(
+    request: RenderRequest, inputs: Sequence[Path], renderer: Renderer
+) -> tuple[list[RenderJob], CheckedJob | None]:
+    """One job per photo, checked before any work: a single photo's job fully
+    (:class:`CheckedJob`), a batch's outputs and paintings (the photos as they come)."""
+    preset = renderer.preset
+    output = request.output or Path(output_name(DEFAULT_NAME, inputs[0], preset, request.seed))
+    dpi = DEFAULT_DPI if request.dpi is None else request.dpi
+    template = RenderJob(
+        content=inputs[0],
+        output=output,
+        seed=request.seed,
+        save_stages=request.save_stages,
+        overwrite=request.overwrite,
+        resume=request.resume,
+        output_options=OutputOptions(request.bit_depth, request.jpeg_quality, dpi),
+        max_input_pixels=request.max_input_pixels or None,
+    )
+    if not request.batch:
+        return [template], CheckedJob(template, renderer)
+    jobs = batch_jobs(list(inputs), template, request.out_dir or Path("."), request.name, preset)
+    renderer.load_paintings()  # a bad painting or mask stops the batch before it starts
+    return jobs, None
+
+
+def _make_folders(request: RenderRequest, console: Console | None) -> None:
+    """Create the missing output folders the request names (a single photo's ``output``
+    folder, a batch's ``out_dir``, ``save_stages``), and say so on ``console``.
+
+    Raises:
+        ArgumentError: a folder that cannot be created (``files.make_folder``).
+    """
+    single = None if request.batch or request.output is None else request.output.parent
+    folders = [
+        ("output", single),
+        ("out_dir", request.out_dir if request.batch else None),
+        ("save_stages", request.save_stages),
+    ]
+    for argument, folder in folders:
+        if folder is not None and make_folder(Path(folder), argument) and console is not None:
+            console.print(f"created folder {escape(str(folder))}", soft_wrap=True)
+
+
+def _announce(
+    console: Console,
+    look: Look,
+    device: str,
+    request: RenderRequest,
+    count: int,
+    checked: CheckedJob | None,
+) -> None:
+    """One line before the work starts: the preset and its stages (and those dropped under
+    the floor), device, seed and a batch's photo count; then where ``resume`` continues."""
+    preset, ladder = look.preset, look.ladder
+    sizes = " → ".join(str(s.long_edge) for s in preset.stages)
+    header = f"preset [bold]{escape(preset.name)}[/] ({sizes} px), device {device}"
+    header += f", seed {request.seed}" + (f", {count} photos" if request.batch else "")
+    if ladder is not None and ladder.dropped:
+        dropped = ", ".join(map(str, ladder.dropped))
+        header += f"; stages of {dropped} px dropped (under the {ladder.floor} px floor"
+        header += f"; one at {ladder.floor} px runs instead)" if ladder.inserted else ")"
+    console.print(header, soft_wrap=True)
+    if checked is not None and request.resume:
+        checkpoint, stages = checked.checkpoint, len(preset.stages)
+        done, folder = checkpoint.finished(), escape(str(checkpoint.folder))
+        line = f"resuming at stage {done + 1}/{stages} ({done} finished in {folder})"
+        console.print(line, soft_wrap=True)

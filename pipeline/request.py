@@ -1,0 +1,125 @@
+"""The one typed request of a render: photos, paintings with their masks and blend weights,
+the preset and the knobs over it, output rules, device and cluster.
+
+The command line, :func:`stylecascade.render`, :func:`stylecascade.render_batch` and the
+cluster all describe a render with a :class:`RenderRequest` and hand it to
+:mod:`stylecascade.launch`. Free of torch, so the command line builds and checks it before
+torch is imported. Field names are the Python API's argument names; error messages name them
+(:class:`~stylecascade.errors.ArgumentError`) and the command line shows its flags instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .choices import MAX_INPUT_PIXELS, check_seed
+from .errors import ArgumentError
+from .naming import DEFAULT_NAME
+
+if TYPE_CHECKING:
+    from .images import ImageSource
+    from .preset import Preset
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderRequest:
+    """Everything one render (or one batch) is asked to do.
+
+    Attributes:
+        photos: the photos, or folders of photos (a batch); empty for an in-memory render.
+        styles: the paintings to blend (paths; images in memory for :func:`render`);
+            ``None``: the preset's own.
+        blend_weights: each painting's share of the blend, ≥ 0, normalized (default equal):
+            jcjohnson/neural-style's ``-style_blend_weights``.
+        masks: where each painting applies, one grayscale file per painting on the photo
+            (``None`` in the list: everywhere).
+        preset: a preset name, YAML file, a past render's ``OUT.json`` or a ``Preset``;
+            ``None``: ``draft`` on a CPU, ``standard`` on a GPU.
+        color: color mode (``none``, ``luminance``, ``histogram``, ``luminance-only``).
+        size: final long edge in px; the earlier stages scale with it.
+        print_size: a print size such as ``30x40cm`` (with ``dpi``: the final long edge).
+        dpi: print resolution (default 300 DPI); written into the file.
+        tile_size: tile edge in px for larger stages (0: only when a stage does not fit).
+        content_weight, style_weight, tv_weight: multiply every stage's content weight α,
+            style weight β and TV weight γ (``None``: the preset's).
+        output: the output image of a single photo (default ``CONTENT-STYLES.png``).
+        out_dir: a batch's output folder (its presence makes a batch).
+        name: a batch's output file name pattern (``{content}``, ``{styles}``, ``{preset}``,
+            ``{seed}``).
+        save_stages: folder for each stage's image.
+        overwrite: replace existing outputs; resume: continue from a checkpoint.
+        bit_depth: 8 or 16 bits per channel; jpeg_quality: 1–95.
+        max_input_pixels: refuse larger inputs (decompression bombs); 0: no limit.
+        device: ``auto``, ``cuda``, ``mps`` or ``cpu``; seed: 0 … 2⁶⁴ − 1.
+        threads: CPU threads (``None``: one per core); weights: ``caffe``, ``torchvision`` or
+            a weights file.
+        cluster: ``local``, ``auto`` or ``ray://HOST:PORT`` to render a batch on Ray;
+            actors: at most this many; cpus_per_actor: CPUs per actor without GPUs.
+        quiet: no progress, no header.
+    """
+
+    photos: Sequence[Path] = ()
+    styles: Sequence[ImageSource] | None = None
+    blend_weights: Sequence[float] | None = None
+    masks: Sequence[str | Path | None] | None = None
+    preset: str | Preset | None = None
+    color: str | None = None
+    size: int | None = None
+    print_size: str | None = None
+    dpi: float | None = None
+    tile_size: int | None = None
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    output: Path | None = None
+    out_dir: Path | None = None
+    name: str = DEFAULT_NAME
+    save_stages: Path | None = None
+    overwrite: bool = False
+    resume: bool = False
+    bit_depth: int = 8
+    jpeg_quality: int = 95
+    max_input_pixels: int = MAX_INPUT_PIXELS
+    device: Any = "auto"
+    seed: int = 0
+    threads: int | None = None
+    weights: str = "caffe"
+    cluster: str | None = None
+    actors: int | None = None
+    cpus_per_actor: int | None = None
+    quiet: bool = False
+
+    @property
+    def batch(self) -> bool:
+        """Whether this is a batch: several photos, a folder, or an ``out_dir``."""
+        photos = list(self.photos)
+        return len(photos) > 1 or self.out_dir is not None or any(p.is_dir() for p in photos)
+
+    def check(self) -> None:
+        """The checks that need no file and no torch, in one place.
+
+        Raises:
+            ArgumentError: a seed out of range; ``output`` with a batch; masks that
+                are not paths; ``actors``/``cpus_per_actor`` without ``cluster`` or < 1;
+                ``cluster`` for a single photo.
+        """
+        check_seed(self.seed)
+        if self.batch and self.output is not None:
+            raise ArgumentError(
+                "output", "{} names one output; for several photos use {} and {}", "out_dir", "name"
+            )
+        if self.masks and not all(m is None or isinstance(m, (str, Path)) for m in self.masks):
+            raise ArgumentError("masks", "{} takes mask files (None: everywhere), one per painting")
+        for argument in ("actors", "cpus_per_actor"):
+            value = getattr(self, argument)
+            if value is not None and self.cluster is None:
+                raise ArgumentError(argument, "{} goes with {}", "cluster")
+            if value is not None and value < 1:
+                raise ArgumentError(argument, f"{{}} must be ≥ 1; got {value}")
+        if self.cluster is not None and not self.batch:
+            raise ArgumentError(
+                "cluster", "{} renders batches: give a folder or several photos, or {}", "out_dir"
+            )

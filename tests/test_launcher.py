@@ -1,0 +1,134 @@
+"""One launcher for the command line and the Python API: every option has its API twin,
+messages name what the caller typed, and a script renders a batch exactly as the CLI does."""
+
+import dataclasses
+import inspect
+import json
+
+import numpy as np
+import pytest
+import typer
+from PIL import Image
+from stylecascade.api import render_batch
+from stylecascade.cli import app
+from stylecascade.errors import ArgumentError
+from stylecascade.options import flag_of
+from stylecascade.request import RenderRequest
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+CLI_ONLY = {"content": "photos", "style": "styles", "blend_weight": "blend_weights"}
+"""``render`` parameters whose request field has another name."""
+
+
+def _render_params() -> dict[str, object]:
+    command = typer.main.get_command(app).commands["render"]  # type: ignore[attr-defined]
+    return {p.name: p for p in command.params}
+
+
+def test_every_render_option_has_its_twin_in_the_request_and_in_render_batch():
+    fields = {f.name for f in dataclasses.fields(RenderRequest)}
+    batch = set(inspect.signature(render_batch).parameters) | {"quiet"}  # quiet: progress=
+    for name in set(_render_params()) - {"help"}:
+        twin = CLI_ONLY.get(name, "masks" if name == "mask" else name)
+        assert twin in fields, f"render option {name} has no RenderRequest field"
+        single = twin in ("photos", "output")  # one photo into one file: launch(RenderRequest)
+        assert twin in batch or single, f"render_batch has no {twin}="
+    assert "photos" in inspect.signature(render_batch).parameters
+
+
+def test_every_request_field_is_reachable_from_the_command_line():
+    names = _render_params()
+    params = {CLI_ONLY.get(n, "masks" if n == "mask" else n) for n in names}
+    missing = {f.name for f in dataclasses.fields(RenderRequest)} - params
+    assert not missing, f"no render option for {sorted(missing)}"
+
+
+def test_each_option_sits_in_a_help_panel():
+    for name, param in _render_params().items():
+        if param.param_type_name == "option" and name != "help":
+            assert getattr(param, "rich_help_panel", None), f"{name} is in no --help panel"
+
+
+def test_help_shows_the_panels_in_80_columns():
+    result = runner.invoke(app, ["render", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0
+    for panel in ("Inputs", "Look", "Output", "Print", "Performance", "Batch and cluster"):
+        assert panel in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+@pytest.mark.parametrize(
+    ("argument", "flag"),
+    [("blend_weights", "--blend-weight"), ("out_dir", "--out-dir"), ("output", "-o")],
+)
+def test_an_argument_error_names_the_api_argument_or_the_flag(argument, flag):
+    exc = ArgumentError(argument, "{} is wrong; see {}", "style_weight")
+    assert str(exc) == f"{argument} is wrong; see style_weight"
+    assert exc.named(flag_of) == f"{flag} is wrong; see --style-weight"
+
+
+def test_the_old_share_spelling_answers_with_the_new_flag(photos):
+    args = ["render", str(photos[0]), "-s", str(photos[1]), "-s", str(photos[2]),
+            "--style-weight", "3", "--style-weight", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--blend-weight" in result.output and "Traceback" not in result.output
+
+
+def test_a_count_mismatch_names_the_flag_on_the_command_line_and_the_argument_in_python(
+    photos, tmp_path, no_network
+):
+    args = ["render", str(photos[0]), "-s", str(photos[1]), "--blend-weight", "1",
+            "--blend-weight", "2", "-o", str(tmp_path / "x.png")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "error: --blend-weight given 2 times" in result.output
+    with pytest.raises(ArgumentError, match="^blend_weights given 2 times"):
+        render_batch([photos[0]], tmp_path, [photos[1]], blend_weights=[1, 2], device="cpu")
+
+
+def test_style_weight_scales_beta_in_every_stage(photos, tmp_path, tiny_preset_file):
+    out = tmp_path / "x.png"
+    args = ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(tiny_preset_file),
+            "--style-weight", "0.5", "--tv-weight", "3", "--content-weight", "2",
+            "-o", str(out), "--device", "cpu", "-q"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    stages = json.loads(out.with_suffix(".json").read_text())["preset"]["stages"]
+    assert [s["style_weight"] for s in stages] == [100.0, 100.0]  # 200 × 0.5
+    assert [s["content_weight"] for s in stages] == [2.0, 2.0]
+    assert [s["tv_weight"] for s in stages] == [0.0, 0.0]  # 0 × 3
+
+
+def test_render_batch_renders_as_the_command_line_does(photos, tmp_path, tiny_preset_file):
+    mask = tmp_path / "mask.png"
+    Image.new("L", (160, 120), 255).save(mask)
+    tiny_preset_file.write_text(tiny_preset_file.read_text() + "tiling: {overlap: 8}\n")
+    look = {"bit_depth": 16, "dpi": 150.0, "tile_size": 40, "color": "luminance"}
+    cli_dir, api_dir = tmp_path / "cli", tmp_path / "api"
+    args = ["render", str(photos[0]), "--out-dir", str(cli_dir), "-p", str(tiny_preset_file),
+            "-s", str(photos[1]), "-s", str(photos[2]), "--blend-weight", "3",
+            "--blend-weight", "1", "--mask", str(mask), "--mask", "none",
+            "--save-stages", str(cli_dir / "stages"), "--bit-depth", "16", "--dpi", "150",
+            "--tile-size", "40", "--color", "luminance", "--device", "cpu", "--seed", "5",
+            "--threads", "1", "-q"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    outcomes = render_batch(
+        [photos[0]], api_dir, [photos[1], photos[2]], preset=str(tiny_preset_file),
+        blend_weights=[3, 1], masks=[mask, None], save_stages=api_dir / "stages",
+        device="cpu", seed=5, threads=1, **look,
+    )  # fmt: skip
+    assert [o.status for o in outcomes] == ["done"]
+    name = "tubingen-starry_night+the_scream"
+    cli, api = cli_dir / f"{name}.png", api_dir / f"{name}.png"
+    with Image.open(cli) as a, Image.open(api) as b:
+        assert a.mode == b.mode == "I;16" or a.mode == b.mode
+        assert a.info.get("dpi") == b.info.get("dpi")
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    manifests = [json.loads(p.with_suffix(".json").read_text()) for p in (cli, api)]
+    assert manifests[0]["preset"] == manifests[1]["preset"]
+    assert sorted(p.name for p in (cli_dir / "stages").iterdir()) == sorted(
+        p.name for p in (api_dir / "stages").iterdir()
+    )
