@@ -27,7 +27,7 @@ from stylecascade.config import load_preset
 from stylecascade.images import as_tensor, load_mask
 from stylecascade.stages.blend import WeightedStyle, blended_targets
 from stylecascade.stages.color import luminance
-from stylecascade.stages.guides import guided_gram
+from stylecascade.stages.gram import guided_gram
 from stylecascade.stages.losses import relative_error
 from stylecascade.stages.resample import resize
 

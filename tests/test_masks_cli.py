@@ -13,8 +13,8 @@ from stylecascade.api import load_network
 from stylecascade.cli import app
 from stylecascade.config import load_preset
 from stylecascade.images import load_image
-from stylecascade.stages.blend import WeightedStyle, blended_targets
-from stylecascade.stages.losses import relative_error, style_targets
+from stylecascade.stages.blend import WeightedStyle, blended_targets, style_targets
+from stylecascade.stages.losses import relative_error
 from typer.testing import CliRunner
 
 PRESET = """
