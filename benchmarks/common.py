@@ -17,7 +17,9 @@ from stylecascade.device import effective_precision, select_device
 from stylecascade.manifest import versions
 from stylecascade.preset import PRECISIONS, ModelConfig
 from stylecascade.preset_files import load_preset
-from stylecascade.stages.losses import Objective, style_targets, style_transfer_objective
+from stylecascade.stages.blend import painting_regions
+from stylecascade.stages.losses import Objective
+from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
 from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -129,14 +131,9 @@ def random_objective(
     device = next(extractor.parameters()).device
     content = torch.rand(1, 3, size * 3 // 4, size, device=device)
     style = torch.rand(1, 3, size * 5 // 8, size, device=device)
-    objective = style_transfer_objective(
-        extractor,
-        content,
-        style_targets(extractor, style, model.style_layers),
-        model.content_layers,
-        model.style_layers,
-        **final_stage_weights(),
-    )
+    regions = painting_regions(extractor, style, model.style_layers)
+    context = TermContext(extractor, content, model.content_layers, regions)
+    objective = build_objective(weighted_terms(**final_stage_weights()), context)
     return objective, content
 
 

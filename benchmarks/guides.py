@@ -27,7 +27,7 @@ from stylecascade.preset_files import load_preset
 from stylecascade.renderer import Renderer
 from stylecascade.stages.blend import WeightedStyle, blended_targets
 from stylecascade.stages.color import luminance
-from stylecascade.stages.guides import guided_gram
+from stylecascade.stages.gram import guided_gram
 from stylecascade.stages.losses import relative_error
 from stylecascade.stages.resample import resize
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from stylecascade.stages.losses import gram_matrix
+from stylecascade.stages.gram import gram_matrix
 from stylecascade.stages.quality import (
     feature_points,
     pixel_points,

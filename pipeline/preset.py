@@ -91,7 +91,7 @@ class StageConfig:
         optimizer: ``lbfgs`` or ``adam``.
         lr: step size; 1.0 for L-BFGS, ~0.01–0.05 (0–1 pixel units) for Adam.
         content_weight, style_weight, tv_weight: weights α, β, γ of the objective
-            (see ``stylecascade.stages.losses.style_transfer_objective``).
+            (see ``stylecascade.stages.terms.weighted_terms``).
         style_scale: the style image is resized to ``long_edge × style_scale`` px long edge.
         styles: this stage's own paintings instead of the preset's (scale control: large
             strokes from one painting in the coarse stages, fine texture from another in the

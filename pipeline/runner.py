@@ -26,6 +26,7 @@ from .stages.blend import StyleTargets, WeightedStyle, style_size
 from .stages.cascade import Observer, Stage, StageResult
 from .stages.guides import guide_energy
 from .stages.resample import fit_long_edge
+from .stages.terms import weighted_terms
 from .stages.vgg import VGGFeatures
 
 __all__ = [
@@ -132,7 +133,8 @@ def _check_aspect(mask: Tensor | None, image_hw: Sequence[int], what: str, image
 def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
     """The preset's stages for a content image of ``content_hw`` = ``(H, W)`` px, untiled and
     not yet planned for memory (:func:`planned`); each takes its set of paintings
-    (:meth:`~stylecascade.preset.Preset.style_sets`)."""
+    (:meth:`~stylecascade.preset.Preset.style_sets`) and its terms from its weights
+    (``stages.terms.weighted_terms``)."""
     _sets, chosen = preset.style_sets()
     return [
         Stage(
@@ -142,9 +144,7 @@ def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
             tolerance=config.tolerance,
             optimizer=config.optimizer,
             lr=config.lr,
-            content_weight=config.content_weight,
-            style_weight=config.style_weight,
-            tv_weight=config.tv_weight,
+            terms=weighted_terms(config.content_weight, config.style_weight, config.tv_weight),
             tile_overlap=preset.tiling.overlap,
             styles=styles,
         )

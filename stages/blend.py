@@ -1,7 +1,9 @@
 """Multi-style blending: one style target per layer from several paintings.
 
 Following jcjohnson/neural-style's ``-style_blend_weights``, the target Gram matrix of each layer
-is the weighted sum of every style image's Gram matrix at that layer. Each style image is resized
+is the weighted sum of every style image's Gram matrix at that layer; any style kind
+(``stages.losses.StyleKind``) makes and blends its own targets the same way (``kind.represent``,
+``kind.blend``). Each style image is resized
 on its own to the stage's style size (times its own ``scale``), so paintings of different pixel
 sizes contribute brush strokes of the same scale.
 
@@ -18,14 +20,15 @@ layers; such paintings become regions of a guided style term (:func:`style_regio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .guides import Region, guided_gram, layer_guide, layer_size
-from .losses import normalized, style_targets
+from .gram import GRAM
+from .guides import Region, layer_guide, layer_size
+from .losses import StyleKind, normalized
 from .resample import resize, resize_long_edge
 from .vgg import VGGFeatures
 
@@ -113,53 +116,97 @@ def style_image(style: WeightedStyle, long_edge: int) -> Tensor:
     return resize_long_edge(resize_long_edge(style.image, sharpest), size)
 
 
+def style_targets(
+    extractor: VGGFeatures,
+    style: Tensor,
+    layers: Iterable[str],
+    kind: StyleKind = GRAM,
+) -> dict[str, Tensor]:
+    """One painting's targets over the whole of it, in ``kind``'s representation (the Gram
+    kind: ``{layer: (1, C, C)}`` float32 Gram matrices, Gatys et al. 2016, Eq. 3).
+
+    Args:
+        extractor: the network, on the painting's device.
+        style: ``(1, 3, H, W)`` the painting in 0–1, at its stage size.
+        layers: style layer names.
+        kind: the style kind.
+    """
+    with torch.no_grad():
+        features = extractor(style)
+    return {layer: kind.represent(features[layer], None, 1.0) for layer in layers}
+
+
+def painting_regions(
+    extractor: VGGFeatures, style: Tensor, layers: Mapping[str, float]
+) -> Callable[[StyleKind], list[Region]]:
+    """The style regions of one painting at its given size over the whole image, for any kind
+    (``stages.terms.TermContext.style_regions``): one region of weight 1 whose targets are
+    :func:`style_targets`.
+
+    Args:
+        extractor: the network, on the painting's device.
+        style: ``(1, 3, H, W)`` the painting in 0–1, used at this size.
+        layers: ``{layer: weight ≥ 0}`` its style layers.
+    """
+    return lambda kind: [Region(1.0, dict(layers), style_targets(extractor, style, layers, kind))]
+
+
 def blended_targets(
     extractor: VGGFeatures,
     styles: Sequence[WeightedStyle],
     long_edge: int,
     layers: Iterable[str],
+    kind: StyleKind = GRAM,
 ) -> dict[str, Tensor]:
-    """Target Gram matrices of a blend: ``Σ_i w_i · G_l(style_i)`` per layer ``l``.
+    """Targets of a blend per layer, ``kind.blend`` of the paintings' targets with their
+    weights (the Gram kind: ``Σ_i w_i · G_l(style_i)``).
 
     Args:
         extractor: the network, on the styles' device.
         styles: the paintings; their weights are normalized here (:func:`normalize_weights`).
         long_edge: the stage's style size in px (stage size × ``style_scale``).
         layers: style layer names.
+        kind: the style kind.
 
     Returns:
-        ``{layer: (1, C, C)}`` float32 Gram matrices (normalized by ``C·H·W``).
+        ``{layer: target}`` float32 (the Gram kind: ``(1, C, C)`` normalized by ``C·H·W``).
 
     Raises:
         ValueError: invalid weights.
     """
     layers = list(layers)
     weights = normalize_weights([s.weight for s in styles])
-    blend: dict[str, Tensor] = {}
-    for style, weight in zip(styles, weights, strict=True):
-        if weight == 0:
-            continue
-        for layer, gram in style_targets(extractor, style_image(style, long_edge), layers).items():
-            blend[layer] = blend[layer] + weight * gram if layer in blend else weight * gram
-    return blend
+    each = [
+        style_targets(extractor, style_image(style, long_edge), layers, kind) if weight else {}
+        for style, weight in zip(styles, weights, strict=True)
+    ]
+    return {
+        layer: kind.blend([(w, t[layer]) for w, t in zip(weights, each, strict=True) if w])
+        for layer in layers
+    }
 
 
 def _targets(
-    extractor: VGGFeatures, style: WeightedStyle, long_edge: int, layers: Iterable[str]
+    extractor: VGGFeatures,
+    style: WeightedStyle,
+    long_edge: int,
+    layers: Iterable[str],
+    kind: StyleKind,
 ) -> dict[str, Tensor]:
-    """One painting's Gram matrices at a stage's style size, guided by its ``source_mask``
-    (normalized by the mask's energy at each layer: the Gram matrix of the masked part)."""
+    """One painting's targets at a stage's style size, guided by its ``source_mask``
+    (normalized by the mask's energy at each layer: the targets of the masked part)."""
     image = style_image(style, long_edge)
     if style.source_mask is None:
-        return style_targets(extractor, image, layers)
+        return style_targets(extractor, image, layers, kind)
     mask = resize(style.source_mask.to(image), tuple(image.shape[-2:])).clamp(0.0, 1.0)
     with torch.no_grad():
         features = extractor(image)
-    grams = {}
+    targets = {}
     for layer in layers:
         guide = layer_guide(mask, layer_size(tuple(image.shape[-2:]), layer), layer)
-        grams[layer] = guided_gram(features[layer], guide, guide.pow(2).mean().clamp_min(1e-12))
-    return grams
+        energy = guide.pow(2).mean().clamp_min(1e-12)
+        targets[layer] = kind.represent(features[layer], guide, energy)
+    return targets
 
 
 def style_regions(
@@ -167,8 +214,10 @@ def style_regions(
     styles: Sequence[WeightedStyle],
     long_edge: int,
     layers: Mapping[str, float],
+    kind: StyleKind,
 ) -> list[Region]:
-    """The regions of a stage's style term (``stages.guides``).
+    """The regions of a stage's style term (``stages.guides.StyleTerm``), their targets in
+    ``kind``'s representation.
 
     Paintings whose mask is empty are left out before the weights are normalized, so the
     render is the one without them. The plain paintings (:attr:`WeightedStyle.plain`) blend
@@ -180,6 +229,7 @@ def style_regions(
         styles: the stage's paintings.
         long_edge: the stage's style size in px.
         layers: the preset's style layers ``{layer: weight}``.
+        kind: the style kind.
 
     Returns:
         The regions, each with its normalized weight.
@@ -195,19 +245,19 @@ def style_regions(
     regions = []
     if plain:
         share = sum(w for s, w in zip(live, weights, strict=True) if s.plain)
-        blend = blended_targets(extractor, plain, long_edge, layers)
+        blend = blended_targets(extractor, plain, long_edge, layers, kind)
         regions.append(Region(share, dict(layers), blend))
     for style, weight in zip(live, weights, strict=True):
         if not style.plain and weight > 0:
             own = dict(style.layers or layers)
-            targets = _targets(extractor, style, long_edge, own)
+            targets = _targets(extractor, style, long_edge, own, kind)
             regions.append(Region(weight, own, targets, style.mask))
     return regions
 
 
 class StyleTargets:
     """The style regions of each stage (:func:`style_regions`), computed on first use and
-    kept, per set of paintings and style size.
+    kept, per style kind, set of paintings and style size.
 
     A batch of renders with the same paintings reuses them across content images.
 
@@ -230,13 +280,14 @@ class StyleTargets:
         self.extractor = extractor
         self.sets = [list(styles), *(list(s) for s in stage_styles)]
         self.layers = dict(layers) if isinstance(layers, Mapping) else dict.fromkeys(layers, 1.0)
-        self._cache: dict[tuple[int, int], list[Region]] = {}
+        self._cache: dict[tuple[StyleKind, int, int], list[Region]] = {}
 
-    def __call__(self, long_edge: int, styles: int = 0) -> list[Region]:
-        """The regions of paintings set ``styles`` at a style size of ``long_edge`` px."""
-        key = (styles, long_edge)
+    def __call__(self, long_edge: int, styles: int = 0, kind: StyleKind = GRAM) -> list[Region]:
+        """The regions of paintings set ``styles`` at a style size of ``long_edge`` px, their
+        targets in ``kind``'s representation."""
+        key = (kind, styles, long_edge)
         if key not in self._cache:
             self._cache[key] = style_regions(
-                self.extractor, self.sets[styles], long_edge, self.layers
+                self.extractor, self.sets[styles], long_edge, self.layers, kind
             )
         return self._cache[key]

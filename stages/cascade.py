@@ -28,10 +28,11 @@ import torch
 from torch import Tensor
 
 from .evaluator import Evaluator, UntiledEvaluator
-from .guides import Region, style_term
-from .losses import Objective, TVTerm, as_floats, content_term
+from .guides import Region
+from .losses import Objective, StyleKind, as_floats
 from .optim import optimize
 from .resample import resize
+from .terms import TermContext, TermSpec, build_objective, weighted_terms
 from .tiling import TiledEvaluator
 from .vgg import VGGFeatures
 from .vocabulary import DEFAULT_TOLERANCE, GUIDE_MODE
@@ -85,7 +86,8 @@ class Stage:
             fraction over the last :data:`CONVERGENCE_WINDOW` evaluations; 0: never early.
         optimizer: ``lbfgs`` or ``adam`` (``stages.optim.optimize``).
         lr: step size (1.0 for L-BFGS; 0–1 pixel units for Adam).
-        content_weight, style_weight, tv_weight: weights α, β, γ of the objective, ≥ 0.
+        terms: the objective's terms as data, in order (``stages.terms``; default: content
+            1, style (Gram) 1, tv 0).
         style_edge: long edge in px the style targets are computed at.
         tile_edge: tile edge in px of a tiled stage (``stages.tiling``), ``None``: untiled.
         tile_overlap: overlap of neighbouring tiles in px.
@@ -100,9 +102,7 @@ class Stage:
     tolerance: float = DEFAULT_TOLERANCE
     optimizer: str = "lbfgs"
     lr: float = 1.0
-    content_weight: float = 1.0
-    style_weight: float = 1.0
-    tv_weight: float = 0.0
+    terms: tuple[TermSpec, ...] = weighted_terms(1.0, 1.0, 0.0)
     tile_edge: int | None = None
     tile_overlap: int = 64
     estimate_bytes: int | None = None
@@ -168,7 +168,8 @@ class Problem:
     Attributes:
         extractor: the network; returns every layer of both layer mappings.
         content: ``(1, 3, H, W)`` content image in 0–1 at full resolution, on the device.
-        style_targets: ``(style_edge px, styles set) → regions`` of the style term (e.g.
+        style_targets: ``(style_edge px, styles set, style kind) → regions`` of the style
+            term, their targets in the kind's representation (e.g.
             ``stages.blend.StyleTargets``; ``stages.guides.Region``).
         content_layers: ``{layer: weight ≥ 0}`` (the style layers are the regions').
         guide_mode: how masks reach each style layer (``stages.guides.layer_guide``).
@@ -176,29 +177,27 @@ class Problem:
 
     extractor: VGGFeatures
     content: Tensor
-    style_targets: Callable[[int, int], Sequence[Region]]
+    style_targets: Callable[[int, int, StyleKind], Sequence[Region]]
     content_layers: Mapping[str, float]
     guide_mode: str = GUIDE_MODE
 
     def objective(self, stage: Stage, content: Tensor) -> Objective:
-        """The stage's objective; ``content`` is the content image at the stage's size. A
-        tiled stage's objective never runs the whole image through the network."""
-        regions = self.style_targets(stage.style_edge, stage.styles)
-        return Objective(
+        """The stage's objective, built from its terms (``stages.terms.build_objective``);
+        ``content`` is the ``(1, 3, H, W)`` content image in 0–1 at the stage's size. A tiled
+        stage's objective never runs the whole image through the network."""
+
+        def regions(kind: StyleKind) -> Sequence[Region]:
+            return self.style_targets(stage.style_edge, stage.styles, kind)
+
+        context = TermContext(
             self.extractor,
-            [
-                content_term(
-                    self.extractor,
-                    content,
-                    self.content_layers,
-                    stage.content_weight,
-                    tiled=stage.tile_edge is not None,
-                ),
-                style_term("style", stage.style_weight, regions, stage.size, self.guide_mode),
-            ],
-            [TVTerm(stage.tv_weight)],
             content,
+            self.content_layers,
+            regions,
+            self.guide_mode,
+            tiled=stage.tile_edge is not None,
         )
+        return build_objective(stage.terms, context)
 
 
 def evaluator(
@@ -296,12 +295,11 @@ def _diverged(index: int, stage: Stage, evaluate: Evaluator) -> DivergedError:
     if broken and not torch.isfinite(evaluate.best.image).all():  # best: the start, still
         return DivergedError(f"{where}: its starting image holds NaN or infinity")
     if broken:
-        name = broken[0]
-        weight = getattr(stage, f"{name}_weight", None)
-        weighted = f"{name}_weight {weight:g} × " if weight is not None else ""
+        spec = next(t for t in stage.terms if t.name == broken[0])
+        name, field = spec.name, spec.weight_field
         return DivergedError(
             f"{where}: its {name} loss is {start[name]} at the starting image, before any step: "
-            f"{weighted}the {name} loss overflows float32; lower {name}_weight"
+            f"{field} {spec.weight:g} × the {name} loss overflows float32; lower {field}"
         )
     return DivergedError(
         f"{where}: NaN/inf losses even after halving the step size {MAX_RECOVERIES} times; "

@@ -1,4 +1,4 @@
-"""Spatial control: guided Gram matrices (Gatys, Ecker, Bethge, Hertzmann & Shechtman 2017,
+"""Spatial control: guided style terms (Gatys, Ecker, Bethge, Hertzmann & Shechtman 2017,
 "Controlling Perceptual Factors in Neural Style Transfer", CVPR, Sec. 4.1).
 
 A *guidance channel* (a mask: ``(1, 1, H, W)`` in 0–1, white = this region) says where a
@@ -9,7 +9,9 @@ matrix *of the region* whatever its size, and a small region counts as much as a
 (Sec. 4.1, "normalised by the guidance channel"). Each region is scored against its own target
 (the painting's Gram matrix, itself guided when the painting has a mask), and the regions'
 losses are summed by weight: pixels outside every mask keep only the content loss, pixels
-under several masks are pulled by each.
+under several masks are pulled by each. :class:`StyleTerm` does this for any style kind
+(``stages.losses.StyleKind``): the kind turns guided features into its representation (the
+Gram kind: ``stages.gram.guided_gram``), the term brings the regions, guides and layers.
 
 Two ways to bring a guide to a layer (Sec. 4.1 discusses both):
 
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import StyleTerm, gram_matrix, normalized
+from .losses import FeatureTerm, StyleKind, normalized
 from .vocabulary import GUIDE_MODE, GUIDE_MODES, LAYER_NAMES
 
 
@@ -39,7 +41,8 @@ class Region:
     Attributes:
         weight: its share of the style term (the painting's normalized blend weight).
         layers: ``{layer: weight}`` its style layers (normalized within the region).
-        targets: ``{layer: (1, C, C)}`` the painting's (possibly guided) Gram matrices.
+        targets: ``{layer: target}`` the painting's (possibly guided) targets in the style
+            kind's representation (the Gram kind: ``(1, C, C)`` Gram matrices).
         guide: ``(1, 1, H, W)`` content-side guidance channel in 0–1 at any size, ``None``
             for the whole image.
     """
@@ -123,33 +126,23 @@ def guide_energy(
     return layer_guide(at_size, layer_size(image_hw, layer), layer, mode).pow(2).mean()
 
 
-def guided_gram(features: Tensor, guide: Tensor | None, energy: float | Tensor = 1.0) -> Tensor:
-    """The guided Gram matrix ``G = (F·g)(F·g)ᵀ / (C·H·W) / energy`` (Gatys et al. 2017,
-    Sec. 4.1), with the normalization of :func:`~stylecascade.stages.losses.gram_matrix`.
+class StyleTerm(FeatureTerm):
+    """The style loss of a stage in the representation of a style ``kind``
+    (:class:`~stylecascade.stages.losses.StyleKind`; the Gram kind: Gatys et al. 2016, Eq. 4),
+    over regions: ``Σ_r w_r Σ_l a_rl · kind.score(R_rl, T_rl)`` with ``R_rl`` the kind's
+    representation of layer ``l`` under region ``r``'s guide (Gatys et al. 2017, Sec. 4.1).
 
-    Args:
-        features: ``(1, C, h, w)`` activations.
-        guide: ``(1, 1, h, w)`` the guide at this layer (:func:`layer_guide`), ``None``: 1.
-        energy: ``mean(g²)`` of the guide over the whole image at this layer, so that ``G``
-            is the region's Gram matrix whatever its size.
-
-    Returns:
-        ``(1, C, C)`` float32.
-    """
-    return gram_matrix(features if guide is None else features * guide) / energy
-
-
-class GuidedStyleTerm(StyleTerm):
-    """The style loss over regions: ``Σ_r w_r Σ_l a_rl · relative_error(G_rl, A_rl)`` with
-    guided Gram matrices :func:`guided_gram` (Gatys et al. 2017, Sec. 4.1).
-
-    Its layers are keyed ``layer@r`` (region ``r``). A pooled term: a tiled evaluation sums
-    the tiles' guided Grams, each computed with the tile's crop of the guides (``window``),
-    pixel-weighted, into the whole image's, as for the plain style term.
+    One region without a guide (every painting over the whole image, the same layers: the
+    blend of Gatys et al. 2016) keeps its layer weights and names its layers plainly; otherwise
+    its layers are keyed ``layer@r`` (region ``r``) and weighted ``w_r · a_rl``, and a layer
+    where a region's guide has no energy is left out. A pooled term: a tiled evaluation sums
+    the tiles' representations, each computed with the tile's crop of the guides (``window``),
+    pixel-weighted, into the whole image's.
 
     Args:
         name, weight: as for every term.
-        regions: the stage's regions.
+        kind: the style kind (``stages.terms.KINDS``).
+        regions: the stage's regions, their targets in ``kind``'s representation.
         image_hw: ``(H, W)`` of the stage's image in px.
         mode: how guides reach each layer (:func:`layer_guide`).
 
@@ -157,28 +150,34 @@ class GuidedStyleTerm(StyleTerm):
         ValueError: no region whose guide has any energy at any of its layers.
     """
 
+    pooled = True
+
     def __init__(
         self,
         name: str,
         weight: float,
+        kind: StyleKind,
         regions: Sequence[Region],
         image_hw: tuple[int, int],
         mode: str = GUIDE_MODE,
     ) -> None:
-        self.mode, self.image_hw = mode, image_hw
+        self.kind, self.mode, self.image_hw = kind, mode, image_hw
         self.layer_of: dict[str, str] = {}
         self.guides: dict[str, Tensor | None] = {}
         self.energy_of: dict[str, Tensor] = {}
+        plain = len(regions) == 1 and regions[0].guide is None
         layers, targets = {}, {}
         for r, region in enumerate(regions):
             guide = None if region.guide is None else _to_size(region.guide, image_hw)
-            for layer, a in normalized(region.layers, "layer").items():
-                key = f"{layer}@{r}"
+            shares = region.layers if plain else normalized(region.layers, "layer")
+            for layer, a in shares.items():
+                key = layer if plain else f"{layer}@{r}"
                 energy = self._energy(guide, layer)
-                if region.weight * a == 0 or energy == 0:
+                if not plain and (region.weight * a == 0 or energy == 0):
                     continue  # the region vanishes at this layer (or has no say)
                 self.layer_of[key], self.guides[key], self.energy_of[key] = layer, guide, energy
-                layers[key], targets[key] = region.weight * a, region.targets[layer]
+                layers[key] = a if plain else region.weight * a
+                targets[key] = region.targets[layer]
         if not layers:
             raise ValueError("no style region is left at this stage size: every mask is empty")
         super().__init__(name, weight, layers, targets)
@@ -203,13 +202,18 @@ class GuidedStyleTerm(StyleTerm):
     def representations(
         self, features: Mapping[str, Tensor], window: tuple | None = None
     ) -> dict[str, Tensor]:
-        """``{layer@r: guided Gram}`` of the image (``window`` ``None``) or of a tile."""
+        """``{key: the kind's representation}`` of the image (``window`` ``None``) or of a
+        tile, from ``{layer: (1, C, h, w)}`` features."""
         reps = {}
         for key, layer in self.layer_of.items():
             f = features[layer]
             guide = self._guide(key, window, tuple(f.shape[-2:]))
-            reps[key] = guided_gram(f, guide, self.energy_of[key].to(f.device))
+            reps[key] = self.kind.represent(f, guide, self.energy_of[key].to(f.device))
         return reps
+
+    def compare(self, representation: Tensor, target: Tensor, target_energy: Tensor) -> Tensor:
+        """The kind's score of one layer (``kind.score``)."""
+        return self.kind.score(representation, target, target_energy)
 
 
 def _to_size(guide: Tensor, image_hw: tuple[int, int]) -> Tensor:
@@ -220,18 +224,3 @@ def _to_size(guide: Tensor, image_hw: tuple[int, int]) -> Tensor:
         guide.float(), size=image_hw, mode="bilinear", align_corners=False, antialias=True
     )
     return resized.clamp(0.0, 1.0)
-
-
-def style_term(
-    name: str,
-    weight: float,
-    regions: Sequence[Region],
-    image_hw: tuple[int, int],
-    mode: str = GUIDE_MODE,
-) -> StyleTerm:
-    """The stage's style term: the plain :class:`StyleTerm` for one region without a guide
-    (every painting over the whole image, the same layers: the blend of Gatys et al. 2016),
-    else a :class:`GuidedStyleTerm`."""
-    if len(regions) == 1 and regions[0].guide is None:
-        return StyleTerm(name, weight, regions[0].layers, regions[0].targets)
-    return GuidedStyleTerm(name, weight, regions, image_hw, mode)

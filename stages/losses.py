@@ -8,11 +8,13 @@ regularizes the pixels (Mahendran & Vedaldi 2015).
 
 Every term has a name, a weight and a score. A *feature term* (content, style) reads the network's
 activations: it turns the features of one layer into a *representation* (the feature map itself,
-or its Gram matrix), and scores the representations of its layers against *targets* of the same
-kind. An *image term* (TV) reads the pixels. :class:`Objective` evaluates the terms of one stage
-and returns them by name, weighted; :func:`total` is the one place where they are added.
-The tiled evaluation (``stages/tiling.py``) uses the same terms: it sums the tiles' pooled
-representations (Gram matrices) into the whole image's and scores them once.
+or what the style term's :class:`StyleKind` makes of it: the Gram matrix, ``stages.gram``), and
+scores the representations of its layers against *targets* of the same kind. An *image term*
+(TV) reads the pixels. :class:`Objective` evaluates the terms of one stage and returns them by
+name, weighted; :func:`total` is the one place where they are added. The terms of a stage are
+built from data by ``stages.terms.build_objective``. The tiled evaluation (``stages/tiling.py``)
+uses the same terms: it sums the tiles' pooled representations (Gram matrices) into the whole
+image's and scores them once.
 
 Normalization (ours, so that one set of weights gives the same look at 256 px and at 4096 px,
 and every layer of a term has a say): every loss is a *mean* over positions, never a sum, so
@@ -34,8 +36,7 @@ strokes, are not matched (pale colours, the photo's palette). Here:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -62,40 +63,6 @@ def normalized(weights: Mapping[K, float], what: str = "") -> dict[K, float]:
         raise ValueError(f"{where.lstrip()}{text}")
     total_weight = sum(weights.values())
     return {key: w / total_weight for key, w in weights.items()}
-
-
-class _Gram(torch.autograd.Function):
-    """``G = F·Fᵀ / n`` with a backward of one batched product, ``∂F = (∂G + ∂Gᵀ)·F / n``,
-    where autograd's generic backward of ``bmm`` would run two."""
-
-    @staticmethod
-    def forward(ctx, flat: Tensor, n: int) -> Tensor:
-        ctx.save_for_backward(flat)
-        ctx.n = n
-        return torch.bmm(flat, flat.transpose(1, 2)) / n
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (flat,) = ctx.saved_tensors
-        return torch.bmm(grad + grad.transpose(1, 2), flat) / ctx.n, None
-
-
-def gram_matrix(features: Tensor) -> Tensor:
-    """Gram matrix of feature maps, normalized by ``C·H·W``.
-
-    Args:
-        features: ``(B, C, H, W)`` activations, any float dtype.
-
-    Returns:
-        ``(B, C, C)`` float32 tensor ``G[b, i, j] = Σ_hw F[b,i,h,w]·F[b,j,h,w] / (C·H·W)``.
-        Computed in float32 even for bf16/fp16 inputs (Gram sums overflow half precision).
-        Its backward costs one batched matrix product instead of two.
-    """
-    b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w).float()
-    kind = features.device.type  # autocast would lower the product to half precision
-    with torch.autocast(kind, enabled=False) if kind in ("cuda", "cpu") else nullcontext():
-        return _Gram.apply(flat, c * h * w)
 
 
 def tv_loss(image: Tensor) -> Tensor:
@@ -137,13 +104,42 @@ def relative_error(
     return F.mse_loss(representation, target) / (e + 1e-8)
 
 
+class StyleKind(Protocol):
+    """How a style loss represents and compares feature statistics: the one thing a style kind
+    supplies (the Gram kind: ``stages.gram``); the style term (``stages.guides.StyleTerm``)
+    brings the regions, guides and layers, the blend (``stages.blend``) the paintings.
+
+    A kind is a frozen, hashable value: style targets are cached per kind
+    (``stages.blend.StyleTargets``).
+    """
+
+    def represent(self, features: Tensor, guide: Tensor | None, energy: float | Tensor) -> Tensor:
+        """The representation of ``(1, C, h, w)`` activations under ``guide`` (``(1, 1, h, w)``
+        in 0–1 at the layer, ``None``: everywhere) whose ``mean(g²)`` over the whole image is
+        ``energy`` (1 without a guide): a painting's target and the image's representation
+        alike. It must be a mean over positions, float32: a tiled stage pools the tiles'
+        representations by their pixel-weighted mean (``stages.tiling``)."""
+        ...
+
+    def blend(self, weighted: Sequence[tuple[float, Tensor]]) -> Tensor:
+        """The target of several paintings from ``(weight, target)`` pairs, weights > 0
+        (their share of the blend); raises ``ValueError`` for no pair."""
+        ...
+
+    def score(self, representation: Tensor, target: Tensor, target_energy: Tensor) -> Tensor:
+        """The unweighted 0-d float32 loss ≥ 0 of one layer's representation against its
+        target, whose ``mean(T²)`` is ``target_energy`` (:func:`energy`)."""
+        ...
+
+
 class FeatureTerm:
     """A loss term that compares a representation of the network's features with targets:
-    ``Σ_l a_l · relative_error(R(F_l), T_l)`` over its layers ``l`` (weights ``a_l`` normalized
-    to sum 1, so its weight keeps its meaning when layers are added or removed).
+    ``Σ_l a_l · error(R(F_l), T_l)`` over its layers ``l`` (weights ``a_l`` normalized to sum
+    1, so its weight keeps its meaning when layers are added or removed); the error is
+    :func:`relative_error` unless a subclass's :meth:`compare` says otherwise.
 
-    Subclasses define :meth:`represent`. ``pooled`` says whether the representation is a mean
-    over positions (a Gram matrix): then the representation of a whole image is the
+    Subclasses define :meth:`representations`. ``pooled`` says whether the representation is a
+    mean over positions (a Gram matrix): then the representation of a whole image is the
     pixel-weighted mean of its tiles', and a tiled evaluation scores it once for the whole image;
     otherwise (feature maps) the term is scored tile by tile against the matching crop's targets.
 
@@ -177,27 +173,19 @@ class FeatureTerm:
             None if self.targets is None else {k: energy(v) for k, v in self.targets.items()}
         )
 
-    @classmethod
-    def of(
-        cls, name: str, weight: float, layers: Mapping[str, float], features: Mapping[str, Tensor]
-    ) -> FeatureTerm:
-        """A term whose targets are the representations of a reference image's ``features``
-        (``{layer: (1, C, H, W)}``, e.g. the content image's)."""
-        with torch.no_grad():
-            return cls(name, weight, layers, {k: cls.represent(features[k]) for k in layers})
-
-    @staticmethod
-    def represent(features: Tensor) -> Tensor:
-        """The representation of one layer's ``(B, C, H, W)`` activations, float32."""
-        raise NotImplementedError
-
     def representations(
         self, features: Mapping[str, Tensor], window: tuple | None = None
     ) -> dict[str, Tensor]:
         """``{layer: representation}`` of this term's layers, from the network's output for
         the whole image or, in a tiled evaluation, for the crop ``image[window]`` (a guided
         term crops its guides the same way: ``stages.guides``)."""
-        return {layer: self.represent(features[layer]) for layer in self.layers}
+        raise NotImplementedError
+
+    def compare(
+        self, representation: Tensor, target: Tensor, target_energy: Tensor | None
+    ) -> Tensor:
+        """One layer's unweighted error: :func:`relative_error` (0-d float32, ≥ 0)."""
+        return relative_error(representation, target, target_energy)
 
     def score(
         self,
@@ -205,8 +193,8 @@ class FeatureTerm:
         targets: Mapping[str, Tensor] | None = None,
         energies: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
-        """The unweighted term: ``Σ_l a_l ·`` :func:`relative_error` ``(R_l, T_l)`` as a 0-d
-        float32 tensor.
+        """The unweighted term: ``Σ_l a_l ·`` :meth:`compare` ``(R_l, T_l)`` as a 0-d float32
+        tensor.
 
         Args:
             representations: ``{layer: representation}`` (:meth:`representations`).
@@ -223,7 +211,7 @@ class FeatureTerm:
             raise ValueError(f"the {self.name} term has no targets of its own; pass targets")
         return sum(
             w
-            * relative_error(
+            * self.compare(
                 representations[layer],
                 targets[layer],
                 None if energies is None else energies[layer],
@@ -251,35 +239,32 @@ class ContentTerm(FeatureTerm):
     2016, Eq. 1), relative to the targets' energy (:func:`relative_error`). Targets are
     ``(1, C, H, W)`` activations at the stage's size."""
 
-    @staticmethod
-    def represent(features: Tensor) -> Tensor:
-        return features.float()
+    @classmethod
+    def of(
+        cls, name: str, weight: float, layers: Mapping[str, float], features: Mapping[str, Tensor]
+    ) -> ContentTerm:
+        """A term whose targets are a reference image's ``features`` (``{layer: (1, C, H, W)}``,
+        e.g. the content image's)."""
+        with torch.no_grad():
+            return cls(name, weight, layers, {k: features[k].float() for k in layers})
 
-
-class StyleTerm(FeatureTerm):
-    """Style loss: squared error of Gram matrices (Gatys et al. 2016, Eq. 4, with the
-    normalization of :func:`gram_matrix`), relative to each target's energy
-    (:func:`relative_error`). Targets are ``(1, C, C)`` Gram matrices, e.g. a blend
-    of several paintings' (``stages/blend.py``)."""
-
-    pooled = True
-
-    @staticmethod
-    def represent(features: Tensor) -> Tensor:
-        return gram_matrix(features)
+    def representations(
+        self, features: Mapping[str, Tensor], window: tuple | None = None
+    ) -> dict[str, Tensor]:
+        """``{layer: (1, C, h, w) float32 feature maps}`` (a crop's, whatever ``window``)."""
+        return {layer: features[layer].float() for layer in self.layers}
 
 
 class TVTerm:
-    """Total variation of the pixels (:func:`tv_loss`), named ``tv``.
+    """Total variation of the pixels (:func:`tv_loss`).
 
     Args:
+        name: its name in loss reports (``tv``).
         weight: its weight in the objective, ≥ 0.
     """
 
-    name = "tv"
-
-    def __init__(self, weight: float) -> None:
-        self.weight = weight
+    def __init__(self, name: str, weight: float) -> None:
+        self.name, self.weight = name, weight
 
     def score(self, image: Tensor) -> Tensor:
         """``image``: ``(B, 3, H, W)`` in 0–1. Returns the unweighted 0-d term."""
@@ -347,75 +332,3 @@ class Objective:
     def image_values(self, image: Tensor) -> dict[str, Tensor]:
         """``{name: weight · score}`` of the image terms (TV) on ``(1, 3, H, W)`` pixels."""
         return {term.name: term.weight * term.score(image) for term in self.image_terms}
-
-
-def content_term(
-    extractor: VGGFeatures,
-    content: Tensor,
-    content_layers: Mapping[str, float],
-    weight: float,
-    tiled: bool = False,
-) -> ContentTerm:
-    """The content term of a stage (Gatys et al. 2016, Eq. 1).
-
-    Args:
-        extractor: the network.
-        content: ``(1, 3, H, W)`` content image in 0–1 at the stage's size.
-        content_layers: ``{layer: weight ≥ 0}``, normalized to sum 1.
-        weight: ``α ≥ 0``.
-        tiled: for a tiled evaluation (``stages.tiling``): no whole-image targets (the tiles
-            make theirs from crops of ``content``), so the whole image never runs through the
-            network.
-    """
-    if tiled:
-        return ContentTerm("content", weight, content_layers, None)
-    with torch.no_grad():
-        features = extractor(content)
-    return ContentTerm.of("content", weight, content_layers, features)
-
-
-def style_transfer_objective(
-    extractor: VGGFeatures,
-    content: Tensor,
-    style_targets: Mapping[str, Tensor],
-    content_layers: Mapping[str, float],
-    style_layers: Mapping[str, float],
-    *,
-    content_weight: float,
-    style_weight: float,
-    tv_weight: float,
-    tiled: bool = False,
-) -> Objective:
-    """The objective of Gatys et al. (2016), Eq. 7, plus TV: content, style and tv terms
-    (a guided style term for spatial control: ``stages.guides``).
-
-    Args:
-        extractor: the network; returns every layer of both layer mappings.
-        content: ``(1, 3, H, W)`` content image in 0–1 at the stage's size.
-        style_targets: ``{layer: (1, C, C)}`` target Gram matrices (:func:`style_targets`).
-        content_layers, style_layers: ``{layer: weight ≥ 0}``, normalized to sum 1.
-        content_weight, style_weight, tv_weight: ``α, β, γ ≥ 0``.
-        tiled: for a tiled evaluation (:func:`content_term`).
-
-    Raises:
-        ValueError: layer weights that break :func:`weight_problem`'s rule.
-    """
-    return Objective(
-        extractor,
-        [
-            content_term(extractor, content, content_layers, content_weight, tiled),
-            StyleTerm("style", style_weight, style_layers, style_targets),
-        ],
-        [TVTerm(tv_weight)],
-        content,
-    )
-
-
-def style_targets(
-    extractor: VGGFeatures, style: Tensor, layers: Sequence[str] | Mapping[str, float]
-) -> dict[str, Tensor]:
-    """Gram matrices of the style image: ``{layer: (1, C, C)}`` float32 (see :func:`gram_matrix`);
-    ``style`` is ``(1, 3, H, W)`` in 0–1 at its stage size."""
-    with torch.no_grad():
-        features = extractor(style)
-    return {layer: gram_matrix(features[layer]) for layer in layers}

@@ -15,8 +15,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .losses import ContentTerm, Objective, StyleTerm, total
+from .blend import painting_regions
+from .losses import total
 from .optim import optimize
+from .terms import TermContext, TermSpec, build_objective
 from .vgg import VGGFeatures
 
 
@@ -34,7 +36,8 @@ def reconstruct(
         extractor: the network, returning at least ``layers``.
         target: ``(1, 3, H, W)`` image in 0–1 whose representation is matched.
         layers: one layer for ``content``; any set for ``style`` (equal weights).
-        kind: ``"content"`` (feature maps, relative squared error) or ``"style"`` (Gram matrices).
+        kind: ``"content"`` (feature maps, relative squared error) or ``"style"`` (Gram matrices):
+            the term of that name, of kind ``content`` or ``gram`` (``stages.terms``).
         iterations: L-BFGS evaluations.
         generator: seeds the white-noise start.
 
@@ -44,13 +47,12 @@ def reconstruct(
     Raises:
         ValueError: unknown ``kind``.
     """
-    terms = {"content": ContentTerm, "style": StyleTerm}
-    if kind not in terms:
+    kinds = {"content": "content", "style": "gram"}
+    if kind not in kinds:
         raise ValueError(f"kind must be 'content' or 'style'; got {kind!r}")
-    with torch.no_grad():
-        features = extractor(target)
-    term = terms[kind].of(kind, 1.0, dict.fromkeys(layers, 1.0), features)
-    objective = Objective(extractor, [term], [], target)
+    weights = dict.fromkeys(layers, 1.0)
+    context = TermContext(extractor, target, weights, painting_regions(extractor, target, weights))
+    objective = build_objective([TermSpec(kind, kinds[kind], 1.0)], context)
     noise = torch.rand(target.shape, generator=generator, dtype=torch.float32)
     image = noise.to(target.device).requires_grad_(True)
     pixels = target.shape[-2] * target.shape[-1]

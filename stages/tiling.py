@@ -5,8 +5,9 @@ The image stays whole; only the network runs tile by tile. Each evaluation:
 1. shifts the tile grid by a random offset (so no seam stays in one place from one evaluation
    to the next);
 2. runs the network on every tile without gradients and sums the tiles' pooled representations
-   (the style term's Gram matrices) into the whole image's, ``G = Σ_t n_t·G_t / Σ_t n_t``
-   (``n_t``: the tile's pixels), and scores each pooled term once, on ``G``;
+   (the style term's, in its kind's representation: Gram matrices) into the whole image's,
+   ``G = Σ_t n_t·G_t / Σ_t n_t`` (``n_t``: the tile's pixels), and scores each pooled term
+   once, on ``G``;
 3. for each tile, runs the network again with gradients and backpropagates its local terms
    (the content loss, against the content image's features on the same crop, relative to the
    whole content target's energy, measured once per stage) plus the *linearized* pooled terms

@@ -1,8 +1,12 @@
 import pytest
 import torch
 from stylecascade.stages import blend
-from stylecascade.stages.blend import WeightedStyle, blended_targets, normalize_weights
-from stylecascade.stages.losses import style_targets
+from stylecascade.stages.blend import (
+    WeightedStyle,
+    blended_targets,
+    normalize_weights,
+    style_targets,
+)
 from stylecascade.stages.quality import speckle_density
 from stylecascade.stages.resample import resize, resize_long_edge
 

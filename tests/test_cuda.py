@@ -15,9 +15,11 @@ from stylecascade import render
 from stylecascade.device import precision
 from stylecascade.memory import BACKWARD_MARGIN, activation_bytes_per_pixel, stage_bytes
 from stylecascade.preset_files import load_preset
+from stylecascade.stages.blend import painting_regions
 from stylecascade.stages.evaluator import UntiledEvaluator
-from stylecascade.stages.losses import gram_matrix, style_targets, style_transfer_objective
+from stylecascade.stages.gram import gram_matrix
 from stylecascade.stages.optim import LBFGS_HISTORY, optimize
+from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
 from stylecascade.stages.vgg import CAFFE, IMAGENET, VGGFeatures, build_vgg19_features
 from stylecascade.weights import cached_path
 
@@ -57,10 +59,9 @@ def _relative(value: float, reference: float) -> float:
 
 def _objective(extractor, content, style):
     """The objective of the presets' final stage for these images."""
-    targets = style_targets(extractor, style, MODEL.style_layers)
-    return style_transfer_objective(
-        extractor, content, targets, MODEL.content_layers, MODEL.style_layers, **WEIGHTS
-    )
+    regions = painting_regions(extractor, style, MODEL.style_layers)
+    context = TermContext(extractor, content, MODEL.content_layers, regions)
+    return build_objective(weighted_terms(**WEIGHTS), context)
 
 
 def _evaluate(extractor, content, style, start, autocast):

@@ -12,12 +12,13 @@ from stylecascade.preset import StyleConfig
 from stylecascade.preset_files import parse_preset
 from stylecascade.runner import run_stages, schedule
 from stylecascade.stages import guides
-from stylecascade.stages.blend import StyleTargets, WeightedStyle, blended_targets
+from stylecascade.stages.blend import StyleTargets, WeightedStyle, blended_targets, style_targets
 from stylecascade.stages.blend import style_image as style_image_at
 from stylecascade.stages.color import regional_output, rgb_to_ycbcr
 from stylecascade.stages.evaluator import UntiledEvaluator
-from stylecascade.stages.guides import GuidedStyleTerm, Region, layer_guide, receptive_field
-from stylecascade.stages.losses import Objective, gram_matrix, relative_error, style_targets
+from stylecascade.stages.gram import GRAM, gram_matrix
+from stylecascade.stages.guides import Region, StyleTerm, layer_guide, receptive_field
+from stylecascade.stages.losses import Objective, relative_error
 from stylecascade.stages.resample import resize_long_edge
 from stylecascade.stages.tiling import TiledEvaluator
 
@@ -57,8 +58,8 @@ def test_a_mask_of_ones_equals_no_mask(tiny_extractor, content_image, style_imag
     extractor = tiny_extractor(LAYERS)
     targets = style_targets(extractor, style_image, STYLE)
     ones = torch.ones(1, 1, 12, 16)  # any size: resized to the image
-    plain = GuidedStyleTerm("style", 1.0, [Region(1.0, STYLE, targets)], (48, 64))
-    guided = GuidedStyleTerm("style", 1.0, [Region(1.0, STYLE, targets, ones)], (48, 64))
+    plain = StyleTerm("style", 1.0, GRAM, [Region(1.0, STYLE, targets)], (48, 64))
+    guided = StyleTerm("style", 1.0, GRAM, [Region(1.0, STYLE, targets, ones)], (48, 64))
     image = torch.rand(content_image.shape, generator=torch.Generator().manual_seed(0))
     values = []
     for term in (plain, guided):
@@ -74,10 +75,8 @@ def test_a_region_is_scored_against_its_own_gram(tiny_extractor, content_image, 
     guide's energy), whatever the right half holds."""
     extractor = tiny_extractor(LAYERS)
     left = content_image[..., :32]
-    term = GuidedStyleTerm(
-        "s", 1.0, [Region(1.0, {"relu1_1": 1.0}, {"relu1_1": torch.zeros(1, 4, 4)}, _half(48, 64))],
-        (48, 64),
-    )  # fmt: skip
+    region = Region(1.0, {"relu1_1": 1.0}, {"relu1_1": torch.zeros(1, 4, 4)}, _half(48, 64))
+    term = StyleTerm("s", 1.0, GRAM, [region], (48, 64))
     guided = term.representations(extractor(content_image))["relu1_1@0"]
     alone = gram_matrix(extractor(left)["relu1_1"])
     torch.testing.assert_close(guided, alone, rtol=0.05, atol=0)  # border pixels see neighbours
@@ -131,7 +130,7 @@ def test_tiled_and_untiled_agree_with_masks(tiny_extractor, content_image, style
         Region(0.5, STYLE, style_targets(extractor, style_image, STYLE), soft),
         Region(0.5, {"relu1_1": 1.0}, style_targets(extractor, scream, ["relu1_1"]), 1 - soft),
     ]
-    term = GuidedStyleTerm("style", 100.0, regions, (h, w))
+    term = StyleTerm("style", 100.0, GRAM, regions, (h, w))
     objective = Objective(extractor, [term], [], content_image)
     start = torch.rand(content_image.shape, generator=torch.Generator().manual_seed(2))
     image = start.clone().requires_grad_(True)

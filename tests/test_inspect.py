@@ -27,7 +27,7 @@ def test_content_reconstruction_from_a_low_layer_approaches_the_photo(
 
 
 def test_style_reconstruction_matches_gram_matrices(tiny_extractor, style_image):
-    from stylecascade.stages.losses import gram_matrix
+    from stylecascade.stages.gram import gram_matrix
 
     layers = ["relu1_1", "relu2_1"]
     extractor = tiny_extractor(layers)

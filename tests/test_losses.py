@@ -1,16 +1,10 @@
 import pytest
 import torch
-from stylecascade.stages.losses import (
-    ContentTerm,
-    StyleTerm,
-    as_floats,
-    gram_matrix,
-    relative_error,
-    style_targets,
-    style_transfer_objective,
-    total,
-    tv_loss,
-)
+from stylecascade.stages.blend import painting_regions
+from stylecascade.stages.gram import GRAM, gram_matrix
+from stylecascade.stages.guides import Region, StyleTerm
+from stylecascade.stages.losses import ContentTerm, as_floats, relative_error, total, tv_loss
+from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
 
 LAYERS = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0}
 
@@ -37,7 +31,11 @@ def test_style_and_content_losses_are_independent_of_image_size():
     big, big_other = features.repeat(1, 1, 4, 4), other.repeat(1, 1, 4, 4)
 
     def score(term, target, features):
-        made = term.of(term.__name__, 1.0, {"x": 1.0}, {"x": target})
+        if term is StyleTerm:
+            region = Region(1.0, {"x": 1.0}, {"x": GRAM.represent(target, None, 1.0)})
+            made = StyleTerm("style", 1.0, GRAM, [region], tuple(target.shape[-2:]))
+        else:
+            made = term.of(term.__name__, 1.0, {"x": 1.0}, {"x": target})
         return made.score(made.representations({"x": features}))
 
     torch.testing.assert_close(score(StyleTerm, other, features), score(StyleTerm, big_other, big))
@@ -66,14 +64,13 @@ def _loss(extractor, content, style, content_layers=None, style_layers=None, **w
     layers = dict(LAYERS)
     defaults = dict(content_weight=1.0, style_weight=10.0, tv_weight=0.5)
     defaults.update(weights)
-    return style_transfer_objective(
+    context = TermContext(
         extractor,
         content,
-        style_targets(extractor, style, layers),
         content_layers or {"relu2_1": 1.0},
-        style_layers or layers,
-        **defaults,
+        painting_regions(extractor, style, style_layers or layers),
     )
+    return build_objective(weighted_terms(**defaults), context)
 
 
 def test_objective_terms_and_weights(tiny_extractor, content_image, style_image):

@@ -13,8 +13,8 @@ from stylecascade.cli import app
 from stylecascade.images import load_image
 from stylecascade.preset_files import load_preset
 from stylecascade.renderer import load_network
-from stylecascade.stages.blend import WeightedStyle, blended_targets
-from stylecascade.stages.losses import relative_error, style_targets
+from stylecascade.stages.blend import WeightedStyle, blended_targets, style_targets
+from stylecascade.stages.losses import relative_error
 from typer.testing import CliRunner
 
 PRESET = """

@@ -131,7 +131,10 @@ def test_divergence_names_its_cause_when_known(
     targets = StyleTargets(extractor, [WeightedStyle(style_image)], model.style_layers)
     problem = cascade.Problem(extractor, content_image, targets, model.content_layers)
     plan = schedule(tiny_preset, tuple(content_image.shape[-2:]))[:1]
-    plan = [dataclasses.replace(plan[0], style_weight=weight, iterations=50)]
+    terms = tuple(
+        dataclasses.replace(t, weight=weight) if t.name == "style" else t for t in plan[0].terms
+    )
+    plan = [dataclasses.replace(plan[0], terms=terms, iterations=50)]
     image = content_image.clone()
     if start is not None:
         image[..., 3, 5] = start

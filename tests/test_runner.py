@@ -6,8 +6,10 @@ from stylecascade.errors import UsageError
 from stylecascade.runner import run_stages, stage_sizes
 from stylecascade.stages.blend import WeightedStyle, blended_targets
 from stylecascade.stages.cascade import CHECK_EVERY, CONVERGENCE_WINDOW, converged, stop_point
-from stylecascade.stages.losses import as_floats, style_transfer_objective
+from stylecascade.stages.guides import Region
+from stylecascade.stages.losses import as_floats
 from stylecascade.stages.resample import resize
+from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 
@@ -59,16 +61,21 @@ def test_each_stage_starts_from_the_previous_result(
     second = tiny_preset.stages[1]
     start = resize(results[0].image, results[1].size)
     model = tiny_preset.model
-    objective = style_transfer_objective(
+    painting = [WeightedStyle(style_image)]
+    context = TermContext(
         extractor,
         resize(content_image, results[1].size),
-        blended_targets(extractor, [WeightedStyle(style_image)], 64, model.style_layers),
         model.content_layers,
-        model.style_layers,
-        content_weight=second.content_weight,
-        style_weight=second.style_weight,
-        tv_weight=second.tv_weight,
+        lambda kind: [
+            Region(
+                1.0,
+                model.style_layers,
+                blended_targets(extractor, painting, 64, model.style_layers, kind),
+            )
+        ],
     )
+    weights = (second.content_weight, second.style_weight, second.tv_weight)
+    objective = build_objective(weighted_terms(*weights), context)
     assert as_floats(objective(start)) == results[1].loss_start
 
 

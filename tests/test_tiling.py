@@ -7,10 +7,10 @@ import torch
 from stylecascade.memory import activation_bytes_per_pixel, plan_stage, saved_bytes
 from stylecascade.preset import TilingConfig
 from stylecascade.runner import run_stages
-from stylecascade.stages.blend import WeightedStyle
+from stylecascade.stages.blend import WeightedStyle, painting_regions
 from stylecascade.stages.evaluator import UntiledEvaluator
-from stylecascade.stages.losses import style_targets, style_transfer_objective
 from stylecascade.stages.resample import resize
+from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
 from stylecascade.stages.tiling import TiledEvaluator, feather, tile_grid
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
@@ -42,16 +42,9 @@ def test_feather_ramps_inside_and_not_at_the_image_border():
 
 
 def _objective(extractor, content, style, tv):
-    return style_transfer_objective(
-        extractor,
-        content,
-        style_targets(extractor, style, STYLE),
-        {"relu4_2": 1.0},
-        dict.fromkeys(STYLE, 1.0),
-        content_weight=1.0,
-        style_weight=200.0,
-        tv_weight=tv,
-    )
+    regions = painting_regions(extractor, style, dict.fromkeys(STYLE, 1.0))
+    context = TermContext(extractor, content, {"relu4_2": 1.0}, regions)
+    return build_objective(weighted_terms(1.0, 200.0, tv), context)
 
 
 def test_one_tile_over_the_whole_image_is_the_exact_gradient(

@@ -1,0 +1,166 @@
+"""The terms of a stage's objective as data, the one registry of term kinds, and the one builder
+of objectives.
+
+A stage lists its terms as :class:`TermSpec` values: a name (the key in loss reports, and the
+stem of the preset field that weighs it: ``style`` ↔ ``style_weight``), a kind and a weight.
+:data:`KINDS` maps each kind to the function that builds its term for a stage:
+
+- ``content``: the content loss, feature maps against the content image's (Gatys, Ecker &
+  Bethge 2016, Eq. 1);
+- ``gram``: the style loss, Gram matrices against the paintings' (Eq. 4), over the regions of
+  spatial control (Gatys et al. 2017, Sec. 4.1);
+- ``tv``: total variation of the pixels (Mahendran & Vedaldi 2015).
+
+:func:`build_objective` turns a stage's specs into its :class:`~.losses.Objective` (Eq. 7:
+``α·content + β·style + γ·tv``). A new style loss is a :class:`~.losses.StyleKind` in its own
+module plus one line of :data:`KINDS` (``"gram": style_kind(GRAM)``): the style term, the
+blends, the masks and the tiles take it as they take the Gram kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .gram import GRAM
+from .guides import Region, StyleTerm
+from .losses import ContentTerm, FeatureTerm, Objective, StyleKind, TVTerm
+from .vgg import VGGFeatures
+from .vocabulary import GUIDE_MODE
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One term of a stage's objective, as data (frozen and hashable, like the stage).
+
+    Attributes:
+        name: its key in loss reports and loss dicts (``content``, ``style``, ``tv``); unique
+            within a stage.
+        kind: its kind, a key of :data:`KINDS`.
+        weight: its weight in the objective, finite and ≥ 0.
+    """
+
+    name: str
+    kind: str
+    weight: float
+
+    @property
+    def weight_field(self) -> str:
+        """The preset field that sets :attr:`weight` (``style_weight``), for messages."""
+        return f"{self.name}_weight"
+
+
+def weighted_terms(
+    content_weight: float, style_weight: float, tv_weight: float
+) -> tuple[TermSpec, ...]:
+    """A stage's terms from a preset's weights α, β, γ (each ≥ 0), in the objective's order:
+    ``content`` (kind ``content``), ``style`` (kind ``gram``), ``tv`` (kind ``tv``)."""
+    return (
+        TermSpec("content", "content", content_weight),
+        TermSpec("style", "gram", style_weight),
+        TermSpec("tv", "tv", tv_weight),
+    )
+
+
+@dataclass(frozen=True)
+class TermContext:
+    """What the term kinds read to build a stage's terms.
+
+    Attributes:
+        extractor: the network; returns every layer the terms read.
+        content: ``(1, 3, H, W)`` the content image in 0–1 at the stage's size.
+        content_layers: ``{layer: weight ≥ 0}`` of the content term.
+        style_regions: a style kind → the stage's style regions with targets in that kind's
+            representation (``stages.blend.StyleTargets`` for the stage's paintings and style
+            size; ``stages.blend.painting_regions``).
+        guide_mode: how masks reach each style layer (``stages.guides.layer_guide``).
+        tiled: whether the stage is evaluated in tiles (``stages.tiling``): the content term
+            then makes its targets from crops, and the whole image never runs through the
+            network.
+    """
+
+    extractor: VGGFeatures
+    content: Tensor
+    content_layers: Mapping[str, float]
+    style_regions: Callable[[StyleKind], Sequence[Region]]
+    guide_mode: str = GUIDE_MODE
+    tiled: bool = False
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """``(H, W)`` of the stage's image in px."""
+        return (self.content.shape[-2], self.content.shape[-1])
+
+
+Term = FeatureTerm | TVTerm
+"""A built term: read from the network's activations, or from the pixels."""
+Build = Callable[[TermSpec, TermContext], Term]
+"""How a kind builds its term for a stage."""
+
+
+def _content(spec: TermSpec, context: TermContext) -> ContentTerm:
+    """The content term (Gatys et al. 2016, Eq. 1); tiled: no whole-image targets (the tiles
+    make theirs from crops of the content image)."""
+    if context.tiled:
+        return ContentTerm(spec.name, spec.weight, context.content_layers, None)
+    with torch.no_grad():
+        features = context.extractor(context.content)
+    return ContentTerm.of(spec.name, spec.weight, context.content_layers, features)
+
+
+def style_kind(kind: StyleKind) -> Build:
+    """The builder of a style term in ``kind``'s representation, over the stage's regions
+    (``stages.guides.StyleTerm``)."""
+
+    def build(spec: TermSpec, context: TermContext) -> StyleTerm:
+        regions, size = context.style_regions(kind), context.image_hw
+        return StyleTerm(spec.name, spec.weight, kind, regions, size, context.guide_mode)
+
+    return build
+
+
+def _tv(spec: TermSpec, context: TermContext) -> TVTerm:
+    """The TV term (Mahendran & Vedaldi 2015)."""
+    return TVTerm(spec.name, spec.weight)
+
+
+KINDS: Mapping[str, Build] = {
+    "content": _content,
+    "gram": style_kind(GRAM),
+    "tv": _tv,
+}
+"""The one registry of term kinds: kind → builder."""
+
+
+def build_objective(specs: Sequence[TermSpec], context: TermContext) -> Objective:
+    """A stage's objective from its terms' specs (Gatys et al. 2016, Eq. 7, plus TV).
+
+    Args:
+        specs: the terms, each built by its kind (:data:`KINDS`); feature terms are evaluated
+            in their order, then the image terms (TV) in theirs, and the loss dicts keep that
+            order.
+        context: what the kinds read (:class:`TermContext`).
+
+    Returns:
+        The :class:`~.losses.Objective`, its reference the content image at the stage's size.
+
+    Raises:
+        ValueError: an unknown kind, two terms of one name, or invalid layer weights or
+            regions (raised by the terms).
+    """
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"each term needs its own name; got {names}")
+    unknown = [spec.kind for spec in specs if spec.kind not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown term kind {unknown[0]!r}; known: {', '.join(KINDS)}")
+    terms = [KINDS[spec.kind](spec, context) for spec in specs]
+    return Objective(
+        context.extractor,
+        [t for t in terms if isinstance(t, FeatureTerm)],
+        [t for t in terms if not isinstance(t, FeatureTerm)],
+        context.content,
+    )
