@@ -264,7 +264,8 @@ def test_mixture_of_paintings_is_the_pooled_painting():
     torch.manual_seed(15)
     a, b = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 12) + 1
     directions = random_directions(3, 4, torch.Generator().manual_seed(2))
-    pooled = target_quantiles(torch.cat([a.flatten(2), b.flatten(2)], -1)[..., None], directions, 64)
+    both = torch.cat([a.flatten(2), b.flatten(2)], -1)[..., None]
+    pooled = target_quantiles(both, directions, 64)
     mixed = mixture_quantiles(
         [target_quantiles(a, directions, 16), target_quantiles(b, directions, 48)], [1, 3], 64
     )
@@ -283,6 +284,18 @@ def test_guides_weigh_positions_on_both_sides():
     torch.testing.assert_close(loss, sliced_wasserstein(features[..., :3], directions, guided))
     with pytest.raises(ValueError, match="leave at least one position"):
         target_quantiles(painting, directions, 18, torch.zeros(1, 1, 6, 6))
+
+
+def test_a_guide_of_ones_gives_the_unguided_loss_for_any_target_count():
+    torch.manual_seed(19)
+    features, painting = torch.randn(2, 3, 5, 6), torch.randn(1, 3, 7, 7)
+    directions = random_directions(3, 5, torch.Generator().manual_seed(5))
+    for count in (1, 2, 13, 30, 49):
+        targets = target_quantiles(painting, directions, count)
+        torch.testing.assert_close(
+            sliced_wasserstein(features, directions, targets, torch.ones(1, 1, 5, 6)),
+            sliced_wasserstein(features, directions, targets),
+        )
 
 
 def test_sliced_wasserstein_gradient_is_finite_and_batched():
