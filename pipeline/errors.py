@@ -31,6 +31,11 @@ class ArgumentError(UsageError):
         self.arguments, self.template = (argument, *more), template
         super().__init__(self.named(str))
 
+    @property
+    def argument(self) -> str:
+        """The (first) argument the message names."""
+        return self.arguments[0]
+
     def named(self, name_of: Callable[[str], str]) -> str:
         """The message with ``name_of(argument)`` (e.g. the command line's flag) for each
         argument: the first ``{}`` takes the first argument, and so on (no other braces are

@@ -10,30 +10,31 @@ before any work), then run them here or on the cluster's actors.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
 from rich.console import Console
 from rich.markup import escape
 
-from .batch import batch_jobs, run_batch
-from .device import select_device, set_threads
 from .files import make_folder
-from .images import ImageSource, describe
 from .interrupt import signals_interrupt
-from .job import CheckedJob, RenderJob
 from .naming import DEFAULT_NAME, expand_inputs, output_name
-from .output import OutputOptions
 from .preset import Ladder, Preset, scaled_stages
 from .preset_files import load_preset
 from .printsize import DEFAULT_DPI, final_long_edge
-from .progress import stage_progress, step_reporter
 from .records import Outcome
-from .renderer import Renderer
 from .request import RenderRequest
+
+if TYPE_CHECKING:  # torch and the modules that load it are imported when the work starts
+    import torch
+
+    from .images import ImageSource
+    from .job import CheckedJob, RenderJob
+    from .renderer import Renderer
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
     final = final_long_edge(request.size, request.print_size, request.dpi)
     styles = list(request.styles or [])
     resolved = chosen.resolved(
-        styles=[Path(describe(s)) for s in styles] or None,
+        styles=[Path(_describe(s)) for s in styles] or None,
         blend_weights=list(request.blend_weights) if request.blend_weights else None,
         masks=list(request.masks) if request.masks else None,
         color=request.color,
@@ -81,8 +82,23 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
         tv_weight=request.tv_weight,
     )
     ladder = None if final is None else scaled_stages(chosen.stages, final)
-    in_memory = [s for s in styles if not isinstance(s, (str, Path))]
-    return Look(resolved, ladder, styles if in_memory else None)
+    if all(isinstance(s, (str, Path)) for s in styles):
+        return Look(resolved, ladder, None)
+    named = [
+        dataclasses.replace(s, image=_describe(x))
+        for s, x in zip(resolved.styles, styles, strict=True)
+    ]
+    return Look(dataclasses.replace(resolved, styles=tuple(named)), ladder, styles)
+
+
+def _describe(source: ImageSource) -> str:
+    """A painting's name in the preset: its absolute path, or what it is in memory
+    (``images.describe``, imported only then: torch is loaded by then)."""
+    if isinstance(source, (str, Path)):
+        return str(Path(source).absolute())
+    from .images import describe
+
+    return describe(source)
 
 
 def launch(request: RenderRequest, console: Console | None = None) -> list[Outcome]:
@@ -108,7 +124,12 @@ def launch(request: RenderRequest, console: Console | None = None) -> list[Outco
     shown = None if request.quiet else console
     with signals_interrupt(), ExitStack() as stack:
         inputs = expand_inputs(list(request.photos))
-        request.check()
+        request.check()  # every check above costs no torch import: a typo answers at once
+        from .batch import run_batch
+        from .device import set_threads
+        from .progress import stage_progress, step_reporter
+        from .renderer import Renderer
+
         set_threads(request.threads)
         session = None
         if request.cluster is not None:
@@ -144,12 +165,16 @@ def launch(request: RenderRequest, console: Console | None = None) -> list[Outco
             )
 
 
-def select_device_for(name: str | torch.device, session: object | None) -> torch.device:
+def select_device_for(name: str | torch.device, session: Any | None) -> torch.device:
     """The device of a render: ``name`` here (``auto`` picks CUDA, MPS or the CPU), or the
-    cluster's actors' device when ``session`` is a connected cluster."""
+    cluster's actors' device when ``session`` is a connected cluster (``cluster.Cluster``)."""
+    import torch
+
+    from .device import select_device
+
     if isinstance(name, torch.device):
         return name
-    return select_device(name) if session is None else session.device(name)  # type: ignore[attr-defined]
+    return select_device(name) if session is None else session.device(name)
 
 
 def _jobs(
@@ -157,6 +182,10 @@ def _jobs(
 ) -> tuple[list[RenderJob], CheckedJob | None]:
     """One job per photo, checked before any work: a single photo's job fully
     (:class:`CheckedJob`), a batch's outputs and paintings (the photos as they come)."""
+    from .batch import batch_jobs
+    from .job import CheckedJob, RenderJob
+    from .output import OutputOptions
+
     preset = renderer.preset
     output = request.output or Path(output_name(DEFAULT_NAME, inputs[0], preset, request.seed))
     dpi = DEFAULT_DPI if request.dpi is None else request.dpi

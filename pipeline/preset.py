@@ -384,8 +384,9 @@ def _blend(
         if len(masks) != len(chosen):
             raise ArgumentError(
                 "masks",
-                f"{{}} given {len(masks)} times for {len(chosen)} paintings; give one per "
-                f"painting (None: everywhere)",
+                f"{{}} given {len(masks)} times for {len(chosen)} style image(s); give one "
+                f"per {{}} (None: everywhere)",
+                "styles",
             )
         chosen = tuple(
             dataclasses.replace(s, mask=None if m is None else str(m))

@@ -95,7 +95,7 @@ def load_style_sets(
     """
     sets, chosen = preset.style_sets()
     if 0 in chosen and not preset.styles:
-        raise ArgumentError("styles", "no painting: give one with {} (or a preset with styles)")
+        raise ArgumentError("styles", "no style image; give one with {} (or a preset with styles)")
     read: dict[tuple[str, bool], Tensor] = {}  # a file may be a painting and a mask
 
     def image(path: str | None, role: str) -> Tensor | None:

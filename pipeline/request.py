@@ -112,7 +112,9 @@ class RenderRequest:
                 "output", "{} names one output; for several photos use {} and {}", "out_dir", "name"
             )
         if self.masks and not all(m is None or isinstance(m, (str, Path)) for m in self.masks):
-            raise ArgumentError("masks", "{} takes mask files (None: everywhere), one per painting")
+            raise ArgumentError(
+                "masks", "{}= takes mask file paths (or None for everywhere), one per style"
+            )
         for argument in ("actors", "cpus_per_actor"):
             value = getattr(self, argument)
             if value is not None and self.cluster is None:

@@ -53,7 +53,7 @@ def test_an_output_written_meanwhile_is_not_replaced(tmp_path, photos, renderer)
     out = tmp_path / "same.png"
     render = CheckedJob(RenderJob(content=photos[0], output=out), renderer)  # checked: free
     out.write_bytes(b"the other render's image")  # …then another render finished first
-    with pytest.raises(UsageError, match="same.png already exists; pass --overwrite"):
+    with pytest.raises(UsageError, match="same.png already exists; pass overwrite"):
         render.run()
     assert out.read_bytes() == b"the other render's image"
 
@@ -92,7 +92,7 @@ def test_resume_keeps_stage_images_it_did_not_write(tmp_path, photos, renderer):
     job = RenderJob(content=photos[0], output=out, save_stages=stages, resume=True)
     CheckedJob(job, renderer)  # its own stage 1 image is no obstacle
     theirs.write_bytes(b"somebody else's")
-    with pytest.raises(UsageError, match="o.stage2.64x48.png already exists; pass --overwrite"):
+    with pytest.raises(UsageError, match="o.stage2.64x48.png already exists; pass overwrite"):
         CheckedJob(job, renderer)
     assert theirs.read_bytes() == b"somebody else's"
 
@@ -213,7 +213,7 @@ def test_a_damaged_checkpoint_is_refused_with_one_line(tmp_path, damage, message
     damage(checkpoint.folder, image)
     with pytest.raises(UsageError) as info:
         checkpoint.load()
-    assert message in str(info.value) and "pass --overwrite to start over" in str(info.value)
+    assert message in str(info.value) and "pass overwrite to start over" in str(info.value)
 
 
 def test_the_same_render_spelled_with_other_paths_has_the_same_fingerprint(
@@ -304,7 +304,7 @@ def test_ctrl_c_in_a_batch_reports_the_photos_already_done(
 ):
     import stylecascade.job as job_module
 
-    calls, real = [], job_module.Render.run
+    calls, real = [], job_module.CheckedJob.run
 
     def run(self, observer=None):
         calls.append(self.job.content.name)
@@ -312,7 +312,7 @@ def test_ctrl_c_in_a_batch_reports_the_photos_already_done(
             os.kill(os.getpid(), signal.SIGINT)
         return real(self, observer)
 
-    monkeypatch.setattr(job_module.Render, "run", run)
+    monkeypatch.setattr(job_module.CheckedJob, "run", run)
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app,

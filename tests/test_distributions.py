@@ -78,9 +78,7 @@ def test_scaled_moments_blend_paintings_as_a_mixture_whatever_their_sizes():
 
 def test_moments_are_float32_for_bfloat16_features():
     m = moments(torch.randn(1, 3, 4, 4).bfloat16(), torch.rand(1, 1, 4, 4))
-    assert {m.weight.dtype, m.first.dtype, m.second.dtype, m.covariance.dtype} == {
-        torch.float32
-    }
+    assert {m.weight.dtype, m.first.dtype, m.second.dtype, m.covariance.dtype} == {torch.float32}
 
 
 def test_moments_refuse_a_guide_of_another_size():
@@ -229,8 +227,9 @@ def test_sliced_wasserstein_is_zero_for_the_same_features_and_sees_no_positions(
     score, permuted = (sliced_wasserstein(f, directions, targets) for f in (other, shuffled))
     assert score.item() > 0.05 and permuted.item() == pytest.approx(0, abs=1e-7)
     torch.testing.assert_close(
-        sliced_wasserstein(other.flatten(2)[..., torch.randperm(40)].view(1, 6, 5, 8),
-                           directions, targets),
+        sliced_wasserstein(
+            other.flatten(2)[..., torch.randperm(40)].view(1, 6, 5, 8), directions, targets
+        ),
         score,
     )
 
