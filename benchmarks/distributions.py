@@ -35,7 +35,8 @@ from stylecascade.stages.distributions import (
     target_quantiles,
     w2_gaussian,
 )
-from stylecascade.stages.losses import gram_matrix, relative_error
+from stylecascade.stages.gram import gram_matrix
+from stylecascade.stages.losses import relative_error
 from torch import Tensor
 
 

@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import gram_matrix, normalized
+from .gram import gram_matrix
+from .losses import normalized
 
 TINY = 1e-12
 """Floor of a total weight (an empty region's moments are 0, not NaN)."""

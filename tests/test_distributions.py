@@ -13,7 +13,7 @@ from stylecascade.stages.distributions import (
     target_quantiles,
     w2_gaussian,
 )
-from stylecascade.stages.losses import gram_matrix
+from stylecascade.stages.gram import gram_matrix
 
 
 def _rotation(c: int, seed: int) -> torch.Tensor:
