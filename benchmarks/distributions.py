@@ -88,7 +88,9 @@ def compare_sqrtm(iterations: int) -> None:
             trace = s.diagonal(dim1=-2, dim2=-1).sum() / reference.diagonal(dim1=-2, dim2=-1).sum()
             residual = ((s @ s - a.double()).norm() / a.norm()).item()
 
-            def step(root: Callable[[Tensor], Tensor] = root) -> None:
+            def step(
+                root: Callable[[Tensor], Tensor] = root, a: Tensor = a, weight: Tensor = weight
+            ) -> None:
                 x = a.clone().requires_grad_()
                 (root(x) * weight).sum().backward()
 
@@ -132,8 +134,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20, help="Newton–Schulz iterations")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     compare_sqrtm(args.iterations)
     for label, c, side in (("relu3_1-like", 256, 128), ("relu1_1-like", 64, 512)):
         times = {name: timed(step) for name, step in loss_steps(c, side).items()}

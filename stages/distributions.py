@@ -342,8 +342,9 @@ def target_quantiles(
     """
     _check_guide(features, guide)
     if features.shape[0] != 1 or count < 1:
-        raise ValueError(f"need (1, C, H, W) features and count ≥ 1; got "
-                         f"{tuple(features.shape)}, count={count}")
+        raise ValueError(
+            f"need (1, C, H, W) features and count ≥ 1; got {tuple(features.shape)}, count={count}"
+        )
     with torch.no_grad():
         projected = _project(features, directions)[0]
         if guide is None:  # equal masses: the levels of the sorted values are (k + ½)/N
@@ -355,9 +356,7 @@ def target_quantiles(
         return _weighted_quantiles(projected[:, kept], weights[kept][None], count)
 
 
-def mixture_quantiles(
-    quantiles: Sequence[Tensor], weights: Sequence[float], count: int
-) -> Tensor:
+def mixture_quantiles(quantiles: Sequence[Tensor], weights: Sequence[float], count: int) -> Tensor:
     """The quantiles of a weighted *mixture* of paintings (a feature drawn from painting ``k``
     with probability ``wₖ``) — its quantile function, not the average of the paintings'.
 
@@ -380,16 +379,18 @@ def mixture_quantiles(
             ``vocabulary.weight_problem``, rows that differ, or ``count < 1``.
     """
     if not quantiles or len(quantiles) != len(weights) or count < 1:
-        raise ValueError(f"need paintings, one weight each and count ≥ 1; got "
-                         f"{len(quantiles)} paintings, {len(weights)} weights, count={count}")
+        raise ValueError(
+            f"need paintings, one weight each and count ≥ 1; got "
+            f"{len(quantiles)} paintings, {len(weights)} weights, count={count}"
+        )
     if len({q.shape[:-1] for q in quantiles}) != 1:
-        raise ValueError(f"quantiles must share their directions; got "
-                         f"{[tuple(q.shape) for q in quantiles]}")
+        raise ValueError(
+            f"quantiles must share their directions; got {[tuple(q.shape) for q in quantiles]}"
+        )
     shares = normalized(dict(enumerate(weights)), "painting")
     parts = [(q.float(), shares[k]) for k, q in enumerate(quantiles) if shares[k] > 0]
     values = torch.cat([q for q, _ in parts], dim=-1)
-    mass = torch.cat([torch.full(q.shape[-1:], w / q.shape[-1], device=q.device)
-                      for q, w in parts])
+    mass = torch.cat([torch.full(q.shape[-1:], w / q.shape[-1], device=q.device) for q, w in parts])
     return _weighted_quantiles(values, mass.expand_as(values), count)
 
 
@@ -429,8 +430,10 @@ def sliced_wasserstein(
     _check_guide(features, guide)
     projected = _project(features, directions)
     if target_quantiles.shape[0] != projected.shape[1] or target_quantiles.dim() != 2:
-        raise ValueError(f"target_quantiles must be ({projected.shape[1]}, M); got "
-                         f"{tuple(target_quantiles.shape)}")
+        raise ValueError(
+            f"target_quantiles must be ({projected.shape[1]}, M); got "
+            f"{tuple(target_quantiles.shape)}"
+        )
     values, order = projected.sort(dim=-1)
     quantiles = target_quantiles.float().to(values.device)
     if guide is None:
