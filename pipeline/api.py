@@ -181,6 +181,8 @@ def render_batch(
     """
     request = _request(
         locals(),
+        actors=actors if cluster else None,  # as before: cluster options without a cluster
+        cpus_per_actor=cpus_per_actor if cluster else None,  # are not an error in Python
         photos=[Path(p) for p in photos],
         out_dir=Path(out_dir),
         save_stages=None if save_stages is None else Path(save_stages),

@@ -118,7 +118,7 @@ class RenderRequest:
         for argument in ("actors", "cpus_per_actor"):
             value = getattr(self, argument)
             if value is not None and self.cluster is None:
-                raise ArgumentError(argument, "{} goes with {}", "cluster")
+                raise ArgumentError(argument, "{} goes with {} ADDRESS", "cluster")
             if value is not None and value < 1:
                 raise ArgumentError(argument, f"{{}} must be ≥ 1; got {value}")
         if self.cluster is not None and not self.batch:

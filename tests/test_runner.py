@@ -103,7 +103,7 @@ def test_the_largest_seed_runs_every_stage(tiny_extractor, tiny_preset, content_
     preset = dataclasses.replace(tiny_preset, init="noise")
     results = _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=2**64 - 1)
     assert len(results) == 2  # stage 2 draws with (2⁶⁴ − 1 + 1) mod 2⁶⁴ = 0
-    with pytest.raises(UsageError, match="--seed must be 0 … 18446744073709551615; got -1"):
+    with pytest.raises(UsageError, match="seed must be 0 … 18446744073709551615; got -1"):
         _run(tiny_extractor(LAYERS), preset, content_image, style_image, seed=-1)
 
 

@@ -154,7 +154,7 @@ def test_fetch_refuses_unknown_source(home):
 
 
 def test_load_weights_missing_path():
-    with pytest.raises(UsageError, match="--weights /no/such.h5: no such file"):
+    with pytest.raises(UsageError, match="weights /no/such.h5: no such file"):
         weights.load_weights("/no/such.h5")
 
 
