@@ -37,7 +37,8 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
     ``loss_start`` / ``loss_end``, ``recoveries`` (restarts after NaN/inf), ``tile`` (tile edge
     in px of a tiled stage, else ``null``), ``estimated_memory_mib`` (the memory plan's
     estimate), ``peak_memory_mib`` (measured, CUDA; ``null`` elsewhere) and ``loss_trace``
-    (weighted total of every evaluation)."""
+    (weighted total of every evaluation); ``terms``: each term's kind and weight by name
+    (``{"style": {"kind": "w2", "weight": 20.0}, …}``)."""
     peak, stage = result.peak_memory_bytes, result.stage
     height, width = stage.size
     return {
@@ -48,6 +49,7 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "loss_start": result.loss_start,
         "loss_end": result.loss_end,
+        "terms": {t.name: {"kind": t.kind, "weight": t.weight} for t in stage.terms},
         "recoveries": result.recoveries,
         "tile": stage.tile_edge,
         "estimated_memory_mib": (

@@ -26,6 +26,7 @@ from .stages.vocabulary import (
     MAX_WEIGHT,
     OPTIMIZERS,
     POOLINGS,
+    STYLE_LOSSES,
     weight_problem,
 )
 
@@ -65,12 +66,17 @@ class ModelConfig:
         style_layers: ``{VGG19 layer: weight}`` of the style loss, like ``content_layers``.
         guides: how a mask reaches each style layer, ``resize`` or ``inside``
             (``stylecascade.stages.guides.layer_guide``).
+        style_loss: how the style is compared: ``gram`` (Gram matrices, Gatys et al. 2016),
+            ``w2`` (Wasserstein-2 between Gaussian fits of the features, Li et al. 2017) or
+            ``swd`` (sliced Wasserstein, Heitz et al. 2021; not in tiled stages); a stage's
+            own ``style_loss`` overrides it.
     """
 
     pooling: str = field(metadata={"choices": POOLINGS})
     content_layers: dict[str, float] = field(metadata={"layers": True})
     style_layers: dict[str, float] = field(metadata={"layers": True})
     guides: str = field(default=GUIDE_MODE, metadata={"choices": GUIDE_MODES})
+    style_loss: str = field(default="gram", metadata={"choices": STYLE_LOSSES})
 
     @property
     def layers(self) -> set[str]:
@@ -93,6 +99,8 @@ class StageConfig:
         content_weight, style_weight, tv_weight: weights α, β, γ of the objective
             (see ``stylecascade.stages.terms.weighted_terms``).
         style_scale: the style image is resized to ``long_edge × style_scale`` px long edge.
+        style_loss: this stage's style loss (``gram``, ``w2``, ``swd``); ``None``: the
+            model's ``style_loss``.
         styles: this stage's own paintings instead of the preset's (scale control: large
             strokes from one painting in the coarse stages, fine texture from another in the
             fine ones); ``None``: the preset's ``styles``.
@@ -111,6 +119,7 @@ class StageConfig:
     tolerance: float = field(
         default=DEFAULT_TOLERANCE, metadata={"non_negative": True, "at_most": 1.0}
     )
+    style_loss: str | None = field(default=None, metadata={"choices": STYLE_LOSSES})
     styles: tuple[StyleConfig, ...] | None = field(default=None, metadata={"styles": True})
 
 

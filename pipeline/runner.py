@@ -26,7 +26,7 @@ from .stages.blend import StyleTargets, WeightedStyle, style_size
 from .stages.cascade import Observer, Stage, StageResult
 from .stages.guides import guide_energy
 from .stages.resample import fit_long_edge
-from .stages.terms import weighted_terms
+from .stages.terms import untileable, weighted_terms
 from .stages.vgg import VGGFeatures
 
 __all__ = [
@@ -106,6 +106,10 @@ def check_sizes(
                     f"short edge for the {what}; the network needs at least {min_size} px. "
                     f"Use a larger final size or a preset whose first stage is larger"
                 )
+    edge = preset.tiling.tile_edge
+    for i, stage in enumerate(schedule(preset, content_hw)):
+        if edge and max(stage.size) > edge:
+            refuse_tiles(i, stage, f"is larger than the tile size {edge} px")
 
 
 def _applies(style: WeightedStyle, image_hw: tuple[int, int], model: ModelConfig) -> bool:
@@ -144,7 +148,12 @@ def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
             tolerance=config.tolerance,
             optimizer=config.optimizer,
             lr=config.lr,
-            terms=weighted_terms(config.content_weight, config.style_weight, config.tv_weight),
+            terms=weighted_terms(
+                config.content_weight,
+                config.style_weight,
+                config.tv_weight,
+                config.style_loss or preset.model.style_loss,
+            ),
             tile_overlap=preset.tiling.overlap,
             styles=styles,
         )
@@ -152,6 +161,23 @@ def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
             preset.stages, stage_sizes(content_hw, preset), chosen, strict=True
         )
     ]
+
+
+def refuse_tiles(index: int, stage: Stage, why: str) -> None:
+    """Refuse to tile a stage whose style loss cannot pool tiles (``swd``, whose sorted
+    projections need every position of the image at once).
+
+    Raises:
+        UsageError: naming the stage, why it would be tiled, and what to use instead.
+    """
+    kinds = untileable(stage.terms)
+    if kinds:
+        h, w = stage.size
+        raise UsageError(
+            f"stage {index + 1} ({w}×{h} px) {why}, and style_loss {kinds[0]} cannot run in "
+            f"tiles; use style_loss: w2 for that stage (its moments pool over tiles exactly) "
+            f"or a smaller size"
+        )
 
 
 def planned(
@@ -183,6 +209,7 @@ def planned(
         raise StyleCascadeError(f"stage {index + 1}: {exc}") from None
     if plan.tile_edge is None:
         return dataclasses.replace(stage, estimate_bytes=plan.estimate_bytes)
+    refuse_tiles(index, stage, "does not fit in memory untiled")
     return dataclasses.replace(
         stage,
         optimizer="adam",

@@ -281,8 +281,13 @@ def random_directions(c: int, n: int, generator: torch.Generator | None = None) 
     return normal / normal.norm(dim=1, keepdim=True)
 
 
-def _project(features: Tensor, directions: Tensor) -> Tensor:
-    """``(B, n, H·W)`` float32 projections ``θ·f`` of every position on every direction."""
+def project(features: Tensor, directions: Tensor) -> Tensor:
+    """``(B, n, H·W)`` float32 projections ``θ·f`` of every position of ``(B, C, H, W)``
+    features on every direction of ``(n, C)`` ``directions`` (autocast off).
+
+    Raises:
+        ValueError: ``directions`` is not ``(n, C)``.
+    """
     if directions.dim() != 2 or directions.shape[1] != features.shape[1]:
         raise ValueError(
             f"directions must be (n, {features.shape[1]}); got {tuple(directions.shape)}"
@@ -291,7 +296,7 @@ def _project(features: Tensor, directions: Tensor) -> Tensor:
         return directions.to(features.device).float() @ features.float().flatten(2)
 
 
-def _weighted_quantiles(values: Tensor, mass: Tensor, count: int) -> Tensor:
+def weighted_quantiles(values: Tensor, mass: Tensor, count: int) -> Tensor:
     """The quantile function of weighted atoms at the levels ``(i + ½)/count``.
 
     Atoms ``values`` ``(…, M)`` (any order) of positive ``mass`` ``(…, M)`` are sorted; atom
@@ -324,7 +329,7 @@ def target_quantiles(
 
     Each position is an atom weighted by the guide; quantile ``i`` is the quantile function at
     level ``(i + ½)/count``, linearly interpolated between the atoms' CDF mid-steps
-    (:func:`_weighted_quantiles`). Positions of zero weight are dropped first.
+    (:func:`weighted_quantiles`). Positions of zero weight are dropped first.
 
     Args:
         features: ``(1, C, H, W)`` one painting's activations, any float dtype.
@@ -346,14 +351,14 @@ def target_quantiles(
             f"need (1, C, H, W) features and count ≥ 1; got {tuple(features.shape)}, count={count}"
         )
     with torch.no_grad():
-        projected = _project(features, directions)[0]
+        projected = project(features, directions)[0]
         if guide is None:  # equal masses: the levels of the sorted values are (k + ½)/N
             return _resampled(projected.sort(dim=-1).values, count)
         weights = guide.float().flatten().to(projected.device)
         if not (weights.min() >= 0 and weights.max() > 0):
             raise ValueError("the guide must be ≥ 0 and leave at least one position")
         kept = weights > 0
-        return _weighted_quantiles(projected[:, kept], weights[kept][None], count)
+        return weighted_quantiles(projected[:, kept], weights[kept][None], count)
 
 
 def mixture_quantiles(quantiles: Sequence[Tensor], weights: Sequence[float], count: int) -> Tensor:
@@ -391,7 +396,7 @@ def mixture_quantiles(quantiles: Sequence[Tensor], weights: Sequence[float], cou
     parts = [(q.float(), shares[k]) for k, q in enumerate(quantiles) if shares[k] > 0]
     values = torch.cat([q for q, _ in parts], dim=-1)
     mass = torch.cat([torch.full(q.shape[-1:], w / q.shape[-1], device=q.device) for q, w in parts])
-    return _weighted_quantiles(values, mass.expand_as(values), count)
+    return weighted_quantiles(values, mass.expand_as(values), count)
 
 
 def quantile_energy(quantiles: Tensor) -> Tensor:
@@ -428,24 +433,45 @@ def sliced_wasserstein(
         ValueError: shapes that do not match.
     """
     _check_guide(features, guide)
-    projected = _project(features, directions)
-    if target_quantiles.shape[0] != projected.shape[1] or target_quantiles.dim() != 2:
+    projected = project(features, directions)
+    weights = None
+    if guide is not None:
+        weights = guide.detach().float().flatten(1)[:, None, :].expand_as(projected)
+    return sliced_distance(projected, weights, target_quantiles)
+
+
+def sliced_distance(projected: Tensor, weights: Tensor | None, quantiles: Tensor) -> Tensor:
+    """The relative sliced Wasserstein-2 loss of projections already made
+    (:func:`sliced_wasserstein` without the projection): the image's projections are sorted
+    and compared with the target's quantile function at their levels.
+
+    Args:
+        projected: ``(B, n, N)`` the image's projections ``θ·f`` (:func:`project`).
+        weights: ``(B, n, N)`` each position's weight ≥ 0 (a guide), a constant; ``None``:
+            equal weights.
+        quantiles: ``(n, M)`` the target's quantiles at levels ``(i + ½)/M``.
+
+    Returns:
+        ``(B,)`` float32 ≥ 0, relative to :func:`quantile_energy` of ``quantiles``.
+
+    Raises:
+        ValueError: ``quantiles`` does not have one row per direction.
+    """
+    if quantiles.shape[0] != projected.shape[1] or quantiles.dim() != 2:
         raise ValueError(
-            f"target_quantiles must be ({projected.shape[1]}, M); got "
-            f"{tuple(target_quantiles.shape)}"
+            f"target_quantiles must be ({projected.shape[1]}, M); got {tuple(quantiles.shape)}"
         )
     values, order = projected.sort(dim=-1)
-    quantiles = target_quantiles.float().to(values.device)
-    if guide is None:
+    quantiles = quantiles.float().to(values.device)
+    if weights is None:
         squared = (values - _resampled(quantiles, values.shape[-1])).pow(2).mean(-1)
     else:
-        weights = guide.detach().float().flatten(1)[:, None, :].expand_as(values)
         weights = weights.gather(-1, order)
         cdf = weights.cumsum(-1)
         total = cdf[..., -1:].clamp_min(TINY)
         targets = _at_levels(quantiles, (cdf - weights / 2) / total)
         squared = (weights * (values - targets).pow(2)).sum(-1) / total[..., 0]
-    return relative(squared.mean(-1), quantile_energy(target_quantiles))
+    return relative(squared.mean(-1), quantile_energy(quantiles))
 
 
 def _resampled(quantiles: Tensor, count: int) -> Tensor:

@@ -76,11 +76,30 @@ def guided_gram(features: Tensor, guide: Tensor | None, energy: float | Tensor =
     return gram_matrix(features if guide is None else features * guide) / energy
 
 
+def linear_blend(weighted: Sequence[tuple[float, Tensor]]) -> Tensor:
+    """``Σ_i w_i · T_i`` over ``(w_i, T_i)`` pairs, summed in order: the blend of targets that
+    are means over positions (Gram matrices, moments), jcjohnson/neural-style's
+    ``-style_blend_weights``.
+
+    Raises:
+        ValueError: no pair.
+    """
+    blend = None
+    for weight, target in weighted:
+        blend = weight * target if blend is None else blend + weight * target
+    if blend is None:
+        raise ValueError("a blend needs at least one painting")
+    return blend
+
+
 @dataclass(frozen=True)
 class Gram:
     """The style loss of Gatys et al. (2016), Eq. 4: squared error of (guided) Gram matrices,
     relative to each target's energy (``stages.losses.relative_error``). A frozen value, so
     that equal kinds share cached targets (``stages.blend.StyleTargets``)."""
+
+    pooled = True
+    """Its representation is a mean over positions: tiles pool exactly."""
 
     def represent(self, features: Tensor, guide: Tensor | None, energy: float | Tensor) -> Tensor:
         """:func:`guided_gram`: ``(1, C, h, w)`` features → ``(1, C, C)`` float32; a mean over
@@ -88,17 +107,12 @@ class Gram:
         return guided_gram(features, guide, energy)
 
     def blend(self, weighted: Sequence[tuple[float, Tensor]]) -> Tensor:
-        """``Σ_i w_i · G_i`` over ``(w_i, (1, C, C) G_i)`` pairs, summed in order.
+        """``Σ_i w_i · G_i`` over ``(w_i, (1, C, C) G_i)`` pairs (:func:`linear_blend`).
 
         Raises:
             ValueError: no pair.
         """
-        blend = None
-        for weight, gram in weighted:
-            blend = weight * gram if blend is None else blend + weight * gram
-        if blend is None:
-            raise ValueError("a blend needs at least one painting")
-        return blend
+        return linear_blend(weighted)
 
     def score(self, representation: Tensor, target: Tensor, target_energy: Tensor) -> Tensor:
         """:func:`~stylecascade.stages.losses.relative_error` of ``(1, C, C)`` Gram matrices;

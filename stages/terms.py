@@ -28,8 +28,10 @@ from torch import Tensor
 from .gram import GRAM
 from .guides import Region, StyleTerm
 from .losses import ContentTerm, FeatureTerm, Objective, StyleKind, TVTerm
+from .swd import SWD
 from .vgg import VGGFeatures
 from .vocabulary import GUIDE_MODE
+from .w2 import W2_KIND
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,14 @@ class TermSpec:
 
 
 def weighted_terms(
-    content_weight: float, style_weight: float, tv_weight: float
+    content_weight: float, style_weight: float, tv_weight: float, style_loss: str = "gram"
 ) -> tuple[TermSpec, ...]:
-    """A stage's terms from a preset's weights α, β, γ (each ≥ 0), in the objective's order:
-    ``content`` (kind ``content``), ``style`` (kind ``gram``), ``tv`` (kind ``tv``)."""
+    """A stage's terms from a preset's weights α, β, γ (each ≥ 0) and its style loss (a key of
+    :data:`STYLE_KINDS`), in the objective's order: ``content`` (kind ``content``), ``style``
+    (kind ``style_loss``), ``tv`` (kind ``tv``)."""
     return (
         TermSpec("content", "content", content_weight),
-        TermSpec("style", "gram", style_weight),
+        TermSpec("style", style_loss, style_weight),
         TermSpec("tv", "tv", tv_weight),
     )
 
@@ -127,12 +130,22 @@ def _tv(spec: TermSpec, context: TermContext) -> TVTerm:
     return TVTerm(spec.name, spec.weight)
 
 
+STYLE_KINDS: Mapping[str, StyleKind] = {"gram": GRAM, "w2": W2_KIND, "swd": SWD}
+"""The style losses (``vocabulary.STYLE_LOSSES`` names them for presets): ``gram`` (Gatys et
+al. 2016, Eq. 4), ``w2`` (``stages.w2``), ``swd`` (``stages.swd``)."""
+
 KINDS: Mapping[str, Build] = {
     "content": _content,
-    "gram": style_kind(GRAM),
+    **{name: style_kind(kind) for name, kind in STYLE_KINDS.items()},
     "tv": _tv,
 }
 """The one registry of term kinds: kind → builder."""
+
+
+def untileable(specs: Sequence[TermSpec]) -> list[str]:
+    """The kinds among ``specs`` whose representation a tiled stage cannot pool (a style kind
+    with ``pooled = False``: ``swd``)."""
+    return [s.kind for s in specs if not getattr(STYLE_KINDS.get(s.kind), "pooled", True)]
 
 
 def build_objective(specs: Sequence[TermSpec], context: TermContext) -> Objective:

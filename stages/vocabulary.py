@@ -52,6 +52,10 @@ below which a stage counts as converged (1 %)."""
 
 
 GUIDE_MODES = ("resize", "inside")
+STYLE_LOSSES = ("gram", "w2", "swd")
+"""Style losses (``stages.terms.STYLE_KINDS``): ``gram`` (Gatys et al. 2016), ``w2``
+(Wasserstein-2 between Gaussian fits, Li et al. 2017), ``swd`` (sliced Wasserstein, Heitz et
+al. 2021)."""
 """How a mask (guidance channel) reaches each style layer (``stages.guides.layer_guide``)."""
 GUIDE_MODE = "resize"
 """The default; ``benchmarks/guides.py`` measured both."""
