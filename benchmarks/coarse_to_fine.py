@@ -90,7 +90,7 @@ class _Clock:
 
     def stage_finished(self, result: StageResult) -> None:
         self.stages.append(
-            {"size": list(reversed(result.size)), "iterations": result.iterations,
+            {"size": list(reversed(result.size)), "iterations": result.evaluations,
              "stop": result.stop, "seconds": result.seconds,
              "loss_end": result.loss_end["total"]}
         )  # fmt: skip

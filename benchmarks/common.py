@@ -26,12 +26,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def arguments(
-    description: str, final: bool = False, precisions: str | None = None
+    description: str,
+    final: bool = False,
+    precisions: str | None = None,
+    more: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
     """``--quick`` (small sizes, CPU-friendly), ``--device``, ``--out`` (JSON path), with
-    ``final`` a ``--final PX`` size override, and with ``precisions`` (its default, e.g.
-    ``"fp32,tf32,bf16"``) a ``--precision`` list (:func:`precisions_from`)."""
+    ``final`` a ``--final PX`` size override, with ``precisions`` (its default, e.g.
+    ``"fp32,tf32,bf16"``) a ``--precision`` list (:func:`precisions_from`), and whatever
+    ``more`` adds to the parser."""
     parser = argparse.ArgumentParser(description=description)
+    if more is not None:
+        more(parser)
     if final:
         parser.add_argument("--final", type=int, default=None, help="final long edge in px")
     parser.add_argument("--quick", action="store_true", help="small sizes; minutes on a CPU")

@@ -1,28 +1,32 @@
-"""Side by side on the bundled pair (tubingen.jpg × starry_night.jpg), final 512 px, one run:
+"""Side by side on the bundled pair (tubingen.jpg × starry_night.jpg), one run, one machine:
 
-- ``single-scale L-BFGS``: jcjohnson's recipe with our objective (the presets' weights) — the
-  content image as the start, 1000 evaluations at the final size, no early stop;
+- our ``draft`` and ``standard`` presets at ``--final`` px, and ``draft w2`` (the draft with
+  ``style_loss: w2``, its style weight × :data:`BETA_FACTOR`);
 - ``neural-style-pt multires``: the peer tool (PyPI ``neural-style==0.5.7``, installed into
   ``benchmarks/.peers`` on demand, fed our converted Caffe VGG19; see ``neural_style_pt.py``),
   chained runs at our draft's stage sizes with ``-init image -init_image PREVIOUS``, each with
   as many evaluations as our draft used at that size; its own weights (content 5, style 100,
   TV 1e-3, L-BFGS without line search);
-- our ``draft`` and ``standard`` presets at ``--size 512``.
+- ``ck``: crowsonkb/style-transfer-pytorch from its own checkout and venv (``crowsonkb.py``),
+  on our Caffe VGG19 with its normalization folded into conv1_1, its own weights and Adam, its
+  √2 scales from our first size to ``--final`` with as many evaluations as our draft in all;
+- ``single-scale`` (on request): jcjohnson's recipe with our objective, 1000 evaluations at the
+  final size from the content image.
 
 Every output is scored by ``yardsticks.py`` (content, Gram error, sliced Wasserstein distances
 of VGG features and of colours to the painting relative to the photo's, speckle density) and by
-its wall time (the peer's includes one process start per size; measured separately and shown).
-Goals (issue 13): ours in ≤ 1/5 of single-scale's wall time at equal or better yardsticks;
-better than the peer's multires at the same evaluations in less time; colour distance and
-speckle no worse than single-scale's. Writes ``benchmarks/results/peers-cpu.json``, a table,
-and ``docs/peers.png`` (the side-by-side picture).
+its wall time. Goals (issue 24): each of ours at least as good as each peer on feature SWD,
+colour SWD, content error, speckle and wall time. Writes ``benchmarks/results/
+peers-FINAL-cpu.json``, a table, and the side-by-side picture (``--picture``).
 
-    python benchmarks/peers.py [--final PX] [--device cpu|cuda] [--out PATH]
+    python benchmarks/peers.py [--final PX] [--methods M …] [--picture PATH] [--out PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -42,9 +46,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTENT, STYLE = ROOT / "examples" / "tubingen.jpg", ROOT / "examples" / "starry_night.jpg"
 PICTURE = ROOT / "docs" / "peers.png"
 SINGLE_SCALE_EVALUATIONS = 1000
-LOWER_IS_BETTER = ("swd_features", "swd_colour", "speckle")
-"""The yardsticks a goal compares (content and Gram error are reported: a style transfer trades
-one against the other, and the Gram error is close to our own objective)."""
+GOAL_KEYS = ("swd_features", "swd_colour", "content", "speckle", "seconds")
+"""What a goal compares, each lower is better (the Gram error is reported, not compared: it is
+close to our own Gram objective)."""
+BETA_FACTOR = {"gram": 1.0, "w2": 1.6, "swd": 3.0}
+"""A style loss's β relative to the Gram kind's, for the same balance of style and content
+(``style_losses.py``)."""
 
 
 def single_scale(final: int) -> Preset:
@@ -86,29 +93,25 @@ def peer_start_seconds(work: Path) -> float:
     return seconds[0]
 
 
+PEERS = ("neural-style-pt multires", "ck", "single-scale L-BFGS")
+
+
 def goals(rows: dict[str, dict]) -> dict[str, dict]:
-    """Each goal of issue 13, met or not, with the numbers it compares."""
-    single, nspt = rows["single-scale L-BFGS"], rows["neural-style-pt multires"]
+    """Each of our methods against each peer in ``rows``: every yardstick of
+    :data:`GOAL_KEYS` and the wall time at least as good as the peer's (issue 24's goal, at
+    the same evaluations)."""
     found = {}
-    for name in ("draft", "standard"):
-        mine = rows[name]
-        found[f"{name}: ≤ 1/5 of single-scale's time"] = {
-            "ratio": mine["seconds"] / single["seconds"],
-            "met": mine["seconds"] <= single["seconds"] / 5,
-        }
-        for key in LOWER_IS_BETTER:
-            found[f"{name}: {key} ≤ single-scale's"] = {
-                "ours": mine[key],
-                "theirs": single[key],
-                "met": mine[key] <= single[key],
-            }
-    draft = rows["draft"]
-    for key in (*LOWER_IS_BETTER, "seconds"):
-        found[f"draft: {key} < neural-style-pt multires'"] = {
-            "ours": draft[key],
-            "theirs": nspt[key],
-            "met": draft[key] < nspt[key],
-        }
+    for name, mine in rows.items():
+        if name in PEERS:
+            continue
+        for peer_name in (p for p in PEERS if p in rows):
+            theirs = rows[peer_name]
+            for key in GOAL_KEYS:
+                found[f"{name}: {key} ≤ {peer_name}'s"] = {
+                    "ours": mine[key],
+                    "theirs": theirs[key],
+                    "met": mine[key] <= theirs[key],
+                }
     return found
 
 
@@ -132,48 +135,101 @@ def picture(images: dict[str, Image.Image], path: Path, edge: int = 384) -> None
     sheet.save(path)
 
 
+def ck(
+    sizes: list[int], evaluations: list[int], final: int, work: Path
+) -> tuple[Image.Image, dict]:
+    """crowsonkb/style-transfer-pytorch (``crowsonkb.py``) with as many evaluations as ours
+    made in all: our first stage's at its first scale (128 px), the rest spread evenly over
+    its later √2 scales (its own schedule cannot take our 2× sizes)."""
+    from crowsonkb import run_ck
+
+    later_scales = max(1, round(2 * math.log2(final / sizes[0])))
+    per_scale = max(1, round(sum(evaluations[1:]) / later_scales))
+    image, seconds, made = run_ck(
+        CONTENT, STYLE, final, per_scale, evaluations[0], work, min_px=sizes[0],
+        threads=torch.get_num_threads(),
+    )  # fmt: skip
+    stages = [(sizes[0], evaluations[0], "cap"), (final, made - evaluations[0], "cap")]
+    return image, {"seconds": seconds, "stages": stages, "evaluations": made}
+
+
+def _with_style_loss(name: str, kind: str) -> Preset:
+    """A bundled preset with another ``style_loss`` (and its β × :data:`BETA_FACTOR`)."""
+    preset = load_preset(name)
+    stages = tuple(
+        dataclasses.replace(s, style_weight=s.style_weight * BETA_FACTOR[kind])
+        for s in preset.stages
+    )
+    model = dataclasses.replace(preset.model, style_loss=kind)
+    return dataclasses.replace(preset, name=f"{name} {kind}", model=model, stages=stages)
+
+
+METHODS = ("draft", "draft w2", "standard", "neural-style-pt multires", "ck", "single-scale")
+"""What ``--methods`` chooses from (default: all but single-scale, 1000 evaluations)."""
+
+
+def _run_methods(methods: list[str], final: int, device: torch.device, work: Path) -> tuple:
+    """Render each chosen method; the peers take the draft's sizes and evaluations."""
+    images: dict[str, Image.Image] = {}
+    runs: dict[str, dict] = {}
+    ours_names = [m for m in methods if m.startswith(("draft", "standard"))]
+    for name in ours_names:
+        base, _, kind = name.partition(" ")
+        preset = _with_style_loss(base, kind) if kind else base
+        images[name], runs[name] = ours(preset, final, device)
+        print(f"{name}: {runs[name]['seconds']:.1f} s, stages {runs[name]['stages']}")
+    reference = runs.get("draft") or ours("draft", final, device)[1]
+    sizes = [px for px, _, _ in reference["stages"]]
+    evaluations = [n for _, n, _ in reference["stages"]]
+    nspt = "neural-style-pt multires"
+    if nspt in methods:
+        start = peer_start_seconds(work / "start")
+        images[nspt], runs[nspt] = peer(sizes, evaluations, work / "multires")
+        runs[nspt]["start_seconds_per_run"] = start
+        print(f"{nspt}: {runs[nspt]['seconds']:.1f} s (start-up ≈ {start:.1f} s per run)")
+    if "ck" in methods:
+        images["ck"], runs["ck"] = ck(sizes, evaluations, final, work / "ck")
+        print(f"ck: {runs['ck']['seconds']:.1f} s, {runs['ck']['evaluations']} evaluations")
+    if "single-scale" in methods:
+        single = "single-scale L-BFGS"
+        images[single], runs[single] = ours(single_scale(final), final, device)
+        print(f"{single}: {runs[single]['seconds']:.1f} s")
+    return images, runs
+
+
 def main() -> None:
-    args = arguments(__doc__.splitlines()[0], final=True)
+    def more(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--methods", nargs="+", choices=METHODS, help="default: all but single-scale"
+        )
+        parser.add_argument("--picture", type=Path, default=PICTURE, help="side-by-side PNG")
+
+    args = arguments(__doc__.splitlines()[0], final=True, more=more)
     device = device_from(args)
     if device.type != "cpu":
         raise SystemExit(
             "peers.py compares on the CPU (the peer runs with -gpu c); use --device cpu"
         )
     final = args.final or 512
+    methods = [m for m in METHODS if m != "single-scale"] if not args.methods else args.methods
     torch.manual_seed(0)
-    ensure_installed()
-    write_model(MODEL)
+    print(f"threads {torch.get_num_threads()}, final {final} px, methods {methods}")
     photo = load_image(CONTENT, "content")
-    difference = check_features(MODEL, resize_long_edge(photo, 128))
-    print(f"neural-style-pt relu4_2 vs ours: max relative difference {difference:.1e}")
-
-    images: dict[str, Image.Image] = {}
-    runs: dict[str, dict] = {}
-    for name in ("draft", "standard"):
-        images[name], runs[name] = ours(name, final, device)
-        print(f"{name}: {runs[name]['seconds']:.1f} s, stages {runs[name]['stages']}")
-    sizes = [px for px, _, _ in runs["draft"]["stages"]]
-    evaluations = [n for _, n, _ in runs["draft"]["stages"]]
+    difference = None
+    if "neural-style-pt multires" in methods:
+        ensure_installed()
+        write_model(MODEL)
+        difference = check_features(MODEL, resize_long_edge(photo, 128))
+        print(f"neural-style-pt relu4_2 vs ours: max relative difference {difference:.1e}")
     with tempfile.TemporaryDirectory() as tmp:
-        start = peer_start_seconds(Path(tmp) / "start")
-        nspt = "neural-style-pt multires"
-        images[nspt], runs[nspt] = peer(sizes, evaluations, Path(tmp) / "multires")
-    runs[nspt]["start_seconds_per_run"] = start
-    print(f"{nspt}: {runs[nspt]['seconds']:.1f} s (start-up ≈ {start:.1f} s per run)")
-    single = "single-scale L-BFGS"
-    images[single], runs[single] = ours(single_scale(final), final, device)
-    print(f"{single}: {runs[single]['seconds']:.1f} s")
-
+        images, runs = _run_methods(methods, final, device, Path(tmp))
     sticks = Yardsticks(photo, load_image(STYLE, "style"), device)
     rows = {
         name: {**runs[name], **sticks.score(as_tensor(img, name))} for name, img in images.items()
     }
     photo_row = sticks.score(resize_long_edge(photo, final))
     met = goals(rows)
-    picture(
-        {"photo": Image.open(CONTENT), "painting": Image.open(STYLE), **images},
-        PICTURE,
-    )
+    picture({"photo": Image.open(CONTENT), "painting": Image.open(STYLE), **images}, args.picture)
     table = [
         [name, " → ".join(f"{px}×{n}" for px, n, _ in r["stages"]), f"{r['seconds']:.1f}"]
         + [f"{r[k]:.3g}" for k in NAMES]
@@ -181,11 +237,11 @@ def main() -> None:
     ]
     table.append(["the photo itself", "", ""] + [f"{photo_row[k]:.3g}" for k in NAMES])
     report(
-        "peers",
+        f"peers-{final}",
         ["method", "stages (px × evaluations)", "wall s", *NAMES],
         table,
         {"final_size": final, "feature_check": difference, "methods": rows,
-         "photo": photo_row, "goals": met, "picture": str(PICTURE.relative_to(ROOT))},
+         "photo": photo_row, "goals": met, "picture": str(args.picture)},
         args.out,
         device,
     )  # fmt: skip

@@ -43,7 +43,7 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
     height, width = stage.size
     return {
         "size": [width, height],
-        "iterations": result.iterations,
+        "iterations": result.evaluations,
         "stop": result.stop,
         "tolerance": stage.tolerance,
         "seconds": round(result.seconds, 3),

@@ -158,8 +158,8 @@ class StageProgress:
         assert self.task is not None
         self.progress.update(
             self.task,
-            completed=result.iterations,
-            total=result.iterations,
+            completed=result.evaluations,
+            total=result.evaluations,
             losses=stage_summary(result),
         )
 
@@ -214,7 +214,7 @@ class LogProgress:
 
     def stage_finished(self, result: StageResult) -> None:
         seconds = time.monotonic() - self.began
-        message = f"{self.label}: {result.iterations} evaluations, {seconds:.0f} s"
+        message = f"{self.label}: {result.evaluations} evaluations, {seconds:.0f} s"
         log_line(self.console, f"{message} · {stage_summary(result)}")
 
 

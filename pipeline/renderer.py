@@ -120,7 +120,7 @@ def load_style_sets(
                     s.weight,
                     s.scale,
                     mask=image(s.mask, "mask"),
-                    source_mask=image(s.style_mask, "style mask"),
+                    style_mask=image(s.style_mask, "style mask"),
                     layers=s.layers,
                     color=s.color,
                 )
@@ -322,7 +322,7 @@ class Renderer:
                 s,
                 image=prepared(s),
                 mask=None if s.mask is None else s.mask.to(self.device),
-                source_mask=None if s.source_mask is None else s.source_mask.to(self.device),
+                style_mask=None if s.style_mask is None else s.style_mask.to(self.device),
             )
             for s in styles
         ]

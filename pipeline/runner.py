@@ -90,8 +90,8 @@ def check_sizes(
             what = "style image" if len(styles) == 1 else f"style image {n + 1}"
             shorts.append((what, min(fit_long_edge(*style.image.shape[-2:], edge))))
             _check_aspect(style.mask, content_hw, f"the mask of {what}", "photo")
-            _check_aspect(style.source_mask, style.image.shape[-2:], f"the mask on {what}", what)
-            if style.source_mask is not None and not bool(style.source_mask.max() > 0):
+            _check_aspect(style.style_mask, style.image.shape[-2:], f"the mask on {what}", what)
+            if style.style_mask is not None and not bool(style.style_mask.max() > 0):
                 raise UsageError(f"the mask on {what} is empty (all black): it takes nothing")
         if not any(_applies(style, (h, w), preset.model) for style in styles):
             raise UsageError(
@@ -155,7 +155,7 @@ def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
                 config.style_loss or preset.model.style_loss,
             ),
             tile_overlap=preset.tiling.overlap,
-            styles=styles,
+            style_set=styles,
         )
         for config, size, styles in zip(
             preset.stages, stage_sizes(content_hw, preset), chosen, strict=True

@@ -43,7 +43,7 @@ class WeightedStyle:
         scale: multiplies the stage's style size for this painting (> 0).
         mask: ``(1, 1, H', W')`` guidance channel on the photo in 0–1 (white: this painting),
             any size with the photo's aspect ratio; ``None``: everywhere.
-        source_mask: ``(1, 1, H, W)`` guidance channel on the painting in 0–1 (white: take
+        style_mask: ``(1, 1, H, W)`` guidance channel on the painting in 0–1 (white: take
             the style from here); ``None``: the whole painting.
         layers: ``{layer: weight}`` its own style layers (scale control: shallow layers for
             fine texture, deep ones for large strokes); ``None``: the preset's.
@@ -55,14 +55,14 @@ class WeightedStyle:
     weight: float = 1.0
     scale: float = 1.0
     mask: Tensor | None = None
-    source_mask: Tensor | None = None
+    style_mask: Tensor | None = None
     layers: Mapping[str, float] | None = None
     color: str | None = None
 
     @property
     def plain(self) -> bool:
         """Whether it applies everywhere with the preset's layers (it then joins the blend)."""
-        return self.mask is None and self.source_mask is None and self.layers is None
+        return self.mask is None and self.style_mask is None and self.layers is None
 
 
 def normalize_weights(weights: Sequence[float]) -> list[float]:
@@ -193,12 +193,12 @@ def _targets(
     layers: Iterable[str],
     kind: StyleKind,
 ) -> dict[str, Tensor]:
-    """One painting's targets at a stage's style size, guided by its ``source_mask``
+    """One painting's targets at a stage's style size, guided by its ``style_mask``
     (normalized by the mask's energy at each layer: the targets of the masked part)."""
     image = style_image(style, long_edge)
-    if style.source_mask is None:
+    if style.style_mask is None:
         return style_targets(extractor, image, layers, kind)
-    mask = resize(style.source_mask.to(image), tuple(image.shape[-2:])).clamp(0.0, 1.0)
+    mask = resize(style.style_mask.to(image), tuple(image.shape[-2:])).clamp(0.0, 1.0)
     with torch.no_grad():
         features = extractor(image)
     targets = {}

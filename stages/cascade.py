@@ -92,7 +92,7 @@ class Stage:
         tile_edge: tile edge in px of a tiled stage (``stages.tiling``), ``None``: untiled.
         tile_overlap: overlap of neighbouring tiles in px.
         estimate_bytes: the memory plan's estimate of the stage's peak, if planned.
-        styles: which set of paintings the stage takes (``stages.blend.StyleTargets``; 0:
+        style_set: which set of paintings the stage takes (``stages.blend.StyleTargets``; 0:
             the render's, ``k``: a stage's own).
     """
 
@@ -106,7 +106,7 @@ class Stage:
     tile_edge: int | None = None
     tile_overlap: int = 64
     estimate_bytes: int | None = None
-    styles: int = 0
+    style_set: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class StageResult:
     Attributes:
         index: 0-based stage number.
         stage: the stage as it ran.
-        iterations: objective evaluations made (L-BFGS may overrun the cap by part of one
+        evaluations: objective evaluations made (L-BFGS may overrun the cap by part of one
             line search).
         stop: why the stage ended, one of :data:`STOP_REASONS`.
         seconds: wall time of the stage, targets included.
@@ -131,7 +131,7 @@ class StageResult:
 
     index: int
     stage: Stage
-    iterations: int
+    evaluations: int
     stop: str
     seconds: float
     loss_start: dict[str, float]
@@ -187,7 +187,7 @@ class Problem:
         stage's objective never runs the whole image through the network."""
 
         def regions(kind: StyleKind) -> Sequence[Region]:
-            return self.style_targets(stage.style_edge, stage.styles, kind)
+            return self.style_targets(stage.style_edge, stage.style_set, kind)
 
         context = TermContext(
             self.extractor,
@@ -363,7 +363,7 @@ def run_stage(
     return StageResult(
         index=index,
         stage=stage,
-        iterations=evaluate.count,
+        evaluations=evaluate.count,
         stop=stop,
         seconds=time.perf_counter() - began,
         loss_start=as_floats(evaluate.first),

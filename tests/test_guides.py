@@ -167,10 +167,10 @@ def test_each_stage_takes_its_own_paintings(tiny_extractor, tiny_preset, style_i
     sets = [[WeightedStyle(style_image)], [WeightedStyle(scream)]]
     preset = dataclasses.replace(tiny_preset, stages=(coarse, tiny_preset.stages[1]))
     plan = schedule(preset, (48, 64))
-    assert [stage.styles for stage in plan] == [1, 0]
+    assert [stage.style_set for stage in plan] == [1, 0]
     targets = StyleTargets(extractor, sets[0], STYLE, sets[1:])
     for stage, own in zip(plan, (scream, style_image), strict=True):
-        (region,) = targets(stage.style_edge, stage.styles)
+        (region,) = targets(stage.style_edge, stage.style_set)
         expected = blended_targets(extractor, [WeightedStyle(own)], stage.style_edge, STYLE)
         for layer in STYLE:
             torch.testing.assert_close(region.targets[layer], expected[layer])
@@ -179,7 +179,7 @@ def test_each_stage_takes_its_own_paintings(tiny_extractor, tiny_preset, style_i
 def test_a_painting_side_mask_takes_the_style_from_its_part(tiny_extractor, style_image):
     extractor = tiny_extractor(LAYERS)
     h, w = style_image.shape[-2:]
-    masked = WeightedStyle(style_image, source_mask=_half(h, w))
+    masked = WeightedStyle(style_image, style_mask=_half(h, w))
     (region,) = StyleTargets(extractor, [masked], STYLE)(64)
     seen = style_image_at(masked, 64)  # as the stage sees the painting
     left = style_targets(extractor, seen[..., : seen.shape[-1] // 2], ["relu1_1"])["relu1_1"]

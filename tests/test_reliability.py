@@ -76,7 +76,7 @@ def test_a_nan_stretch_is_recovered_from_the_best_iterate(
 ):
     preset = _longer_first_stage(tiny_preset, 30)
     results = _run_flaky(tiny_extractor(LAYERS), preset, content_image, style_image, range(4, 13))
-    assert results[0].recoveries >= 1 and results[0].iterations >= 30
+    assert results[0].recoveries >= 1 and results[0].evaluations >= 30
     for result in results:
         assert torch.isfinite(result.image).all()
         assert result.loss_end["total"] < result.loss_start["total"]
@@ -93,7 +93,7 @@ def test_the_convergence_window_starts_again_after_a_nan_restart(
         tiny_extractor(LAYERS), preset, content_image, style_image, range(25, 31)
     )
     assert result.recoveries == 1 and result.stop == "converged"
-    assert result.iterations == 60
+    assert result.evaluations == 60
 
 
 def test_persistent_nan_stops_with_a_clear_error(

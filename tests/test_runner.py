@@ -42,7 +42,7 @@ def test_stages_grow_and_each_lowers_the_style_loss(
     for result in results:
         assert result.loss_end["style"] < result.loss_start["style"]
         assert result.loss_end["total"] < result.loss_start["total"]
-        assert result.iterations >= tiny_preset.stages[result.index].iterations
+        assert result.evaluations >= tiny_preset.stages[result.index].iterations
         assert result.seconds > 0 and result.peak_memory_bytes is None
     final = results[-1].image
     assert final.min().item() >= 0.0 and final.max().item() <= 1.0
@@ -87,7 +87,7 @@ def test_observer_sees_every_evaluation(tiny_extractor, tiny_preset, content_ima
     starts = [e for e in recorder.events if e[0] == "start"]
     assert starts == [("start", 0, 2, (24, 32)), ("start", 1, 2, (48, 64))]  # (H, W)
     counts = [e[1] for e in recorder.events if e[0] == "iteration"]
-    assert len(counts) == sum(r.iterations for r in results)
+    assert len(counts) == sum(r.evaluations for r in results)
     assert recorder.events[-1] == ("finish", 1)
 
 
@@ -124,7 +124,7 @@ def test_adam_stage(tiny_extractor, tiny_preset, content_image, style_image):
         content_image,
         style_image,
     )
-    assert [r.iterations for r in results] == [20, 20]
+    assert [r.evaluations for r in results] == [20, 20]
     assert all(r.loss_end["style"] < r.loss_start["style"] for r in results)
 
 
@@ -161,7 +161,7 @@ def test_a_stage_stops_when_it_converges_or_at_its_cap(
     (result,) = _run(tiny_extractor(LAYERS), preset, content_image, style_image)
     assert result.stop == stop and result.stage.tolerance == tolerance
     if stop == "converged":  # checked every 10 evaluations, after the first 20
-        assert 30 <= result.iterations < 60 and result.iterations % CHECK_EVERY == 0
-        assert stop_point(result.loss_trace, tolerance) == result.iterations
+        assert 30 <= result.evaluations < 60 and result.evaluations % CHECK_EVERY == 0
+        assert stop_point(result.loss_trace, tolerance) == result.evaluations
     else:
-        assert result.iterations >= 60
+        assert result.evaluations >= 60
