@@ -1,7 +1,7 @@
 """Side by side on the bundled pair (tubingen.jpg × starry_night.jpg), one run, one machine:
 
-- our ``draft`` and ``standard`` presets at ``--final`` px, and ``draft w2`` (the draft with
-  ``style_loss: w2``, its style weight × :data:`BETA_FACTOR`);
+- our ``draft`` and ``standard`` presets at ``--final`` px, and ``draft swd`` / ``draft w2``
+  (the draft with another ``style_loss``, its style weight × :data:`BETA_FACTOR`);
 - ``neural-style-pt multires``: the peer tool (PyPI ``neural-style==0.5.7``, installed into
   ``benchmarks/.peers`` on demand, fed our converted Caffe VGG19; see ``neural_style_pt.py``),
   chained runs at our draft's stage sizes with ``-init image -init_image PREVIOUS``, each with
@@ -164,7 +164,15 @@ def _with_style_loss(name: str, kind: str) -> Preset:
     return dataclasses.replace(preset, name=f"{name} {kind}", model=model, stages=stages)
 
 
-METHODS = ("draft", "draft w2", "standard", "neural-style-pt multires", "ck", "single-scale")
+METHODS = (
+    "draft",
+    "draft swd",
+    "draft w2",
+    "standard",
+    "neural-style-pt multires",
+    "ck",
+    "single-scale",
+)
 """What ``--methods`` chooses from (default: all but single-scale, 1000 evaluations)."""
 
 

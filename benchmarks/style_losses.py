@@ -62,7 +62,7 @@ def main() -> None:
     images, runs = {}, {}
     for spec in args.kinds:
         kind, factor = spec.split(":")
-        label = f"{kind} β×{factor}"
+        label = f"{kind}, style weight x{factor}"
         images[label], runs[label] = _render(args.preset, kind, float(factor), pair, args.final)
         print(f"{label}: {runs[label]['seconds']:.1f} s, stages {runs[label]['stages']}")
     photo = load_image(pair[0], "content")

@@ -383,6 +383,20 @@ class Preset:
         return _plain(self)
 
 
+def _one_each(argument: str, given: list, chosen: tuple, wanted: str, *more: str) -> None:
+    """Refuse ``given`` values that are not one per painting of ``chosen``.
+
+    Raises:
+        ArgumentError: ``{argument} given N times for M style image(s); give {wanted}``.
+    """
+    if len(given) != len(chosen):
+        raise ArgumentError(
+            argument,
+            f"{{}} given {len(given)} times for {len(chosen)} style image(s); give {wanted}",
+            *more,
+        )
+
+
 def _blend(
     chosen: tuple[StyleConfig, ...],
     blend_weights: list[float] | None,
@@ -390,24 +404,13 @@ def _blend(
 ) -> tuple[StyleConfig, ...]:
     """The paintings with the caller's masks and blend weights (:meth:`Preset.resolved`)."""
     if masks:
-        if len(masks) != len(chosen):
-            raise ArgumentError(
-                "masks",
-                f"{{}} given {len(masks)} times for {len(chosen)} style image(s); give one "
-                f"per {{}} (None: everywhere)",
-                "styles",
-            )
+        _one_each("masks", masks, chosen, "one per {} (None: everywhere)", "styles")
         chosen = tuple(
             dataclasses.replace(s, mask=None if m is None else str(m))
             for s, m in zip(chosen, masks, strict=True)
         )
     if blend_weights:
-        if len(blend_weights) != len(chosen):
-            raise ArgumentError(
-                "blend_weights",
-                f"{{}} given {len(blend_weights)} times for {len(chosen)} style image(s); give "
-                f"one weight per style image",
-            )
+        _one_each("blend_weights", blend_weights, chosen, "one weight per style image")
         if weight_problem(dict(enumerate(blend_weights))) is not None:
             raise ArgumentError(
                 "blend_weights",

@@ -12,12 +12,9 @@ from stylecascade.cli import app
 from stylecascade.errors import UsageError
 from stylecascade.preset import TilingConfig
 from stylecascade.runner import run_stages
-from stylecascade.stages.blend import WeightedStyle, painting_regions
-from stylecascade.stages.evaluator import UntiledEvaluator
-from stylecascade.stages.guides import StyleTerm
+from stylecascade.stages.blend import WeightedStyle
 from stylecascade.stages.swd import SWD
-from stylecascade.stages.terms import STYLE_KINDS, TermContext, build_objective, weighted_terms
-from stylecascade.stages.tiling import TiledEvaluator
+from stylecascade.stages.terms import STYLE_KINDS
 from stylecascade.stages.vocabulary import STYLE_LOSSES
 from stylecascade.stages.w2 import W2_KIND
 from typer.testing import CliRunner
@@ -134,30 +131,6 @@ def test_a_binary_mask_takes_only_the_positions_under_it(kind):
     masked = _score(kind, image, painting, guide=guide)
     left = _score(kind, image[..., :4].contiguous(), painting)
     assert masked.item() == pytest.approx(left.item(), rel=1e-4)
-
-
-def _objective(extractor, content, style, kind):
-    regions = painting_regions(extractor, style, dict.fromkeys(STYLE, 1.0))
-    context = TermContext(extractor, content, {"relu4_2": 1.0}, regions)
-    return build_objective(weighted_terms(1.0, 200.0, 5.0, kind), context)
-
-
-def test_w2_one_tile_is_exact_and_tiles_pool_its_moments(
-    tiny_extractor, content_image, style_image
-):
-    objective = _objective(tiny_extractor(LAYERS), content_image, style_image, "w2")
-    image = content_image.clone().requires_grad_(True)
-    image.grad = torch.zeros_like(image)
-    untiled, untiled_terms = UntiledEvaluator(objective, image).evaluate()
-    expected = image.grad.clone()
-    image.grad = torch.zeros_like(image)
-    tiled = TiledEvaluator(objective, image, 64, 16, torch.Generator().manual_seed(0))
-    value, terms = tiled.evaluate()
-    scale = expected.abs().max().item()
-    torch.testing.assert_close(image.grad, expected, rtol=1e-3, atol=1e-4 * scale)
-    torch.testing.assert_close(terms["style"], untiled_terms["style"], rtol=1e-4, atol=1e-6)
-    style_term = objective.feature_terms[1]
-    assert isinstance(style_term, StyleTerm) and style_term.kind is W2_KIND
 
 
 def test_w2_moments_of_an_image_are_the_pixel_weighted_mean_of_its_parts():

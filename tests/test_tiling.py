@@ -41,16 +41,17 @@ def test_feather_ramps_inside_and_not_at_the_image_border():
     assert torch.all(weight[:, 1:] <= weight[:, :-1] + 1e-6)
 
 
-def _objective(extractor, content, style, tv):
+def _objective(extractor, content, style, tv, style_loss="gram"):
     regions = painting_regions(extractor, style, dict.fromkeys(STYLE, 1.0))
     context = TermContext(extractor, content, {"relu4_2": 1.0}, regions)
-    return build_objective(weighted_terms(1.0, 200.0, tv), context)
+    return build_objective(weighted_terms(1.0, 200.0, tv, style_loss), context)
 
 
+@pytest.mark.parametrize("style_loss", ["gram", "w2"])  # the style losses that pool tiles
 def test_one_tile_over_the_whole_image_is_the_exact_gradient(
-    tiny_extractor, content_image, style_image
+    tiny_extractor, content_image, style_image, style_loss
 ):
-    objective = _objective(tiny_extractor(LAYERS), content_image, style_image, 5.0)
+    objective = _objective(tiny_extractor(LAYERS), content_image, style_image, 5.0, style_loss)
     image = content_image.clone().requires_grad_(True)
     image.grad = torch.zeros_like(image)
     untiled, untiled_terms = UntiledEvaluator(objective, image).evaluate()
