@@ -8,7 +8,8 @@ runs the stages: the photo travels as its file's bytes and each stage's result c
 it finishes. A photo whose actor dies is tried once more on another actor (from its last
 checkpointed stage); Ctrl-C kills the actors and keeps the finished stages for ``--resume``.
 
-Needs the optional extra (``pip install -e '.[cluster]'``); nothing else imports this module.
+Needs the optional extra (``pip install -e '.[cluster]'``); only the launcher
+(:mod:`stylecascade.launch`) imports this module, and only for a ``cluster`` request.
 """
 
 from __future__ import annotations

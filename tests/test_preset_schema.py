@@ -122,3 +122,20 @@ def test_what_the_reader_accepts_the_schema_accepts(field, value):
     except PresetError:
         return
     assert VALIDATOR.is_valid(data)
+
+
+def test_the_command_prints_the_schema_as_json():
+    import json
+
+    from stylecascade.cli import app
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["presets", "schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["title"] == "stylecascade preset"
+    assert schema["properties"]["model"]["properties"]["style_loss"]["enum"] == [
+        "gram",
+        "w2",
+        "swd",
+    ]
