@@ -3,13 +3,14 @@
 error, feature and colour sliced Wasserstein distances relative to the photo's, speckle) with
 its wall time and evaluations. One run, one machine; the thread count is printed.
 
-Each kind's style weight is the preset's times a multiplier (``--kinds gram:1 w2:1.6 swd:3``):
+Each kind's style weight is the preset's times a multiplier (``--kinds gram:1 w2:1.6 swd:3``),
+and a third field chooses the first stage's start (``swd:3:style-stats``, ``stages.initial``):
 the losses are all relative errors, but of different statistics, so one β does not give the
 same balance of style and content (measured at the photo itself on the bundled pair, 512 px:
 Gram 0.59, W2 0.36, SWD 0.20).
 
     python benchmarks/style_losses.py [--final PX] [--preset NAME] [--pair tubingen:starry_night]
-        [--kinds gram:1 w2:1.6 swd:3] [--picture PATH]
+        [--kinds KIND:FACTOR[:INIT] …] [--picture PATH]
 """
 
 from __future__ import annotations
@@ -43,15 +44,21 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _render(preset_name: str, kind: str, factor: float, pair: tuple[Path, Path], final: int):
-    """One render with ``style_loss: kind`` and β × ``factor``: the image and its run."""
+def _render(preset_name: str, spec: str, pair: tuple[Path, Path], final: int):
+    """One render for ``spec`` = ``KIND:FACTOR[:INIT]``: ``style_loss: KIND``, β × ``FACTOR``
+    and, if given, ``init: INIT``. Returns the image and its run."""
+    kind, factor, *init = spec.split(":")
     preset = load_preset(preset_name)
-    preset = dataclasses.replace(preset, model=dataclasses.replace(preset.model, style_loss=kind))
+    model = dataclasses.replace(preset.model, style_loss=kind)
+    preset = dataclasses.replace(preset, model=model, init=init[0] if init else preset.init)
     began = time.perf_counter()
-    result = render(*pair, preset=preset, size=final, style_weight=factor, device="cpu", seed=0)
+    result = render(
+        *pair, preset=preset, size=final, style_weight=float(factor), device="cpu", seed=0
+    )
     seconds = time.perf_counter() - began
     stages = [(max(s["size"]), s["iterations"], s["stop"]) for s in result.manifest["stages"]]
-    return result.image, {"seconds": seconds, "stages": stages, "beta_factor": factor}
+    run = {"seconds": seconds, "stages": stages, "beta_factor": float(factor), "init": preset.init}
+    return result.image, run
 
 
 def main() -> None:
@@ -61,9 +68,9 @@ def main() -> None:
     print(f"threads {torch.get_num_threads()}, {args.preset} at {args.final} px, {args.pair}")
     images, runs = {}, {}
     for spec in args.kinds:
-        kind, factor = spec.split(":")
-        label = f"{kind}, style weight x{factor}"
-        images[label], runs[label] = _render(args.preset, kind, float(factor), pair, args.final)
+        kind, factor, *init = spec.split(":")
+        label = f"{kind}, style weight x{factor}" + (f", init {init[0]}" if init else "")
+        images[label], runs[label] = _render(args.preset, spec, pair, args.final)
         print(f"{label}: {runs[label]['seconds']:.1f} s, stages {runs[label]['stages']}")
     photo = load_image(pair[0], "content")
     sticks = Yardsticks(photo, load_image(pair[1], "style"), torch.device("cpu"))

@@ -23,6 +23,7 @@ from .stages.vocabulary import (
     DEFAULT_TOLERANCE,
     GUIDE_MODE,
     GUIDE_MODES,
+    INITS,
     MAX_WEIGHT,
     OPTIMIZERS,
     POOLINGS,
@@ -30,7 +31,6 @@ from .stages.vocabulary import (
     weight_problem,
 )
 
-INITS = ("content", "noise", "style")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 MAX_ITERATIONS = 100_000

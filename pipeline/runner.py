@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -25,6 +24,7 @@ from .stages import cascade
 from .stages.blend import StyleTargets, WeightedStyle, style_size
 from .stages.cascade import Observer, Stage, StageResult
 from .stages.guides import guide_energy
+from .stages.initial import initial_image
 from .stages.resample import fit_long_edge
 from .stages.terms import untileable, weighted_terms
 from .stages.vgg import VGGFeatures
@@ -276,15 +276,19 @@ def run_stages(
     def prepare(index: int, stage: Stage) -> Stage:  # for the memory free when it starts
         return planned(index, stage, preset.tiling, per_pixel, free_bytes(content.device))
 
+    stages = schedule(preset, content_hw)
+    for index, stage in enumerate(stages):  # a stage that cannot run tiled: refused up front
+        if untileable(stage.terms):
+            prepare(index, stage)
     problem = cascade.Problem(extractor, content, targets, model.content_layers, model.guides)
     first = [styles, *stage_styles][preset.style_sets()[1][0]]  # the first stage's paintings
     first, start = (
-        resume if resume is not None else (0, _initial_image(preset.init, content, first))
+        resume if resume is not None else (0, initial_image(preset.init, content, first[0].image))
     )
     try:
         yield from cascade.run_schedule(
             problem,
-            schedule(preset, content_hw),
+            stages,
             start,
             first=first,
             seed=seed,
@@ -295,12 +299,3 @@ def run_stages(
     except cascade.DivergedError as exc:
         raise DivergedError(str(exc)) from None
 
-
-def _initial_image(
-    init: str, content: Tensor, styles: Sequence[WeightedStyle]
-) -> Tensor | Literal["noise"]:
-    """What the first stage starts from for a preset's ``init`` (``content``, ``style`` or
-    ``noise``, validated by the preset): the content image, the first painting, or noise."""
-    if init == "noise":
-        return "noise"
-    return content if init == "content" else styles[0].image

@@ -52,6 +52,8 @@ below which a stage counts as converged (1 %)."""
 
 
 GUIDE_MODES = ("resize", "inside")
+INITS = ("content", "noise", "style", "style-stats", "style-mean+detail")
+"""How the first stage starts (``stages.initial.initial_image``)."""
 STYLE_LOSSES = ("gram", "w2", "swd")
 """Style losses (``stages.terms.STYLE_KINDS``): ``gram`` (Gatys et al. 2016), ``w2``
 (Wasserstein-2 between Gaussian fits, Li et al. 2017), ``swd`` (sliced Wasserstein, Heitz et

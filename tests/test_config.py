@@ -306,9 +306,12 @@ def test_a_preset_extends_its_base_and_overrides_fields(tmp_path):
 
 def test_bundled_presets_share_drafts_blocks():
     draft, standard, printing = (load_preset(n) for n in ("draft", "standard", "print"))
-    for preset in (standard, printing):
-        assert preset.model == draft.model
-        assert {s.style_weight for s in preset.stages} == {20.0}
+    for preset in (standard, printing):  # the layers and pooling; standard's style loss
+        assert dataclasses.replace(preset.model, style_loss="gram") == draft.model
+        assert preset.model.style_loss == "swd"
+    assert {s.style_weight for s in draft.stages} == {20.0}
+    assert {s.style_weight for s in standard.stages} == {60.0}  # the swd loss's scale
+    assert [(s.style_loss, s.style_weight) for s in printing.stages[3:]] == [("gram", 20.0)] * 2
     assert "base: draft" in bundled_presets()["standard"].read_text()
     assert "base: standard" in bundled_presets()["print"].read_text()
 
