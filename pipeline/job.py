@@ -29,7 +29,7 @@ from .images import load_image
 from .interrupt import Interrupted, signals_deferred
 from .manifest import manifest_path, stage_entry
 from .output import OutputOptions, check_output, save_image
-from .preset import Preset
+from .preset import FILE_FIELDS, Preset
 from .renderer import Renderer
 from .runner import Observer, check_sizes, stage_sizes
 from .stages.cascade import StageInterrupted
@@ -66,7 +66,7 @@ def _digested(values: Any, digests: dict[str, str]) -> Any:
     files' SHA-256 (``digests`` caches them by path): the same files by other paths give the
     same data, a file in another role or slot does not."""
     if isinstance(values, dict):
-        slots = ("image", "mask", "style_mask") if "image" in values else ()
+        slots = FILE_FIELDS if "image" in values else ()
         return {
             k: _digest(v, digests) if k in slots and v is not None else _digested(v, digests)
             for k, v in values.items()

@@ -139,6 +139,10 @@ class TilingConfig:
     lr: float = field(default=0.01, metadata={"positive": True})
 
 
+FILE_FIELDS = ("image", "mask", "style_mask")
+"""The fields of a painting (:class:`StyleConfig`) that name files."""
+
+
 @dataclass(frozen=True)
 class StyleConfig:
     """One painting of a preset's default style blend.
@@ -167,7 +171,11 @@ class StyleConfig:
 
     def files(self) -> list[str]:
         """The image files it reads: the painting and its masks."""
-        return [f for f in (self.image, self.mask, self.style_mask) if f is not None]
+        return list(self.file_fields().values())
+
+    def file_fields(self) -> dict[str, str]:
+        """``{field: path}`` of the files it names, of :data:`FILE_FIELDS`."""
+        return {k: getattr(self, k) for k in FILE_FIELDS if getattr(self, k) is not None}
 
 
 class Ladder(NamedTuple):
@@ -460,8 +468,8 @@ def _echo(value: Any) -> str:
 
 def _absolute(style: StyleConfig) -> StyleConfig:
     """A style with absolute file paths."""
-    keys = [k for k in ("image", "mask", "style_mask") if getattr(style, k) is not None]
-    return dataclasses.replace(style, **{k: str(Path(getattr(style, k)).absolute()) for k in keys})
+    fields = style.file_fields()
+    return dataclasses.replace(style, **{k: str(Path(v).absolute()) for k, v in fields.items()})
 
 
 def _absolute_stage(stage: StageConfig) -> StageConfig:

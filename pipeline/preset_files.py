@@ -273,12 +273,11 @@ class _Reader:
     def _paths(self, style: StyleConfig) -> dict[str, str]:
         """A style's files (image, masks) with ``~`` expanded, relative to :attr:`base`."""
         paths = {}
-        for key in ("image", "mask", "style_mask"):
-            if getattr(style, key) is not None:
-                path = Path(getattr(style, key)).expanduser()
-                if self.base is not None and not path.is_absolute():
-                    path = self.base / path
-                paths[key] = str(path)
+        for key, value in style.file_fields().items():
+            path = Path(value).expanduser()
+            if self.base is not None and not path.is_absolute():
+                path = self.base / path
+            paths[key] = str(path)
         return paths
 
     def preset(self, name: str, data: Any) -> Preset:
