@@ -95,7 +95,8 @@ def test_record_reads_real_annotations_including_optional_numbers():
         (
             "init",
             "photo",
-            "init: must be one of content, noise, style, style-stats, style-mean+detail; got 'photo'",
+            "init: must be one of content, noise, style, style-stats, style-mean+detail; "
+            "got 'photo'",
         ),
         ("precision", "fp16", "precision: must be one of fp32, tf32, bf16; got 'fp16'"),
         ("tiling", {"size": -1}, "tiling.size: must be ≥ 0"),
