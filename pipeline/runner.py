@@ -298,4 +298,3 @@ def run_stages(
         )
     except cascade.DivergedError as exc:
         raise DivergedError(str(exc)) from None
-
