@@ -33,7 +33,6 @@ from .preset_files import (
     bundled_presets,
     load_preset,
     parse_preset,
-    preset_schema,
     read_preset,
     save_user_preset,
     user_preset_dir,
@@ -526,6 +525,8 @@ def presets_save(
 @reports_errors
 def presets_schema() -> None:
     """Print the JSON Schema of preset YAML files (for editors: completion and checks)."""
+    from .preset_schema import preset_schema
+
     typer.echo(json.dumps(preset_schema(), indent=2, ensure_ascii=False))
 
 

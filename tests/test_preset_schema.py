@@ -11,7 +11,8 @@ from conftest import TINY_PRESET, edited_tiny_preset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stylecascade.preset import StageConfig, yaml_key
-from stylecascade.preset_files import PresetError, bundled_presets, parse_preset, preset_schema
+from stylecascade.preset_files import PresetError, bundled_presets, parse_preset
+from stylecascade.preset_schema import preset_schema
 
 VALIDATOR = jsonschema.Draft202012Validator(preset_schema())
 
