@@ -140,4 +140,4 @@ def render_job(
 
 def _ended(job: RenderJob, status: str, began: float, exc: StyleCascadeError) -> Outcome:
     seconds = time.perf_counter() - began
-    return Outcome(job.content, job.output, status, seconds, str(exc), exc.exit_code)
+    return Outcome(job.content, job.output, status, seconds, str(exc), exc.exit_code, error=exc)

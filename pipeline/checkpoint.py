@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import ArgumentError, UsageError
+from .errors import ArgumentError, UsageError, literal
 from .files import tensor_digest, write_json, write_torch
 
 
@@ -105,7 +105,7 @@ class Checkpoint:
             if self.folder.exists():
                 return {"stages": []}  # interrupted during the first stage
             raise ArgumentError(
-                "resume", f"{{}}: no checkpoint {self.folder} to resume from"
+                "resume", f"{{}}: no checkpoint {literal(self.folder)} to resume from"
             ) from None
         except (OSError, ValueError) as exc:
             raise self._damaged(f"state.json is unreadable ({exc})") from None
@@ -114,8 +114,8 @@ class Checkpoint:
         if state.get("fingerprint") != self.fingerprint:
             raise ArgumentError(
                 "resume",
-                f"{{}}: checkpoint {self.folder} was made with other inputs, preset, seed or "
-                f"weights; run with the same ones, or pass {{}} to start over",
+                f"{{}}: checkpoint {literal(self.folder)} was made with other inputs, preset, seed "
+                f"or weights; run with the same ones, or pass {{}} to start over",
                 "overwrite",
             )
         if not all(isinstance(e, dict) for e in state["stages"]):
@@ -125,7 +125,8 @@ class Checkpoint:
     def _damaged(self, problem: str) -> UsageError:
         return ArgumentError(
             "resume",
-            f"{{}}: checkpoint {self.folder} is damaged: {problem}; pass {{}} to start over",
+            f"{{}}: checkpoint {literal(self.folder)} is damaged: {problem}; pass {{}} to start "
+            f"over",
             "overwrite",
         )
 

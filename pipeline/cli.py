@@ -197,6 +197,12 @@ def render_command(
             "--style-weight is the style loss weight, given once (× the preset's); a "
             "painting's share of the blend is --blend-weight, once per --style"
         )
+    if style_weight and len(style or []) > 1 and not blend_weight and not quiet:
+        console.print(
+            "note: --style-weight scales the style loss in every stage; a painting's share "
+            "of the blend is --blend-weight",
+            soft_wrap=True,
+        )
     from .launch import launch
 
     request = RenderRequest(
@@ -233,10 +239,16 @@ _PLAIN = (
 """``render`` options that go into the request as they are, under their own names."""
 
 
+def _message(outcome: Outcome) -> str:
+    """An outcome's one-line error, with the command line's flags (:func:`reports_errors`)."""
+    error = outcome.error
+    return error.named(opt.flag_of) if isinstance(error, ArgumentError) else outcome.message
+
+
 def _report_one(outcome: Outcome, quiet: bool, seconds: float) -> int:
     """Report a single photo's render: one ``error:`` line, or where it was written."""
     if outcome.exit_code:
-        _error_line(outcome.message)
+        _error_line(_message(outcome))
         return outcome.exit_code
     if not quiet:
         from .manifest import manifest_path
@@ -264,12 +276,12 @@ def _report_batch(outcomes: list[Outcome], quiet: bool, seconds: float, nodes: b
     ended = [o for o in outcomes if o.exit_code]
     if quiet:
         for outcome in ended:
-            _error_line(outcome.message)
+            _error_line(_message(outcome))
     else:
         columns = ["photo", "output", "status", "seconds"] + (["node"] if nodes else [])
         table = Table(*columns, title="batch summary")
         for o in outcomes:
-            shown = BATCH_STATUS_SHOWN[o.status] + (escape(o.message) if o.exit_code else "")
+            shown = BATCH_STATUS_SHOWN[o.status] + (escape(_message(o)) if o.exit_code else "")
             row = [escape(o.content.name), escape(str(o.output)), shown, f"{o.seconds:.1f}"]
             table.add_row(*row, *([escape(o.node or "—")] if nodes else []))
         console.print(table)

@@ -15,6 +15,13 @@ class UsageError(StyleCascadeError):
     exit_code = 2
 
 
+def literal(text: object) -> str:
+    """``text`` for an :class:`ArgumentError` message, any ``{}`` in it (a file named by a
+    ``--name`` pattern) kept from being read as a placeholder (a word joiner, U+2060, goes
+    between the braces; it is invisible)."""
+    return str(text).replace("{}", "{\u2060}")
+
+
 class ArgumentError(UsageError):
     """A bad value of a named argument (a preset field or an API argument such as
     ``blend_weights``): the message has ``{}`` where each argument's name goes, so the API

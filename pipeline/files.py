@@ -15,7 +15,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from .errors import ArgumentError, StyleCascadeError, UsageError
+from .errors import ArgumentError, StyleCascadeError, UsageError, literal
 
 
 def make_folder(folder: Path, argument: str) -> bool:
@@ -241,4 +241,6 @@ def refuse_existing(paths: list[Path], overwrite: bool) -> None:
         return
     for path in paths:
         if path.exists():
-            raise ArgumentError("overwrite", f"{path} already exists; pass {{}} to replace it")
+            raise ArgumentError(
+                "overwrite", f"{literal(path)} already exists; pass {{}} to replace it"
+            )

@@ -15,7 +15,7 @@ from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
-from .errors import ArgumentError, UsageError
+from .errors import ArgumentError, UsageError, literal
 
 _SRGB = ImageCms.createProfile("sRGB")
 
@@ -139,7 +139,7 @@ def _decode(
             if max_pixels is not None and width * height > max_pixels:
                 raise ArgumentError(
                     "max_input_pixels",
-                    f"{role} image {name}: {width}×{height} px is over the limit of "
+                    f"{role} image {literal(name)}: {width}×{height} px is over the limit of "
                     f"{max_pixels:,} px that guards against decompression bombs; pass "
                     f"{{}} {width * height} to allow it",
                 )

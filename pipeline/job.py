@@ -15,7 +15,7 @@ from filelock import Timeout
 from . import __version__
 from .checkpoint import Checkpoint, checkpoint_folder, fingerprint
 from .choices import MAX_INPUT_PIXELS
-from .errors import ArgumentError, UsageError
+from .errors import ArgumentError, UsageError, literal
 from .files import (
     check_outputs,
     file_digest,
@@ -143,11 +143,12 @@ class CheckedJob:
         """
         job, checkpoint = self.job, self.checkpoint
         if job.resume and not checkpoint.exists():
-            raise ArgumentError("resume", f"{{}}: no checkpoint {checkpoint.folder} to resume from")
+            folder = literal(checkpoint.folder)
+            raise ArgumentError("resume", f"{{}}: no checkpoint {folder} to resume from")
         if checkpoint.exists() and not (job.resume or job.overwrite):
             raise ArgumentError(
                 "resume",
-                f"{checkpoint.folder} holds an interrupted render; pass {{}} to "
+                f"{literal(checkpoint.folder)} holds an interrupted render; pass {{}} to "
                 f"continue it or {{}} to start over",
                 "overwrite",
             )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import ArgumentError, UsageError
+from .errors import ArgumentError, UsageError, literal
 from .printsize import MAX_LONG_EDGE
 from .stages.vocabulary import (
     COLOR_MODES,
@@ -273,7 +273,7 @@ class Preset:
             if cur.long_edge <= prev.long_edge:
                 raise ArgumentError(
                     "size",
-                    f"{{}} {long_edge}: preset {_echo(self.name)} scaled to stage sizes "
+                    f"{{}} {long_edge}: preset {literal(_echo(self.name))} scaled to stage sizes "
                     f"{[s.long_edge for s in stages]}, which are not increasing; use a larger "
                     f"{{}}",
                     "size",
@@ -412,7 +412,7 @@ def _blend(
 ) -> tuple[StyleConfig, ...]:
     """The paintings with the caller's masks and blend weights (:meth:`Preset.resolved`)."""
     if masks:
-        _one_each("masks", masks, chosen, "one per {} (None: everywhere)", "styles")
+        _one_each("masks", masks, chosen, "one per {} (none / None: everywhere)", "styles")
         chosen = tuple(
             dataclasses.replace(s, mask=None if m is None else str(m))
             for s, m in zip(chosen, masks, strict=True)

@@ -52,7 +52,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ArgumentError
+from .errors import ArgumentError, literal
 from .files import atomic_write
 from .paths import user_preset_dir
 from .preset import (
@@ -548,7 +548,7 @@ def save_user_preset(name: str, preset: Preset, overwrite: bool = False) -> Path
     if path.exists() and not overwrite:
         raise ArgumentError(
             "overwrite",
-            f"saved preset {path} already exists; pass {{}} to replace it",
+            f"saved preset {literal(path)} already exists; pass {{}} to replace it",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     text = preset_yaml(dataclasses.replace(preset, name=name))

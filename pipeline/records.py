@@ -29,8 +29,9 @@ STATUSES = ("done", "skipped", "failed", "interrupted", "not started")
 @dataclass
 class Outcome:
     """What happened to one photo: ``status`` is one of :data:`STATUSES`; ``message`` and
-    ``exit_code`` are the one-line error and its code when it failed or was interrupted;
-    ``node`` is the cluster node that rendered it (``""``: this process)."""
+    ``exit_code`` are the one-line error and its code when it failed or was interrupted, and
+    ``error`` the exception itself (the command line words an ``ArgumentError`` with its
+    flags); ``node`` is the cluster node that rendered it (``""``: this process)."""
 
     content: Path
     output: Path
@@ -39,6 +40,7 @@ class Outcome:
     message: str = ""
     exit_code: int = 0
     node: str = ""
+    error: Exception | None = None
 
 
 @dataclass(frozen=True)

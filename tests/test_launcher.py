@@ -132,3 +132,22 @@ def test_render_batch_renders_as_the_command_line_does(photos, tmp_path, tiny_pr
     assert sorted(p.name for p in (cli_dir / "stages").iterdir()) == sorted(
         p.name for p in (api_dir / "stages").iterdir()
     )
+
+
+def test_a_batch_names_flags_in_each_photos_error(photos, tmp_path, no_network):
+    args = ["render", str(photos[0]), str(photos[2]), "--out-dir", str(tmp_path / "out"),
+            "-s", str(photos[1]), "--bit-depth", "12", "-q"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines == ["error: --bit-depth must be 8 or 16; got 12"] * 2
+
+
+def test_a_single_style_weight_with_several_paintings_says_what_it_now_means(
+    photos, tmp_path, no_network
+):
+    args = ["render", str(photos[0]), "-s", str(photos[1]), "-s", str(photos[2]),
+            "--style-weight", "3", "-o", str(tmp_path / "x.png"), "--bit-depth", "12"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert "note: --style-weight scales the style loss" in result.output
+    assert "--blend-weight" in result.output and result.exit_code == 2
