@@ -219,10 +219,3 @@ def as_tensor(source: ImageSource, role: str, max_pixels: int | None = MAX_INPUT
     raise UsageError(
         f"{role} image: expected a path, a PIL image or a tensor; got {type(source).__name__}"
     )
-
-
-def describe(source: ImageSource) -> str:
-    """How a manifest names an image: its absolute path, or ``<PIL image>`` / ``<tensor>``."""
-    if isinstance(source, (str, Path)):
-        return str(Path(source).absolute())
-    return "<PIL image>" if isinstance(source, Image.Image) else "<tensor>"

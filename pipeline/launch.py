@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from .files import make_folder
 from .interrupt import signals_interrupt
-from .naming import DEFAULT_NAME, expand_inputs, output_name
+from .naming import DEFAULT_NAME, describe, expand_inputs, output_name
 from .preset import Ladder, Preset, scaled_stages
 from .preset_files import load_preset
 from .printsize import DEFAULT_DPI, final_long_edge
@@ -71,7 +71,7 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
     final = final_long_edge(request.size, request.print_size, request.dpi)
     styles = list(request.styles or [])
     resolved = chosen.resolved(
-        styles=[Path(_describe(s)) for s in styles] or None,
+        styles=[Path(describe(s)) for s in styles] or None,
         blend_weights=list(request.blend_weights) if request.blend_weights else None,
         masks=list(request.masks) if request.masks else None,
         color=request.color,
@@ -85,20 +85,10 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
     if all(isinstance(s, (str, Path)) for s in styles):
         return Look(resolved, ladder, None)
     named = [
-        dataclasses.replace(s, image=_describe(x))
+        dataclasses.replace(s, image=describe(x))
         for s, x in zip(resolved.styles, styles, strict=True)
     ]
     return Look(dataclasses.replace(resolved, styles=tuple(named)), ladder, styles)
-
-
-def _describe(source: ImageSource) -> str:
-    """A painting's name in the preset: its absolute path, or what it is in memory
-    (``images.describe``, imported only then: torch is loaded by then)."""
-    if isinstance(source, (str, Path)):
-        return str(Path(source).absolute())
-    from .images import describe
-
-    return describe(source)
 
 
 def launch(request: RenderRequest, console: Console | None = None) -> list[Outcome]:

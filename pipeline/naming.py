@@ -96,3 +96,14 @@ def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
             f"{{}} {pattern!r}: must be a file name ending in one of {', '.join(OUTPUT_FORMATS)}",
         )
     return name
+
+
+def describe(source: object) -> str:
+    """How a manifest and a preset name an image: its absolute path, or ``<PIL image>`` /
+    ``<tensor>`` for one given in memory (without importing torch: the command line names
+    its paintings before torch loads)."""
+    if isinstance(source, (str, Path)):
+        return str(Path(source).absolute())
+    from PIL import Image
+
+    return "<PIL image>" if isinstance(source, Image.Image) else "<tensor>"

@@ -18,8 +18,9 @@ from torch import Tensor
 from .choices import MAX_INPUT_PIXELS
 from .device import effective_precision, select_device
 from .errors import ArgumentError
-from .images import ImageSource, as_tensor, describe, mask_from, read_image_bytes
+from .images import ImageSource, as_tensor, mask_from, read_image_bytes
 from .manifest import build_manifest, stage_entry
+from .naming import describe
 from .output import to_pil
 from .preset import Preset
 from .records import Step, no_step
