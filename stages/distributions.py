@@ -31,9 +31,11 @@ position correspondence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +65,26 @@ def _check_guide(features: Tensor, guide: Tensor | None) -> None:
         guide.dim() != 4 or guide.shape[0] not in (1, b) or tuple(guide.shape[1:]) != (1, h, w)
     ):
         raise ValueError(f"guide must be (B or 1, 1, {h}, {w}); got {tuple(guide.shape)}")
+
+
+class PerTarget:
+    """A value derived from a target tensor (fixed for a stage: W2's Gaussian fit and square
+    root, SWD's quantile function), computed on first use and dropped with the target.
+
+    Args:
+        derive: target (detached) → the value.
+    """
+
+    def __init__(self, derive: Callable[[Tensor], Any]) -> None:
+        self._derive, self._values = derive, {}
+
+    def __call__(self, target: Tensor) -> Any:
+        """The value of ``target``, derived once while ``target`` lives."""
+        key = id(target)
+        if key not in self._values:
+            self._values[key] = self._derive(target.detach())
+            weakref.finalize(target, self._values.pop, key, None)
+        return self._values[key]
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,19 @@ representation holds ``2·n·N`` floats per layer (relu1_1 of a 1024×768 image:
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .distributions import project, random_directions, sliced_distance, weighted_quantiles
+from .distributions import (
+    PerTarget,
+    project,
+    random_directions,
+    sliced_distance,
+    weighted_quantiles,
+)
 
 SEED = 20210619
 """Seeds the directions of each channel count (the same directions in every run)."""
@@ -48,25 +53,16 @@ def directions(channels: int, device: torch.device) -> Tensor:
     return _DIRECTIONS[key]
 
 
-class _Quantiles:
-    """Each target's quantile function (its atoms, zero-mass ones dropped, as quantiles at
-    ``(i + ½)/M``), computed on first use and dropped with the target."""
-
-    def __init__(self) -> None:
-        self._quantiles: dict[int, Tensor] = {}
-
-    def __call__(self, target: Tensor) -> Tensor:
-        key = id(target)
-        if key not in self._quantiles:
-            values, mass = target[0, ..., 0].detach(), target[0, ..., 1].detach()
-            kept = mass[0] > 0  # a position's weight is the same on every direction
-            values, mass = values[:, kept], mass[:, kept]
-            self._quantiles[key] = weighted_quantiles(values, mass, values.shape[-1])
-            weakref.finalize(target, self._quantiles.pop, key, None)
-        return self._quantiles[key]
+def _quantile_function(target: Tensor) -> Tensor:
+    """A target's quantile function: its atoms (zero-mass ones dropped) as quantiles at
+    ``(i + ½)/M``, ``(n, M)``."""
+    values, mass = target[0, ..., 0], target[0, ..., 1]
+    kept = mass[0] > 0  # a position's weight is the same on every direction
+    values, mass = values[:, kept], mass[:, kept]
+    return weighted_quantiles(values, mass, values.shape[-1])
 
 
-_QUANTILES = _Quantiles()
+_QUANTILES = PerTarget(_quantile_function)
 
 
 @dataclass(frozen=True)

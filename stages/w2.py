@@ -16,21 +16,20 @@ weighted sum of their moments: the moments of the mixture of their feature distr
 The covariance ``E[ffᵀ] − μμᵀ`` is formed in float64 when scored.
 
 Score: W2² relative to the target's mean square ``‖μt‖² + tr Σt`` (``distributions.relative``),
-the convention of every loss here; the target's matrix square root is computed once per target
-(an eigendecomposition in float64, ``distributions.sqrtm_psd``) and kept while the target
-lives.
+the convention of every loss here; the target's Gaussian fit and matrix square root are
+computed once per target (an eigendecomposition in float64, ``distributions.sqrtm_psd``) and
+kept while the target lives (``distributions.PerTarget``).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .distributions import relative, second_moment, sqrtm_psd, w2_gaussian
+from .distributions import PerTarget, relative, second_moment, sqrtm_psd, w2_gaussian
 from .gram import guided_gram, linear_blend
 
 
@@ -48,21 +47,13 @@ def unpack(moments: Tensor) -> tuple[Tensor, Tensor]:
     return mean, (cov + cov.mT) / 2
 
 
-class _Roots:
-    """``Σt^½`` of each target tensor, computed on first use and dropped with the target."""
-
-    def __init__(self) -> None:
-        self._roots: dict[int, Tensor] = {}
-
-    def __call__(self, target: Tensor, cov: Tensor) -> Tensor:
-        key = id(target)
-        if key not in self._roots:
-            self._roots[key] = sqrtm_psd(cov.detach())
-            weakref.finalize(target, self._roots.pop, key, None)
-        return self._roots[key]
+def _fit(target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A target's float64 mean, covariance, ``Σt^½`` and mean square ``‖μt‖² + tr Σt``."""
+    mean, cov = unpack(target)
+    return mean, cov, sqrtm_psd(cov), second_moment(mean, cov)
 
 
-_ROOTS = _Roots()
+_FITS = PerTarget(_fit)
 
 
 @dataclass(frozen=True)
@@ -95,10 +86,9 @@ class W2:
         (``target_energy``, the Gram convention's ``mean(T²)``, is not used: W2 is relative
         to the target's own ``‖μt‖² + tr Σt``)."""
         mean, cov = unpack(representation)
-        target_mean, target_cov = unpack(target)
-        root = _ROOTS(target, target_cov)
+        target_mean, target_cov, root, target_square = _FITS(target)
         distance = w2_gaussian(mean, cov, target_mean, target_cov, root)
-        return relative(distance, second_moment(target_mean, target_cov)).float().sum()
+        return relative(distance, target_square).float().sum()
 
 
 W2_KIND = W2()
