@@ -266,14 +266,14 @@ class Preset:
         """
         if long_edge <= 0:
             raise ArgumentError(
-                "size", f"{{}} must be a positive number of pixels; got {_echo(long_edge)}"
+                "size", f"{{}} must be a positive number of pixels; got {long_edge!r}"
             )
         stages = scaled_stages(self.stages, long_edge).stages
         for prev, cur in zip(stages, stages[1:], strict=False):
             if cur.long_edge <= prev.long_edge:
                 raise ArgumentError(
                     "size",
-                    f"{{}} {long_edge}: preset {literal(_echo(self.name))} scaled to stage sizes "
+                    f"{{}} {long_edge}: preset {literal(repr(self.name))} scaled to stage sizes "
                     f"{[s.long_edge for s in stages]}, which are not increasing; use a larger "
                     f"{{}}",
                     "size",
@@ -332,7 +332,7 @@ class Preset:
         stages = tuple(_absolute_stage(stage) for stage in _weighted(stages, factors))
         if color is not None and color not in COLOR_MODES:
             raise ArgumentError(
-                "color", f"{{}} must be one of {', '.join(COLOR_MODES)}; got {_echo(color)}"
+                "color", f"{{}} must be one of {', '.join(COLOR_MODES)}; got {color!r}"
             )
         preset = dataclasses.replace(
             self,
@@ -351,7 +351,7 @@ class Preset:
             raise ArgumentError(
                 "tile_size",
                 f"{{}} must be 0 or more than the preset's tiling.overlap "
-                f"({self.tiling.overlap} px); got {_echo(tile_size)}",
+                f"({self.tiling.overlap} px); got {tile_size!r}",
             )
         return dataclasses.replace(self.tiling, tile_edge=tile_size)
 
@@ -422,7 +422,7 @@ def _blend(
         if weight_problem(dict(enumerate(blend_weights))) is not None:
             raise ArgumentError(
                 "blend_weights",
-                f"{{}} must be finite, ≥ 0 and not all 0; got {_echo(blend_weights)}",
+                f"{{}} must be finite, ≥ 0 and not all 0; got {blend_weights!r}",
             )
         chosen = tuple(
             dataclasses.replace(s, weight=w) for s, w in zip(chosen, blend_weights, strict=True)
@@ -447,7 +447,7 @@ def _weighted(
             raise ArgumentError(
                 name,
                 f"{{}} multiplies each stage's {name}; it must be a finite number ≥ 0; got "
-                f"{_echo(factor)}",
+                f"{factor!r}",
             )
         factor = float(factor)
         stages = tuple(dataclasses.replace(s, **{name: getattr(s, name) * factor}) for s in stages)
@@ -459,11 +459,6 @@ def _weighted(
                 f"≤ {MAX_WEIGHT:g}",
             )
     return stages
-
-
-def _echo(value: Any) -> str:
-    """``repr(value)`` for a message."""
-    return repr(value)
 
 
 def _absolute(style: StyleConfig) -> StyleConfig:

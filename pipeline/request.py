@@ -10,6 +10,7 @@ torch is imported. Field names are the Python API's argument names; error messag
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +93,10 @@ class RenderRequest:
     cpus_per_actor: int | None = None
     quiet: bool = False
 
-    @property
+    @functools.cached_property
     def batch(self) -> bool:
-        """Whether this is a batch: several photos, a folder, or an ``out_dir``."""
+        """Whether this is a batch: several photos, a folder, or an ``out_dir`` (the photos
+        are looked at once; several places ask)."""
         photos = list(self.photos)
         return len(photos) > 1 or self.out_dir is not None or any(p.is_dir() for p in photos)
 
