@@ -35,7 +35,8 @@ def batch_jobs(
 
     Raises:
         UsageError: a missing ``out_dir``, a bad pattern, a pattern that gives two photos the
-            same output, or outputs that cannot be written there (:func:`check_outputs`).
+            same output, an output that is any input of the batch (another photo, a painting,
+            a mask), or outputs that cannot be written there (:func:`check_outputs`).
     """
     if not out_dir.is_dir():
         raise ArgumentError("out_dir", f"{{}} {out_dir}: no such folder")
@@ -47,10 +48,11 @@ def batch_jobs(
             f"{{}} {pattern!r} gives several inputs the same output {sorted(duplicates)[0]}; "
             f"add {{content}} to it or rename the photos",
         )
+    every_input = [*inputs, *(Path(f) for f in preset.files())]
     jobs = []
     for content, name in zip(inputs, names, strict=True):
         output = out_dir / name
-        check_outputs(output_files(output), [])  # a name too long, a read-only folder: up front
+        check_outputs(output_files(output), every_input)  # before any work, as for one render
         resume = template.resume and checkpoint_folder(output).exists()
         jobs.append(dataclasses.replace(template, content=content, output=output, resume=resume))
     return jobs

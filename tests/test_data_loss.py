@@ -82,6 +82,27 @@ def test_a_batch_into_its_own_folder_never_replaces_a_photo(tmp_path, photos, ti
     assert photos[0].read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("names", "pattern"), [(("a", "za"), "z{content}.png"), (("a", "a-x"), "{content}-x.png")]
+)
+def test_a_batch_never_replaces_another_photo_of_the_batch(
+    tmp_path, photos, tiny_preset_file, no_network, names, pattern
+):
+    """Issue 25.1: a.png's output named za.png replaced the photo za.png, then rendered it."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(photos[0], folder / f"{name}.png")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = _render(
+        folder, "-s", photos[1], "-p", tiny_preset_file, "--out-dir", folder,
+        "--name", pattern, "--overwrite", "-q",
+    )  # fmt: skip
+    victim = folder / f"{names[1]}.png"
+    _one_error(result, f"output {victim} is an input of this render", "never replaces an input")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
 def test_resume_keeps_stage_images_it_did_not_write(tmp_path, photos, renderer):
     out, stages = tmp_path / "o.png", tmp_path / "stages"
     stages.mkdir()
