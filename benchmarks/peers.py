@@ -211,6 +211,7 @@ def main() -> None:
             "--methods", nargs="+", choices=METHODS, help="default: all but single-scale"
         )
         parser.add_argument("--picture", type=Path, default=PICTURE, help="side-by-side PNG")
+        parser.add_argument("--images", type=Path, help="folder for each method's image (PNG)")
 
     args = arguments(__doc__.splitlines()[0], final=True, more=more)
     device = device_from(args)
@@ -231,6 +232,10 @@ def main() -> None:
         print(f"neural-style-pt relu4_2 vs ours: max relative difference {difference:.1e}")
     with tempfile.TemporaryDirectory() as tmp:
         images, runs = _run_methods(methods, final, device, Path(tmp))
+    if args.images is not None:
+        args.images.mkdir(parents=True, exist_ok=True)
+        for name, image in images.items():
+            image.save(args.images / f"{final}-{name.replace(' ', '_')}.png")
     sticks = Yardsticks(photo, load_image(STYLE, "style"), device)
     rows = {
         name: {**runs[name], **sticks.score(as_tensor(img, name))} for name, img in images.items()

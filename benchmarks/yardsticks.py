@@ -11,6 +11,13 @@ it (used by ``peers.py``).
   distance to the painting, then averaged: 1 = no closer to the painting than the photo; 0 =
   the painting's feature distribution. Neutral to every tool's loss.
 - ``swd_colour``: the same ratio for the pixel colours (RGB, 0–1).
+- ``swd_features_512``: ``swd_features`` with the image first resized to :data:`ANALYSIS_EDGE`
+  px (the painting and photo too): every final size scored at one scale, so that a render at
+  1024 or 2048 px is compared with a 512 px one on the same strokes (style fading with size).
+- ``swd_features_band``: ``swd_features`` against the painting no sharper than its own pixels
+  ÷ √2 (``stages.blend.style_image``, what our renders use): above that the painting's capture
+  grain (speckle density 0.113 at the bundled Starry Night's native 1024 px) dominates relu1_1
+  and relu2_1, and a render is scored on copying it.
 - ``speckle``: :func:`stylecascade.stages.quality.speckle_density` (fraction of pixels whose
   luminance differs from their 3×3 median by more than 0.25).
 
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from stylecascade.stages.blend import WeightedStyle, style_image
 from stylecascade.stages.gram import gram_matrix
 from stylecascade.stages.quality import (
     feature_points,
@@ -38,7 +46,9 @@ GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SWD_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 PROJECTIONS = 256
 SEED = 0
-NAMES = ("content", "gram", "swd_features", "swd_colour", "speckle")
+NAMES = ("content", "gram", "swd_features", "swd_colour", "speckle", "swd_features_512",
+         "swd_features_band")
+ANALYSIS_EDGE = 512
 
 
 def _generator() -> torch.Generator:
@@ -73,16 +83,24 @@ class Yardsticks:
     def _points(self, features: torch.Tensor) -> torch.Tensor:
         return feature_points(features.cpu(), generator=_generator())
 
-    def score(self, image: torch.Tensor) -> dict[str, float]:
-        """``{name: value}`` for :data:`NAMES`, of ``(1, 3, H, W)`` ``image`` in 0–1."""
+    def _swd_features(self, image: torch.Tensor, painting: torch.Tensor) -> float:
+        """Mean over :data:`SWD_LAYERS` of the image's feature SWD to ``painting`` divided by
+        the photo's (both at the image's size)."""
         photo = resize(self.content, tuple(image.shape[-2:]))
-        painting = resize_long_edge(self.style, max(image.shape[-2:]))
         ours, ref, theirs = map(self._features, (image, photo, painting))
-        swd = []
+        ratios = []
         for layer in SWD_LAYERS:
             target = self._points(theirs[layer])
             mine, base = (_distance(self._points(f[layer]), target) for f in (ours, ref))
-            swd.append(mine / base)
+            ratios.append(mine / base)
+        return sum(ratios) / len(ratios)
+
+    def score(self, image: torch.Tensor) -> dict[str, float]:
+        """``{name: value}`` for :data:`NAMES`, of ``(1, 3, H, W)`` ``image`` in 0–1."""
+        edge = max(image.shape[-2:])
+        photo = resize(self.content, tuple(image.shape[-2:]))
+        painting = resize_long_edge(self.style, edge)
+        ours, ref, theirs = map(self._features, (image, photo, painting))
         colours = pixel_points(painting, generator=_generator())
         mine, base = (
             _distance(pixel_points(x, generator=_generator()), colours) for x in (image, photo)
@@ -90,10 +108,17 @@ class Yardsticks:
         gram = [
             F.mse_loss(gram_matrix(ours[k]), gram_matrix(theirs[k])).item() for k in GRAM_LAYERS
         ]
+        small = resize_long_edge(image, ANALYSIS_EDGE)
         return {
             "content": F.mse_loss(ours[CONTENT_LAYER], ref[CONTENT_LAYER]).item(),
             "gram": sum(gram) / len(gram),
-            "swd_features": sum(swd) / len(swd),
+            "swd_features": self._swd_features(image, painting),
             "swd_colour": mine / base,
             "speckle": speckle_density(image),
+            "swd_features_512": self._swd_features(
+                small, resize_long_edge(self.style, ANALYSIS_EDGE)
+            ),
+            "swd_features_band": self._swd_features(
+                image, style_image(WeightedStyle(self.style), edge)
+            ),
         }

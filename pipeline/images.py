@@ -33,20 +33,45 @@ def _to_srgb(img: Image.Image) -> Image.Image:
         return img
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+GRAY_RANGES = {"I": 65535.0, "F": 1.0}
+"""Full scale of Pillow's 32-bit gray modes (integer ``I``: 16-bit files open as ``I`` or
+``I;16``, so 0–65535; float ``F``: 0–1); pixels outside it are refused, never clipped."""
+
+
+def _to_rgb(img: Image.Image, name: str) -> np.ndarray:
     """``(H, W, 3)`` float32 in 0–1 from any Pillow mode: 16-bit and 32-bit gray keep their
     precision, transparency is composited on white, everything else goes through Pillow's RGB
-    conversion."""
-    if img.mode.startswith("I;16") or img.mode == "I":
+    conversion.
+
+    Raises:
+        UsageError: 32-bit gray values outside :data:`GRAY_RANGES` (``name`` says whose)."""
+    if img.mode.startswith("I;16"):
         gray = np.asarray(img, dtype=np.float32) / 65535.0
-        return np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2)
-    if img.mode == "F":
-        gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
         return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode in GRAY_RANGES:
+        return np.repeat(_gray(img, name)[..., None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
     return np.asarray(_to_srgb(img).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _gray(img: Image.Image, name: str) -> np.ndarray:
+    """A 32-bit gray image (mode ``I`` or ``F``) as ``(H, W)`` float32 in 0–1 by its mode's
+    full scale (:data:`GRAY_RANGES`)."""
+    values = np.asarray(img, dtype=np.float64)
+    top = GRAY_RANGES[img.mode]
+    kind = "float" if img.mode == "F" else "32-bit integer"
+    if not np.isfinite(values).all():
+        problem = f"a {kind} image with values that are not finite"
+    elif values.min() < 0 or values.max() > top:
+        problem = f"{kind} gray values {values.min():g}…{values.max():g} lie outside 0–{top:g}"
+    else:
+        return (values / top).astype(np.float32)
+    raise UsageError(
+        f"{name}: {problem}; readable: 8- and 16-bit images, 32-bit integer gray in 0–65535, "
+        f"float gray in 0–1"
+    )
 
 
 @contextmanager
@@ -83,7 +108,8 @@ def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS)
     The EXIF orientation is applied (the image comes out upright); an embedded ICC profile is
     converted to sRGB, images without one are taken as sRGB; transparent pixels are composited
     on white; palette, grayscale, 16-bit and CMYK images become RGB (16-bit gray keeps its
-    precision; 16-bit color is read at 8 bits by Pillow).
+    precision; 16-bit color is read at 8 bits by Pillow; 32-bit gray by its full scale,
+    :data:`GRAY_RANGES`).
 
     Args:
         path: the image file.
@@ -96,7 +122,7 @@ def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS)
 
     Raises:
         UsageError: missing, empty, truncated or undecodable file, a directory, or an image
-            over ``max_pixels``.
+            over ``max_pixels``; 32-bit gray values outside their full scale.
     """
     path = Path(path)
     if not path.exists():
@@ -143,7 +169,7 @@ def _decode(
                     f"{max_pixels:,} px that guards against decompression bombs; pass "
                     f"{{}} {width * height} to allow it",
                 )
-            array = _to_rgb(_upright(img))
+            array = _to_rgb(_upright(img), f"{role} image {name}")
     except UnidentifiedImageError:
         raise UsageError(f"{role} image {name}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -203,7 +229,7 @@ def as_tensor(source: ImageSource, role: str, max_pixels: int | None = MAX_INPUT
     if isinstance(source, (str, Path)):
         return load_image(Path(source), role, max_pixels)
     if isinstance(source, Image.Image):
-        array = _to_rgb(_upright(source))
+        array = _to_rgb(_upright(source), f"{role} image")
         return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
     if isinstance(source, Tensor):
         image = source.unsqueeze(0) if source.dim() == 3 else source

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 from stylecascade.errors import UsageError
-from stylecascade.images import load_image
+from stylecascade.images import as_tensor, load_image
 
 RGB = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], dtype=np.uint8)
 
@@ -210,3 +210,35 @@ def test_bytes_decode_as_the_file_does(tmp_path):
         UsageError, match="^content image x.png: not an image file Pillow can read$"
     ):
         read_image_bytes(b"\x89PNG broken", "x.png", "content")
+
+
+@pytest.mark.parametrize(
+    ("values", "mode", "fragment"),
+    [
+        ([[70000, 0]], np.int32, "32-bit integer gray values 0…70000 lie outside 0–65535"),
+        ([[-5, 100]], np.int32, "32-bit integer gray values -5…100 lie outside 0–65535"),
+        ([[255.0, 0.0]], np.float32, "float gray values 0…255 lie outside 0–1"),
+        ([[np.nan, 0.5]], np.float32, "a float image with values that are not finite"),
+    ],
+)
+def test_32_bit_gray_outside_its_range_is_refused_never_clipped(tmp_path, values, mode, fragment):
+    """Issue 25.2: these loaded all white or all black."""
+    path = tmp_path / "deep.tif"
+    tifffile.imwrite(path, np.array(values, dtype=mode))
+    with pytest.raises(UsageError, match=f"content image {path}: {fragment}; readable: 8-"):
+        load_image(path, "content")
+    with Image.open(path) as img, pytest.raises(UsageError, match=f"content image: {fragment}"):
+        as_tensor(img, "content")
+
+
+@pytest.mark.parametrize(
+    ("values", "mode", "scale"),
+    [([[65535, 0, 1000]], np.int32, 65535), ([[1.0, 0.0, 0.25]], np.float32, 1)],
+)
+def test_32_bit_gray_in_range_is_read_by_its_full_scale(tmp_path, values, mode, scale):
+    path = tmp_path / "deep.tif"
+    tifffile.imwrite(path, np.array(values, dtype=mode))
+    image = load_image(path, "content")
+    expected = torch.tensor(values, dtype=torch.float64) / scale
+    assert image.shape == (1, 3, 1, 3)
+    torch.testing.assert_close(image[0].double(), expected.expand(3, 1, 3), atol=1e-7, rtol=0)
