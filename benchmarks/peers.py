@@ -176,8 +176,11 @@ METHODS = (
 """What ``--methods`` chooses from (default: all but single-scale, 1000 evaluations)."""
 
 
-def _run_methods(methods: list[str], final: int, device: torch.device, work: Path) -> tuple:
-    """Render each chosen method; the peers take the draft's sizes and evaluations."""
+def _run_methods(
+    methods: list[str], final: int, device: torch.device, work: Path, schedule: list | None
+) -> tuple:
+    """Render each chosen method; the peers take ``schedule`` (``[(px, evaluations)]``) or
+    the draft's sizes and evaluations."""
     images: dict[str, Image.Image] = {}
     runs: dict[str, dict] = {}
     ours_names = [m for m in methods if m.startswith(("draft", "standard"))]
@@ -186,9 +189,12 @@ def _run_methods(methods: list[str], final: int, device: torch.device, work: Pat
         preset = _with_style_loss(base, kind) if kind else base
         images[name], runs[name] = ours(preset, final, device)
         print(f"{name}: {runs[name]['seconds']:.1f} s, stages {runs[name]['stages']}")
-    reference = runs.get("draft") or ours("draft", final, device)[1]
-    sizes = [px for px, _, _ in reference["stages"]]
-    evaluations = [n for _, n, _ in reference["stages"]]
+    if schedule:
+        sizes, evaluations = (list(x) for x in zip(*schedule, strict=True))
+    else:
+        reference = runs.get("draft") or ours("draft", final, device)[1]
+        sizes = [px for px, _, _ in reference["stages"]]
+        evaluations = [n for _, n, _ in reference["stages"]]
     nspt = "neural-style-pt multires"
     if nspt in methods:
         start = peer_start_seconds(work / "start")
@@ -205,6 +211,12 @@ def _run_methods(methods: list[str], final: int, device: torch.device, work: Pat
     return images, runs
 
 
+def _stage(text: str) -> tuple[int, int]:
+    """``256x140`` → ``(256, 140)``."""
+    px, _, evaluations = text.partition("x")
+    return int(px), int(evaluations)
+
+
 def main() -> None:
     def more(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -212,6 +224,10 @@ def main() -> None:
         )
         parser.add_argument("--picture", type=Path, default=PICTURE, help="side-by-side PNG")
         parser.add_argument("--images", type=Path, help="folder for each method's image (PNG)")
+        parser.add_argument(
+            "--schedule", type=_stage, nargs="+", help="the peers' PXxEVALUATIONS per stage "
+            "(default: what our draft made at --final, rendering it if not among --methods)",
+        )  # fmt: skip
 
     args = arguments(__doc__.splitlines()[0], final=True, more=more)
     device = device_from(args)
@@ -231,7 +247,7 @@ def main() -> None:
         difference = check_features(MODEL, resize_long_edge(photo, 128))
         print(f"neural-style-pt relu4_2 vs ours: max relative difference {difference:.1e}")
     with tempfile.TemporaryDirectory() as tmp:
-        images, runs = _run_methods(methods, final, device, Path(tmp))
+        images, runs = _run_methods(methods, final, device, Path(tmp), args.schedule)
     if args.images is not None:
         args.images.mkdir(parents=True, exist_ok=True)
         for name, image in images.items():

@@ -46,8 +46,15 @@ GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SWD_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 PROJECTIONS = 256
 SEED = 0
-NAMES = ("content", "gram", "swd_features", "swd_colour", "speckle", "swd_features_512",
-         "swd_features_band")
+NAMES = (
+    "content",
+    "gram",
+    "swd_features",
+    "swd_colour",
+    "speckle",
+    "swd_features_512",
+    "swd_features_band",
+)
 ANALYSIS_EDGE = 512
 
 
