@@ -19,6 +19,11 @@ from torch import Tensor
 
 from .errors import ArgumentError, UsageError, literal
 from .files import tensor_digest, write_json, write_torch
+from .reading import open_regular, read_json
+
+MAX_STAGE_BYTES = 1 << 36
+"""A stage image ``stageN.pt``: float32 RGB, 64 GiB (a 100 000 × 60 000 px stage; the input
+pixel guard stops far below)."""
 
 
 def checkpoint_folder(output: Path) -> Path:
@@ -59,9 +64,8 @@ class Checkpoint:
         """How many stages the checkpoint holds (0 when none finished or it cannot be read;
         :meth:`load` reports what is wrong with it)."""
         try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-            return len(state["stages"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return len(read_json(self.state_path, self.state_path.name)["stages"])
+        except (UsageError, KeyError, TypeError):
             return 0
 
     def load(self) -> tuple[list[dict[str, Any]], Tensor | None]:
@@ -83,7 +87,10 @@ class Checkpoint:
             return [], None
         path = self.folder / f"stage{len(entries)}.pt"
         try:
-            image = torch.load(path, map_location="cpu", weights_only=True)
+            with open_regular(path, MAX_STAGE_BYTES, path.name) as handle:
+                image = torch.load(handle, map_location="cpu", weights_only=True)
+        except UsageError as exc:
+            raise self._damaged(str(exc)) from None
         except Exception as exc:  # torch reports damage as many kinds; any of them is damage
             raise self._damaged(f"cannot read {path.name} ({type(exc).__name__})") from None
         size = entries[-1].get("size")  # [W, H]
@@ -99,16 +106,16 @@ class Checkpoint:
     def _state(self) -> dict[str, Any]:
         """``state.json``, checked to be this render's (an empty state when a render was
         interrupted during its first stage)."""
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not self.state_path.exists():
             if self.folder.exists():
                 return {"stages": []}  # interrupted during the first stage
             raise ArgumentError(
                 "resume", f"{{}}: no checkpoint {literal(self.folder)} to resume from"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise self._damaged(f"state.json is unreadable ({exc})") from None
+            )
+        try:
+            state = read_json(self.state_path, self.state_path.name)
+        except UsageError as exc:
+            raise self._damaged(str(exc)) from None
         if not isinstance(state, dict) or not isinstance(state.get("stages"), list):
             raise self._damaged("state.json is not a checkpoint state")
         if state.get("fingerprint") != self.fingerprint:

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from . import options as opt
@@ -38,6 +39,7 @@ from .preset_files import (
     user_preset_dir,
     user_presets,
 )
+from .reading import read_json
 from .records import STATUSES, Outcome
 from .request import RenderRequest
 
@@ -455,12 +457,9 @@ def _loss_picture(path: Path) -> Image.Image:
     """
     from .pictures import loss_curve
 
+    manifest = read_json(path, f"--manifest {path}")
     try:
-        return loss_curve(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise UsageError(f"--manifest {path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--manifest {path}: not a readable JSON manifest ({exc})") from None
+        return loss_curve(manifest)
     except UsageError as exc:
         raise UsageError(f"--manifest {path}: {exc}") from None
 
@@ -469,11 +468,16 @@ def _loss_picture(path: Path) -> Image.Image:
 @presets_app.command("list")
 @reports_errors
 def presets_list() -> None:
-    """List the bundled and saved presets with their stage sizes and evaluation caps."""
+    """List the bundled and saved presets with their stage sizes and evaluation caps (one that
+    cannot be read is listed with its problem)."""
     table = Table("name", "from", "stages (long edge px × evaluation cap)", "description")
     for where, names in (("bundled", bundled_presets()), ("saved", user_presets())):
         for name in names:
-            preset = load_preset(name)
+            try:
+                preset = load_preset(name)
+            except StyleCascadeError as exc:
+                table.add_row(name, where, Text("cannot be read", "bold red"), Text(str(exc)))
+                continue
             stages = " → ".join(f"{s.long_edge}×{s.iterations}" for s in preset.stages)
             table.add_row(name, where, stages, preset.description)
     Console().print(table)
@@ -557,10 +561,15 @@ def weights_fetch(
     The cache is $STYLECASCADE_HOME/weights if that variable is set, else the user cache folder.
     """
     from .progress import step_reporter
-    from .weights import cached_path, fetch
+    from .weights import cached_path, fetch, load_cached
 
-    if source in SOURCES and cached_path(source).exists() and not force:
-        typer.echo(f"{source} weights already in the cache: {cached_path(source)} (--force: again)")
-        return
-    path = fetch(source, step_reporter(console), force=force)
+    step = step_reporter(console)
+    if source in SOURCES and not force:
+        _, fetched = load_cached(source, step)
+        path = cached_path(source)
+        if not fetched:
+            typer.echo(f"{source} weights already in the cache, verified: {path} (--force: again)")
+            return
+    else:
+        path = fetch(source, step)
     typer.echo(f"{source} weights downloaded and converted: {path}")

@@ -39,6 +39,7 @@ from .checkpoint import checkpoint_folder
 from .errors import ArgumentError, StyleCascadeError
 from .interrupt import Interrupted, Signalled
 from .job import RenderJob
+from .reading import image_file_limit, read_bytes
 from .records import ActorInfo, Outcome, Step, no_step
 from .renderer import Renderer
 from .runner import StageResult
@@ -211,7 +212,9 @@ def start_actors(
     weights = ray.put(load_weights(renderer.weights, step))
     setup = ActorSetup(
         preset=renderer.preset,
-        files={path: Path(path).read_bytes() for path in renderer.preset.files()},
+        files={
+            path: _image_bytes(path, renderer.max_input_pixels) for path in renderer.preset.files()
+        },
         device=renderer.device.type,
         threads=threads if threads or cuda else cpus_per_actor,
         max_input_pixels=renderer.max_input_pixels,
@@ -246,7 +249,12 @@ class ActorRenderer(Renderer):
         content: Path,
         on_stage: Callable[[StageResult], None] | None = None,
     ) -> None:
-        super().__init__(local.preset, device=torch.device("cpu"), weights=local.weights)
+        super().__init__(
+            local.preset,
+            device=torch.device("cpu"),
+            weights=local.weights,
+            max_input_pixels=local.max_input_pixels,
+        )
         self._sets = local.style_sets  # read once by the batch's renderer, not per photo
         self.actor, self.content, self.on_stage = actor, content, on_stage
         self.started = False
@@ -269,7 +277,8 @@ class ActorRenderer(Renderer):
         self.started = True
         handle = self.actor.handle
         start = None if resume is None else (resume[0], resume[1].cpu())
-        _get(handle.start.remote(self.content.read_bytes(), str(self.content), seed, start))
+        data = _image_bytes(self.content, self.max_input_pixels)
+        _get(handle.start.remote(data, str(self.content), seed, start))
         while (stage := _get(handle.next_stage.remote())) is not None:
             if self.on_stage is not None:
                 self.on_stage(stage[0])
@@ -278,6 +287,11 @@ class ActorRenderer(Renderer):
     def manifest(self, **fields: Any) -> dict[str, Any]:
         """The actor's manifest (its device, threads, versions, node)."""
         return _get(self.actor.handle.manifest.remote(**fields))
+
+
+def _image_bytes(path: str | Path, max_pixels: int | None) -> bytes:
+    """An image file's bytes for an actor, read by the one bounded reader."""
+    return read_bytes(path, image_file_limit(max_pixels), f"image {path}", "image file")
 
 
 def _get(ref: Any) -> Any:

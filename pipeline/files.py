@@ -171,7 +171,6 @@ def check_outputs(outputs: list[Path], inputs: list[Path]) -> None:
             whose folder (or, while missing, its nearest existing parent) cannot be written.
     """
     for output in outputs:
-        _refuse_input(output, inputs)
         folder = _existing_folder(output.parent)
         limit = _name_max(folder) - TEMPORARY_ROOM
         size = len(os.fsencode(output.name))
@@ -181,6 +180,7 @@ def check_outputs(outputs: list[Path], inputs: list[Path]) -> None:
                 f"{limit + TEMPORARY_ROOM} less {TEMPORARY_ROOM} for the temporary file written "
                 f"beside it): choose a shorter name"
             )
+        _refuse_input(output, inputs)  # resolving a name too long would fail
         _probe(folder, output)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -16,6 +18,7 @@ from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
 from .errors import ArgumentError, UsageError, literal
+from .reading import image_file_limit, open_regular
 
 _SRGB = ImageCms.createProfile("sRGB")
 
@@ -121,15 +124,13 @@ def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS)
         ``(1, 3, H, W)`` float32 tensor in 0–1 on the CPU.
 
     Raises:
-        UsageError: missing, empty, truncated or undecodable file, a directory, or an image
-            over ``max_pixels``; 32-bit gray values outside their full scale.
+        UsageError: missing, empty, truncated or undecodable file, not a regular file (a
+            directory, FIFO, device), an image over ``max_pixels`` (or a file over the bytes
+            such an image can take); 32-bit gray values outside their full scale.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{role} image {path}: no such file")
-    if path.is_dir():
-        raise UsageError(f"{role} image {path}: is a directory, not an image file")
-    return _decode(path, path.stat().st_size, str(path), role, max_pixels)
+    limit = image_file_limit(max_pixels)
+    with open_regular(path, limit, f"{role} image {path}", "image file") as handle:
+        return _decode(handle, os.fstat(handle.fileno()).st_size, str(path), role, max_pixels)
 
 
 def read_image_bytes(
@@ -153,9 +154,7 @@ def read_image_bytes(
     return _decode(io.BytesIO(data), len(data), name, role, max_pixels)
 
 
-def _decode(
-    source: Path | io.BytesIO, size: int, name: str, role: str, max_pixels: int | None
-) -> Tensor:
+def _decode(source: BinaryIO, size: int, name: str, role: str, max_pixels: int | None) -> Tensor:
     """The image in ``source`` (``size`` bytes) as ``(1, 3, H, W)`` sRGB floats in 0–1."""
     if size == 0:
         raise UsageError(f"{role} image {name}: the file is empty (0 bytes)")
@@ -177,7 +176,7 @@ def _decode(
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def _open_unguarded(source: Path | io.BytesIO) -> Image.Image:
+def _open_unguarded(source: BinaryIO) -> Image.Image:
     """``Image.open`` without Pillow's own decompression-bomb limit (we apply ours)."""
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None

@@ -3,7 +3,6 @@ the masks of a render at each stage."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from .images import load_image, load_mask
 from .output import to_pil
 from .pictures import labelled_grid
 from .preset_files import load_preset
+from .reading import read_json
 from .records import Step
 from .runner import stage_sizes
 from .stages.guides import layer_guide, layer_size
@@ -127,7 +127,7 @@ def mask_sheet(manifest_path: Path) -> Image.Image:
     """
     preset = load_preset(str(manifest_path))
     sets, chosen = preset.style_sets()
-    manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+    manifest = read_json(manifest_path, str(manifest_path))
     photo = load_image(Path(manifest["content"]), "content")
     rows = []
     for n, (h, w) in enumerate(stage_sizes(tuple(photo.shape[-2:]), preset)):

@@ -9,7 +9,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from .choices import MAX_INPUT_PIXELS
 from .errors import UsageError
+from .reading import image_file_limit, open_regular
 
 FONT_SIZE = 14
 LABEL_HEIGHT = 22
@@ -94,8 +96,9 @@ def _read(path: Path) -> Image.Image:
     Raises:
         UsageError: not an image Pillow can decode, naming the file.
     """
+    limit = image_file_limit(MAX_INPUT_PIXELS)
     try:
-        with Image.open(path) as img:
+        with open_regular(path, limit, f"--stages {path}", "image file") as f, Image.open(f) as img:
             img.load()
             return img.copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -64,6 +64,7 @@ from .preset import (
     TilingConfig,
     yaml_key,
 )
+from .reading import MAX_MANIFEST_BYTES, parsed, read_text
 from .stages.vocabulary import LAYER_NAMES, weight_problem
 
 PRESET_SUFFIXES = (".yaml", ".yml")
@@ -399,7 +400,7 @@ def parse_preset(text: str, name: str, source: str, base: Path | None = None) ->
 
 def _yaml(text: str, source: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return parsed(yaml.safe_load, text, source, PresetError)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -495,21 +496,15 @@ def read_preset(spec: str) -> tuple[str, str, str, Path | None]:
     return _read_text(path, spec), path.stem, spec, path.resolve().parent
 
 
-def _read_text(path: Path, source: str) -> str:
-    try:
-        if path.stat().st_size > MAX_PRESET_BYTES:
-            raise PresetError(f"{source}: larger than {MAX_PRESET_BYTES} bytes; not a preset")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PresetError(f"{source}: no such preset file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{source}: cannot read preset file ({exc})") from None
+def _read_text(path: Path, source: str, limit: int = MAX_PRESET_BYTES) -> str:
+    return read_text(path, limit, source, "preset file", PresetError)
 
 
 def _manifest_preset(path: Path) -> tuple[str, str, str, Path | None]:
     """The resolved preset of a past render, from its manifest, as YAML."""
     try:
-        manifest = json.loads(_read_text(path, str(path)))
+        text = _read_text(path, str(path), MAX_MANIFEST_BYTES)
+        manifest = parsed(json.loads, text, str(path), PresetError)
     except ValueError as exc:
         raise PresetError(f"{path}: not valid JSON ({exc})") from None
     data = manifest.get("preset") if isinstance(manifest, dict) else None

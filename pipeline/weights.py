@@ -31,6 +31,7 @@ from .choices import SOURCES
 from .errors import ArgumentError, StyleCascadeError, UsageError
 from .files import tensor_digest, write_torch
 from .paths import HOME_ENV, home
+from .reading import MAX_WEIGHTS_BYTES, open_regular
 from .records import Step, no_step
 from .stages.vgg import (
     CAFFE,
@@ -111,7 +112,10 @@ def convert_keras_h5(path: Path) -> dict[str, Tensor]:
     """
     state: dict[str, Tensor] = {}
     try:
-        with h5py.File(path, "r") as h5:
+        with (
+            open_regular(path, MAX_WEIGHTS_BYTES, str(path), "weights file", WeightsError) as f,
+            h5py.File(f, "r") as h5,
+        ):
             for name in CONV_LAYERS:
                 block, conv = name.removeprefix("conv").split("_")
                 group_name = f"block{block}_conv{conv}"
@@ -219,13 +223,13 @@ def _features_only(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return state
 
 
-def fetch(source: str, step: Step = no_step, force: bool = False) -> Path:
-    """Make sure the converted weights of ``source`` are in the cache; download if needed.
+def fetch(source: str, step: Step = no_step) -> Path:
+    """Download and convert the weights of ``source`` into the cache (replacing what is there;
+    :func:`load_cached` fetches only when needed).
 
     Args:
         source: ``caffe`` or ``torchvision``.
         step: reporter for the long steps (download, extraction, conversion).
-        force: download and convert again even if cached.
 
     Returns:
         Path of the cached ``.pt`` file.
@@ -239,8 +243,6 @@ def fetch(source: str, step: Step = no_step, force: bool = False) -> Path:
             f"unknown weights source {source!r}; choose {', '.join(SOURCES)} or a file path"
         )
     path = cached_path(source)
-    if path.exists() and not force:
-        return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if source == "caffe":
@@ -281,7 +283,10 @@ def _read_weights_file(path: Path) -> tuple[dict[str, Tensor], Normalization, st
     if path.suffix.lower() in (".h5", ".hdf5"):
         return convert_keras_h5(path), CAFFE, None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, MAX_WEIGHTS_BYTES, str(path), "weights file", WeightsError) as f:
+            data = torch.load(f, map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
     except Exception as exc:  # torch raises many types for a bad pickle/zip
         raise WeightsError(
             f"{path}: cannot load as PyTorch weights ({type(exc).__name__}); "
@@ -328,12 +333,29 @@ def load_weights(spec: str, step: Step = no_step) -> VGGWeights:
     check_weights_spec(spec)
     if spec not in SOURCES:
         return _load_verified(Path(spec).expanduser(), str(Path(spec).expanduser()), step)
-    try:
-        return _load_verified(fetch(spec, step), spec, step)
-    except DamagedWeightsError as exc:
-        with step(f"The cached weights are damaged ({exc.problem}); fetching them again"):
-            pass
-    return _load_verified(fetch(spec, step, force=True), spec, step)
+    return load_cached(spec, step)[0]
+
+
+def load_cached(source: str, step: Step = no_step) -> tuple[VGGWeights, bool]:
+    """A source's cached weights, verified as every render verifies them (readable, VGG19,
+    finite, the known digest); fetched when missing, and again when the cache is damaged (an
+    empty or garbage file, a flipped bit).
+
+    Returns:
+        ``(weights, fetched)``: ``fetched`` says whether they were downloaded now.
+
+    Raises:
+        WeightsError: the download, conversion or a fresh copy's verification failed.
+    """
+    path = cached_path(source)
+    if path.exists():
+        try:
+            return _load_verified(path, source, step), False
+        except WeightsError as exc:
+            problem = exc.problem if isinstance(exc, DamagedWeightsError) else str(exc)
+            with step(f"The cached weights are damaged ({problem}); fetching them again"):
+                pass
+    return _load_verified(fetch(source, step), source, step), True
 
 
 class DamagedWeightsError(WeightsError):

@@ -248,18 +248,6 @@ def test_presets_validate_checks_that_style_files_exist(tmp_path, tiny_preset_fi
     _one_line_error(result, 2, f"styles[0].image: no such file {tmp_path / 'gone.jpg'}")
 
 
-def test_weights_fetch_says_when_the_weights_are_already_cached(tmp_path, monkeypatch):
-    monkeypatch.setenv("STYLECASCADE_HOME", str(tmp_path))
-    (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / "vgg19-caffe.pt").write_bytes(b"converted")
-    result = runner.invoke(app, ["weights", "fetch"])
-    assert result.exit_code == 0
-    assert result.output == (
-        f"caffe weights already in the cache: {tmp_path / 'weights' / 'vgg19-caffe.pt'} "
-        "(--force: again)\n"
-    )
-
-
 def test_dash_h_is_help_and_flags_read_as_flags():
     result = runner.invoke(app, ["render", "-h"], env={"COLUMNS": "80"})
     assert result.exit_code == 0

@@ -178,7 +178,7 @@ def test_unknown_preset_name_lists_bundled():
 
 
 def test_missing_preset_file():
-    with pytest.raises(PresetError, match="nope.yaml: no such preset file"):
+    with pytest.raises(PresetError, match="nope.yaml: no such file"):
         load_preset("nope.yaml")
 
 
@@ -326,7 +326,7 @@ def test_bundled_presets_share_drafts_blocks():
     [
         ("base: loop.yaml\n", "base: {d}/loop.yaml → {d}/loop.yaml loops"),
         ("base: [draft]\n", "base: must be a preset name or YAML file; got list"),
-        ("base: nowhere.yaml\n", "nowhere.yaml: no such preset file"),
+        ("base: nowhere.yaml\n", "nowhere.yaml: no such file"),
         ("base: fancy\n", "unknown preset 'fancy'"),
     ],
 )

