@@ -506,9 +506,9 @@ def presets_validate(
 ) -> None:
     """Check a preset completely; print a one-line summary, or the first problem (exit 2)."""
     preset = load_preset(file)
-    for i, style in enumerate(preset.styles):
-        if not Path(style.image).is_file():
-            raise UsageError(f"{file}: styles[{i}].image: no such file {style.image}")
+    for field, path in preset.file_fields().items():
+        if not Path(path).is_file():
+            raise UsageError(f"{file}: {field}: no such file {path}")
     sizes = " → ".join(f"{s.long_edge}×{s.iterations}" for s in preset.stages)
     typer.echo(f"{file}: valid; {len(preset.stages)} stages {sizes}, color {preset.color}")
 

@@ -382,8 +382,20 @@ class Preset:
 
     def files(self) -> list[str]:
         """Every image file the preset reads (paintings and masks, of every stage), once."""
-        sets, _ = self.style_sets()
-        return list(dict.fromkeys(f for styles in sets for s in styles for f in s.files()))
+        return list(dict.fromkeys(self.file_fields().values()))
+
+    def file_fields(self) -> dict[str, str]:
+        """``{field: path}`` of every file it names, the field as YAML spells it
+        (``styles[0].image``, ``stages[2].styles[1].mask``)."""
+        found = {}
+        owners = [("", self.styles)] + [
+            (f"stages[{n}].", stage.styles) for n, stage in enumerate(self.stages) if stage.styles
+        ]
+        for prefix, styles in owners:
+            for i, style in enumerate(styles):
+                for key, path in style.file_fields().items():
+                    found[f"{prefix}styles[{i}].{key}"] = path
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with the YAML keys (:func:`yaml_key`), as written into the JSON manifest

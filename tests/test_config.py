@@ -7,6 +7,7 @@ import yaml
 from conftest import TINY_PRESET, edited_tiny_preset
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from stylecascade.errors import ArgumentError, UsageError
 from stylecascade.preset import MIN_STAGE_EDGE, PresetError, scaled_stages
 from stylecascade.preset_files import bundled_presets, load_preset, parse_preset
@@ -424,3 +425,21 @@ def test_resolved_errors_name_the_argument(tiny_preset, arguments, argument, mes
     assert info.value.argument == argument and str(info.value).startswith(argument)
     assert message in str(info.value)
     assert info.value.named(lambda name: f"--{name}").startswith(f"--{argument}")
+
+
+@pytest.mark.parametrize("field", ["image", "mask", "style_mask"])
+def test_presets_validate_checks_every_stage_painting_and_mask(tmp_path, tiny_preset_file, field):
+    """Issue 25.3: a missing per-stage painting was "valid"."""
+    from stylecascade.cli import app
+    from typer.testing import CliRunner
+
+    painting = tmp_path / "painting.png"
+    Image.new("RGB", (32, 32)).save(painting)
+    own = {"image": str(painting), field: str(tmp_path / "gone.png")}
+    data = yaml.safe_load(tiny_preset_file.read_text())
+    data["stages"][-1]["styles"] = [own]
+    tiny_preset_file.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["presets", "validate", str(tiny_preset_file)])
+    n = len(data["stages"]) - 1
+    assert result.exit_code == 2, result.output
+    assert f"stages[{n}].styles[0].{field}: no such file {tmp_path / 'gone.png'}" in result.output
