@@ -52,7 +52,8 @@ def batch_jobs(
     jobs = []
     for content, name in zip(inputs, names, strict=True):
         output = out_dir / name
-        check_outputs(output_files(output), every_input)  # before any work, as for one render
+        folder = checkpoint_folder(output)
+        check_outputs(output_files(output), every_input, [folder])  # as for one render
         resume = template.resume and checkpoint_folder(output).exists()
         jobs.append(dataclasses.replace(template, content=content, output=output, resume=resume))
     return jobs

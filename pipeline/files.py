@@ -8,7 +8,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -156,21 +156,23 @@ TEMPORARY_ROOM = len(".") + len(".XXXXXXXX.tmp")
 ``.NAME.XXXXXXXX.tmp`` (the lock ``.NAME.lock`` adds less)."""
 
 
-def check_outputs(outputs: list[Path], inputs: list[Path]) -> None:
+def check_outputs(outputs: list[Path], inputs: list[Path], folders: Sequence[Path] = ()) -> None:
     """Check, before any work, that every file a render will write can be written there.
 
     Args:
-        outputs: every file or folder the render creates (image, manifest, checkpoint folder,
-            stage images); their folders exist or are created before writing.
-        inputs: the render's input files (photo, paintings).
+        outputs: every file the render creates (image, manifest, stage images); their
+            folders exist or are created before writing.
+        inputs: the render's input files (photo, paintings, masks; a batch's every photo).
+        folders: folders it creates (the checkpoint folder).
 
     Raises:
-        UsageError: the first output that is an input (another spelling, a symbolic or hard
+        UsageError: the first output file that is an existing folder; the first output that
+            is an input (another spelling, a symbolic or hard
             link count as the same; ``--overwrite`` or not); whose name, with the
             :data:`TEMPORARY_ROOM` written beside it, is longer than its file system takes; or
             whose folder (or, while missing, its nearest existing parent) cannot be written.
     """
-    for output in outputs:
+    for output in [*outputs, *folders]:
         folder = _existing_folder(output.parent)
         limit = _name_max(folder) - TEMPORARY_ROOM
         size = len(os.fsencode(output.name))
@@ -180,7 +182,15 @@ def check_outputs(outputs: list[Path], inputs: list[Path]) -> None:
                 f"{limit + TEMPORARY_ROOM} less {TEMPORARY_ROOM} for the temporary file written "
                 f"beside it): choose a shorter name"
             )
-        _refuse_input(output, inputs)  # resolving a name too long would fail
+        if output not in folders and output.is_dir():
+            raise ArgumentError(
+                "output",
+                f"output {literal(output)} is an existing folder, not a file: choose another "
+                f"{{}}, {{}} or {{}}",
+                "out_dir",
+                "name",
+            )
+        _refuse_input(output, inputs)  # after the name's length: resolving it would fail
         _probe(folder, output)
 
 

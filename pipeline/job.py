@@ -83,9 +83,9 @@ def _digest(path: str, digests: dict[str, str]) -> str:
 
 
 def output_files(output: Path) -> list[Path]:
-    """What a render writes for ``output``: the image, its manifest and its checkpoint
-    folder."""
-    return [output, manifest_path(output), checkpoint_folder(output)]
+    """The files a render writes for ``output``: the image and its manifest (and, while it
+    runs, its checkpoint folder, :func:`checkpoint_folder`)."""
+    return [output, manifest_path(output)]
 
 
 def stage_paths(job: RenderJob, content_hw: tuple[int, int], preset: Preset) -> list[Path]:
@@ -128,7 +128,8 @@ class CheckedJob:
                 )
             self.stage_files = stage_paths(job, content_hw, preset)
         inputs = [job.content, *(Path(f) for f in preset.files())]
-        check_outputs([*output_files(job.output), *self.stage_files], inputs)
+        outputs = [*output_files(job.output), *self.stage_files]
+        check_outputs(outputs, inputs, [checkpoint_folder(job.output)])
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
         self._check_existing()
 

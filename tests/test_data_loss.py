@@ -103,6 +103,25 @@ def test_a_batch_never_replaces_another_photo_of_the_batch(
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_an_output_that_is_a_folder_is_refused_up_front(
+    tmp_path, photos, tiny_preset_file, no_network, overwrite
+):
+    """Issue 25.12: found only after the render ("Is a directory"), a .checkpoint/ left."""
+    folder = tmp_path / "out.png"
+    folder.mkdir()
+    result = _render(photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", folder, *overwrite)
+    _one_error(result, f"output {folder} is an existing folder, not a file: choose another -o")
+    (tmp_path / "batch").mkdir()
+    (tmp_path / "batch" / "tubingen-x.png").mkdir()
+    result = _render(
+        photos[0], photos[2], "-s", photos[1], "-p", tiny_preset_file, *overwrite,
+        "--out-dir", tmp_path / "batch", "--name", "{content}-x.png",
+    )  # fmt: skip
+    _one_error(result, "tubingen-x.png is an existing folder", "--out-dir or --name")
+    assert sorted(p.name for p in tmp_path.rglob("*checkpoint*")) == []
+
+
 def test_resume_keeps_stage_images_it_did_not_write(tmp_path, photos, renderer):
     out, stages = tmp_path / "o.png", tmp_path / "stages"
     stages.mkdir()
