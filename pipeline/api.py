@@ -156,7 +156,8 @@ def render_batch(
         styles: the painting(s) to blend; ``None``: the preset's own (a saved look).
         blend_weights, masks, preset, color, size, print_size, dpi, tile_size,
             content_weight, style_weight, tv_weight: the look, as for :func:`render`.
-        name: output file name pattern (``{content}``, ``{styles}``, ``{preset}``, ``{seed}``).
+        name: output file name pattern (``{content}``, ``{ext}``, ``{styles}``, ``{preset}``,
+            ``{seed}``).
         save_stages: folder for each stage's image of every photo.
         overwrite: replace existing outputs; resume: continue interrupted renders.
         bit_depth: 8 or 16 bits per channel (16: PNG, TIFF); jpeg_quality: 1–95.

@@ -11,11 +11,12 @@ input that fails is reported and the batch goes on.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
 from .checkpoint import checkpoint_folder
-from .errors import ArgumentError, StyleCascadeError
+from .errors import ArgumentError, StyleCascadeError, literal
 from .files import check_outputs
 from .interrupt import Interrupted, Signalled
 from .job import CheckedJob, RenderJob, output_files
@@ -41,13 +42,7 @@ def batch_jobs(
     if not out_dir.is_dir():
         raise ArgumentError("out_dir", f"{{}} {out_dir}: no such folder")
     names = [output_name(pattern, p, preset, template.seed) for p in inputs]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise ArgumentError(
-            "name",
-            f"{{}} {pattern!r} gives several inputs the same output {sorted(duplicates)[0]}; "
-            f"add {{content}} to it or rename the photos",
-        )
+    _refuse_shared_outputs(inputs, names, pattern, out_dir)
     every_input = [*inputs, *(Path(f) for f in preset.files())]
     jobs = []
     for content, name in zip(inputs, names, strict=True):
@@ -57,6 +52,31 @@ def batch_jobs(
         resume = template.resume and checkpoint_folder(output).exists()
         jobs.append(dataclasses.replace(template, content=content, output=output, resume=resume))
     return jobs
+
+
+def _refuse_shared_outputs(inputs: list[Path], names: list[str], pattern: str, out: Path) -> None:
+    """Refuse two photos that would write one output, saying which and what separates them.
+
+    Raises:
+        UsageError: the first output two photos share.
+    """
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        first, second = [p for p, n in zip(inputs, names, strict=True) if n == name][:2]
+        same = os.path.abspath(first) == os.path.abspath(second)
+        if same:
+            fix = "give each photo once"
+        elif "{content}" not in pattern:
+            fix = "add {content} to {}"
+        elif first.stem == second.stem and "{ext}" not in pattern:
+            fix = "add {ext} to {} (e.g. '{content}-{ext}.png') or rename one photo"
+        else:
+            fix = "rename one photo, or render them in two batches"
+        twice = f"photo {literal(first)} is given twice" if same else (
+            f"photos {literal(first)} and {literal(second)} would both write "
+            f"{literal(out / name)}"
+        )  # fmt: skip
+        more = ["name"] * fix.count("{}")
+        raise ArgumentError("name", f"{twice} ({{}} {literal(repr(pattern))}): {fix}", *more)
 
 
 def run_batch(

@@ -16,7 +16,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF"
 """Output suffix → Pillow format name (``stylecascade.output`` writes 16-bit PNG and TIFF
 itself)."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
-NAME_FIELDS = ("content", "styles", "preset", "seed")
+NAME_FIELDS = ("content", "ext", "styles", "preset", "seed")
 DEFAULT_NAME = "{content}-{styles}.png"
 
 
@@ -65,7 +65,8 @@ def _fields(pattern: str) -> list[tuple[str, str, str | None]]:
 def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
     """The output file name for ``content`` from ``--name``'s pattern.
 
-    Fields: ``{content}`` (the photo's stem), ``{styles}`` (the paintings' stems joined by
+    Fields: ``{content}`` (the photo's stem), ``{ext}`` (its extension, without the dot),
+    ``{styles}`` (the paintings' stems joined by
     ``+``), ``{preset}``, ``{seed}``; plain fields only (no ``:spec`` or ``!conversion``).
 
     Raises:
@@ -86,6 +87,7 @@ def output_name(pattern: str, content: Path, preset: Preset, seed: int) -> str:
             )
     name = pattern.format(
         content=content.stem,
+        ext=content.suffix.lstrip("."),
         styles="+".join(Path(s.image).stem for s in preset.styles),
         preset=preset.name,
         seed=seed,

@@ -268,7 +268,7 @@ Name = Annotated[
         metavar="PATTERN",
         panel=BATCH,
         show_default=True,
-        help="Batch: output name; fields {content}, {styles}, {preset}, {seed}.",
+        help="Batch: output name; fields {content}, {ext}, {styles}, {preset}, {seed}.",
     ),
 ]
 Cluster = Annotated[

@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import reprlib
 import types
 import typing
@@ -74,6 +75,9 @@ MAX_LIST = 64
 """Most stages and most styles a preset may list."""
 MAX_BASE_DEPTH = 8
 """Most ``base:`` links a preset may chain."""
+MAX_PRESET_NAME = 100
+"""Longest saved preset name in bytes (its file ``NAME.yaml`` and the temporary file written
+beside it fit any file system's 255-byte names)."""
 MERGED_BLOCKS = ("model", "tiling", "defaults")
 """Fields a preset merges key by key with its base's; every other field replaces the base's."""
 PRESET_KEYS = (
@@ -527,7 +531,8 @@ def save_user_preset(name: str, preset: Preset, overwrite: bool = False) -> Path
     """Write ``preset`` as ``NAME.yaml`` into :func:`user_preset_dir`.
 
     Raises:
-        PresetError: a name that is not a plain file name or is a bundled preset's.
+        PresetError: a name that is not a plain file name, is over :data:`MAX_PRESET_NAME`
+            bytes, or is a bundled preset's.
         ArgumentError: (argument ``overwrite``) an existing saved preset without
             ``overwrite``.
         OSError: the folder cannot be written.
@@ -535,6 +540,11 @@ def save_user_preset(name: str, preset: Preset, overwrite: bool = False) -> Path
     if not name or Path(name).name != name or name.startswith(".") or Path(name).suffix:
         raise PresetError(
             f"preset name {name!r}: use a plain name like 'my-look' (no path, no suffix)"
+        )
+    if len(os.fsencode(name)) > MAX_PRESET_NAME:
+        raise PresetError(
+            f"preset name {reprlib.repr(name)} is {len(os.fsencode(name))} bytes long; at most "
+            f"{MAX_PRESET_NAME}"
         )
     if name in bundled_presets():
         raise PresetError(f"preset name {name!r} is a bundled preset's; choose another name")

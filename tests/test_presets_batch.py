@@ -193,4 +193,41 @@ def test_batch_usage_errors(tmp_path, photos):
     dup = _invoke(
         "render", photos[0], photos[0], "-s", photos[1], "--out-dir", tmp_path, "--name", "x.png"
     )
-    assert dup.exit_code == 2 and "the same output x.png" in dup.output
+    assert dup.exit_code == 2
+    assert f"photo {photos[0]} is given twice (--name 'x.png'): give each photo once" in dup.output
+
+
+@pytest.mark.parametrize(
+    ("names", "pattern", "fix"),
+    [
+        (("a.png", "a.jpg"), "{content}.png", "add {ext} to --name (e.g. '{content}-{ext}.png')"),
+        (("a.png", "b.png"), "x.png", "add {content} to --name"),
+        (("a.png", "a.jpg"), "{content}-{preset}.png", "add {ext} to --name"),
+    ],
+)
+def test_two_photos_sharing_an_output_say_which_and_what_separates_them(
+    tmp_path, photos, names, pattern, fix
+):
+    """Issue 25.13: a.png + a.jpg said "add {content}" although the pattern had it."""
+    for name in names:
+        Image.open(photos[0]).convert("RGB").save(tmp_path / name)
+    first, second = (tmp_path / n for n in names)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = _invoke("render", first, second, "-s", photos[1], "--out-dir", out, "--name", pattern)
+    assert result.exit_code == 2, result.output
+    assert f"photos {first} and {second} would both write {out}/" in result.output
+    assert fix in result.output
+    draft = load_preset("draft")
+    separated = [output_name("{content}-{ext}.png", p, draft, 0) for p in (first, second)]
+    assert len(set(separated)) == 2
+
+
+def test_a_preset_name_too_long_is_a_usage_error_naming_it(tmp_path, monkeypatch):
+    """Issue 25.13: exit 1 naming the folder ("File name too long")."""
+    monkeypatch.setenv("STYLECASCADE_HOME", str(tmp_path))
+    result = _invoke("presets", "save", "x" * 300, "--from", "draft")
+    assert result.exit_code == 2, result.output
+    assert (
+        "preset name 'xxxx" in result.output and "is 300 bytes long; at most 100" in result.output
+    )
