@@ -22,6 +22,7 @@ from rich.console import Console
 from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
+from .errors import ArgumentTypeError, literal
 from .launch import launch, resolve_look, select_device_for
 from .naming import DEFAULT_NAME
 from .preset import Preset
@@ -90,6 +91,10 @@ def render(
     """
     request = _request(locals())
     request.check()
+    if not isinstance(progress, bool) and not callable(getattr(progress, "iteration", None)):
+        raise ArgumentTypeError(
+            "progress", f"{{}} must be True, False or an observer; got {literal(repr(progress))}"
+        )
     torch_device = select_device_for(device, None)
     look = resolve_look(request, torch_device)
     renderer = Renderer(look.preset, device=torch_device, weights=weights, sources=look.sources)

@@ -9,8 +9,9 @@ class StyleCascadeError(Exception):
     exit_code = 1
 
 
-class UsageError(StyleCascadeError):
-    """Bad input from the user: a missing file, a bad preset or option (exit code 2)."""
+class UsageError(StyleCascadeError, ValueError):
+    """Bad input from the user: a missing file, a bad preset or option (exit code 2); a
+    ``ValueError`` to Python callers."""
 
     exit_code = 2
 
@@ -50,3 +51,8 @@ class ArgumentError(UsageError):
         parts = self.template.split("{}", len(self.arguments))
         names = [name_of(a) for a in self.arguments][: len(parts) - 1]
         return "".join(p + n for p, n in zip(parts, [*names, ""], strict=True))
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong type (``size="128"``, ``seed=1.5``): an :class:`ArgumentError`
+    that Python callers may also catch as ``TypeError``."""

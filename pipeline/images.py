@@ -17,7 +17,7 @@ from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
-from .errors import ArgumentError, UsageError, literal
+from .errors import ArgumentError, ArgumentTypeError, StyleCascadeError, UsageError, literal
 from .reading import image_file_limit, open_regular
 
 _SRGB = ImageCms.createProfile("sRGB")
@@ -169,6 +169,8 @@ def _decode(source: BinaryIO, size: int, name: str, role: str, max_pixels: int |
                     f"{{}} {width * height} to allow it",
                 )
             array = _to_rgb(_upright(img), f"{role} image {name}")
+    except StyleCascadeError:
+        raise
     except UnidentifiedImageError:
         raise UsageError(f"{role} image {name}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -222,25 +224,40 @@ def as_tensor(source: ImageSource, role: str, max_pixels: int | None = MAX_INPUT
         max_pixels: decompression-bomb guard for files.
 
     Raises:
-        UsageError: an unreadable file, a tensor of the wrong shape or dtype, values outside
-            0–1 or not finite, or another type.
+        UsageError: an unreadable file.
+        ArgumentError: (a ``ValueError``, argument ``content`` or ``styles``) a tensor of the
+            wrong shape or dtype, values outside 0–1 or not finite, a closed PIL image.
+        ArgumentTypeError: (a ``TypeError``) another type.
     """
+    argument = "styles" if role == "style" else role
     if isinstance(source, (str, Path)):
         return load_image(Path(source), role, max_pixels)
     if isinstance(source, Image.Image):
-        array = _to_rgb(_upright(source), f"{role} image")
+        try:
+            array = _to_rgb(_upright(source), f"{role} image")
+        except (OSError, ValueError) as exc:  # a closed image: "Operation on closed image"
+            message = f"{role} image: cannot read the PIL image ({exc})"
+            raise ArgumentError(argument, message) from None
         return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
     if isinstance(source, Tensor):
-        image = source.unsqueeze(0) if source.dim() == 3 else source
-        if image.dim() != 4 or image.shape[:2] != (1, 3) or not image.is_floating_point():
-            raise UsageError(
-                f"{role} image: a tensor must be float (3, H, W) or (1, 3, H, W); got "
-                f"{source.dtype} {tuple(source.shape)}"
-            )
-        image = image.detach().float().cpu()
-        if not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-            raise UsageError(f"{role} image: tensor values must be finite and in 0–1")
-        return image.contiguous()
-    raise UsageError(
-        f"{role} image: expected a path, a PIL image or a tensor; got {type(source).__name__}"
+        return _checked_tensor(source, role, argument)
+    raise ArgumentTypeError(
+        argument,
+        f"{role} image: expected a path, a PIL image or a tensor; got {type(source).__name__}",
     )
+
+
+def _checked_tensor(source: Tensor, role: str, argument: str) -> Tensor:
+    """A caller's image tensor as ``(1, 3, H, W)`` float32 on the CPU, checked."""
+    image = source.unsqueeze(0) if source.dim() == 3 else source
+    empty = image.dim() == 4 and min(image.shape[-2:]) < 1
+    if image.dim() != 4 or image.shape[:2] != (1, 3) or not image.is_floating_point() or empty:
+        raise ArgumentError(
+            argument,
+            f"{role} image: a tensor must be float (3, H, W) or (1, 3, H, W), H, W ≥ 1; got "
+            f"{source.dtype} {tuple(source.shape)}",
+        )
+    image = image.detach().float().cpu()
+    if not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+        raise ArgumentError(argument, f"{role} image: tensor values must be finite and in 0–1")
+    return image.contiguous()

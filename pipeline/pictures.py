@@ -97,12 +97,13 @@ def _read(path: Path) -> Image.Image:
         UsageError: not an image Pillow can decode, naming the file.
     """
     limit = image_file_limit(MAX_INPUT_PIXELS)
-    try:
-        with open_regular(path, limit, f"--stages {path}", "image file") as f, Image.open(f) as img:
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UsageError(f"--stages {path}: not an image Pillow can read ({exc})") from None
+    with open_regular(path, limit, f"--stages {path}", "image file") as f:
+        try:
+            with Image.open(f) as img:
+                img.load()
+                return img.copy()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise UsageError(f"--stages {path}: not an image Pillow can read ({exc})") from None
 
 
 def _stage_number(path: Path) -> int:

@@ -53,7 +53,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ArgumentError, literal
+from .errors import ArgumentError, ArgumentTypeError, literal
 from .files import atomic_write
 from .paths import user_preset_dir
 from .preset import (
@@ -506,10 +506,10 @@ def _read_text(path: Path, source: str, limit: int = MAX_PRESET_BYTES) -> str:
 
 def _manifest_preset(path: Path) -> tuple[str, str, str, Path | None]:
     """The resolved preset of a past render, from its manifest, as YAML."""
+    text = _read_text(path, str(path), MAX_MANIFEST_BYTES)
     try:
-        text = _read_text(path, str(path), MAX_MANIFEST_BYTES)
         manifest = parsed(json.loads, text, str(path), PresetError)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise PresetError(f"{path}: not valid JSON ({exc})") from None
     data = manifest.get("preset") if isinstance(manifest, dict) else None
     if not isinstance(data, dict):
@@ -565,6 +565,11 @@ def load_preset(spec: str) -> Preset:
     """Load and validate a bundled preset by name, or a preset file by path.
 
     Raises:
+        ArgumentTypeError: ``spec`` is not a str or path.
         PresetError: unknown name, unreadable file, or an invalid preset.
     """
-    return parse_preset(*read_preset(spec))
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ArgumentTypeError(
+            "preset", f"{{}} must be a name or a path; got {type(spec).__name__}"
+        )
+    return parse_preset(*read_preset(str(spec)))

@@ -174,5 +174,5 @@ def read_json(path: Path | str, what: str, limit: int = MAX_MANIFEST_BYTES) -> A
     text = read_text(path, limit, what, "JSON file")
     try:
         return parsed(json.loads, text, what)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise UsageError(f"{what}: not valid JSON ({exc})") from None

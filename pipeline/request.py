@@ -11,18 +11,94 @@ torch is imported. Field names are the Python API's argument names; error messag
 from __future__ import annotations
 
 import functools
+import os
+import reprlib
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .choices import MAX_INPUT_PIXELS, check_seed
-from .errors import ArgumentError
+from .errors import ArgumentError, ArgumentTypeError, literal
 from .naming import DEFAULT_NAME
 
 if TYPE_CHECKING:
     from .images import ImageSource
     from .preset import Preset
+
+
+_PATH = str | os.PathLike
+FIELD_TYPES: dict[str, Any] = {
+    "photos": Sequence[_PATH],
+    "blend_weights": Sequence[float] | None,
+    "masks": Sequence[_PATH | None] | None,
+    "color": str | None,
+    "size": int | None,
+    "print_size": str | None,
+    "dpi": float | None,
+    "tile_size": int | None,
+    "content_weight": float | None,
+    "style_weight": float | None,
+    "tv_weight": float | None,
+    "output": _PATH | None,
+    "out_dir": _PATH | None,
+    "name": str,
+    "save_stages": _PATH | None,
+    "overwrite": bool,
+    "resume": bool,
+    "bit_depth": int,
+    "jpeg_quality": int,
+    "max_input_pixels": int,
+    "seed": int,
+    "threads": int | None,
+    "weights": _PATH,
+    "cluster": str | None,
+    "actors": int | None,
+    "cpus_per_actor": int | None,
+    "quiet": bool,
+}
+"""The type of each field a caller gives as a plain value, checked strictly by pydantic
+(no ``"128"`` for 128, no ``1.5`` or ``True`` for an integer); ``styles``, ``preset`` and
+``device`` are checked where they are read."""
+
+
+@functools.cache
+def _adapter(kind: Any) -> Any:
+    """pydantic's strict validator of ``kind`` (imported here: 0.2 s kept off the CLI's
+    start-up)."""
+    from pydantic import ConfigDict, TypeAdapter
+
+    return TypeAdapter(kind, config=ConfigDict(strict=True, arbitrary_types_allowed=True))
+
+
+_NAMES = {int: "an int", float: "a number", str: "a str", bool: "True or False"}
+
+
+def _describe(kind: Any) -> str:
+    """``int | None`` → ``an int or None``; ``Sequence[float]`` → ``a list, each a number``."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = typing.get_args(kind)
+        path = str in args and os.PathLike in args
+        rest = [_describe(a) for a in args if not (path and a in (str, os.PathLike))]
+        return " or ".join(["a path (str or os.PathLike)"] * path + rest)
+    if typing.get_origin(kind) is Sequence:
+        return f"a list (each {_describe(typing.get_args(kind)[0])})"
+    return "None" if kind is type(None) else _NAMES.get(kind, getattr(kind, "__name__", "?"))
+
+
+def _check_type(argument: str, value: Any, kind: Any) -> None:
+    """Raise :class:`ArgumentTypeError` unless ``value`` is of ``kind`` (strictly)."""
+    from pydantic import ValidationError
+
+    try:
+        _adapter(kind).validate_python(value)
+    except ValidationError:
+        wanted, shown = _describe(kind), reprlib.repr(value)
+        raise ArgumentTypeError(
+            argument, f"{{}} must be {wanted}; got {literal(shown)} ({type(value).__name__})"
+        ) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,18 +180,26 @@ class RenderRequest:
         """The checks that need no file and no torch, in one place.
 
         Raises:
+            ArgumentTypeError: an argument of another type than its field's
+                (:data:`FIELD_TYPES`; ``True`` is no number here).
             ArgumentError: a seed out of range; ``output`` with a batch; masks that
                 are not paths; ``actors``/``cpus_per_actor`` without ``cluster`` or < 1;
                 ``cluster`` for a single photo.
         """
+        masks = self.masks if isinstance(self.masks, (list, tuple)) else ()
+        if not all(m is None or isinstance(m, (str, os.PathLike)) for m in masks):
+            raise ArgumentError(
+                "masks", "{}= takes mask file paths (or None for everywhere), one per style"
+            )
+        for argument, kind in FIELD_TYPES.items():
+            _check_type(argument, getattr(self, argument), kind)
+        from .preset import Preset  # torch-free, like this module
+
+        _check_type("preset", self.preset, str | os.PathLike | Preset | None)
         check_seed(self.seed)
         if self.batch and self.output is not None:
             raise ArgumentError(
                 "output", "{} names one output; for several photos use {} and {}", "out_dir", "name"
-            )
-        if self.masks and not all(m is None or isinstance(m, (str, Path)) for m in self.masks):
-            raise ArgumentError(
-                "masks", "{}= takes mask file paths (or None for everywhere), one per style"
             )
         for argument in ("actors", "cpus_per_actor"):
             value = getattr(self, argument)
