@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .choices import check_seed
 from .device import precision
-from .errors import StyleCascadeError, UsageError
+from .errors import ArgumentError, StyleCascadeError, UsageError
 from .memory import activation_bytes_per_pixel, free_bytes, plan_stage
 from .preset import ModelConfig, Preset, StageConfig, TilingConfig
 from .stages import cascade
@@ -27,6 +27,7 @@ from .stages.guides import guide_energy
 from .stages.initial import initial_image
 from .stages.resample import fit_long_edge
 from .stages.terms import untileable, weighted_terms
+from .stages.tiling import tile_grid
 from .stages.vgg import VGGFeatures
 
 __all__ = [
@@ -180,6 +181,32 @@ def refuse_tiles(index: int, stage: Stage, why: str) -> None:
         )
 
 
+MAX_TILE_COVERAGE = 4.0
+"""Most times a tiled evaluation may compute each pixel (tiles × tile area ÷ image area): a
+tile barely larger than its overlap covers each pixel thousands of times (65 px tiles with a
+64 px overlap on a 1024 px stage: 0 evaluations in 2 minutes)."""
+
+
+def refuse_overlapping_tiles(index: int, size: tuple[int, int], tile: int, overlap: int) -> None:
+    """Refuse a tiling that would make each evaluation compute the image more than
+    :data:`MAX_TILE_COVERAGE` times over.
+
+    Raises:
+        ArgumentError: (argument ``tile_size``) naming the coverage and the smallest tile edge
+            that keeps under it.
+    """
+    h, w = size
+    count = len(tile_grid(h, w, tile, overlap, (0, 0)))
+    coverage = count * min(tile, h) * min(tile, w) / (h * w)
+    if coverage > MAX_TILE_COVERAGE:
+        raise ArgumentError(
+            "tile_size",
+            f"stage {index + 1} ({w}×{h} px): {tile} px tiles overlapping by {overlap} px "
+            f"compute each pixel {coverage:.0f} times per evaluation ({count} tiles); choose "
+            f"{{}} of at least {2 * overlap} px (or 0: tile only when needed)",
+        )
+
+
 def planned(
     index: int, stage: Stage, tiling: TilingConfig, per_pixel: float, available: int | None
 ) -> Stage:
@@ -195,6 +222,8 @@ def planned(
 
     Raises:
         StyleCascadeError: the stage does not fit even in the smallest tiles.
+        ArgumentError: tiles so small against their overlap that the work is endless
+            (:func:`refuse_overlapping_tiles`).
     """
     try:
         plan = plan_stage(
@@ -210,6 +239,7 @@ def planned(
     if plan.tile_edge is None:
         return dataclasses.replace(stage, estimate_bytes=plan.estimate_bytes)
     refuse_tiles(index, stage, "does not fit in memory untiled")
+    refuse_overlapping_tiles(index, stage.size, plan.tile_edge, tiling.overlap)
     return dataclasses.replace(
         stage,
         optimizer="adam",
@@ -277,8 +307,8 @@ def run_stages(
         return planned(index, stage, preset.tiling, per_pixel, free_bytes(content.device))
 
     stages = schedule(preset, content_hw)
-    for index, stage in enumerate(stages):  # a stage that cannot run tiled: refused up front
-        if untileable(stage.terms):
+    for index, stage in enumerate(stages):  # refused up front: a stage that cannot run tiled,
+        if untileable(stage.terms) or preset.tiling.tile_edge:  # tiles forced too small
             prepare(index, stage)
     problem = cascade.Problem(extractor, content, targets, model.content_layers, model.guides)
     first = [styles, *stage_styles][preset.style_sets()[1][0]]  # the first stage's paintings

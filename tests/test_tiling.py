@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import TINY_PRESET
 from stylecascade.memory import activation_bytes_per_pixel, plan_stage, saved_bytes
 from stylecascade.preset import TilingConfig
 from stylecascade.runner import run_stages
@@ -150,3 +151,20 @@ def test_activation_memory_is_linear_in_pixels(tiny_extractor):
         forward, torch.device("cpu"), 128
     )
     assert abs(at_256 / (256**2 - 128**2) - slope) / slope < 0.05  # the same slope further out
+
+
+def test_tiles_barely_larger_than_their_overlap_are_refused_up_front(tmp_path, photos):
+    """Issue 25.7: 0 evaluations in 2 minutes; now one line before any stage runs."""
+    from stylecascade.cli import app
+    from typer.testing import CliRunner
+
+    preset = tmp_path / "tiled.yaml"
+    preset.write_text(TINY_PRESET + "tiling: {overlap: 8}\n")
+    out = tmp_path / "o.png"
+    args = ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(preset), "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "--tile-size", "9", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "stage 1 (32×24 px): 9 px tiles overlapping by 8 px compute each pixel 40 " in result.output
+    assert "choose --tile-size of at least 16 px (or 0: tile only when needed)" in result.output
+    assert not out.exists() and not (tmp_path / "o.png.checkpoint").exists()
+    assert CliRunner().invoke(app, [*args, "--tile-size", "24", "-q"]).exit_code == 0
