@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_PRESET
 from PIL import Image
 from stylecascade.cli import app
 from stylecascade.output import save_image
@@ -308,3 +309,41 @@ def test_unwritable_output_folder_is_refused_up_front(photos):
     assert (
         result.output == "error: cannot write /sys/kernel/o.png: /sys/kernel: permission denied\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--style-weight", "0", "--tv-weight", "0"], "only the content term is weighted"),
+        (["--style-weight", "0", "--tv-weight", "0", "--content-weight", "0"], "every weight"),
+    ],
+)
+def test_a_render_that_would_return_the_photo_says_so_up_front(
+    tmp_path, photos, tiny_preset_file, args, fragment
+):
+    """Issue 25.4: these returned the photo unchanged with exit 0."""
+    out = tmp_path / "o.png"
+    result = CliRunner().invoke(
+        app,
+        ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(tiny_preset_file),
+         "-o", str(out), "-q", *args],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: stage 1 would return its start unchanged: ")
+    assert fragment in result.output and not out.exists()
+
+
+def test_a_stage_whose_loss_does_not_move_stops_the_render(tmp_path, photos):
+    """Adam with lr 0 (the class: settings that leave nothing to optimize)."""
+    preset = tmp_path / "still.yaml"
+    preset.write_text(
+        TINY_PRESET.replace("optimizer: lbfgs\n  lr: 1.0", "optimizer: adam\n  lr: 1e-12")
+    )
+    out = tmp_path / "o.png"
+    result = CliRunner().invoke(
+        app,
+        ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(preset), "-o", str(out), "-q"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "stage 1 did not lower its loss" in result.output
+    assert "adam lr 1e-12): check the preset's lr and weights" in result.output and not out.exists()

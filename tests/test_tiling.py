@@ -164,7 +164,9 @@ def test_tiles_barely_larger_than_their_overlap_are_refused_up_front(tmp_path, p
     args = ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(preset), "-o", str(out)]
     result = CliRunner().invoke(app, [*args, "--tile-size", "9", "-q"])
     assert result.exit_code == 2, result.output
-    assert "stage 1 (32×24 px): 9 px tiles overlapping by 8 px compute each pixel 40 " in result.output
+    assert (
+        "stage 1 (32×24 px): 9 px tiles overlapping by 8 px compute each pixel 40 " in result.output
+    )
     assert "choose --tile-size of at least 16 px (or 0: tile only when needed)" in result.output
     assert not out.exists() and not (tmp_path / "o.png.checkpoint").exists()
     assert CliRunner().invoke(app, [*args, "--tile-size", "24", "-q"]).exit_code == 0
