@@ -28,6 +28,7 @@ from .files import (
 from .images import load_image
 from .interrupt import Interrupted, signals_deferred
 from .manifest import manifest_path, stage_entry
+from .memory import free_bytes
 from .output import OutputOptions, check_output, save_image
 from .preset import FILE_FIELDS, Preset
 from .renderer import Renderer
@@ -119,7 +120,8 @@ class CheckedJob:
         self.content = load_image(job.content, "content", job.max_input_pixels)
         preset = renderer.preset
         content_hw = (self.content.shape[-2], self.content.shape[-1])
-        check_sizes(content_hw, renderer.style_sets, preset, min_input_size(preset.layers))
+        minimum, free = min_input_size(preset.layers), free_bytes(renderer.device)
+        check_sizes(content_hw, renderer.style_sets, preset, minimum, free)
         self.stage_files: list[Path] = []
         if job.save_stages is not None:
             if job.save_stages.exists() and not job.save_stages.is_dir():

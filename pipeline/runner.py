@@ -18,7 +18,7 @@ from torch import Tensor
 from .choices import check_seed
 from .device import precision
 from .errors import ArgumentError, StyleCascadeError, UsageError
-from .memory import activation_bytes_per_pixel, free_bytes, plan_stage
+from .memory import USABLE_FRACTION, activation_bytes_per_pixel, free_bytes, plan_stage
 from .preset import ModelConfig, Preset, StageConfig, TilingConfig
 from .stages import cascade
 from .stages.blend import StyleTargets, WeightedStyle, style_size
@@ -50,6 +50,31 @@ def stage_sizes(content_hw: tuple[int, int], preset: Preset) -> list[tuple[int, 
     return [fit_long_edge(*content_hw, stage.long_edge) for stage in preset.stages]
 
 
+PAINTING_BYTES_PER_PIXEL = 1024
+"""Peak bytes per painting pixel while its style targets are computed (VGG forward without
+gradients: conv1_x's 64-channel float32 maps in flight, the style layers' features kept).
+Measured on the CPU (peak RSS over the baseline, Gram targets at relu1_1 … relu5_1): 789 B/px
+at 1024 × 640 px, 771 B/px at 2048 × 1280 px; 1024 keeps a 30 % margin."""
+
+
+def _check_painting_memory(
+    index: int, what: str, size: tuple[int, int], available: int | None
+) -> None:
+    """Refuse a painting whose style targets at ``size`` px would not fit in ``available``.
+
+    Raises:
+        UsageError: naming the stage, the painting's size there and the memory it needs.
+    """
+    need = size[0] * size[1] * PAINTING_BYTES_PER_PIXEL
+    if available is not None and need > available * USABLE_FRACTION:
+        raise UsageError(
+            f"stage {index + 1}: the {what} resized to {size[1]}×{size[0]} px (its style size "
+            f"there) needs about {need / 2**30:.2g} GiB for its style targets and "
+            f"{available / 2**30:.2g} GiB is free; render at a smaller --size, or give the "
+            f"preset a style_scale below 1"
+        )
+
+
 def style_edge(stage: StageConfig) -> int:
     """Long edge in px of the style images at a stage: its long edge × ``style_scale``."""
     return round(stage.long_edge * stage.style_scale)
@@ -65,18 +90,24 @@ def check_sizes(
     style_sets: Sequence[Sequence[WeightedStyle]],
     preset: Preset,
     min_size: int,
+    available: int | None = None,
 ) -> None:
-    """Refuse a preset whose stages would feed the network images smaller than it needs, and
-    masks whose aspect ratio is not their image's.
+    """Refuse a preset whose stages would feed the network images smaller than it needs,
+    paintings whose style targets would not fit in memory, and masks whose aspect ratio is not
+    their image's.
 
     Args:
         content_hw: ``(H, W)`` of the photo.
         style_sets: the paintings of each set (:meth:`~stylecascade.preset.Preset.style_sets`).
         preset: the resolved preset.
         min_size: the network's smallest input edge in px.
+        available: free memory in bytes (:func:`~stylecascade.memory.free_bytes`; ``None``:
+            unknown, not checked).
 
     Raises:
         UsageError: a stage's content or style image would be under ``min_size`` px on a side;
+            a painting at a stage's style size would need more than ``available`` for its
+            style targets (:data:`PAINTING_BYTES_PER_PIXEL`);
             a mask whose aspect ratio differs from its image's; an empty mask on a painting;
             masks that leave a stage no painting.
     """
@@ -89,7 +120,9 @@ def check_sizes(
         for n, style in enumerate(styles):
             edge = style_size(style, style_edge(stage))
             what = "style image" if len(styles) == 1 else f"style image {n + 1}"
-            shorts.append((what, min(fit_long_edge(*style.image.shape[-2:], edge))))
+            painting = fit_long_edge(*style.image.shape[-2:], edge)
+            shorts.append((what, min(painting)))
+            _check_painting_memory(i, what, painting, available)
             _check_aspect(style.mask, content_hw, f"the mask of {what}", "photo")
             _check_aspect(style.style_mask, style.image.shape[-2:], f"the mask on {what}", what)
             if style.style_mask is not None and not bool(style.style_mask.max() > 0):
@@ -335,7 +368,8 @@ def run_stages(
             iterate.
     """
     content_hw = (content.shape[-2], content.shape[-1])
-    check_sizes(content_hw, [styles, *stage_styles], preset, extractor.min_size)
+    available = free_bytes(content.device)
+    check_sizes(content_hw, [styles, *stage_styles], preset, extractor.min_size, available)
     model = preset.model
     if targets is None:
         targets = StyleTargets(extractor, styles, model.style_layers, stage_styles)

@@ -347,3 +347,20 @@ def test_a_stage_whose_loss_does_not_move_stops_the_render(tmp_path, photos):
     assert result.exit_code == 2, result.output
     assert "stage 1 did not lower its loss" in result.output
     assert "adam lr 1e-12): check the preset's lr and weights" in result.output and not out.exists()
+
+
+def test_a_painting_too_large_for_memory_is_refused_up_front(
+    tmp_path, photos, tiny_preset_file, monkeypatch, no_network
+):
+    """Issue 25.9: a painting resized to a panorama's size asked for 64 GB: a traceback."""
+    monkeypatch.setattr("stylecascade.job.free_bytes", lambda device: 2 << 20)  # 2 MiB free
+    out = tmp_path / "o.png"
+    result = CliRunner().invoke(
+        app,
+        ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(tiny_preset_file),
+         "-o", str(out), "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: stage 2: the style image resized to 64×40 px")
+    assert "needs about 0.0024 GiB for its style targets and 0.002 GiB is free" in result.output
+    assert not out.exists()
