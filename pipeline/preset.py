@@ -31,7 +31,7 @@ from .stages.vocabulary import (
     weight_problem,
 )
 
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "auto")
 
 MAX_ITERATIONS = 100_000
 """Largest evaluation cap of a stage (a 4096 px stage on a large GPU does about 2 per second)."""
