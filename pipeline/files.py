@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -191,6 +193,7 @@ def check_outputs(outputs: list[Path], inputs: list[Path], folders: Sequence[Pat
                 "name",
             )
         _refuse_input(output, inputs)  # after the name's length: resolving it would fail
+        _refuse_package(output)
         _probe(folder, output)
 
 
@@ -216,6 +219,30 @@ def _refuse_input(output: Path, inputs: list[Path]) -> None:
                 f"replaces an input: choose another {{}}, {{}} or {{}}",
                 "out_dir",
                 "name",
+            )
+
+
+@functools.cache
+def package_folders() -> tuple[Path, ...]:
+    """The folders of the installed package: ``stylecascade``, its ``stages`` and bundled
+    ``presets`` (in an editable install, the clone's ``pipeline/``, ``stages/``, ``presets/``)."""
+    folders = []
+    for name in ("stylecascade", "stylecascade.stages", "stylecascade.presets"):
+        spec = importlib.util.find_spec(name)
+        folders += [Path(p).resolve() for p in (spec.submodule_search_locations or [])]
+    return tuple(folders)
+
+
+def _refuse_package(output: Path) -> None:
+    """Refuse an output inside the product's own package (README's quick start leaves the user
+    in the clone, whose ``stages/`` is the package ``stylecascade.stages``)."""
+    resolved = Path(os.path.abspath(output)).resolve()
+    for folder in package_folders():
+        if resolved.is_relative_to(folder):
+            raise ArgumentError(
+                "output",
+                f"output {literal(output)} is inside stylecascade's own package ({folder}); "
+                f"write under another folder, e.g. out/",
             )
 
 

@@ -227,7 +227,8 @@ def _announce(
     preset, ladder = look.preset, look.ladder
     sizes = " → ".join(str(s.long_edge) for s in preset.stages)
     header = f"preset [bold]{escape(preset.name)}[/] ({sizes} px), device {device}"
-    header += f", seed {request.seed}" + (f", {count} photos" if request.batch else "")
+    photos = f", {count} photo" + ("s" if count != 1 else "")
+    header += f", seed {request.seed}" + (photos if request.batch else "")
     if ladder is not None and ladder.dropped:
         dropped = ", ".join(map(str, ladder.dropped))
         header += f"; stages of {dropped} px dropped (under the {ladder.floor} px floor"

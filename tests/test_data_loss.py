@@ -365,3 +365,18 @@ def test_ctrl_c_in_a_batch_reports_the_photos_already_done(
     assert "no output written" not in result.output
     assert "interrupted before" in result.output and "not started" in result.output
     assert (out / "tubingen-x.png").exists() and not (out / "the_scream-x.png").exists()
+
+
+def test_nothing_is_written_into_the_package_itself(tmp_path, photos, tiny_preset_file, no_network):
+    """Issue 28.3: README's --save-stages stages/, run from the clone's root, wrote stage
+    images into the package folder stages/ (stylecascade.stages)."""
+    import stylecascade.stages
+
+    package = Path(stylecascade.stages.__file__).parent
+    before = sorted(package.iterdir())
+    result = _render(
+        photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", tmp_path / "o.png",
+        "--save-stages", package, "-q",
+    )  # fmt: skip
+    _one_error(result, "is inside stylecascade's own package", "write under another folder")
+    assert sorted(package.iterdir()) == before
