@@ -97,7 +97,13 @@ def render(
         )
     torch_device = select_device_for(device, None)
     look = resolve_look(request, torch_device)
-    renderer = Renderer(look.preset, device=torch_device, weights=weights, sources=look.sources)
+    renderer = Renderer(
+        look.preset,
+        device=torch_device,
+        weights=weights,
+        sources=look.sources,
+        look=look.unsized,
+    )
     if progress is True:
         with stage_progress(Console(stderr=True)) as bars:
             return renderer.render(content, seed=seed, observer=bars)

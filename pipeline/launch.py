@@ -47,11 +47,14 @@ class Look:
         ladder: the preset's stages scaled to the requested size (``None``: its own sizes).
         sources: the paintings given as images in memory, in order (``None``: read the
             preset's files).
+        unsized: ``preset`` before the requested size scaled its stages: the look a manifest
+            keeps for ``presets save --from`` (a look tried at 128 px is the ladder, not 128 px).
     """
 
     preset: Preset
     ladder: Ladder | None
     sources: list[ImageSource] | None
+    unsized: Preset
 
 
 def default_preset(device: torch.device) -> str:
@@ -70,25 +73,24 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
     chosen = preset if isinstance(preset, Preset) else load_preset(preset)
     final = final_long_edge(request.size, request.print_size, request.dpi)
     styles = list(request.styles or [])
-    resolved = chosen.resolved(
+    unsized = chosen.resolved(
         styles=[Path(describe(s)) for s in styles] or None,
         blend_weights=list(request.blend_weights) if request.blend_weights else None,
         masks=list(request.masks) if request.masks else None,
         color=request.color,
-        size=final,
         tile_size=request.tile_size,
         content_weight=request.content_weight,
         style_weight=request.style_weight,
         tv_weight=request.tv_weight,
     )
     ladder = None if final is None else scaled_stages(chosen.stages, final)
-    if all(isinstance(s, (str, Path)) for s in styles):
-        return Look(resolved, ladder, None)
-    named = [
-        dataclasses.replace(s, image=describe(x))
-        for s, x in zip(resolved.styles, styles, strict=True)
-    ]
-    return Look(dataclasses.replace(resolved, styles=tuple(named)), ladder, styles)
+    sources = None
+    if not all(isinstance(s, (str, Path)) for s in styles):  # images in memory: by description
+        pairs = zip(unsized.styles, styles, strict=True)
+        named = tuple(dataclasses.replace(s, image=describe(x)) for s, x in pairs)
+        sources, unsized = styles, dataclasses.replace(unsized, styles=named)
+    resolved = unsized if final is None else unsized.with_final_size(final)
+    return Look(resolved, ladder, sources, unsized)
 
 
 def launch(request: RenderRequest, console: Console | None = None) -> list[Outcome]:
@@ -137,6 +139,7 @@ def launch(request: RenderRequest, console: Console | None = None) -> list[Outco
             sources=look.sources,
             step=step,
             max_input_pixels=request.max_input_pixels or None,
+            look=look.unsized,
         )
         jobs, checked = _jobs(request, inputs, renderer)
         if shown is not None:

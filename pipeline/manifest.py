@@ -63,6 +63,7 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
 def build_manifest(
     *,
     preset: Preset,
+    look: Preset,
     seed: int,
     device: str,
     precision: str,
@@ -76,7 +77,9 @@ def build_manifest(
     """Everything needed to reproduce and audit a render (see README, "Manifest").
 
     ``preset`` is the resolved preset: its ``styles`` (paths and weights) and ``color`` are the
-    ones this render used, so ``presets save NAME --from OUT.json`` keeps the whole look.
+    ones this render used. ``look`` is the same before ``--size`` scaled its stages: what
+    ``presets save NAME --from OUT.json`` and ``--preset OUT.json`` take (the whole look, not
+    the size it was tried at).
     ``status`` is ``done`` or ``interrupted``. ``content`` and ``output`` are paths, or
     descriptions of in-memory images (``output`` ``None``: not written; the Python API).
     """
@@ -90,6 +93,7 @@ def build_manifest(
         ],
         "color": preset.color,
         "preset": preset.to_dict(),
+        "look": look.to_dict(),
         "seed": seed,
         "device": device,
         "threads": torch.get_num_threads(),

@@ -511,7 +511,7 @@ def _manifest_preset(path: Path) -> tuple[str, str, str, Path | None]:
         manifest = parsed(json.loads, text, str(path), PresetError)
     except json.JSONDecodeError as exc:
         raise PresetError(f"{path}: not valid JSON ({exc})") from None
-    data = manifest.get("preset") if isinstance(manifest, dict) else None
+    data = None if not isinstance(manifest, dict) else manifest.get("look", manifest.get("preset"))
     if not isinstance(data, dict):
         raise PresetError(f"{path}: not a stylecascade manifest (no 'preset' in it)")
     made_by = str(manifest.get("versions", {}).get("stylecascade", ""))

@@ -170,6 +170,8 @@ class Renderer:
             names it. Loaded from ``weights`` on first use when ``None``.
         files: the bytes of the preset's paintings and masks by path, read instead of the
             files (:func:`load_style_sets`).
+        look: ``preset`` before a requested size scaled its stages (``None``: ``preset``);
+            the manifest keeps it as ``look`` for ``presets save --from OUT.json``.
 
     Raises:
         UsageError: no style, an unreadable style image, an unavailable device, or a bad
@@ -187,6 +189,7 @@ class Renderer:
         max_input_pixels: int | None = MAX_INPUT_PIXELS,
         network: Network | None = None,
         files: Mapping[str, bytes] | None = None,
+        look: Preset | None = None,
     ) -> None:
         if network is None:
             check_weights_spec(weights)
@@ -196,6 +199,7 @@ class Renderer:
         self._sets: list[list[WeightedStyle]] | None = None
         self._network, self._files = network, files
         self._targets: StyleTargets | None = None
+        self.look = preset if look is None else look
 
     @property
     def styles(self) -> list[WeightedStyle]:
@@ -341,6 +345,7 @@ class Renderer:
         network = self.network
         return build_manifest(
             preset=self.preset,
+            look=self.look,
             seed=seed,
             device=str(self.device),
             precision=effective_precision(self.preset.precision, self.device),

@@ -231,3 +231,22 @@ def test_a_preset_name_too_long_is_a_usage_error_naming_it(tmp_path, monkeypatch
     assert (
         "preset name 'xxxx" in result.output and "is 300 bytes long; at most 100" in result.output
     )
+
+
+def test_a_look_tried_small_saves_its_ladder_not_its_size(tmp_path, photos, monkeypatch):
+    """Issue 28.5: a look tried at 128 px became a one-stage 128 px preset."""
+    monkeypatch.setenv("STYLECASCADE_HOME", str(tmp_path / "home"))
+    preview = tmp_path / "preview.png"
+    preset = tmp_path / "look.yaml"
+    preset.write_text(
+        TINY_PRESET.replace("size: 64, it", "size: 128, it").replace("size: 32", "size: 64")
+    )
+    result = _invoke(
+        "render", photos[0], "-s", photos[1], "-p", preset, "--size", "64", "-o", preview, "-q"
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(preview.with_suffix(".json").read_text())
+    assert [s["size"] for s in manifest["preset"]["stages"]] == [64]  # what was rendered
+    assert [s["size"] for s in manifest["look"]["stages"]] == [64, 128]  # the look
+    assert _invoke("presets", "save", "mine", "--from", preview.with_suffix(".json")).exit_code == 0
+    assert [s.long_edge for s in load_preset("mine").stages] == [64, 128]
