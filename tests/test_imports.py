@@ -2,6 +2,8 @@
 count too), and ``stages/`` never imports ``pipeline/``."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,3 +98,16 @@ def test_stages_never_import_pipeline():
 
 def test_the_records_leaf_imports_nothing_of_the_package():
     assert _graph()["stylecascade.records"] == set()
+
+
+def test_the_package_imports_from_the_folder_that_holds_the_clone(tmp_path):
+    """Issue 28.7: from the clone's parent, the clone (a folder named stylecascade) shadowed
+    the editable install: "cannot import name 'render' from 'stylecascade' (unknown
+    location)". CI installs as README says (editable_mode=strict)."""
+    clone = Path(__file__).resolve().parent.parent
+    (tmp_path / "stylecascade").symlink_to(clone)
+    done = subprocess.run(
+        [sys.executable, "-c", "from stylecascade import render; print(render.__module__)"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "stylecascade.api", done.stderr
