@@ -47,6 +47,9 @@ def render(
     content_weight: float | None = None,
     style_weight: float | None = None,
     tv_weight: float | None = None,
+    iterations: int | None = None,
+    init: str | None = None,
+    style_scale: float | None = None,
     device: str | torch.device = "auto",
     seed: int = 0,
     weights: str = "caffe",
@@ -73,6 +76,10 @@ def render(
         color: color mode: ``none``, ``luminance``, ``histogram`` or ``luminance-only``.
         content_weight, style_weight, tv_weight: multiply every stage's content weight α,
             style weight β and TV weight γ (jcjohnson/neural-style's knobs).
+        iterations: the last stage's evaluation cap, the others scaled alike
+            (``-num_iterations``); init: the first stage's start, one of ``content``,
+            ``noise``, ``style``, ``style-stats``, ``style-mean+detail`` (``-init``); style_scale:
+            multiplies every stage's style scale (``-style_scale``).
         device: ``auto``, ``cuda``, ``mps``, ``cpu`` or a ``torch.device``.
         seed: makes the render repeatable (same seed, threads and device).
         weights: VGG19 weights: ``caffe``, ``torchvision`` or a file path.
@@ -140,6 +147,9 @@ def render_batch(
     content_weight: float | None = None,
     style_weight: float | None = None,
     tv_weight: float | None = None,
+    iterations: int | None = None,
+    init: str | None = None,
+    style_scale: float | None = None,
     name: str = DEFAULT_NAME,
     save_stages: str | Path | None = None,
     overwrite: bool = False,
@@ -166,7 +176,8 @@ def render_batch(
             unless ``overwrite``.
         styles: the painting(s) to blend; ``None``: the preset's own (a saved look).
         blend_weights, masks, preset, color, size, print_size, dpi, tile_size,
-            content_weight, style_weight, tv_weight: the look, as for :func:`render`.
+            content_weight, style_weight, tv_weight, iterations, init, style_scale: the look,
+            as for :func:`render`.
         name: output file name pattern (``{content}``, ``{ext}``, ``{styles}``, ``{preset}``,
             ``{seed}``).
         save_stages: folder for each stage's image of every photo.

@@ -163,6 +163,9 @@ def render_command(
     style_weight: opt.StyleWeight = None,
     content_weight: opt.ContentWeight = None,
     tv_weight: opt.TVWeight = None,
+    iterations: opt.Iterations = None,
+    init: opt.Init = None,
+    style_scale: opt.StyleScale = None,
     color: opt.Color = None,
     size: opt.Size = None,
     output: opt.Output = None,
@@ -236,6 +239,7 @@ def render_command(
 
 _PLAIN = (
     "output out_dir name save_stages overwrite resume bit_depth jpeg_quality max_input_pixels "
+    "iterations init style_scale "
     "device seed threads weights cluster actors cpus_per_actor quiet"
 ).split()
 """``render`` options that go into the request as they are, under their own names."""

@@ -82,6 +82,9 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
         content_weight=request.content_weight,
         style_weight=request.style_weight,
         tv_weight=request.tv_weight,
+        iterations=request.iterations,
+        init=request.init,
+        style_scale=request.style_scale,
     )
     ladder = None if final is None else scaled_stages(chosen.stages, final)
     sources = None

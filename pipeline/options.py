@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from .choices import DEVICES, MAX_INPUT_PIXELS, SOURCES
-from .stages.vocabulary import COLOR_MODES
+from .stages.vocabulary import COLOR_MODES, INITS
 
 INPUTS, LOOK, OUTPUT, PRINT, PERFORMANCE, BATCH = (
     "Inputs",
@@ -124,6 +124,34 @@ TVWeight = Annotated[
         metavar="X",
         panel=LOOK,
         help="Multiply the preset's total-variation (smoothness) weight in every stage.",
+    ),
+]
+Iterations = Annotated[
+    int | None,
+    _option(
+        "--iterations",
+        metavar="N",
+        panel=LOOK,
+        help="The last stage's evaluation cap; earlier stages' caps scale alike.",
+    ),
+]
+Init = Annotated[
+    str | None,
+    _option(
+        "--init",
+        metavar="START",
+        panel=LOOK,
+        help=f"How the first stage starts: {' | '.join(INITS)} (default: the preset's).",
+    ),
+]
+StyleScale = Annotated[
+    float | None,
+    _option(
+        "--style-scale",
+        metavar="X",
+        panel=LOOK,
+        help="Multiply the painting's size against the render's in every stage "
+        "(smaller: finer strokes).",
     ),
 ]
 Color = Annotated[

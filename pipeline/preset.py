@@ -33,6 +33,8 @@ from .stages.vocabulary import (
 
 PRECISIONS = ("fp32", "tf32", "bf16", "auto")
 
+MAX_STYLE_SCALE = 8.0
+"""Largest ``style_scale`` of a stage (the painting at 8× the stage's size)."""
 MAX_ITERATIONS = 100_000
 """Largest evaluation cap of a stage (a 4096 px stage on a large GPU does about 2 per second)."""
 
@@ -115,7 +117,7 @@ class StageConfig:
     )
     style_weight: float = field(default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
     tv_weight: float = field(default=0.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
-    style_scale: float = field(default=1.0, metadata={"positive": True, "at_most": 8.0})
+    style_scale: float = field(default=1.0, metadata={"positive": True, "at_most": MAX_STYLE_SCALE})
     tolerance: float = field(
         default=DEFAULT_TOLERANCE, metadata={"non_negative": True, "at_most": 1.0}
     )
@@ -296,6 +298,9 @@ class Preset:
         content_weight: float | None = None,
         style_weight: float | None = None,
         tv_weight: float | None = None,
+        iterations: int | None = None,
+        init: str | None = None,
+        style_scale: float | None = None,
     ) -> Preset:
         """The preset of one render: the caller's choices over the preset's defaults.
 
@@ -312,6 +317,10 @@ class Preset:
             content_weight, style_weight, tv_weight: multipliers ≥ 0 of every stage's
                 weights α, β, γ (``None``: unchanged); a scaled weight must stay
                 ≤ ``MAX_WEIGHT``.
+            iterations: the last stage's evaluation cap; every stage's cap is scaled by the
+                same factor (jcjohnson/neural-style's ``-num_iterations``; ≥ 1 each).
+            init: the first stage's start (one of ``INITS``; ``-init``).
+            style_scale: multiplies every stage's ``style_scale`` (``-style_scale``).
 
         Returns:
             The preset with absolute style paths, their weights, the color mode, the size and
@@ -329,7 +338,10 @@ class Preset:
             stages = tuple(dataclasses.replace(stage, styles=None) for stage in stages)
         chosen = _blend(chosen, blend_weights, masks)
         factors = dict(zip(WEIGHT_FIELDS, (content_weight, style_weight, tv_weight), strict=True))
-        stages = tuple(_absolute_stage(stage) for stage in _weighted(stages, factors))
+        stages = _knobs(_weighted(stages, factors), iterations, style_scale)
+        stages = tuple(_absolute_stage(stage) for stage in stages)
+        if init is not None and init not in INITS:
+            raise ArgumentError("init", f"{{}} must be one of {', '.join(INITS)}; got {init!r}")
         if color is not None and color not in COLOR_MODES:
             raise ArgumentError(
                 "color", f"{{}} must be one of {', '.join(COLOR_MODES)}; got {color!r}"
@@ -340,6 +352,7 @@ class Preset:
             styles=tuple(_absolute(s) for s in chosen),
             color=self.color if color is None else color,
             tiling=self._tiling(tile_size),
+            init=self.init if init is None else init,
         )
         return preset if size is None else preset.with_final_size(size)
 
@@ -440,6 +453,39 @@ def _blend(
             dataclasses.replace(s, weight=w) for s, w in zip(chosen, blend_weights, strict=True)
         )
     return chosen
+
+
+def _knobs(
+    stages: tuple[StageConfig, ...], iterations: int | None, style_scale: float | None
+) -> tuple[StageConfig, ...]:
+    """The stages with their caps scaled so the last one's is ``iterations``, and their
+    ``style_scale`` multiplied by ``style_scale`` (``None``: unchanged).
+
+    Raises:
+        ArgumentError: ``iterations`` not 1 … ``MAX_ITERATIONS``; ``style_scale`` not in
+            (0, 8] once multiplied.
+    """
+    if iterations is not None:
+        if isinstance(iterations, bool) or not 1 <= iterations <= MAX_ITERATIONS:
+            raise ArgumentError(
+                "iterations", f"{{}} must be 1 … {MAX_ITERATIONS}; got {iterations!r}"
+            )
+        factor = iterations / stages[-1].iterations
+        stages = tuple(
+            dataclasses.replace(s, iterations=max(1, round(s.iterations * factor))) for s in stages
+        )
+    if style_scale is not None:
+        scales = [s.style_scale * style_scale for s in stages]
+        if not all(0 < x <= MAX_STYLE_SCALE for x in scales):
+            raise ArgumentError(
+                "style_scale",
+                f"{{}} multiplies each stage's style_scale; the products must lie in "
+                f"(0, {MAX_STYLE_SCALE:g}]; got {style_scale!r}",
+            )
+        stages = tuple(
+            dataclasses.replace(s, style_scale=x) for s, x in zip(stages, scales, strict=True)
+        )
+    return stages
 
 
 def _weighted(

@@ -42,6 +42,9 @@ FIELD_TYPES: dict[str, Any] = {
     "content_weight": float | None,
     "style_weight": float | None,
     "tv_weight": float | None,
+    "iterations": int | None,
+    "init": str | None,
+    "style_scale": float | None,
     "output": _PATH | None,
     "out_dir": _PATH | None,
     "name": str,
@@ -122,6 +125,9 @@ class RenderRequest:
         tile_size: tile edge in px for larger stages (0: only when a stage does not fit).
         content_weight, style_weight, tv_weight: multiply every stage's content weight α,
             style weight β and TV weight γ (``None``: the preset's).
+        iterations: the last stage's evaluation cap, every stage's cap scaled alike;
+            init: the first stage's start; style_scale: multiplies every stage's style scale
+            (jcjohnson/neural-style's ``-num_iterations``, ``-init``, ``-style_scale``).
         output: the output image of a single photo (default ``CONTENT-STYLES.png``).
         out_dir: a batch's output folder (its presence makes a batch).
         name: a batch's output file name pattern (``{content}``, ``{styles}``, ``{preset}``,
@@ -151,6 +157,9 @@ class RenderRequest:
     content_weight: float | None = None
     style_weight: float | None = None
     tv_weight: float | None = None
+    iterations: int | None = None
+    init: str | None = None
+    style_scale: float | None = None
     output: Path | None = None
     out_dir: Path | None = None
     name: str = DEFAULT_NAME

@@ -151,3 +151,32 @@ def test_a_single_style_weight_with_several_paintings_says_what_it_now_means(
     result = runner.invoke(app, args)
     assert "note: --style-weight scales the style loss" in result.output
     assert "--blend-weight" in result.output and result.exit_code == 2
+
+
+def test_jcjohnsons_knobs_override_the_preset_in_every_stage(tiny_preset):
+    """Issue 28.2: --iterations, --init and --style-scale were "No such option"; iterations
+    scale the caps (the last stage's becomes N), not replace them."""
+    base = [s.iterations for s in tiny_preset.stages]
+    look = tiny_preset.resolved(iterations=12, init="noise", style_scale=0.5)
+    assert [s.iterations for s in look.stages] == [round(b * 12 / base[-1]) for b in base]
+    assert look.stages[-1].iterations == 12 and look.init == "noise"
+    assert [s.style_scale for s in look.stages] == [s.style_scale * 0.5 for s in tiny_preset.stages]
+    for knob, value, message in [
+        ("iterations", 0, "iterations must be 1 … 100000; got 0"),
+        ("init", "photo", "init must be one of content, noise, style"),
+        ("style_scale", 20.0, "style_scale multiplies each stage's style_scale"),
+    ]:
+        with pytest.raises(ArgumentError, match=message):
+            tiny_preset.resolved(**{knob: value})
+
+
+def test_jcjohnsons_flags_on_the_command_line(tmp_path, photos, tiny_preset_file, no_network):
+    assert [flag_of(k) for k in ("iterations", "init", "style_scale")] == [
+        "--iterations", "--init", "--style-scale",
+    ]  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(tiny_preset_file),
+         "-o", str(tmp_path / "o.png"), "--iterations", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--iterations must be 1 … 100000; got 0" in result.output
