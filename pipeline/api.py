@@ -165,6 +165,7 @@ def render_batch(
     actors: int | None = None,
     cpus_per_actor: int | None = None,
     progress: bool = False,
+    yes: bool = True,
 ) -> list[Outcome]:
     """Apply one look to many photos, writing one output and its manifest per photo into
     ``out_dir`` — what ``stylecascade render PHOTOS --out-dir OUT`` does, with every option of
@@ -191,7 +192,9 @@ def render_batch(
         cluster: ``None`` (render here), ``local``, ``auto`` or ``ray://HOST:PORT``
             (:func:`stylecascade.cluster.connect`; needs the ``cluster`` extra).
         actors: on a cluster, at most this many actors; cpus_per_actor: CPUs per actor.
-        progress: the header and progress on stderr.
+        progress: the header, the time estimate and progress on stderr.
+        yes: start a render estimated over 30 minutes on a CPU (``False``: refuse it, as the
+            command line does without ``--yes``).
 
     Returns:
         One :class:`~stylecascade.records.Outcome` per photo, in order (``failed`` ones carry

@@ -175,6 +175,7 @@ def render_command(
     bit_depth: opt.BitDepth = 8,
     jpeg_quality: opt.JpegQuality = 95,
     quiet: opt.Quiet = False,
+    yes: opt.Yes = False,
     print_size: opt.PrintSize = None,
     dpi: opt.Dpi = None,
     device: opt.Device = "auto",
@@ -239,7 +240,7 @@ def render_command(
 
 _PLAIN = (
     "output out_dir name save_stages overwrite resume bit_depth jpeg_quality max_input_pixels "
-    "iterations init style_scale "
+    "iterations init style_scale yes "
     "device seed threads weights cluster actors cpus_per_actor quiet"
 ).split()
 """``render`` options that go into the request as they are, under their own names."""

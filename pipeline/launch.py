@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from .errors import ArgumentError
 from .files import make_folder
 from .interrupt import signals_interrupt
 from .naming import DEFAULT_NAME, describe, expand_inputs, output_name
@@ -148,6 +149,8 @@ def launch(request: RenderRequest, console: Console | None = None) -> list[Outco
         if shown is not None:
             where = str(device) if session is None else f"{device} on {session}"
             _announce(shown, look, where, request, len(jobs), checked)
+        if session is None and checked is not None:
+            _check_time(shown, request, renderer, checked, len(jobs))
         if session is None:
             with nullcontext() if shown is None else stage_progress(shown) as progress:
                 return run_batch(jobs, renderer, progress, batch=request.batch, checked=checked)
@@ -218,6 +221,49 @@ def _make_folders(request: RenderRequest, console: Console | None) -> None:
     for argument, folder in folders:
         if folder is not None and make_folder(Path(folder), argument) and console is not None:
             console.print(f"created folder {escape(str(folder))}", soft_wrap=True)
+
+
+def _check_time(
+    console: Console | None,
+    request: RenderRequest,
+    renderer: Renderer,
+    checked: CheckedJob,
+    count: int,
+) -> None:
+    """Say how long the render will take at most (:mod:`stylecascade.estimate`) and, on a CPU,
+    refuse one over :data:`~stylecascade.estimate.CONFIRM_SECONDS` without ``yes``.
+
+    Raises:
+        ArgumentError: (argument ``yes``) too long on a CPU, naming a size that takes a
+            quarter of the time.
+    """
+    from .device import precision
+    from .estimate import CONFIRM_SECONDS, device_rate, duration, render_estimate
+    from .runner import stage_sizes
+
+    preset, device = renderer.preset, renderer.device
+    done = checked.checkpoint.finished() if request.resume else 0
+    sizes = stage_sizes(tuple(checked.content.shape[-2:]), preset)[done:]
+    caps = [s.iterations for s in preset.stages][done:]
+    name, autocast = precision(preset.precision, device)
+    rate = device_rate(renderer.network.extractor, device, name, autocast)
+    estimate = render_estimate(sizes, caps, preset.layers, rate)
+    total = estimate.seconds * count
+    if console is not None:
+        console.print(
+            f"estimate: at most {duration(total)} ({estimate.flops * count / 1e12:.1f} TFLOP at "
+            f"{rate:.0f} GFLOP/s measured on {device} in {name}; stages that converge stop "
+            f"earlier)",
+            soft_wrap=True,
+        )
+    if device.type == "cpu" and total > CONFIRM_SECONDS and not request.yes:
+        final = max(preset.stages[-1].long_edge // 2, 1)
+        raise ArgumentError(
+            "yes",
+            f"this render would take up to {duration(total)} on this CPU; pass {{}} to start "
+            f"it, or render at {{}} {final} (about a quarter: {duration(total / 4)}) or on a GPU",
+            "size",
+        )
 
 
 def _announce(

@@ -210,6 +210,15 @@ JpegQuality = Annotated[
     _option("--jpeg-quality", metavar="Q", panel=OUTPUT, show_default=True, help="JPEG 1–95."),
 ]
 Quiet = Annotated[bool, _option("--quiet", "-q", panel=OUTPUT, help="No progress output.")]
+Yes = Annotated[
+    bool,
+    _option(
+        "--yes",
+        "-y",
+        panel=OUTPUT,
+        help="Start a render estimated over 30 minutes on a CPU (else it stops and says so).",
+    ),
+]
 PrintSize = Annotated[
     str | None,
     _option(

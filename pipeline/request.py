@@ -61,6 +61,7 @@ FIELD_TYPES: dict[str, Any] = {
     "actors": int | None,
     "cpus_per_actor": int | None,
     "quiet": bool,
+    "yes": bool,
 }
 """The type of each field a caller gives as a plain value, checked strictly by pydantic
 (no ``"128"`` for 128, no ``1.5`` or ``True`` for an integer); ``styles``, ``preset`` and
@@ -142,6 +143,8 @@ class RenderRequest:
         cluster: ``local``, ``auto`` or ``ray://HOST:PORT`` to render a batch on Ray;
             actors: at most this many; cpus_per_actor: CPUs per actor without GPUs.
         quiet: no progress, no header.
+        yes: start a render estimated over 30 minutes on a CPU (the command line asks for
+            ``--yes``; the Python API starts it).
     """
 
     photos: Sequence[Path] = ()
@@ -177,6 +180,7 @@ class RenderRequest:
     actors: int | None = None
     cpus_per_actor: int | None = None
     quiet: bool = False
+    yes: bool = True
 
     @functools.cached_property
     def batch(self) -> bool:

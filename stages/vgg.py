@@ -40,6 +40,25 @@ def build_vgg19_features(width: float = 1.0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def evaluation_flops(deepest: str, height: int, width: int) -> float:
+    """FLOPs of one objective evaluation through VGG19 up to ``deepest``: each 3×3
+    convolution's forward ``2·C_in·C_out·9·H·W`` on a ``height × width`` px input, twice (the
+    backward pass computes the input gradient only; the weights are frozen). Pools, ReLUs and
+    the losses are left out (1–19 % of an evaluation, ``benchmarks/step_overhead.py``).
+
+    Example: 284 GFLOP at 512 × 384 px through relu5_1.
+    """
+    last, flops, scale, channels = LAYER_NAMES.index(deepest), 0.0, 1, 3
+    for block, convs in enumerate(VGG19_BLOCKS, start=1):
+        for i, out in enumerate(convs, start=1):
+            if LAYER_NAMES.index(f"conv{block}_{i}") > last:
+                return 2 * flops
+            flops += 2 * channels * out * 9 * (height // scale) * (width // scale)
+            channels = out
+        scale *= 2
+    return 2 * flops
+
+
 @dataclass(frozen=True)
 class Normalization:
     """How an RGB image in 0–1 is turned into the network's input: ``(x·scale − mean) / std``.
