@@ -238,7 +238,7 @@ def _check_time(
             quarter of the time.
     """
     from .device import precision
-    from .estimate import CONFIRM_SECONDS, device_rate, duration, render_estimate
+    from .estimate import CONFIRM_SECONDS, H100_RATE, device_rate, duration, render_estimate
     from .runner import stage_sizes
 
     preset, device = renderer.preset, renderer.device
@@ -261,7 +261,8 @@ def _check_time(
         raise ArgumentError(
             "yes",
             f"this render would take up to {duration(total)} on this CPU; pass {{}} to start "
-            f"it, or render at {{}} {final} (about a quarter: {duration(total / 4)}) or on a GPU",
+            f"it, or render at {{}} {final} (about a quarter: {duration(total / 4)}), or on a GPU "
+            f"(an H100: about {duration(total * rate / H100_RATE)})",
             "size",
         )
 

@@ -52,7 +52,7 @@ def test_a_long_cpu_render_asks_for_yes_and_says_what_is_quicker(
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("error: this render would take up to ") and "pass --yes" in last
-    assert "or render at --size 32 (about a quarter: " in last
+    assert "or render at --size 32 (about a quarter: " in last and "an H100: about" in last
     assert "estimate: at most" in result.output and not out.exists()
     monkeypatch.setattr(estimate, "device_rate", lambda *a: 1e6)
     result = CliRunner().invoke(app, [*args, "-q"])
