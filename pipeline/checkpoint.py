@@ -19,11 +19,11 @@ from torch import Tensor
 
 from .errors import ArgumentError, UsageError, literal
 from .files import tensor_digest, write_json, write_torch
-from .reading import open_regular, read_json
+from .reading import Bound, open_regular, read_json
 
-MAX_STAGE_BYTES = 1 << 36
-"""A stage image ``stageN.pt``: float32 RGB, 64 GiB (a 100 000 × 60 000 px stage; the input
-pixel guard stops far below)."""
+STAGE = Bound(1 << 36, "stage image")
+"""A stage image ``stageN.pt``: float32 RGB, at most 64 GiB (a 100 000 × 60 000 px stage; the
+input pixel guard stops far below)."""
 
 
 def checkpoint_folder(output: Path) -> Path:
@@ -87,7 +87,7 @@ class Checkpoint:
             return [], None
         path = self.folder / f"stage{len(entries)}.pt"
         try:
-            with open_regular(path, MAX_STAGE_BYTES, path.name) as handle:
+            with open_regular(path, STAGE, path.name) as handle:
                 image = torch.load(handle, map_location="cpu", weights_only=True)
         except UsageError as exc:
             raise self._damaged(str(exc)) from None

@@ -39,7 +39,7 @@ from .checkpoint import checkpoint_folder
 from .errors import ArgumentError, StyleCascadeError
 from .interrupt import Interrupted, Signalled
 from .job import RenderJob
-from .reading import image_file_limit, read_bytes
+from .reading import image_bound, read_bytes
 from .records import ActorInfo, Outcome, Step, no_step
 from .renderer import Renderer
 from .runner import StageResult
@@ -291,7 +291,7 @@ class ActorRenderer(Renderer):
 
 def _image_bytes(path: str | Path, max_pixels: int | None) -> bytes:
     """An image file's bytes for an actor, read by the one bounded reader."""
-    return read_bytes(path, image_file_limit(max_pixels), f"image {path}", "image file")
+    return read_bytes(path, image_bound(max_pixels), f"image {path}")
 
 
 def _get(ref: Any) -> Any:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
 from .errors import ArgumentError, ArgumentTypeError, StyleCascadeError, UsageError, literal
-from .reading import image_file_limit, open_regular
+from .reading import image_bound, open_regular
 
 _SRGB = ImageCms.createProfile("sRGB")
 
@@ -128,8 +128,7 @@ def load_image(path: Path, role: str, max_pixels: int | None = MAX_INPUT_PIXELS)
             directory, FIFO, device), an image over ``max_pixels`` (or a file over the bytes
             such an image can take); 32-bit gray values outside their full scale.
     """
-    limit = image_file_limit(max_pixels)
-    with open_regular(path, limit, f"{role} image {path}", "image file") as handle:
+    with open_regular(path, image_bound(max_pixels), f"{role} image {path}") as handle:
         return _decode(handle, os.fstat(handle.fileno()).st_size, str(path), role, max_pixels)
 
 

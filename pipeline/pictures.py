@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .choices import MAX_INPUT_PIXELS
 from .errors import UsageError
-from .reading import image_file_limit, open_regular
+from .reading import image_bound, open_regular
 
 FONT_SIZE = 14
 LABEL_HEIGHT = 22
@@ -96,8 +96,7 @@ def _read(path: Path) -> Image.Image:
     Raises:
         UsageError: not an image Pillow can decode, naming the file.
     """
-    limit = image_file_limit(MAX_INPUT_PIXELS)
-    with open_regular(path, limit, f"--stages {path}", "image file") as f:
+    with open_regular(path, image_bound(MAX_INPUT_PIXELS), f"--stages {path}") as f:
         try:
             with Image.open(f) as img:
                 img.load()

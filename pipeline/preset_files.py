@@ -65,7 +65,7 @@ from .preset import (
     TilingConfig,
     yaml_key,
 )
-from .reading import MAX_MANIFEST_BYTES, parsed, read_text
+from .reading import MANIFEST, Bound, parsed, read_text
 from .stages.vocabulary import LAYER_NAMES, weight_problem
 
 PRESET_SUFFIXES = (".yaml", ".yml")
@@ -500,13 +500,17 @@ def read_preset(spec: str) -> tuple[str, str, str, Path | None]:
     return _read_text(path, spec), path.stem, spec, path.resolve().parent
 
 
-def _read_text(path: Path, source: str, limit: int = MAX_PRESET_BYTES) -> str:
-    return read_text(path, limit, source, "preset file", PresetError)
+PRESET = Bound(MAX_PRESET_BYTES, "preset file", PresetError)
+MANIFEST_PRESET = Bound(MANIFEST.limit, "JSON file", PresetError)
+
+
+def _read_text(path: Path, source: str, bound: Bound = PRESET) -> str:
+    return read_text(path, bound, source)
 
 
 def _manifest_preset(path: Path) -> tuple[str, str, str, Path | None]:
     """The resolved preset of a past render, from its manifest, as YAML."""
-    text = _read_text(path, str(path), MAX_MANIFEST_BYTES)
+    text = _read_text(path, str(path), MANIFEST_PRESET)
     try:
         manifest = parsed(json.loads, text, str(path), PresetError)
     except json.JSONDecodeError as exc:

@@ -209,7 +209,11 @@ class LogProgress:
             return
         self.last = now
         losses = format_losses(as_floats(terms))
-        message = f"{self.label}: {done}/{self.total}, {now - self.began:.0f} s · {losses}"
+        elapsed = now - self.began
+        left = elapsed / max(done, 1) * (self.total - done)
+        message = (
+            f"{self.label}: {done}/{self.total}, {elapsed:.0f} s, ≤ {left:.0f} s left · {losses}"
+        )
         log_line(self.console, message)
 
     def stage_finished(self, result: StageResult) -> None:

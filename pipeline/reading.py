@@ -11,6 +11,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,18 +20,6 @@ from .errors import StyleCascadeError, UsageError
 MAX_DEPTH = 64
 """Deepest nesting of lists and mappings in a YAML or JSON document we read (a preset is about
 5 deep, a manifest about 6)."""
-
-MAX_MANIFEST_BYTES = 64 << 20
-"""A manifest or checkpoint state (JSON): the draft render's manifest is 10 kB."""
-
-MAX_WEIGHTS_BYTES = 1 << 30
-"""A VGG19 weights file: torchvision's whole VGG19 is 548 MB, our converted trunk 80 MB."""
-
-
-def image_file_limit(max_pixels: int | None) -> int:
-    """The most bytes an image file of at most ``max_pixels`` px may hold: 8 bytes a pixel
-    (16-bit RGBA, uncompressed) and 64 MiB of metadata; no limit with ``max_pixels=None``."""
-    return (1 << 62) if max_pixels is None else max_pixels * 8 + (64 << 20)
 
 
 _KINDS = {
@@ -46,28 +35,44 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
+@dataclass(frozen=True)
+class Bound:
+    """What a kind of file may be: at most ``limit`` bytes, called ``noun`` in messages
+    (``"preset file"``), refused with ``error`` (e.g. ``PresetError``, ``WeightsError``)."""
+
+    limit: int
+    noun: str = "file"
+    error: type[StyleCascadeError] = UsageError
+
+
+MANIFEST = Bound(64 << 20, "JSON file")
+"""A manifest or checkpoint state: the draft render's manifest is 10 kB."""
+WEIGHTS = Bound(1 << 30, "weights file")
+"""A VGG19 weights file: torchvision's whole VGG19 is 548 MB, our converted trunk 80 MB."""
+
+
+def image_bound(max_pixels: int | None) -> Bound:
+    """An image file of at most ``max_pixels`` px: 8 bytes a pixel (16-bit RGBA, uncompressed)
+    and 64 MiB of metadata; no limit with ``max_pixels=None``."""
+    limit = (1 << 62) if max_pixels is None else max_pixels * 8 + (64 << 20)
+    return Bound(limit, "image file")
+
+
 @contextmanager
-def open_regular(
-    path: Path | str,
-    limit: int,
-    what: str,
-    noun: str = "file",
-    error: type[StyleCascadeError] = UsageError,
-) -> Iterator[BinaryIO]:
-    """A regular file of at most ``limit`` bytes, open for reading (for readers that take a
-    file object: Pillow, ``torch.load``).
+def open_regular(path: Path | str, bound: Bound, what: str) -> Iterator[BinaryIO]:
+    """A regular file within ``bound``, open for reading (for readers that take a file
+    object: Pillow, ``torch.load``, h5py).
 
     Args:
         path: the file.
-        limit: the most bytes it may hold (its kind's bound, e.g. 1 MiB for a preset).
+        bound: its kind's byte limit, name and error type.
         what: how messages name it (``"content image photo.jpg"``).
-        noun: what it should be (``"image file"``, ``"preset file"``).
-        error: the error type raised (e.g. ``PresetError``, ``WeightsError``).
 
     Raises:
-        error: a missing file, a directory, FIFO, device or socket, a file over ``limit``
-            bytes, or an OS error, as one line.
+        bound.error: a missing file, a directory, FIFO, device or socket, a file over the
+            limit, or an OS error, as one line.
     """
+    error, noun = bound.error, bound.noun
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -76,55 +81,45 @@ def open_regular(
         raise error(f"{what}: cannot read {noun} ({exc.strerror or exc})") from None
     info = os.fstat(fd)
     kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), None)
-    if kind is not None or not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+    if kind is not None or not stat.S_ISREG(info.st_mode) or info.st_size > bound.limit:
         os.close(fd)
         if kind is None and stat.S_ISREG(info.st_mode):
-            raise error(f"{what}: larger than {limit} bytes; not {_a(noun)}")
+            raise error(f"{what}: larger than {bound.limit} bytes; not {_a(noun)}")
         raise error(f"{what}: is {kind or 'not a regular file'}, not {_a(noun)}")
     with os.fdopen(fd, "rb") as handle:
         yield handle
 
 
-def read_bytes(
-    path: Path | str,
-    limit: int,
-    what: str,
-    noun: str = "file",
-    error: type[StyleCascadeError] = UsageError,
-) -> bytes:
-    """The whole of a regular file of at most ``limit`` bytes (:func:`open_regular`; one
-    that grows past ``limit`` while read is refused too).
+def read_bytes(path: Path | str, bound: Bound, what: str) -> bytes:
+    """The whole of a regular file within ``bound`` (:func:`open_regular`; one that grows
+    past the limit while read is refused too).
 
     Raises:
-        error: as :func:`open_regular`.
+        bound.error: as :func:`open_regular`.
     """
-    with open_regular(path, limit, what, noun, error) as handle:
+    with open_regular(path, bound, what) as handle:
         try:
-            data = handle.read(limit + 1)
+            data = handle.read(bound.limit + 1)
         except OSError as exc:
-            raise error(f"{what}: cannot read {noun} ({exc.strerror or exc})") from None
-    if len(data) > limit:
-        raise error(f"{what}: larger than {limit} bytes; not {_a(noun)}")
+            raise bound.error(f"{what}: cannot read {bound.noun} ({exc.strerror or exc})") from None
+    if len(data) > bound.limit:
+        raise bound.error(f"{what}: larger than {bound.limit} bytes; not {_a(bound.noun)}")
     return data
 
 
-def read_text(
-    path: Path | str,
-    limit: int,
-    what: str,
-    noun: str = "file",
-    error: type[StyleCascadeError] = UsageError,
-) -> str:
+def read_text(path: Path | str, bound: Bound, what: str) -> str:
     """:func:`read_bytes` decoded as UTF-8.
 
     Raises:
-        error: as :func:`read_bytes`, or bytes that are not UTF-8.
+        bound.error: as :func:`read_bytes`, or bytes that are not UTF-8.
     """
-    data = read_bytes(path, limit, what, noun, error)
+    data = read_bytes(path, bound, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{what}: cannot read {noun} (not UTF-8 text: {exc.reason})") from None
+        raise bound.error(
+            f"{what}: cannot read {bound.noun} (not UTF-8 text: {exc.reason})"
+        ) from None
 
 
 def parsed(
@@ -164,14 +159,14 @@ def _depth(data: Any) -> int | None:
     return deepest
 
 
-def read_json(path: Path | str, what: str, limit: int = MAX_MANIFEST_BYTES) -> Any:
+def read_json(path: Path | str, what: str, bound: Bound = MANIFEST) -> Any:
     """A JSON file (a manifest, a checkpoint's state) through :func:`read_text` and
     :func:`parsed`.
 
     Raises:
         UsageError: as :func:`read_text`, too deep, or not valid JSON.
     """
-    text = read_text(path, limit, what, "JSON file")
+    text = read_text(path, bound, what)
     try:
         return parsed(json.loads, text, what)
     except json.JSONDecodeError as exc:

@@ -14,6 +14,7 @@ Sources:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from .choices import SOURCES
 from .errors import ArgumentError, StyleCascadeError, UsageError
 from .files import tensor_digest, write_torch
 from .paths import HOME_ENV, home
-from .reading import MAX_WEIGHTS_BYTES, open_regular
+from .reading import WEIGHTS, open_regular
 from .records import Step, no_step
 from .stages.vgg import (
     CAFFE,
@@ -54,6 +55,9 @@ the same md5-verified file gives the same values on every machine)."""
 
 class WeightsError(StyleCascadeError):
     """Weights that cannot be fetched, converted or loaded; the message says how to fix it."""
+
+
+_WEIGHTS = dataclasses.replace(WEIGHTS, error=WeightsError)
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def convert_keras_h5(path: Path) -> dict[str, Tensor]:
     state: dict[str, Tensor] = {}
     try:
         with (
-            open_regular(path, MAX_WEIGHTS_BYTES, str(path), "weights file", WeightsError) as f,
+            open_regular(path, _WEIGHTS, str(path)) as f,
             h5py.File(f, "r") as h5,
         ):
             for name in CONV_LAYERS:
@@ -283,7 +287,7 @@ def _read_weights_file(path: Path) -> tuple[dict[str, Tensor], Normalization, st
     if path.suffix.lower() in (".h5", ".hdf5"):
         return convert_keras_h5(path), CAFFE, None
     try:
-        with open_regular(path, MAX_WEIGHTS_BYTES, str(path), "weights file", WeightsError) as f:
+        with open_regular(path, _WEIGHTS, str(path)) as f:
             data = torch.load(f, map_location="cpu", weights_only=True)
     except WeightsError:
         raise

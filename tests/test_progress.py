@@ -65,7 +65,8 @@ def test_a_log_gets_timestamped_lines_at_start_while_running_and_at_the_end(monk
     assert len(lines) == 2
     assert re.fullmatch(rf"{STAMP} stage 1/3 1024×768 lbfgs: started, cap 140", lines[0])
     assert re.fullmatch(
-        rf"{STAMP} stage 1/3 1024×768: 40/140, 31 s · content 6.4e5 · style 3.9e5 · tv 2.1e3",
+        rf"{STAMP} stage 1/3 1024×768: 40/140, 31 s, ≤ 78 s left · content 6.4e5 · style 3.9e5 · "
+        r"tv 2.1e3",
         lines[1],
     )
 
