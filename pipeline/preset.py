@@ -241,9 +241,10 @@ class Preset:
         color: color mode (``stylecascade.stages.color.COLOR_MODES``).
         styles: default paintings; empty for a preset without them (the bundled presets): a
             render then takes its paintings from the ``styles`` argument of :meth:`resolved`.
-        precision: CUDA only (the CPU always computes in fp32): ``fp32`` strict, ``tf32``
-            tensor-core matrix products, ``bf16`` autocast of the network with losses and
-            Gram matrices in fp32.
+        precision: ``fp32`` strict, ``tf32`` tensor-core matrix products (CUDA; fp32 on a
+            CPU), ``bf16`` autocast of the network with losses and Gram matrices in fp32 (on a
+            CPU only where it computes bf16 natively), ``auto``: ``tf32`` on CUDA, ``bf16`` on
+            such a CPU (``stylecascade.device.effective_precision``).
         tiling: tiled stages (:class:`TilingConfig`).
     """
 

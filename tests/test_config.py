@@ -99,7 +99,7 @@ def test_record_reads_real_annotations_including_optional_numbers():
             "init: must be one of content, noise, style, style-stats, style-mean+detail; "
             "got 'photo'",
         ),
-        ("precision", "fp16", "precision: must be one of fp32, tf32, bf16; got 'fp16'"),
+        ("precision", "fp16", "precision: must be one of fp32, tf32, bf16, auto; got 'fp16'"),
         ("tiling", {"size": -1}, "tiling.size: must be ≥ 0"),
         (
             "tiling",
