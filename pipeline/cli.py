@@ -167,6 +167,7 @@ def render_command(
     init: opt.Init = None,
     style_scale: opt.StyleScale = None,
     color: opt.Color = None,
+    original_colors: opt.OriginalColors = None,
     size: opt.Size = None,
     output: opt.Output = None,
     save_stages: opt.SaveStages = None,
@@ -209,6 +210,7 @@ def render_command(
             "of the blend is --blend-weight",
             soft_wrap=True,
         )
+    color = _original_colors(original_colors, color)
     from .launch import launch
 
     request = RenderRequest(
@@ -236,6 +238,25 @@ def render_command(
     )
     if code:
         raise typer.Exit(code)
+
+
+def _original_colors(original: int | None, color: str | None) -> str | None:
+    """``--color`` as neural-style's ``-original_colors 0|1`` asks (1: ``luminance``, 0:
+    ``none``), which may not contradict ``--color``.
+
+    Raises:
+        UsageError: a value other than 0 or 1, or one that contradicts ``--color``.
+    """
+    if original is None:
+        return color
+    if original not in (0, 1):
+        raise UsageError(f"--original-colors takes 0 or 1 (neural-style's); got {original}")
+    implied = "luminance" if original else "none"
+    if color is not None and color != implied:
+        raise UsageError(
+            f"--original-colors {original} means --color {implied}; got --color {color}"
+        )
+    return implied
 
 
 _PLAIN = (

@@ -154,6 +154,16 @@ StyleScale = Annotated[
         "(smaller: finer strokes).",
     ),
 ]
+OriginalColors = Annotated[
+    int | None,
+    _option(
+        "--original-colors",
+        metavar="0|1",
+        panel=LOOK,
+        help="neural-style's -original_colors: 1 keeps the photo's colors (--color luminance), "
+        "0 does not (--color none).",
+    ),
+]
 Color = Annotated[
     str | None,
     _option(

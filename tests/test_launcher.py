@@ -180,3 +180,24 @@ def test_jcjohnsons_flags_on_the_command_line(tmp_path, photos, tiny_preset_file
          "-o", str(tmp_path / "o.png"), "--iterations", "0"],
     )  # fmt: skip
     assert result.exit_code == 2 and "--iterations must be 1 … 100000; got 0" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--original-colors", "2"], "--original-colors takes 0 or 1 (neural-style's); got 2"),
+        (["--original-colors", "1", "--color", "none"], "--original-colors 1 means --color lumi"),
+    ],
+)
+def test_original_colors_is_neural_styles_knob(tmp_path, photos, no_network, args, line):
+    result = CliRunner().invoke(
+        app, ["render", str(photos[0]), "-s", str(photos[1]), "-o", str(tmp_path / "o.png"), *args]
+    )
+    assert result.exit_code == 2 and line in result.output, result.output
+
+
+def test_original_colors_means_a_color_mode():
+    from stylecascade.cli import _original_colors
+
+    assert [_original_colors(1, None), _original_colors(0, None)] == ["luminance", "none"]
+    assert _original_colors(None, "histogram") == "histogram"
