@@ -109,7 +109,7 @@ def soak(count: int) -> dict:
         runs = {}
         runs["full disk"] = _full_disk(tmp, args)
         batch = [*args, "--out-dir", str(out)]
-        for label, stop in (("ctrl-c", (signal.SIGINT, 30)), ("killed", (signal.SIGKILL, 30))):
+        for label, stop in (("ctrl-c", (signal.SIGINT, 8)), ("killed", (signal.SIGKILL, 8))):
             code, output = _run([*batch, "--resume"] if out.exists() else batch, stop)
             runs[label] = {"exit": code, **_tally(out, photos)}
         for attempt in range(3):  # resume until the batch ends
