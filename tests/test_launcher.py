@@ -18,7 +18,12 @@ from typer.testing import CliRunner
 
 runner = CliRunner()
 
-CLI_ONLY = {"content": "photos", "style": "styles", "blend_weight": "blend_weights"}
+CLI_ONLY = {
+    "content": "photos",
+    "style": "styles",
+    "blend_weight": "blend_weights",
+    "original_colors": "color",  # neural-style's -original_colors: a spelling of --color
+}
 """``render`` parameters whose request field has another name."""
 
 
