@@ -69,6 +69,11 @@ def render_estimate(
     return Estimate(seconds, sum(work), rate)
 
 
+_MEASURED: dict[str, float] = {}
+"""Rates probed by this process, by key: one probe per process even where ``rates.json``
+cannot be kept (each test's own ``STYLECASCADE_HOME``)."""
+
+
 def device_rate(
     extractor: VGGFeatures, device: torch.device, precision: str, autocast: AbstractContextManager
 ) -> float:
@@ -76,6 +81,8 @@ def device_rate(
     device, precision, thread count and torch were measured before, else probed now (and
     kept)."""
     key = f"{device}|{precision}|{torch.get_num_threads()} threads|torch {torch.__version__}"
+    if key in _MEASURED:  # this process probed it already (a batch, a notebook, the tests)
+        return _MEASURED[key]
     path = home() / "rates.json"
     try:
         known = read_json(path, "rates.json") if path.exists() else {}
@@ -85,6 +92,7 @@ def device_rate(
     rate = known.get(key)
     if not isinstance(rate, (int, float)) or not rate > 0:
         rate = _probe(extractor, device, autocast)
+        _MEASURED[key] = rate
         try:
             write_json(path, {**known, key: rate})
         except (OSError, StyleCascadeError):

@@ -29,6 +29,7 @@ def test_a_render_estimate_sums_every_stage_at_its_cap():
 
 def test_the_rate_is_probed_once_and_kept(tmp_path, monkeypatch, tiny_extractor):
     monkeypatch.setenv("STYLECASCADE_HOME", str(tmp_path))
+    monkeypatch.setattr(estimate, "_MEASURED", {})
     probes = []
     monkeypatch.setattr(estimate, "_probe", lambda *a: probes.append(1) or 42.0)
     net = tiny_extractor({"relu5_1"})
@@ -37,6 +38,7 @@ def test_the_rate_is_probed_once_and_kept(tmp_path, monkeypatch, tiny_extractor)
     assert rate == 42.0 and probes == [1]
     assert list(json.loads((tmp_path / "rates.json").read_text()).values()) == [42.0]
     (tmp_path / "rates.json").write_text("[[[")  # damaged: probed again, rewritten
+    monkeypatch.setattr(estimate, "_MEASURED", {})  # (in a new process)
     assert estimate.device_rate(net, torch.device("cpu"), "fp32", torch.no_grad()) == 42.0
     assert probes == [1, 1]
 
