@@ -254,6 +254,7 @@ class ActorRenderer(Renderer):
             device=torch.device("cpu"),
             weights=local.weights,
             max_input_pixels=local.max_input_pixels,
+            look=local.look,
         )
         self._sets = local.style_sets  # read once by the batch's renderer, not per photo
         self.actor, self.content, self.on_stage = actor, content, on_stage
