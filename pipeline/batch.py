@@ -49,7 +49,7 @@ def batch_jobs(
         output = out_dir / name
         folder = checkpoint_folder(output)
         check_outputs(output_files(output), every_input, [folder])  # as for one render
-        resume = template.resume and checkpoint_folder(output).exists()
+        resume = template.resume and folder.exists()
         jobs.append(dataclasses.replace(template, content=content, output=output, resume=resume))
     return jobs
 

@@ -70,8 +70,8 @@ def render_estimate(
 
 
 _MEASURED: dict[str, float] = {}
-"""Rates probed by this process, by key: one probe per process even where ``rates.json``
-cannot be kept (each test's own ``STYLECASCADE_HOME``)."""
+"""Rates this process probed or read, by key: one probe and one read of ``rates.json`` per
+process, even where the file cannot be kept (each test's own ``STYLECASCADE_HOME``)."""
 
 
 def device_rate(
@@ -92,12 +92,12 @@ def device_rate(
     rate = known.get(key)
     if not isinstance(rate, (int, float)) or not rate > 0:
         rate = _probe(extractor, device, autocast)
-        _MEASURED[key] = rate
         try:
             write_json(path, {**known, key: rate})
         except (OSError, StyleCascadeError):
             pass  # a read-only cache: probe again next time
-    return float(rate)
+    _MEASURED[key] = float(rate)
+    return _MEASURED[key]
 
 
 def _probe(extractor: VGGFeatures, device: torch.device, autocast: AbstractContextManager) -> float:
