@@ -599,3 +599,36 @@ def weights_fetch(
     else:
         path = fetch(source, step)
     typer.echo(f"{source} weights downloaded and converted: {path}")
+
+
+@weights_app.command("export")
+@reports_errors
+def weights_export(
+    compact: Annotated[
+        Path,
+        typer.Option(
+            "--compact", metavar="FILE", help="Write the compact form (float16, up to a layer)."
+        ),
+    ],
+    weights: opt.Weights = "caffe",
+    through: Annotated[
+        str, typer.Option("--through", metavar="LAYER", help="The deepest layer kept.")
+    ] = "relu5_1",
+    overwrite: opt.Overwrite = False,
+) -> None:
+    """Write the VGG19 weights in a compact form for machines that take little data (26 MB
+    through relu5_1, float16, the values' digest verified on loading); render with it through
+    --weights FILE.
+    """
+    from .files import check_outputs, refuse_existing, reporting_write_errors
+    from .progress import step_reporter
+    from .weights import check_through, export_compact, load_weights
+
+    check_through(through)
+    path = compact.expanduser()
+    check_outputs([path], [])
+    refuse_existing([path], overwrite)
+    loaded = load_weights(weights, step_reporter(console))
+    with reporting_write_errors(path):
+        size = export_compact(loaded, path, through)
+    typer.echo(f"wrote {path}: {size / 1e6:.1f} MB, VGG19 through {through} in float16")

@@ -22,7 +22,7 @@ from .runner import stage_sizes
 from .stages.guides import layer_guide, layer_size
 from .stages.reconstruct import reconstruct
 from .stages.resample import resize, resize_long_edge
-from .stages.vgg import VGGFeatures, min_input_size
+from .stages.vgg import min_input_size
 from .stages.vocabulary import LAYER_NAMES
 from .weights import load_weights
 
@@ -93,9 +93,7 @@ def layer_reconstructions(
     jobs = [(content, (layer,), "content", layer) for layer in CONTENT_LAYERS]
     jobs += [(style, STYLE_LAYERS[:n], "style", _style_label(n)) for n in range(1, 6)]
     for target, layers, kind, label in jobs:
-        extractor = VGGFeatures(net.trunk, layers, "max", net.normalization, channels_last=True).to(
-            device
-        )
+        extractor = net.features(layers).to(device)
         generator = torch.Generator().manual_seed(seed)
         image = reconstruct(extractor, target, layers, kind, iterations, generator)
         rows[0 if kind == "content" else 1].append((to_pil(image), label))

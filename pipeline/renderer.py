@@ -65,10 +65,7 @@ def build_network(weights: VGGWeights, preset: Preset, device: torch.device) -> 
         preset: its pooling and content and style layers choose the network's outputs.
         device: where the network runs (channels_last memory layout).
     """
-    model = preset.model
-    extractor = VGGFeatures(
-        weights.trunk, preset.layers, model.pooling, weights.normalization, channels_last=True
-    ).to(device)
+    extractor = weights.features(preset.layers, preset.model.pooling).to(device)
     return Network(extractor, weights.source, weights.sha256)
 
 

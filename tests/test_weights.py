@@ -282,3 +282,47 @@ def test_the_known_caffe_digest_is_checked_even_without_a_recorded_one(home):
     torch.save(payload, weights.cached_path("caffe"))
     with pytest.raises(weights.DamagedWeightsError, match="expected 92304d8ff9d00444"):
         weights._load_verified(weights.cached_path("caffe"), "caffe", contextlib.nullcontext)
+
+
+def _seeded_weights() -> weights.VGGWeights:
+    torch.manual_seed(0)
+    trunk = build_vgg19_features()
+    state = trunk.state_dict()
+    return weights.VGGWeights(trunk, CAFFE, "test", weights.state_digest(state))
+
+
+def test_compact_weights_travel_in_26_mb_and_compute_the_same_features(tmp_path):
+    """Issue 26: the 80 MB trunk through relu5_1 in float16 for a machine that takes 64 MiB."""
+    full, path = _seeded_weights(), tmp_path / "compact.pt"
+    size = weights.export_compact(full, path)
+    assert 25e6 < size < 27e6  # 12.9 M values × 2 bytes, under the 40 MB goal
+    compact = weights.load_weights(str(path))
+    assert compact.through == "relu5_1" and compact.normalization == CAFFE
+    layers = ("relu1_1", "relu3_1", "relu5_1")
+    image = torch.rand(1, 3, 48, 64)
+    want, got = full.features(layers)(image), compact.features(layers)(image)
+    for layer in layers:  # fp16 rounding: 2⁻¹¹ of each weight
+        assert (got[layer] - want[layer]).norm() <= 2e-3 * want[layer].norm()
+    with pytest.raises(WeightsError, match="reach relu5_1 only, and relu5_2 is asked for"):
+        compact.features(("relu4_2", "relu5_2"))
+
+
+def test_compact_weights_are_verified_by_their_digest(tmp_path):
+    path = tmp_path / "compact.pt"
+    weights.export_compact(_seeded_weights(), path, through="relu3_1")
+    payload = torch.load(path, weights_only=True)
+    assert max(int(k.split(".")[0]) for k in payload["state_dict"]) == LAYER_NAMES.index("conv3_1")
+    payload["state_dict"]["10.weight"].view(-1)[3] += 1
+    torch.save(payload, path)
+    with pytest.raises(weights.DamagedWeightsError, match="sha256 is"):
+        weights.load_weights(str(path))
+
+
+def test_weights_export_command_refuses_what_it_cannot_do(tmp_path):
+    runner, path = CliRunner(), tmp_path / "c.pt"
+    path.write_bytes(b"mine")
+    result = runner.invoke(app, ["weights", "export", "--compact", str(path)])
+    assert result.exit_code == 2 and "already exists; pass --overwrite" in result.output
+    result = runner.invoke(app, ["weights", "export", "--compact", str(path), "--through", "x"])
+    assert result.exit_code == 2 and "--through x: not a VGG19 layer" in result.output
+    assert path.read_bytes() == b"mine"
