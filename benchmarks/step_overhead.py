@@ -13,6 +13,7 @@ TF32 switches, bf16 autocast; default ``tf32``, the presets' default); a CPU com
 precision that fails is reported in the JSON's ``failures`` and the exit code is 1.
 
     python benchmarks/step_overhead.py [--quick] [--device cpu|cuda] [--precision fp32,tf32,bf16]
+                                       [--sizes 256 512 1024 2048]
 """
 
 from __future__ import annotations
@@ -73,10 +74,13 @@ def measure(
 
 
 def main() -> None:
-    args = arguments(__doc__.splitlines()[0], precisions="tf32")
+    def more(parser):
+        parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+
+    args = arguments(__doc__.splitlines()[0], precisions="tf32", more=more)
     device = device_from(args)
     model, extractor = random_network(device)
-    sizes = [64, 128, 256] if args.quick else [256, 512, 1024, 2048]
+    sizes = [64, 128, 256] if args.quick else args.sizes
     evaluations = 6 if args.quick else 20
     results, failures = [], []
     for name in precisions_from(args, device):

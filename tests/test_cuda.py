@@ -7,6 +7,7 @@ Skipped without CUDA (CI has no GPU). Each test should take at most a few second
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from stylecascade.stages.evaluator import UntiledEvaluator
 from stylecascade.stages.gram import gram_matrix
 from stylecascade.stages.optim import LBFGS_HISTORY, optimize
 from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
+from stylecascade.stages.tiling import TiledEvaluator
 from stylecascade.stages.vgg import CAFFE, IMAGENET, VGGFeatures, build_vgg19_features
 from stylecascade.weights import cached_path
 
@@ -191,8 +193,11 @@ def test_the_memory_plan_bounds_the_measured_peak_of_an_lbfgs_stage(full_vgg19, 
 
 @pytest.fixture(scope="module")
 def weights_spec(tmp_path_factory) -> str:
-    """The cached Caffe weights when present (nothing is downloaded: a GPU machine may have no
-    network), else :func:`_random_vgg19` as a torchvision-layout state dict file."""
+    """``$STYLECASCADE_TEST_WEIGHTS`` when set (the GPU suite's compact weights), the cached
+    Caffe weights when present (nothing is downloaded: a GPU machine may have no network), else
+    :func:`_random_vgg19` as a torchvision-layout state dict file."""
+    if os.environ.get("STYLECASCADE_TEST_WEIGHTS"):
+        return os.environ["STYLECASCADE_TEST_WEIGHTS"]
     if cached_path("caffe").is_file():
         return "caffe"
     path = Path(tmp_path_factory.mktemp("weights")) / "vgg19-random.pt"
@@ -216,3 +221,27 @@ def test_a_render_on_cuda_through_the_python_api(photos, tiny_preset, weights_sp
     for stage in manifest["stages"]:
         assert stage["tile"] is None
         assert stage["peak_memory_mib"] > 0 and stage["estimated_memory_mib"] > 0
+
+
+@pytest.mark.parametrize("tile", [64, 40], ids=["one tile", "four tiles"])
+def test_a_tiled_evaluation_on_cuda_matches_the_cpu(tiny_trunk, content_image, style_image, tile):
+    """Tiled = untiled on the GPU: one tile over the whole image gives the untiled value and
+    gradient; several tiles give, on the GPU, what they give on the CPU (same seed)."""
+    results = {}
+    for device in ("cpu", CUDA):
+        extractor = VGGFeatures(tiny_trunk, MODEL.layers, MODEL.pooling, CAFFE, True).to(device)
+        objective = _objective(extractor, content_image.to(device), style_image.to(device))
+        image = content_image.to(device).clone().requires_grad_(True)
+        image.grad = torch.zeros_like(image)
+        with precision("fp32", torch.device(device))[1]:
+            tiled = TiledEvaluator(objective, image, tile, 16, torch.Generator().manual_seed(0))
+            value, _terms = tiled.evaluate()
+        results[device] = (value.item(), image.grad.cpu())
+        if tile == 64 and device == CUDA:
+            image.grad = torch.zeros_like(image)
+            untiled, _ = UntiledEvaluator(objective, image).evaluate()
+            assert value.item() == pytest.approx(untiled.item(), rel=1e-5)
+    (cpu_value, cpu_grad), (gpu_value, gpu_grad) = results["cpu"], results[CUDA]
+    assert gpu_value == pytest.approx(cpu_value, rel=1e-4)
+    scale = cpu_grad.abs().max().item()
+    torch.testing.assert_close(gpu_grad, cpu_grad, rtol=1e-3, atol=1e-4 * scale)
