@@ -18,6 +18,7 @@ from typing import Any
 from filelock import FileLock
 
 from .errors import ArgumentError, StyleCascadeError, UsageError, literal
+from .paths import lock_folder
 
 
 def make_folder(folder: Path, argument: str) -> bool:
@@ -155,7 +156,7 @@ def reporting_write_errors(path: Path) -> Iterator[None]:
 
 TEMPORARY_ROOM = len(".") + len(".XXXXXXXX.tmp")
 """Bytes the writers add to a file's name beside it: :func:`atomic_write`'s temporary
-``.NAME.XXXXXXXX.tmp`` (the lock ``.NAME.lock`` adds less)."""
+``.NAME.XXXXXXXX.tmp`` (the output's lock lives elsewhere, :func:`output_lock`)."""
 
 
 def check_outputs(outputs: list[Path], inputs: list[Path], folders: Sequence[Path] = ()) -> None:
@@ -264,8 +265,27 @@ def _name_max(folder: Path) -> int:
 
 def output_lock(path: Path) -> FileLock:
     """The advisory lock that one render holds on ``path`` (and its manifest and checkpoint)
-    while it runs: ``.NAME.lock`` beside it (:mod:`filelock`; the empty file stays)."""
-    return FileLock(path.parent / f".{path.name}.lock", timeout=0)
+    while it runs (:mod:`filelock`, ``timeout=0``: a second acquire raises
+    :class:`filelock.Timeout`).
+
+    Its file is not beside the output but in :func:`~stylecascade.paths.lock_folder`, named by
+    the SHA-256 of ``path`` resolved (absolute, symbolic links followed), so every spelling of
+    one output takes the same lock. The empty file stays after release: deleting it would let a
+    waiting process lock the deleted file while a third locks a new one.
+
+    Raises:
+        StyleCascadeError: the lock folder cannot be created.
+    """
+    resolved = Path(os.path.abspath(path)).resolve()
+    folder = lock_folder()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StyleCascadeError(
+            f"cannot create the lock folder {folder}: {exc.strerror or exc}"
+        ) from None
+    digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()
+    return FileLock(folder / f"{digest}.lock", timeout=0)
 
 
 def refuse_existing(paths: list[Path], overwrite: bool) -> None:

@@ -1,4 +1,5 @@
-"""Where stylecascade keeps its files: the weights cache and the user's saved presets."""
+"""Where stylecascade keeps its files: the weights cache, the user's saved presets and the
+output locks."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def user_preset_dir() -> Path:
     if env:
         return Path(env).expanduser() / "presets"
     return Path(platformdirs.user_config_dir("stylecascade")) / "presets"
+
+
+def lock_folder() -> Path:
+    """Where the output locks live (:func:`stylecascade.files.output_lock`), out of the users'
+    output folders: ``$STYLECASCADE_HOME/locks`` when that variable is set, else the platform's
+    user state folder (``~/.local/state/stylecascade/locks`` on Linux)."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser() / "locks"
+    return Path(platformdirs.user_state_dir("stylecascade")) / "locks"

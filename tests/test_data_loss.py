@@ -8,10 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import Timeout
 from PIL import Image
 from stylecascade.checkpoint import Checkpoint
 from stylecascade.cli import app
@@ -45,8 +47,37 @@ def test_a_second_render_of_the_same_output_is_refused_while_the_first_runs(
     out = tmp_path / "same.png"
     with output_lock(out):  # the first render holds it
         result = _render(photos[0], "-s", photos[2], "-p", tiny_preset_file, "-o", out, "-q")
-    _one_error(result, f"output {out} is being rendered by another process", ".same.png.lock")
+    _one_error(result, f"output {out} is being rendered by another process", "locks")
     assert not out.exists()
+
+
+def test_every_spelling_of_an_output_takes_the_same_lock(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECASCADE_HOME", str(tmp_path / "home"))
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    spellings = [Path("link/o.png"), Path("real/../real/o.png"), tmp_path / "real" / "o.png"]
+    with output_lock(tmp_path / "real" / "o.png"):
+        for spelling in spellings:
+            with pytest.raises(Timeout):
+                output_lock(spelling).acquire()
+        held = subprocess.run(  # another process is refused too
+            [sys.executable, "-c", "import sys; from pathlib import Path; "
+             "from stylecascade.files import output_lock; output_lock(Path(sys.argv[1])).acquire()",
+             "link/o.png"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert held.returncode == 1 and "Timeout" in held.stderr
+    with output_lock(Path("link/o.png")):  # released: free again
+        pass
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == []  # nothing beside it
+
+
+def test_a_render_leaves_no_lock_beside_its_output(tmp_path, photos, tiny_preset_file):
+    out = tmp_path / "out" / "o.png"
+    result = _render(photos[0], "-s", photos[2], "-p", tiny_preset_file, "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.parent.iterdir()) == ["o.json", "o.png"]
 
 
 def test_an_output_written_meanwhile_is_not_replaced(tmp_path, photos, renderer):

@@ -296,7 +296,7 @@ def test_a_failed_write_leaves_no_partial_output(tmp_path, photos, tiny_preset_f
     assert result.exit_code == 1
     assert result.output.strip() == f"error: cannot write {out}: No space left on device"
     hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
-    assert hidden == [".o.png.lock"]  # no temporary left; the empty lock file stays (README)
+    assert hidden == []  # no temporary left, no lock (it lives in the lock folder)
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
