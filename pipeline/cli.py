@@ -28,6 +28,7 @@ from . import options as opt
 from .choices import MAX_INPUT_PIXELS, SOURCES
 from .errors import ArgumentError, StyleCascadeError, UsageError
 from .files import atomic_write, make_folder, refuse_existing, reporting_write_errors
+from .helptext import PlainGroup
 from .interrupt import Interrupted, Signalled
 from .naming import DEFAULT_NAME
 from .preset_files import (
@@ -56,6 +57,7 @@ def _app(help: str, **settings) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
         rich_markup_mode="markdown",
         pretty_exceptions_show_locals=False,
+        cls=PlainGroup,
         **settings,
     )
 
@@ -191,7 +193,9 @@ def render_command(
     actors: opt.Actors = None,
     cpus_per_actor: opt.CpusPerActor = None,
 ) -> None:
-    """Stylize CONTENT with the style of --style, stage by stage from coarse to fine.
+    """Stylize photos with paintings, from coarse to fine.
+
+    Stylizes CONTENT with the style of --style, stage by stage from coarse to fine.
 
     Writes the image and, beside it, OUTPUT.json with the preset, seed, weights, versions and
     each stage's losses and timings. Ctrl-C saves a checkpoint; --resume continues it. Several
@@ -325,6 +329,7 @@ def inspect_command(
     content: Annotated[
         Path | None,
         typer.Argument(
+            metavar="CONTENT",
             help="Photo for the layer reconstructions (needs --style).",
             show_default=False,
         ),
@@ -491,11 +496,12 @@ def _loss_picture(path: Path) -> Image.Image:
 
 
 @presets_app.command("list")
-@presets_app.command("list")
 @reports_errors
 def presets_list() -> None:
-    """List the bundled and saved presets with their stage sizes and evaluation caps (one that
-    cannot be read is listed with its problem)."""
+    """List the bundled and saved presets.
+
+    With their stage sizes and evaluation caps; one that cannot be read is listed with its
+    problem."""
     table = Table("name", "from", "stages (long edge px × evaluation cap)", "description")
     for where, names in (("bundled", bundled_presets()), ("saved", user_presets())):
         for name in names:
@@ -517,7 +523,7 @@ def presets_show(
         str, typer.Argument(metavar="PRESET", help="Preset name, YAML file or a render's OUT.json.")
     ],
 ) -> None:
-    """Print a preset's YAML (validated first), ready to copy and edit."""
+    """Print a preset's YAML, validated, ready to copy and edit."""
     text, preset_name, source, base = read_preset(name)
     parse_preset(text, preset_name, source, base)
     typer.echo(text, nl=False)
@@ -530,7 +536,9 @@ def presets_validate(
         str, typer.Argument(metavar="PRESET", help="Preset YAML file (or name, or OUT.json).")
     ],
 ) -> None:
-    """Check a preset completely; print a one-line summary, or the first problem (exit 2)."""
+    """Check a preset completely.
+
+    Prints a one-line summary, or the first problem (exit 2)."""
     preset = load_preset(file)
     for field, path in preset.file_fields().items():
         if not Path(path).is_file():
@@ -557,7 +565,9 @@ def presets_save(
         bool, typer.Option("--overwrite", metavar="", help="Replace a saved preset of that name.")
     ] = False,
 ) -> None:
-    """Save a preset into the user preset folder, so `--preset NAME` finds it."""
+    """Save a preset into the user preset folder.
+
+    Then `--preset NAME` finds it."""
     with reporting_write_errors(user_preset_dir()):
         path = save_user_preset(name, load_preset(source), overwrite)
     typer.echo(f"saved {path}")
@@ -566,7 +576,9 @@ def presets_save(
 @presets_app.command("schema")
 @reports_errors
 def presets_schema() -> None:
-    """Print the JSON Schema of preset YAML files (for editors: completion and checks)."""
+    """Print the JSON Schema of preset files.
+
+    For editors: completion and checks of preset YAML files."""
     from .preset_schema import preset_schema
 
     typer.echo(json.dumps(preset_schema(), indent=2, ensure_ascii=False))
@@ -582,9 +594,9 @@ def weights_fetch(
         bool, typer.Option("--force", metavar="", help="Download and convert again even if cached.")
     ] = False,
 ) -> None:
-    """Download and convert the VGG19 weights into the cache (done automatically on first use).
+    """Download and convert the VGG19 weights into the cache.
 
-    The cache is $STYLECASCADE_HOME/weights if that variable is set, else the user cache folder.
+    Done automatically on first use. The cache is $STYLECASCADE_HOME/weights if that variable is set, else the user cache folder.
     """
     from .progress import step_reporter
     from .weights import cached_path, fetch, load_cached
@@ -616,9 +628,10 @@ def weights_export(
     ] = "relu5_1",
     overwrite: opt.Overwrite = False,
 ) -> None:
-    """Write the VGG19 weights in a compact form for machines that take little data (26 MB
-    through relu5_1, float16, the values' digest verified on loading); render with it through
-    --weights FILE.
+    """Write the VGG19 weights in a compact form.
+
+    For machines that take little data: 26 MB through relu5_1, float16, the values' digest
+    verified on loading; render with it through --weights FILE.
     """
     from .files import check_outputs, refuse_existing, reporting_write_errors
     from .progress import step_reporter

@@ -291,3 +291,37 @@ def test_ctrl_c_while_starting_is_one_line(monkeypatch, capsys):
         entry.main()
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == "error: interrupted while starting; nothing was done\n"
+
+
+def _every_command(command, path=()):
+    """``(path, command)`` for the root group and every group and command below it."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _every_command(sub, (*path, name))
+
+
+def test_every_help_names_its_parameters_plainly_at_80_columns():
+    import typer
+
+    for path, _command in _every_command(typer.main.get_command(app)):
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+        assert "{" not in usage, usage
+        for shown in ("<list", "<str>", "<bool>", "<path>", "<Path>"):
+            assert shown not in result.output, (path, result.output)
+        commands = result.output.partition("Commands")[2]
+        assert "..." not in commands, (path, result.output)
+
+
+def test_every_command_summary_is_whole_in_plain_help_at_80_columns():
+    import typer
+
+    for path, group in _every_command(typer.main.get_command(app)):
+        names = getattr(group, "commands", {})
+        if not names:
+            continue
+        limit = 80 - 2 - 6 - max(map(len, names))  # click's formatter: width less the names
+        for name, command in names.items():
+            summary = command.get_short_help_str(limit)
+            assert not summary.endswith("..."), f"{' '.join([*path, name])}: {summary}"
