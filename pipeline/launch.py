@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import ArgumentError
+from .errors import ArgumentError, StyleCascadeError
 from .files import make_folder
 from .interrupt import signals_interrupt
 from .naming import DEFAULT_NAME, describe, expand_inputs, output_name
@@ -129,6 +129,8 @@ def launch(request: RenderRequest, console: Console | None = None) -> list[Outco
         set_threads(request.threads)
         session = None
         if request.cluster is not None:
+            if (skipped := _skipped_before_connecting(request, inputs, shown)) is not None:
+                return skipped  # every output exists: Ray takes seconds to start
             from .cluster import connect
 
             session = stack.enter_context(connect(request.cluster))
@@ -162,6 +164,42 @@ def launch(request: RenderRequest, console: Console | None = None) -> list[Outco
             return run_cluster_batch(
                 jobs, renderer, session, progress, threads=request.threads, step=step, **options
             )
+
+
+def _skipped_before_connecting(
+    request: RenderRequest, inputs: Sequence[Path], console: Console | None
+) -> list[Outcome] | None:
+    """A cluster batch's outcomes when every photo's output exists and ``overwrite`` is off:
+    all ``skipped`` (``batch.skip_existing``), said on ``console``, without connecting.
+
+    ``None`` (connect and run the batch) when some output is missing; when the names need the
+    cluster's device (``{preset}``, or ``{styles}`` without ``styles``, of the default preset,
+    which is the device's); or when the look or a name has a problem (the batch reports it).
+    """
+    import torch
+
+    from .batch import skip_existing
+    from .job import RenderJob
+
+    pattern = request.name
+    by_device = "{preset}" in pattern or ("{styles}" in pattern and not request.styles)
+    if request.overwrite or (request.preset is None and by_device):
+        return None
+    try:
+        preset = resolve_look(request, torch.device("cpu")).preset
+        names = [output_name(pattern, photo, preset, request.seed) for photo in inputs]
+    except StyleCascadeError:
+        return None
+    folder = request.out_dir or Path(".")
+    pairs = zip(inputs, names, strict=True)
+    jobs = [RenderJob(content=photo, output=folder / name) for photo, name in pairs]
+    outcomes = [outcome for job in jobs if (outcome := skip_existing(job)) is not None]
+    if len(outcomes) < len(jobs):
+        return None
+    if console is not None:
+        line = f"every output exists: {len(outcomes)} photos skipped, the cluster not started"
+        console.print(f"{line} (--overwrite: render them again)", soft_wrap=True)
+    return outcomes
 
 
 def select_device_for(name: str | torch.device, session: Any | None) -> torch.device:

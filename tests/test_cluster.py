@@ -354,6 +354,28 @@ def _displayed(display_class, width=80, terminal=True):
     return ANSI.sub("", out.getvalue())
 
 
+def test_a_cluster_batch_whose_outputs_all_exist_never_connects(
+    tmp_path, photos, tiny_preset_file, monkeypatch
+):
+    def refuse(address):
+        raise AssertionError(f"connected to {address} for a batch with nothing to render")
+
+    monkeypatch.setattr("stylecascade.cluster.connect", refuse)
+    out = tmp_path / "out"
+    out.mkdir()
+    for photo in (photos[0], photos[2]):
+        (out / f"{photo.stem}-{photos[1].stem}.png").write_bytes(b"an earlier render")
+    args = [photos[0], photos[2], "-s", photos[1], "-p", tiny_preset_file, "--out-dir", out]
+    result = _invoke("render", *args, *ON_RAY)
+    assert result.exit_code == 0, result.output
+    assert "every output exists: 2 photos skipped, the cluster not started" in result.output
+    assert "0 done, 2 skipped, 0 failed" in result.output
+    assert {p.read_bytes() for p in out.iterdir()} == {b"an earlier render"}
+    (out / f"{photos[2].stem}-{photos[1].stem}.png").unlink()  # one to render: it connects
+    result = _invoke("render", *args, *ON_RAY)
+    assert "nothing to render" in str(result.exception), result.output
+
+
 def test_the_cluster_bars_fit_80_columns_with_photos_and_throughput():
     from stylecascade.progress import ClusterBars
 
