@@ -113,7 +113,7 @@ def run_batch(
             continue
         if progress is not None:
             progress.input_started(job.content.name)
-        skipped = skip_existing(job) if batch else None
+        skipped = skip_existing(job) if batch else done_before(job, checked)
         if skipped is not None:
             outcomes.append(skipped)
         else:
@@ -129,6 +129,14 @@ def skip_existing(job: RenderJob) -> Outcome | None:
     ``None``: the job is to be rendered."""
     if job.output.exists() and not job.overwrite:
         return Outcome(job.content, job.output, "skipped", message="output exists")
+    return None
+
+
+def done_before(job: RenderJob, checked: CheckedJob | None) -> Outcome | None:
+    """The ``skipped`` outcome of a single render whose output and manifest were made by this
+    very render (:attr:`CheckedJob.done_before`), else ``None``."""
+    if checked is not None and checked.done_before:
+        return Outcome(job.content, job.output, "skipped", message="the same render exists")
     return None
 
 

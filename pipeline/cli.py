@@ -286,7 +286,11 @@ def _report_one(outcome: Outcome, quiet: bool, seconds: float) -> int:
         from .manifest import manifest_path
 
         written = f"{escape(str(outcome.output))} and {escape(str(manifest_path(outcome.output)))}"
-        console.print(f"wrote {written} in {seconds:.1f} s", soft_wrap=True)
+        if outcome.status == "skipped":
+            kept = f"kept {written}: this render was done before (--overwrite: again)"
+            console.print(kept, soft_wrap=True)
+        else:
+            console.print(f"wrote {written} in {seconds:.1f} s", soft_wrap=True)
     return 0
 
 

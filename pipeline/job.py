@@ -31,6 +31,7 @@ from .manifest import manifest_path, stage_entry
 from .memory import free_bytes
 from .output import OutputOptions, check_output, save_image
 from .preset import FILE_FIELDS, Preset
+from .reading import read_json
 from .renderer import Renderer
 from .runner import Observer, check_sizes, stage_sizes
 from .stages.cascade import StageInterrupted
@@ -133,7 +134,25 @@ class CheckedJob:
         outputs = [*output_files(job.output), *self.stage_files]
         check_outputs(outputs, inputs, [checkpoint_folder(job.output)])
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
+        self.done_before = self._same_render_exists()
         self._check_existing()
+
+    def _same_render_exists(self) -> bool:
+        """Whether the output and its manifest are there, made by this very render (the
+        manifest's ``fingerprint`` is this job's): running the same command again then keeps
+        them and says so, instead of refusing (without ``--overwrite`` or ``--resume``)."""
+        job = self.job
+        if job.overwrite or job.resume or not job.output.is_file():
+            return False
+        try:
+            manifest = read_json(self.manifest_path, str(self.manifest_path))
+        except UsageError:  # none, or not ours: the output is in the way as before
+            return False
+        return (
+            isinstance(manifest, dict)
+            and manifest.get("status") == "done"
+            and manifest.get("fingerprint") == self.checkpoint.fingerprint
+        )
 
     def _check_existing(self) -> None:
         """Refuse to replace what is there without ``--overwrite``: the image, its manifest,
@@ -145,6 +164,8 @@ class CheckedJob:
             UsageError: the first thing in the way, and what to pass.
         """
         job, checkpoint = self.job, self.checkpoint
+        if self.done_before:
+            return
         if job.resume and not checkpoint.exists():
             folder = literal(checkpoint.folder)
             raise ArgumentError("resume", f"{{}}: no checkpoint {folder} to resume from")
@@ -265,9 +286,10 @@ class CheckedJob:
 
     def _manifest(self, entries: list[dict[str, Any]], status: str) -> dict[str, Any]:
         job = self.job
-        return self.renderer.manifest(
+        manifest = self.renderer.manifest(
             content=job.content, output=job.output, seed=job.seed, stages=entries, status=status
         )
+        return {**manifest, "fingerprint": self.checkpoint.fingerprint}
 
     def _interrupted(self, exc: StageInterrupted, entries: list[dict[str, Any]]) -> Interrupted:
         """Save the best image so far and an ``interrupted`` manifest into the checkpoint."""

@@ -151,7 +151,7 @@ def launch(request: RenderRequest, console: Console | None = None) -> list[Outco
         if shown is not None:
             where = str(device) if session is None else f"{device} on {session}"
             _announce(shown, look, where, request, len(jobs), checked)
-        if session is None and checked is not None:
+        if session is None and checked is not None and not checked.done_before:
             _check_time(shown, request, renderer, checked, len(jobs))
         if session is None:
             with nullcontext() if shown is None else stage_progress(shown) as progress:

@@ -554,15 +554,26 @@ def save_user_preset(name: str, preset: Preset, overwrite: bool = False) -> Path
         raise PresetError(f"preset name {name!r} is a bundled preset's; choose another name")
     # a saved look.yml is the one load_preset("look") finds: replace that file, never shadow it
     path = user_presets().get(name, user_preset_dir() / f"{name}.yaml")
+    text = preset_yaml(dataclasses.replace(preset, name=name))
     if path.exists() and not overwrite:
+        if path.is_file() and _same_text(path, text):
+            return path  # saved before, the same look: saving again changes nothing
         raise ArgumentError(
             "overwrite",
-            f"saved preset {literal(path)} already exists; pass {{}} to replace it",
+            f"saved preset {literal(path)} already exists, with another look; pass {{}} to "
+            f"replace it",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = preset_yaml(dataclasses.replace(preset, name=name))
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
+
+
+def _same_text(path: Path, text: str) -> bool:
+    """Whether the preset file ``path`` holds exactly ``text`` (an unreadable one does not)."""
+    try:
+        return _read_text(path, str(path)) == text
+    except PresetError:
+        return False
 
 
 def load_preset(spec: str) -> Preset:
