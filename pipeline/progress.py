@@ -389,10 +389,11 @@ class ClusterLog(_ClusterTally):
     def photo_finished(self, actor: int | None, outcome: Outcome) -> None:
         self.count(actor, outcome)
         status = outcome.status if outcome.status != "failed" else f"failed: {outcome.message}"
-        message = f"photo {self.finished}/{self.total} {outcome.content.name} {status}"
+        batch = f"{self.finished}/{self.total} photos finished"
+        message = f"{batch}: {outcome.content.name} {status}"
         if actor is not None and outcome.node:
             message += f" by {self.actor_label(actor)} in {outcome.seconds:.1f} s"
-            message += f" ({self.throughput(actor)})"
+            message += f" (this actor: {self.throughput(actor)})"
         self.report(message)
 
     def actor_died(self, actor: int, name: str, retried: bool) -> None:

@@ -396,15 +396,15 @@ def test_the_cluster_log_has_a_timestamped_line_per_event():
     assert all(re.match(rf"{STAMP} ", line) for line in lines)
     events = [line[20:] for line in lines]
     assert events[:4] == [
-        "photo 1/4 x.png skipped",
+        "1/4 photos finished: x.png skipped",
         "started 2 actors on 2 nodes in 3.2 s",
         "actor 1 gpu-node-07.render-farm.example.com: cuda:0, 4 threads, pid 101",
         "actor 2 vm: cpu, 1 thread, pid 102",
     ]
     assert events[6].endswith(": IMG_20261124_0001_very_long_file_name_from_a_camera.jpg "
                               "stage 1 64×48 in 2 s")  # fmt: skip
-    assert re.fullmatch(r"photo 2/4 b.png done by actor 2 vm in 5.0 s \(1 done · [\d.]+/min\)",
-                        events[7])  # fmt: skip
+    assert re.fullmatch(r"2/4 photos finished: b.png done by actor 2 vm in 5.0 s "
+                        r"\(this actor: 1 done · [\d.]+/min\)", events[7])  # fmt: skip
     assert events[8].startswith("actor 1 gpu-node-07.render-farm.example.com died rendering IMG")
     assert events[8].endswith("; retrying it on another actor")
 
