@@ -20,6 +20,7 @@ from stylecascade.cli import app
 from stylecascade.errors import UsageError
 from stylecascade.files import output_lock
 from stylecascade.job import CheckedJob, RenderJob
+from stylecascade.preset_files import load_preset
 from stylecascade.renderer import Renderer
 from typer.testing import CliRunner
 
@@ -411,3 +412,29 @@ def test_nothing_is_written_into_the_package_itself(tmp_path, photos, tiny_prese
     )  # fmt: skip
     _one_error(result, "is inside stylecascade's own package", "write under another folder")
     assert sorted(package.iterdir()) == before
+
+
+def test_the_same_render_run_again_keeps_its_output(tmp_path, photos, tiny_preset_file):
+    """Issue 28.4: running README's command again failed "already exists"; the same render
+    (same fingerprint) now keeps the first image and says so, exit 0; another render to the
+    same file is still refused."""
+    out = tmp_path / "o.png"
+    args = [photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", out]
+    assert _render(*args, "-q").exit_code == 0
+    before = (out.read_bytes(), out.stat().st_mtime_ns)
+    again = _render(*args)
+    assert again.exit_code == 0 and "this render was done before" in again.output
+    assert (out.read_bytes(), out.stat().st_mtime_ns) == before
+    _one_error(_render(*args, "--seed", "7"), "o.png already exists", "--overwrite")
+    assert (out.read_bytes(), out.stat().st_mtime_ns) == before
+
+
+def test_saving_the_same_look_again_succeeds_and_another_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECASCADE_HOME", str(tmp_path))
+    runner = CliRunner()
+    save = ["presets", "save", "mine", "--from"]
+    assert runner.invoke(app, [*save, "draft"]).exit_code == 0
+    assert runner.invoke(app, [*save, "draft"]).exit_code == 0
+    _one_error(runner.invoke(app, [*save, "standard"]), "already exists, with another look")
+    saved = load_preset(str(tmp_path / "presets" / "mine.yaml"))
+    assert [s.long_edge for s in saved.stages] == [128, 256, 512]  # draft's, kept
