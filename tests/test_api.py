@@ -88,3 +88,12 @@ def test_render_is_the_function_after_every_module_is_imported():
     import stylecascade.cli  # noqa: F401
 
     assert callable(stylecascade.render) and stylecascade.render.__module__ == "stylecascade.api"
+
+
+def test_the_usage_guide_names_every_public_name():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "usage.md").read_text(encoding="utf-8")
+    sentence = text.partition("`stylecascade.__all__` is the public surface:")[2]
+    listed = re.findall(r"`(\w+)`", sentence.partition(" — ")[0])
+    assert sorted(listed) == sorted(stylecascade.__all__)
