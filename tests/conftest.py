@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,24 @@ from stylecascade.stages.resample import resize_long_edge
 from stylecascade.stages.vgg import VGGFeatures, build_vgg19_features
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+"""Where a new local Ray instance writes its authentication token when none is given."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ray_token_in_the_environment():
+    """Give the Ray instances the tests start a token in ``RAY_AUTH_TOKEN`` (as Ray's own
+    tests do): without one, a new local instance writes ``~/.ray/auth_token`` into the real
+    HOME. Token authentication stays on, as for users; at the end, the file is as it was."""
+    before = RAY_TOKEN_FILE.stat().st_mtime_ns if RAY_TOKEN_FILE.exists() else None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+        patch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+        yield
+    after = RAY_TOKEN_FILE.stat().st_mtime_ns if RAY_TOKEN_FILE.exists() else None
+    assert after == before, f"the tests wrote {RAY_TOKEN_FILE}"
+
+
 TINY_WIDTH = 1 / 16  # 4 … 32 channels instead of 64 … 512
 
 

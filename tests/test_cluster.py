@@ -354,6 +354,22 @@ def _displayed(display_class, width=80, terminal=True):
     return ANSI.sub("", out.getvalue())
 
 
+def test_a_local_cluster_of_the_tests_writes_no_token_into_home(tmp_path):
+    pytest.importorskip("ray")
+    home = tmp_path / "home"  # stands for the real HOME; the environment is the tests' own
+    home.mkdir()
+    start = "from stylecascade.cluster import connect\nwith connect('local') as c: print(c)"
+    done = subprocess.run(
+        [sys.executable, "-c", start],
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "cluster local (1 node" in done.stdout, done.stderr
+    assert not (home / ".ray" / "auth_token").exists()
+
+
 def test_a_cluster_batch_whose_outputs_all_exist_never_connects(
     tmp_path, photos, tiny_preset_file, monkeypatch
 ):
