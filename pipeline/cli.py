@@ -12,14 +12,12 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
@@ -445,22 +443,17 @@ def _layer_picture(
     seed: int,
     quiet: bool,
 ) -> Image.Image:
-    """``inspect``'s layer reconstructions (``inspection.layer_reconstructions``), with a bar
-    of the ten reconstructions unless ``quiet``."""
+    """``inspect``'s layer reconstructions (``inspection.layer_reconstructions``), unless
+    ``quiet`` with their progress: a bar on a terminal, a timestamped line each in a log."""
     from .device import select_device
     from .inspection import layer_reconstructions
-    from .progress import step_reporter
+    from .progress import counted_progress, step_reporter
     from .weights import check_weights_spec
 
     check_weights_spec(weights)
     torch_device = select_device(device)
-    with nullcontext() if quiet else Progress(console=console) as progress:
-        task = None if quiet else progress.add_task("reconstructions", total=10)
-
-        def done(_label: str) -> None:
-            if task is not None:
-                progress.advance(task)
-
+    shown = None if quiet else console
+    with counted_progress(shown, "reconstructions", 10) as done:
         return layer_reconstructions(
             content,
             style,
@@ -469,7 +462,7 @@ def _layer_picture(
             long_edge=size,
             iterations=iterations,
             seed=seed,
-            step=step_reporter(None if quiet else console),
+            step=step_reporter(shown),
             done=done,
         )
 
@@ -600,7 +593,8 @@ def weights_fetch(
 ) -> None:
     """Download and convert the VGG19 weights into the cache.
 
-    Done automatically on first use. The cache is $STYLECASCADE_HOME/weights if that variable is set, else the user cache folder.
+    Done automatically on first use. The cache is $STYLECASCADE_HOME/weights if that variable is
+    set, else the user cache folder.
     """
     from .progress import step_reporter
     from .weights import cached_path, fetch, load_cached

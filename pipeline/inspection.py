@@ -78,7 +78,7 @@ def layer_reconstructions(
         iterations: L-BFGS evaluations per reconstruction.
         seed: seeds the noise.
         step: reports the weights download.
-        done: called with each picture's label when it is finished (progress).
+        done: called as each picture is finished, with its row and label (``content conv4_2``).
 
     Raises:
         UsageError: unreadable images, or ``long_edge`` leaves a short edge under 16 px;
@@ -98,7 +98,7 @@ def layer_reconstructions(
         image = reconstruct(extractor, target, layers, kind, iterations, generator)
         rows[0 if kind == "content" else 1].append((to_pil(image), label))
         if done is not None:
-            done(label)
+            done(f"{kind} {label}")
     return labelled_grid(
         rows,
         [

@@ -1,6 +1,7 @@
 """Pictures that explain a render: reconstructions, contact sheets, loss curves."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -88,6 +89,16 @@ def test_inspect_end_to_end(tmp_path, photos):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert f"created folder {out}" in result.output
+    stamped = re.findall(  # not a terminal: a timestamped line per reconstruction, as render's
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
+        r"reconstructions (\d+)/10: (content|style) \S.* in [\d.]+ s$",
+        result.output,
+        re.MULTILINE,
+    )
+    assert [(int(n), row) for n, row in stamped] == [
+        *((n, "content") for n in range(1, 6)),
+        *((n, "style") for n in range(6, 11)),
+    ], result.output
     with Image.open(out / "layers.png") as grid:
         assert grid.width > 5 * 48 and grid.height > 2 * 36
         pixels = np.asarray(grid.convert("RGB"), dtype=np.float32)
