@@ -26,7 +26,7 @@ from .errors import ArgumentTypeError, literal
 from .launch import launch, resolve_look, select_device_for
 from .naming import DEFAULT_NAME
 from .preset import Preset
-from .progress import stage_progress
+from .progress import progress_by_default, stage_progress
 from .records import Outcome
 from .renderer import Renderer, RenderResult
 from .request import RenderRequest
@@ -54,7 +54,7 @@ def render(
     seed: int = 0,
     weights: str = "caffe",
     tile_size: int | None = None,
-    progress: bool | Observer = False,
+    progress: bool | Observer | None = None,
 ) -> RenderResult:
     """Stylize ``content`` with the style of ``styles``, coarse to fine (Gatys et al. 2016;
     stages as in Gatys et al. 2017, Sec. 5), in memory: nothing is written.
@@ -84,7 +84,9 @@ def render(
         seed: makes the render repeatable (same seed, threads and device).
         weights: VGG19 weights: ``caffe``, ``torchvision`` or a file path.
         tile_size: run stages larger than this many px in tiles (0: only when needed).
-        progress: ``True`` for progress bars on stderr, or an observer of your own.
+        progress: ``True`` for progress bars on stderr, or an observer of your own; ``None``
+            (the default): bars in a notebook or when stderr is a terminal, else nothing
+            (:func:`~stylecascade.progress.progress_by_default`).
 
     Returns:
         :class:`~stylecascade.renderer.RenderResult` with the PIL image, the stage images and
@@ -98,9 +100,12 @@ def render(
     """
     request = _request(locals())
     request.check()
+    if progress is None:
+        progress = progress_by_default()
     if not isinstance(progress, bool) and not callable(getattr(progress, "iteration", None)):
         raise ArgumentTypeError(
-            "progress", f"{{}} must be True, False or an observer; got {literal(repr(progress))}"
+            "progress",
+            f"{{}} must be True, False, None or an observer; got {literal(repr(progress))}",
         )
     torch_device = select_device_for(device, None)
     look = resolve_look(request, torch_device)
@@ -164,7 +169,7 @@ def render_batch(
     cluster: str | None = None,
     actors: int | None = None,
     cpus_per_actor: int | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     yes: bool = True,
 ) -> list[Outcome]:
     """Apply one look to many photos, writing one output and its manifest per photo into
@@ -192,7 +197,8 @@ def render_batch(
         cluster: ``None`` (render here), ``local``, ``auto`` or ``ray://HOST:PORT``
             (:func:`stylecascade.cluster.connect`; needs the ``cluster`` extra).
         actors: on a cluster, at most this many actors; cpus_per_actor: CPUs per actor.
-        progress: the header, the time estimate and progress on stderr.
+        progress: the header, the time estimate and progress on stderr; ``None`` (the
+            default): in a notebook or when stderr is a terminal, else nothing.
         yes: start a render estimated over 30 minutes on a CPU (``False``: refuse it, as the
             command line does without ``--yes``).
 
@@ -212,6 +218,6 @@ def render_batch(
         photos=[Path(p) for p in photos],
         out_dir=Path(out_dir),
         save_stages=None if save_stages is None else Path(save_stages),
-        quiet=not progress,
+        quiet=not (progress_by_default() if progress is None else progress),
     )
     return launch(request, Console(stderr=True))

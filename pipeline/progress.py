@@ -5,6 +5,8 @@ batch shows the photos finished across the cluster and each actor's throughput i
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -92,8 +94,25 @@ def stage_summary(result: StageResult) -> str:
 
 
 def stage_progress(console: Console) -> StageProgress | LogProgress:
-    """The progress observer for ``console``: bars on a terminal, timestamped lines in a log."""
-    return StageProgress(console) if console.is_terminal else LogProgress(console)
+    """The progress observer for ``console``: bars on a terminal and in a notebook that can
+    show them (rich needs ``ipywidgets`` there), timestamped lines in a log."""
+    live = console.is_jupyter and importlib.util.find_spec("ipywidgets") is not None
+    return StageProgress(console) if console.is_terminal or live else LogProgress(console)
+
+
+def progress_by_default() -> bool:
+    """Whether the Python API shows progress when its ``progress`` is not given: in a notebook
+    (an IPython kernel) or when stderr is a terminal; not in scripts whose stderr goes to a
+    file or a pipe, nor in tests."""
+    return _in_notebook() or Console(stderr=True).is_terminal
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in an IPython kernel (Jupyter, VS Code's notebooks), not in a plain
+    interpreter or IPython in a terminal. IPython is only looked at when already imported."""
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 class StageProgress:

@@ -74,7 +74,7 @@ def test_any_value_of_any_argument_is_checked_at_the_boundary(no_load, argument,
         ({"seed": "abc"}, TypeError, "seed must be an int; got 'abc'"),
         ({"seed": 1.5}, TypeError, "seed must be an int; got 1.5"),
         ({"preset": 5}, TypeError, "preset must be a path (str or os.PathLike) or Preset"),
-        ({"progress": "yes"}, TypeError, "progress must be True, False or an observer"),
+        ({"progress": "yes"}, TypeError, "progress must be True, False, None or an observer"),
     ],
 )
 def test_api_misuse_is_one_clear_error(no_load, kwargs, kind, message):

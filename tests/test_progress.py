@@ -128,3 +128,23 @@ def test_the_cli_logs_timestamped_lines_while_it_runs(command):
     assert running  # the line came while the render was still going
     assert re.match(rf"{STAMP} stage 1/2 64×48 lbfgs: started, cap 10$", first)
     assert re.search(rf"^{STAMP} stage 2/2 128×96: 30 evaluations, \d+ s · cap · ", rest, re.M)
+
+
+def test_the_api_shows_progress_by_default_in_a_notebook_or_on_a_terminal(monkeypatch):
+    import types
+
+    progress_by_default = progress.progress_by_default
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a script's stderr into a file or pipe
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert progress_by_default() is False
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich's word for a terminal
+    assert progress_by_default() is True
+    monkeypatch.delenv("TTY_COMPATIBLE")
+    kernel = types.SimpleNamespace(config={"IPKernelApp": {"connection_file": "kernel-1.json"}})
+    console = types.SimpleNamespace(config={"TerminalIPythonApp": {}})  # IPython in a terminal
+    for shell, shown in ((kernel, True), (console, False), (None, False)):
+        ipython = types.SimpleNamespace(get_ipython=lambda shell=shell: shell)
+        monkeypatch.setitem(sys.modules, "IPython", ipython)
+        assert progress_by_default() is shown, shell
