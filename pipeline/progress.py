@@ -125,7 +125,7 @@ class StageProgress:
         self.progress = Progress(*columns, console=console)
         self.task: TaskID | None = None
         self.batch: TaskID | None = None
-        self.total = 0
+        self.total = self.done = 0
         self.last_read = 0.0
 
     def batch_started(self, count: int) -> None:
@@ -159,11 +159,12 @@ class StageProgress:
         if self.wide:
             description += f" {stage.optimizer}"
         self.task = self.progress.add_task(description, total=stage.iterations, losses="")
-        self.total = stage.iterations
+        self.total, self.done = stage.iterations, 0
         self.last_read = time.monotonic()
 
     def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
         assert self.task is not None
+        self.done = done
         self.total = max(self.total, done)  # L-BFGS may overrun its budget a little
         now = time.monotonic()
         if now - self.last_read >= LOSS_REFRESH_SECONDS:
@@ -172,6 +173,11 @@ class StageProgress:
             self.progress.update(self.task, completed=done, total=self.total, losses=losses)
         else:
             self.progress.update(self.task, completed=done, total=self.total)
+
+    def tile(self, done: int, total: int) -> None:
+        """Inside a tiled evaluation: the bar advances by its tile passes done."""
+        assert self.task is not None
+        self.progress.update(self.task, completed=self.done + done / total)
 
     def stage_finished(self, result: StageResult) -> None:
         assert self.task is not None
@@ -197,6 +203,7 @@ class LogProgress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.label, self.total, self.began, self.last = "", 0, 0.0, 0.0
+        self.done = 0
         self.photos, self.photo = 0, 0
 
     def __enter__(self) -> LogProgress:
@@ -223,6 +230,7 @@ class LogProgress:
         log_line(self.console, f"{self.label} {stage.optimizer}: started, cap {self.total}")
 
     def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
+        self.done = done
         now = time.monotonic()
         if now - self.last < LOG_EVERY_SECONDS:
             return
@@ -232,6 +240,21 @@ class LogProgress:
         left = elapsed / max(done, 1) * (self.total - done)
         message = (
             f"{self.label}: {done}/{self.total}, {elapsed:.0f} s, ≤ {left:.0f} s left · {losses}"
+        )
+        log_line(self.console, message)
+
+    def tile(self, done: int, total: int) -> None:
+        """Inside a tiled evaluation, which may take minutes: a line every
+        :data:`LOG_EVERY_SECONDS` too, with its tile passes done."""
+        now = time.monotonic()
+        if now - self.last < LOG_EVERY_SECONDS:
+            return
+        self.last = now
+        elapsed, evaluations = now - self.began, self.done + done / total
+        left = elapsed / evaluations * (self.total - evaluations)
+        message = (
+            f"{self.label}: evaluation {self.done + 1}/{self.total}, tiles {done}/{total}, "
+            f"{elapsed:.0f} s, ≤ {left:.0f} s left"
         )
         log_line(self.console, message)
 

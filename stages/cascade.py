@@ -148,7 +148,12 @@ class StageResult:
 
 
 class Observer(Protocol):
-    """Receives progress from :func:`run_schedule` (e.g. a progress bar)."""
+    """Receives progress from :func:`run_schedule` (e.g. a progress bar).
+
+    An observer may also have ``tile(done, total)``: then a tiled stage calls it after each tile
+    pass of an evaluation (``total``: twice the tiles), so progress advances inside evaluations
+    that take minutes.
+    """
 
     def stage_started(self, index: int, count: int, stage: Stage) -> None:
         """Stage ``index`` (0-based) of ``count`` begins."""
@@ -206,6 +211,7 @@ def evaluator(
     image: Tensor,
     generator: torch.Generator,
     autocast: AbstractContextManager | None = None,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> Evaluator:
     """The stage's evaluator: tiled when the stage has a tile edge, else untiled.
 
@@ -216,11 +222,12 @@ def evaluator(
             place.
         generator: draws the tile grid's offsets (seeded per stage).
         autocast: context each evaluation runs in.
+        on_tile: a tiled evaluation's progress, ``(done, total)`` tile passes.
     """
     if stage.tile_edge is None:
         return UntiledEvaluator(objective, image, autocast)
     return TiledEvaluator(
-        objective, image, stage.tile_edge, stage.tile_overlap, generator, autocast
+        objective, image, stage.tile_edge, stage.tile_overlap, generator, autocast, on_tile
     )
 
 
@@ -426,7 +433,9 @@ def run_schedule(
         else:
             begin = resize(previous, stage.size)
         image = begin.detach().clone().contiguous().requires_grad_(True)
-        evaluate = evaluator(problem.objective(stage, content), stage, image, generator, autocast)
+        objective = problem.objective(stage, content)
+        on_tile = getattr(observer, "tile", None)
+        evaluate = evaluator(objective, stage, image, generator, autocast, on_tile)
         result = run_stage(index, stage, evaluate, observer, began)
         if observer is not None:
             observer.stage_finished(result)

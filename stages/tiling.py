@@ -28,6 +28,7 @@ L-BFGS, whose line search assumes exact ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -134,6 +135,9 @@ class TiledEvaluator(Evaluator):
         overlap: overlap of neighbouring tiles in px (the feather ramp).
         generator: draws the grid offsets; seeded, so a tiled stage is deterministic.
         autocast: context each evaluation runs in.
+        on_tile: called ``(done, total)`` after each tile of an evaluation's two passes (the
+            pooled representations, then the tiles' backward: ``total`` is twice the tiles), so
+            progress can advance inside an evaluation that takes minutes.
     """
 
     def __init__(
@@ -144,9 +148,11 @@ class TiledEvaluator(Evaluator):
         overlap: int,
         generator: torch.Generator,
         autocast: AbstractContextManager | None = None,
+        on_tile: Callable[[int, int], None] | None = None,
     ) -> None:
         super().__init__(objective, image, autocast)
         self.tile_edge, self.overlap, self.generator = tile_edge, overlap, generator
+        self.on_tile = on_tile
         self.energies = self._target_energies()
 
     def _target_energies(self) -> dict[str, dict[str, Tensor]]:
@@ -181,7 +187,7 @@ class TiledEvaluator(Evaluator):
         sums: dict[str, dict[str, Tensor]] = {term.name: {} for term in terms}
         covered = 0
         with torch.no_grad():
-            for tile in tiles:
+            for count, tile in enumerate(tiles, 1):
                 crop = self.image.detach()[tile.window]
                 features = self.objective.extractor(crop)
                 for term in terms:
@@ -190,7 +196,13 @@ class TiledEvaluator(Evaluator):
                         held = sums[term.name]
                         held[layer] = held[layer] + part if layer in held else part
                 covered += tile.pixels
+                self._tile_done(count, len(tiles))
         return {name: {k: v / covered for k, v in reps.items()} for name, reps in sums.items()}
+
+    def _tile_done(self, done: int, tiles: int) -> None:
+        """Report ``done`` of the evaluation's ``2 × tiles`` tile passes to :attr:`on_tile`."""
+        if self.on_tile is not None:
+            self.on_tile(done, 2 * tiles)
 
     def _scored(
         self, terms: list[FeatureTerm], whole: dict[str, dict[str, Tensor]]
@@ -255,8 +267,9 @@ class TiledEvaluator(Evaluator):
         weights = torch.zeros((1, 1, height, width), device=image.device)
         sums = {term.name: torch.zeros((), device=image.device) for term in local}
         covered = 0
-        for tile in tiles:
+        for count, tile in enumerate(tiles, 1):
             crop_grad, values = self._tile_step(tile, local, pooled, slopes)
+            self._tile_done(len(tiles) + count, len(tiles))
             weight = feather(tile, height, width, self.overlap).to(image.device)
             grad[tile.window] += crop_grad * weight
             weights[tile.window] += weight

@@ -148,3 +148,23 @@ def test_the_api_shows_progress_by_default_in_a_notebook_or_on_a_terminal(monkey
         ipython = types.SimpleNamespace(get_ipython=lambda shell=shell: shell)
         monkeypatch.setitem(sys.modules, "IPython", ipython)
         assert progress_by_default() is shown, shell
+
+
+def test_progress_advances_tile_by_tile_inside_an_evaluation(monkeypatch):
+    """Issue 28.1: a tiled 5000 px stage showed nothing for 10 minutes (0 evaluations done)."""
+    out = io.StringIO()
+    clock = iter([100.0, 100.0 + progress.LOG_EVERY_SECONDS + 5])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    log = LogProgress(Console(file=out, width=200))
+    log.stage_started(0, 3, STAGE)
+    log.tile(8, 32)  # a quarter of the first evaluation, 35 s in
+    line = out.getvalue().splitlines()[-1]
+    assert re.fullmatch(
+        rf"{STAMP} stage 1/3 1024×768: evaluation 1/140, tiles 8/32, 35 s, ≤ 19565 s left", line
+    )
+    monkeypatch.undo()
+    bars = StageProgress(Console(file=io.StringIO(), width=80, force_terminal=True))
+    bars.stage_started(0, 3, STAGE)
+    bars.iteration(2, TERMS)
+    bars.tile(16, 32)
+    assert bars.progress.tasks[0].completed == 2.5

@@ -170,3 +170,20 @@ def test_tiles_barely_larger_than_their_overlap_are_refused_up_front(tmp_path, p
     assert "choose --tile-size of at least 16 px (or 0: tile only when needed)" in result.output
     assert not out.exists() and not (tmp_path / "o.png.checkpoint").exists()
     assert CliRunner().invoke(app, [*args, "--tile-size", "24", "-q"]).exit_code == 0
+
+
+def test_a_tiled_evaluation_reports_each_tile_pass(tiny_extractor, content_image, style_image):
+    objective = _objective(tiny_extractor(LAYERS), content_image, style_image, 5.0, "gram")
+    image = content_image.clone().requires_grad_(True)
+    calls = []
+    tiled = TiledEvaluator(
+        objective,
+        image,
+        40,
+        16,
+        torch.Generator().manual_seed(0),
+        on_tile=lambda *c: calls.append(c),
+    )
+    tiled.evaluate()
+    tiles = len(calls) // 2
+    assert tiles >= 2 and calls == [(k, 2 * tiles) for k in range(1, 2 * tiles + 1)]
