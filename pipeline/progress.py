@@ -115,9 +115,40 @@ def _in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
+class PhotoShare:
+    """How much of one photo's work its stages have done, 0–1, for a batch's overall bar (so
+    its ETA shows before the first photo ends). A stage weighs its pixels × its evaluation cap;
+    a stage not yet seen weighs 4× the one before it (coarse to fine: the edge doubles) until a
+    photo has shown them all; each photo's stages replace the weights of the photo before."""
+
+    def __init__(self) -> None:
+        self.weights: list[float] = []
+        self.count = 1
+
+    def stage_started(self, index: int, count: int, stage: Stage) -> None:
+        """Stage ``index`` of ``count`` begins: its weight is known (and, for a resumed render,
+        that of the stages before it, each a quarter of the next)."""
+        height, width = stage.size
+        weight = float(height * width * max(stage.iterations, 1))
+        known = self.weights[:index]
+        known += [weight / 4 ** (index - i) for i in range(len(known), index)]
+        self.weights = [*known, weight, *self.weights[index + 1 :]]
+        self.count = count
+
+    def share(self, index: int, done: float, total: int) -> float:
+        """The share of the photo done after ``done`` of ``total`` evaluations of stage
+        ``index`` (its earlier stages done)."""
+        weights = self.weights[: self.count]
+        while len(weights) < self.count:
+            weights.append(weights[-1] * 4)
+        current = weights[index] * min(done / max(total, 1), 1.0)
+        return (sum(weights[:index]) + current) / sum(weights)
+
+
 class StageProgress:
     """A rich progress bar per stage, showing evaluations, elapsed and remaining time, and the
-    current weighted losses. Use as a context manager around :func:`run_stages`."""
+    current weighted losses; in a batch, an overall bar that the photos' stages advance too
+    (:class:`PhotoShare`). Use as a context manager around :func:`run_stages`."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -127,6 +158,7 @@ class StageProgress:
         self.batch: TaskID | None = None
         self.total = self.done = 0
         self.last_read = 0.0
+        self.finished, self.stage, self.photo = 0, 0, PhotoShare()
 
     def batch_started(self, count: int) -> None:
         """Add the overall bar of a batch of ``count`` inputs."""
@@ -142,8 +174,15 @@ class StageProgress:
 
     def input_finished(self) -> None:
         """A batch input is done, skipped or failed."""
+        self.finished += 1
         if self.batch is not None:
-            self.progress.advance(self.batch)
+            self.progress.update(self.batch, completed=self.finished)
+
+    def _advance_batch(self, done: float) -> None:
+        """The overall bar: the photos finished and the current one's share done."""
+        if self.batch is not None:
+            share = self.photo.share(self.stage, done, self.total)
+            self.progress.update(self.batch, completed=self.finished + share)
 
     def __enter__(self) -> StageProgress:
         self.progress.start()
@@ -161,6 +200,9 @@ class StageProgress:
         self.task = self.progress.add_task(description, total=stage.iterations, losses="")
         self.total, self.done = stage.iterations, 0
         self.last_read = time.monotonic()
+        self.stage = index
+        self.photo.stage_started(index, count, stage)
+        self._advance_batch(0)
 
     def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
         assert self.task is not None
@@ -173,11 +215,13 @@ class StageProgress:
             self.progress.update(self.task, completed=done, total=self.total, losses=losses)
         else:
             self.progress.update(self.task, completed=done, total=self.total)
+        self._advance_batch(done)
 
     def tile(self, done: int, total: int) -> None:
         """Inside a tiled evaluation: the bar advances by its tile passes done."""
         assert self.task is not None
         self.progress.update(self.task, completed=self.done + done / total)
+        self._advance_batch(self.done + done / total)
 
     def stage_finished(self, result: StageResult) -> None:
         assert self.task is not None
@@ -187,6 +231,7 @@ class StageProgress:
             total=result.evaluations,
             losses=stage_summary(result),
         )
+        self._advance_batch(self.total)
 
 
 def log_line(console: Console, message: str) -> None:

@@ -168,3 +168,27 @@ def test_progress_advances_tile_by_tile_inside_an_evaluation(monkeypatch):
     bars.iteration(2, TERMS)
     bars.tile(16, 32)
     assert bars.progress.tasks[0].completed == 2.5
+
+
+def test_a_batch_bar_has_an_eta_before_its_first_photo_ends():
+    clock = [0.0]  # seconds, as rich's progress reads them
+    out = io.StringIO()
+    console = Console(
+        file=out, width=80, force_terminal=True, color_system=None, get_time=lambda: clock[0]
+    )
+    stages = [Stage(size=(24 << i, 32 << i), iterations=10, style_edge=64) for i in range(3)]
+    with StageProgress(console) as bars:
+        bars.batch_started(2)
+        bars.input_started("a.png")
+        for index, stage in enumerate(stages[:2]):  # two of the first photo's three stages
+            bars.stage_started(index, 3, stage)
+            for done in range(1, 11):
+                clock[0] += 1.0
+                bars.iteration(done, TERMS)
+        batch = bars.progress.tasks[0]
+        assert batch.completed == pytest.approx((1 + 4) / (1 + 4 + 16))  # pixels × evaluations
+        assert batch.time_remaining is not None and batch.time_remaining > 60
+        bars.progress.refresh()
+    frames = [ANSI.sub("", f) for f in re.split(r"[\r\n]", out.getvalue())]
+    line = next(f for f in reversed(frames) if f.startswith("all inputs"))
+    assert re.search(r" 0/2 .* eta \d:\d\d:\d\d", line), line
