@@ -23,14 +23,15 @@ from torch import Tensor
 
 from .choices import MAX_INPUT_PIXELS
 from .errors import ArgumentTypeError, literal
-from .launch import launch, resolve_look, select_device_for
+from .launch import launch, request_renderer, select_device_for
 from .naming import DEFAULT_NAME
 from .preset import Preset
 from .progress import progress_by_default, stage_progress
 from .records import Outcome
-from .renderer import Renderer, RenderResult
+from .renderer import RenderResult
 from .request import RenderRequest
 from .runner import Observer
+from .stages.stopping import StopHandle
 
 
 def render(
@@ -55,6 +56,7 @@ def render(
     weights: str = "caffe",
     tile_size: int | None = None,
     progress: bool | Observer | None = None,
+    stop: StopHandle | None = None,
 ) -> RenderResult:
     """Stylize ``content`` with the style of ``styles``, coarse to fine (Gatys et al. 2016;
     stages as in Gatys et al. 2017, Sec. 5), in memory: nothing is written.
@@ -87,6 +89,9 @@ def render(
         progress: ``True`` for progress bars on stderr, or an observer of your own; ``None``
             (the default): bars in a notebook or when stderr is a terminal, else nothing
             (:func:`~stylecascade.progress.progress_by_default`).
+        stop: a :class:`~stylecascade.stages.stopping.StopHandle`; calling its ``stop()`` from
+            another thread ends the render at its next evaluation, and the result holds the
+            stages so far and the stopped stage's best image (manifest status ``stopped``).
 
     Returns:
         :class:`~stylecascade.renderer.RenderResult` with the PIL image, the stage images and
@@ -107,19 +112,11 @@ def render(
             "progress",
             f"{{}} must be True, False, None or an observer; got {literal(repr(progress))}",
         )
-    torch_device = select_device_for(device, None)
-    look = resolve_look(request, torch_device)
-    renderer = Renderer(
-        look.preset,
-        device=torch_device,
-        weights=weights,
-        sources=look.sources,
-        look=look.unsized,
-    )
+    renderer = request_renderer(request, select_device_for(device, None))
     if progress is True:
         with stage_progress(Console(stderr=True)) as bars:
-            return renderer.render(content, seed=seed, observer=bars)
-    return renderer.render(content, seed=seed, observer=progress or None)
+            return renderer.render(content, seed=seed, observer=bars, stop=stop)
+    return renderer.render(content, seed=seed, observer=progress or None, stop=stop)
 
 
 def _request(arguments: dict[str, Any], **given: Any) -> RenderRequest:

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+from typing import Protocol
 
 from .checkpoint import checkpoint_folder
 from .errors import ArgumentError, StyleCascadeError, literal
@@ -22,10 +23,24 @@ from .interrupt import Interrupted, Signalled
 from .job import CheckedJob, RenderJob, output_files
 from .naming import output_name
 from .preset import Preset
-from .progress import LogProgress, StageProgress
 from .records import Outcome
 from .renderer import Renderer
 from .runner import Observer
+from .stages.stopping import StopHandle
+
+
+class BatchObserver(Observer, Protocol):
+    """A stage observer that also follows a batch's photos (``progress.StageProgress``,
+    ``progress.LogProgress``, the studio's)."""
+
+    def batch_started(self, count: int) -> None:
+        """A batch of ``count`` photos begins."""
+
+    def input_started(self, name: str) -> None:
+        """The photo ``name`` (a file name) begins."""
+
+    def input_finished(self) -> None:
+        """That photo is done, skipped or failed."""
 
 
 def batch_jobs(
@@ -82,10 +97,11 @@ def _refuse_shared_outputs(inputs: list[Path], names: list[str], pattern: str, o
 def run_batch(
     jobs: list[RenderJob],
     renderer: Renderer,
-    progress: StageProgress | LogProgress | None,
+    progress: BatchObserver | None,
     *,
     batch: bool = True,
     checked: CheckedJob | None = None,
+    stop: StopHandle | None = None,
 ) -> list[Outcome]:
     """Render every job with the same renderer (preset, paintings, network, style targets).
 
@@ -100,6 +116,7 @@ def run_batch(
         batch: ``True``: outputs that exist are skipped (unless ``overwrite``) and an overall
             bar counts the photos; ``False``: one photo, whose existing output is an error.
         checked: the first job already checked (:class:`CheckedJob`), so it is not read twice.
+        stop: stops the batch from another thread as a signal does (``StopHandle``).
 
     Returns:
         One :class:`Outcome` per job, in order.
@@ -118,7 +135,7 @@ def run_batch(
             outcomes.append(skipped)
         else:
             render = checked if index == 0 else None
-            outcomes.append(render_job(job, renderer, progress, render))
+            outcomes.append(render_job(job, renderer, progress, render, stop))
         if progress is not None:
             progress.input_finished()
     return outcomes
@@ -145,8 +162,10 @@ def render_job(
     renderer: Renderer,
     observer: Observer | None = None,
     render: CheckedJob | None = None,
+    stop: StopHandle | None = None,
 ) -> Outcome:
-    """Check (unless ``render`` is the job already checked) and run one job.
+    """Check (unless ``render`` is the job already checked) and run one job; ``stop`` ends it
+    from another thread (``interrupted``, its checkpoint saved).
 
     Returns:
         ``done``; ``failed`` with the one-line message and exit code of the
@@ -155,7 +174,7 @@ def render_job(
     """
     began = time.perf_counter()
     try:
-        (render or CheckedJob(job, renderer)).run(observer)
+        (render or CheckedJob(job, renderer)).run(observer, stop)
     except Signalled as exc:  # outside a stage: nothing of this photo was written
         message = (
             f"interrupted before {job.output} was written (finished stages, if any, are kept "

@@ -35,6 +35,7 @@ from .reading import read_json
 from .renderer import Renderer
 from .runner import Observer, check_sizes, stage_sizes
 from .stages.cascade import StageInterrupted
+from .stages.stopping import StopHandle
 from .stages.vgg import min_input_size
 
 
@@ -197,13 +198,16 @@ class CheckedJob:
             }
         )
 
-    def run(self, observer: Observer | None = None) -> dict[str, Any]:
+    def run(
+        self, observer: Observer | None = None, stop: StopHandle | None = None
+    ) -> dict[str, Any]:
         """Load the weights, run the stages, write the image, the manifest and the stage images.
 
         Files are written atomically; the final image and the manifest only after the last stage
         succeeded. After every stage a checkpoint is saved; SIGINT/SIGTERM (see
-        :func:`stylecascade.interrupt.signals_interrupt`) during a stage saves the best image so
-        far and an ``interrupted`` manifest into it.
+        :func:`stylecascade.interrupt.signals_interrupt`) or ``stop`` (set from another thread,
+        ``stages.stopping.StopHandle``) during a stage saves the best image so far and an
+        ``interrupted`` manifest into it.
 
         Returns:
             The manifest (also written to ``OUT.json``).
@@ -211,8 +215,9 @@ class CheckedJob:
         Raises:
             WeightsError: weights cannot be fetched or loaded.
             DivergedError: the optimization kept producing NaN/inf.
-            Interrupted: a signal stopped a stage (the checkpoint is saved), or arrived while
-                the image and manifest were written (held until both were).
+            Interrupted: a signal or ``stop`` stopped a stage (the checkpoint is saved), or a
+                signal arrived while the image and manifest were written (held until both
+                were).
             StyleCascadeError: an output cannot be written (disk full, no permission).
             UsageError: another process holds the output's lock, or wrote it meanwhile.
         """
@@ -222,14 +227,14 @@ class CheckedJob:
                 self._check_existing()  # again: another render may have written meanwhile
                 for path in (self.job.output, self.manifest_path):
                     remove_stale_temporaries(path)  # of a render killed while writing
-                return self._run(observer)
+                return self._run(observer, stop)
         except Timeout:
             raise UsageError(
                 f"output {self.job.output} is being rendered by another process (it holds "
                 f"{lock.lock_file}); wait for it, or choose another -o"
             ) from None
 
-    def _run(self, observer: Observer | None) -> dict[str, Any]:
+    def _run(self, observer: Observer | None, stop: StopHandle | None) -> dict[str, Any]:
         job, renderer = self.job, self.renderer
         device = renderer.device
         if job.resume:
@@ -241,7 +246,9 @@ class CheckedJob:
             self.stage_files[0].parent.mkdir(parents=True, exist_ok=True)
         final = None if image is None else renderer.shown(image.to(device), self.content)
         resume = None if image is None else (len(entries), image.to(device))
-        stages = renderer.stages(self.content, seed=job.seed, observer=observer, resume=resume)
+        stages = renderer.stages(
+            self.content, seed=job.seed, observer=observer, resume=resume, stop=stop
+        )
         try:
             for result, final in stages:
                 entries.append(stage_entry(result))
@@ -302,9 +309,9 @@ class CheckedJob:
             save_image(self.renderer.shown(exc.image, self.content), partial)
             write_json(folder / "manifest.json", manifest)
         signum = getattr(exc.__cause__, "signum", signal.SIGINT)
-        count = len(self.renderer.preset.stages)
+        count, verb = len(self.renderer.preset.stages), "stopped" if exc.stopped else "interrupted"
         return Interrupted(
-            f"interrupted in stage {exc.index + 1}/{count} after {exc.evaluations} evaluations; "
+            f"{verb} in stage {exc.index + 1}/{count} after {exc.evaluations} evaluations; "
             f"best image so far in {partial}; run the same command with --resume to continue "
             f"from stage {exc.index + 1}",
             signum,

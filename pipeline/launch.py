@@ -33,9 +33,11 @@ from .request import RenderRequest
 if TYPE_CHECKING:  # torch and the modules that load it are imported when the work starts
     import torch
 
+    from .batch import BatchObserver
     from .images import ImageSource
     from .job import CheckedJob, RenderJob
     from .renderer import Renderer
+    from .stages.stopping import StopHandle
 
 
 @dataclass(frozen=True)
@@ -97,14 +99,45 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
     return Look(resolved, ladder, sources, unsized)
 
 
-def launch(request: RenderRequest, console: Console | None = None) -> list[Outcome]:
+def request_renderer(request: RenderRequest, device: torch.device) -> Renderer:
+    """The renderer of an in-memory render (:func:`stylecascade.render`, the studio's tries):
+    the request's look (:func:`resolve_look`) on ``device``; its ``look`` is the unsized preset
+    (what ``presets save`` keeps).
+
+    Raises:
+        PresetError, ArgumentError: see :func:`resolve_look`; a bad ``weights`` spec.
+    """
+    from .renderer import Renderer
+
+    look = resolve_look(request, device)
+    return Renderer(
+        look.preset,
+        device=device,
+        weights=request.weights,
+        sources=look.sources,
+        look=look.unsized,
+    )
+
+
+def launch(
+    request: RenderRequest,
+    console: Console | None = None,
+    *,
+    observer: BatchObserver | None = None,
+    stop: StopHandle | None = None,
+) -> list[Outcome]:
     """Render the request's photos into files: one output and its manifest per photo.
 
-    Ctrl-C and SIGTERM (in the main thread) stop it with checkpoints kept for ``resume``.
+    Ctrl-C and SIGTERM (in the main thread), or ``stop`` (from any thread), stop it with
+    checkpoints kept for ``resume``.
 
     Args:
         request: what to render and where.
         console: where progress, the header and folder notes go; ``None``: nothing shown.
+        observer: receives the stages' progress instead of the console's bars (a local
+            render; e.g. the studio's page).
+        stop: ends a local render from another thread as a signal does
+            (``stages.stopping.StopHandle``).
 
     Returns:
         One :class:`~stylecascade.records.Outcome` per photo, in order.
@@ -154,8 +187,11 @@ def launch(request: RenderRequest, console: Console | None = None) -> list[Outco
         if session is None and checked is not None and not checked.done_before:
             _check_time(shown, request, renderer, checked, len(jobs))
         if session is None:
-            with nullcontext() if shown is None else stage_progress(shown) as progress:
-                return run_batch(jobs, renderer, progress, batch=request.batch, checked=checked)
+            bars = nullcontext(observer) if shown is None or observer else stage_progress(shown)
+            with bars as progress:
+                return run_batch(
+                    jobs, renderer, progress, batch=request.batch, checked=checked, stop=stop
+                )
         from .cluster import run_cluster_batch
         from .progress import cluster_progress
 

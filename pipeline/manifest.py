@@ -80,8 +80,10 @@ def build_manifest(
     ones this render used. ``look`` is the same before ``--size`` scaled its stages: what
     ``presets save NAME --from OUT.json`` and ``--preset OUT.json`` take (the whole look, not
     the size it was tried at).
-    ``status`` is ``done`` or ``interrupted``. ``content`` and ``output`` are paths, or
-    descriptions of in-memory images (``output`` ``None``: not written; the Python API).
+    ``status`` is ``done``, ``interrupted`` (a checkpoint's) or ``stopped`` (an in-memory
+    render ended by its stop handle, :meth:`~stylecascade.renderer.Renderer.render`).
+    ``content`` and ``output`` are paths, or descriptions of in-memory images (``output``
+    ``None``: not written; the Python API).
     """
     return {
         "status": status,

@@ -26,8 +26,10 @@ from .preset import Preset
 from .records import Step, no_step
 from .runner import Observer, StageResult, run_stages
 from .stages.blend import StyleTargets, WeightedStyle
+from .stages.cascade import StageInterrupted
 from .stages.color import SHARED_TARGET_MODES, color_inputs, regional_output
 from .stages.resample import resize
+from .stages.stopping import StopHandle
 from .stages.vgg import VGGFeatures
 from .weights import VGGWeights, check_weights_spec, load_weights
 
@@ -133,10 +135,13 @@ class RenderResult:
     """What :func:`render` returns.
 
     Attributes:
-        image: the final image, 8-bit sRGB (color mode applied).
+        image: the final image, 8-bit sRGB (color mode applied); of a stopped render, the
+            best image of the stage it stopped in.
         tensor: the same, ``(1, 3, H, W)`` float32 in 0–1 on the CPU (before 8-bit rounding).
-        stages: each stage's result as an 8-bit image, coarse to fine (the last is ``image``).
-        manifest: the render's manifest, as written beside files by the command line.
+        stages: each stage's result as an 8-bit image, coarse to fine (the last is ``image``;
+            a stopped render's last is the stopped stage's best image).
+        manifest: the render's manifest, as written beside files by the command line (status
+            ``done``, or ``stopped`` with ``stopped: {stage, evaluations}``).
     """
 
     image: Image.Image
@@ -276,6 +281,7 @@ class Renderer:
         seed: int = 0,
         observer: Observer | None = None,
         resume: tuple[int, Tensor] | None = None,
+        stop: StopHandle | None = None,
     ) -> Iterator[tuple[StageResult, Tensor]]:
         """Run the cascade on one content image.
 
@@ -284,6 +290,7 @@ class Renderer:
             seed: makes the render repeatable (same seed, same threads, same device).
             observer: progress receiver.
             resume: ``(k, image)``: start at stage ``k`` from the result of stage ``k − 1``.
+            stop: ends the render from another thread (``stages.stopping.StopHandle``).
 
         Yields:
             ``(result, shown)`` per stage: the stage's result and its image with the color mode
@@ -291,7 +298,7 @@ class Renderer:
 
         Raises:
             WeightsError, UsageError, DivergedError, StyleCascadeError: see
-            :func:`stylecascade.runner.run_stages`; StageInterrupted on SIGINT.
+            :func:`stylecascade.runner.run_stages`; StageInterrupted on SIGINT or ``stop``.
         """
         content = content.to(self.device)
         content_in = color_inputs(self.preset.color, content, [])[0]
@@ -306,6 +313,7 @@ class Renderer:
             targets=self._shared_targets(sets),
             resume=resume,
             stage_styles=sets[1:],
+            stop=stop,
         )
         for result in stages:
             yield result, self.shown(result.image, content)
@@ -355,7 +363,12 @@ class Renderer:
         )
 
     def render(
-        self, content: ImageSource, *, seed: int = 0, observer: Observer | None = None
+        self,
+        content: ImageSource,
+        *,
+        seed: int = 0,
+        observer: Observer | None = None,
+        stop: StopHandle | None = None,
     ) -> RenderResult:
         """Render one content image in memory (nothing is written).
 
@@ -364,16 +377,29 @@ class Renderer:
                 in 0–1.
             seed: makes the render repeatable.
             observer: progress receiver (e.g. ``stylecascade.progress.StageProgress``).
+            stop: set from another thread, ends the render at its next evaluation; the result
+                then holds the finished stages and the stopped stage's best image so far.
 
         Raises:
             UsageError: unreadable content, or stages too small for the network.
             WeightsError, DivergedError, StyleCascadeError: see :meth:`stages`.
         """
         image = as_tensor(content, "content")
-        entries, shown = [], []
-        for result, picture in self.stages(image, seed=seed, observer=observer):
-            entries.append(stage_entry(result))
-            shown.append(picture)
+        entries, shown, stopped = [], [], None
+        try:
+            for result, picture in self.stages(image, seed=seed, observer=observer, stop=stop):
+                entries.append(stage_entry(result))
+                shown.append(picture)
+        except StageInterrupted as exc:
+            if not exc.stopped:
+                raise
+            shown.append(self.shown(exc.image, image))
+            stopped = {"stage": exc.index + 1, "evaluations": exc.evaluations}
         final = shown[-1].cpu()
-        manifest = self.manifest(content=describe(content), output=None, seed=seed, stages=entries)
+        status = "done" if stopped is None else "stopped"
+        manifest = self.manifest(
+            content=describe(content), output=None, seed=seed, stages=entries, status=status
+        )
+        if stopped is not None:
+            manifest["stopped"] = stopped
         return RenderResult(to_pil(final), final, [to_pil(s) for s in shown], manifest)

@@ -26,6 +26,7 @@ from .stages.cascade import Observer, Stage, StageResult
 from .stages.guides import guide_energy
 from .stages.initial import initial_image
 from .stages.resample import fit_long_edge
+from .stages.stopping import StopHandle
 from .stages.terms import untileable, weighted_terms
 from .stages.tiling import tile_grid
 from .stages.vgg import VGGFeatures
@@ -337,6 +338,7 @@ def run_stages(
     targets: StyleTargets | None = None,
     resume: tuple[int, Tensor] | None = None,
     stage_styles: Sequence[Sequence[WeightedStyle]] = (),
+    stop: StopHandle | None = None,
 ) -> Iterator[StageResult]:
     """Run the preset's stages coarse to fine, yielding each stage's result as it finishes.
 
@@ -353,6 +355,7 @@ def run_stages(
             the result of stage ``k − 1`` (``(1, 3, h, w)`` in 0–1).
         stage_styles: the paintings of the stages' own sets 1, 2, …
             (:meth:`~stylecascade.preset.Preset.style_sets`), like ``styles``.
+        stop: ends the render from another thread (``stages.stopping.StopHandle``).
 
     Yields:
         :class:`StageResult` per stage run; the last one's ``image`` is the final result.
@@ -364,8 +367,8 @@ def run_stages(
         DivergedError: a stage kept producing NaN or infinite losses (the cascade's
             ``stages.cascade.DivergedError``, an ``ArithmeticError``, turned into a
             :class:`StyleCascadeError` that names the preset fields to change).
-        StageInterrupted: SIGINT (``KeyboardInterrupt``) during a stage; carries its best
-            iterate.
+        StageInterrupted: SIGINT (``KeyboardInterrupt``) during a stage, or ``stop`` set;
+            carries its best iterate.
     """
     content_hw = (content.shape[-2], content.shape[-1])
     available = free_bytes(content.device)
@@ -404,6 +407,7 @@ def run_stages(
             observer=observer,
             autocast=autocast,
             prepare=prepare,
+            stop=stop,
         ):
             refuse_unmoved(result)
             yield result

@@ -12,7 +12,8 @@ A stage ends when its best loss improves by less than its tolerance over
 :data:`CONVERGENCE_WINDOW` evaluations, or at its cap of evaluations. It survives NaN/inf
 losses by restarting from its best iterate with half the step size
 (:data:`MAX_RECOVERIES` times), and a ``KeyboardInterrupt`` during a stage becomes
-:class:`StageInterrupted` carrying the best iterate so far.
+:class:`StageInterrupted` carrying the best iterate so far; so does a stop asked from another
+thread through a ``stages.stopping.StopHandle``, checked between evaluations.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .guides import Region
 from .losses import Objective, StyleKind, as_floats
 from .optim import optimize
 from .resample import resize
+from .stopping import StopHandle, Stopped
 from .terms import TermContext, TermSpec, build_objective, weighted_terms
 from .tiling import TiledEvaluator
 from .vgg import VGGFeatures
@@ -54,17 +56,21 @@ class DivergedError(ArithmeticError):
 
 
 class StageInterrupted(Exception):
-    """SIGINT (``KeyboardInterrupt``) arrived during a stage.
+    """SIGINT (``KeyboardInterrupt``) arrived during a stage, or its stop handle was set.
 
     Attributes:
         index: the interrupted stage (0-based).
         evaluations: evaluations it had made.
         image: ``(1, 3, H, W)`` its best iterate so far (lowest loss), in 0–1.
+        stopped: ``True`` when a ``stages.stopping.StopHandle`` ended it, ``False`` for a
+            signal.
     """
 
-    def __init__(self, index: int, evaluations: int, image: Tensor) -> None:
-        super().__init__(f"stage {index + 1} interrupted after {evaluations} evaluations")
+    def __init__(self, index: int, evaluations: int, image: Tensor, stopped: bool = False) -> None:
+        verb = "stopped" if stopped else "interrupted"
+        super().__init__(f"stage {index + 1} {verb} after {evaluations} evaluations")
         self.index, self.evaluations, self.image = index, evaluations, image
+        self.stopped = stopped
 
 
 class _NonFinite(Exception):
@@ -152,7 +158,10 @@ class Observer(Protocol):
 
     An observer may also have ``tile(done, total)``: then a tiled stage calls it after each tile
     pass of an evaluation (``total``: twice the tiles), so progress advances inside evaluations
-    that take minutes.
+    that take minutes. It may also have ``current_image(index, image)``: then it is called after
+    every evaluation with stage ``index``'s best iterate so far, ``(1, 3, H, W)`` in 0–1 on the
+    device (not yet clamped; a tensor the stage no longer changes, so another thread may read
+    it), for a live preview.
     """
 
     def stage_started(self, index: int, count: int, stage: Stage) -> None:
@@ -288,7 +297,8 @@ def _optimize(
             on_restart()
         except KeyboardInterrupt as exc:
             best = evaluate.best.image.clamp(0.0, 1.0)
-            raise StageInterrupted(index, evaluate.count, best) from exc
+            stopped = isinstance(exc, Stopped)
+            raise StageInterrupted(index, evaluate.count, best, stopped) from exc
     return recoveries, "cap" if evaluate.count >= stage.iterations else "stalled"
 
 
@@ -320,6 +330,7 @@ def run_stage(
     evaluate: Evaluator,
     observer: Observer | None = None,
     began: float | None = None,
+    stop: StopHandle | None = None,
 ) -> StageResult:
     """Optimize one stage's image from where ``evaluate.image`` is, until its best loss improves
     by less than ``stage.tolerance`` over :data:`CONVERGENCE_WINDOW` evaluations (checked every
@@ -334,6 +345,7 @@ def run_stage(
         observer: progress receiver.
         began: ``time.perf_counter()`` when the stage began (its targets included); now if
             ``None``.
+        stop: checked after every evaluation; once set, the stage ends (its best iterate kept).
 
     Returns:
         The stage's :class:`StageResult`; ``evaluate.image`` holds the result too.
@@ -341,20 +353,26 @@ def run_stage(
     Raises:
         DivergedError: NaN/inf losses more than :data:`MAX_RECOVERIES` times, or at the best
             iterate.
-        StageInterrupted: ``KeyboardInterrupt`` during the stage.
+        StageInterrupted: ``KeyboardInterrupt`` during the stage, or ``stop`` set
+            (``stopped``).
     """
     began = time.perf_counter() if began is None else began
     image = evaluate.image
+    watch = getattr(observer, "current_image", None)
 
     bests: list[float] = []  # the best loss every CHECK_EVERY evaluations since the last restart
 
     def on_evaluation(_count: int) -> None:
+        if stop is not None:
+            stop.check()
         done = evaluate.count
         checked = done % CHECK_EVERY == 0
         if checked and not torch.isfinite(evaluate.trace[-1]):
             raise _NonFinite
         if observer is not None:
             observer.iteration(done, evaluate.last)
+        if watch is not None:
+            watch(index, evaluate.best.image)
         if checked:
             bests.append(evaluate.best.loss.item())
             if converged(bests, stage.tolerance):
@@ -392,6 +410,7 @@ def run_schedule(
     observer: Observer | None = None,
     autocast: AbstractContextManager | None = None,
     prepare: Callable[[int, Stage], Stage] | None = None,
+    stop: StopHandle | None = None,
 ) -> Iterator[StageResult]:
     """Run stages ``first …`` of ``schedule`` coarse to fine, yielding each result as it ends.
 
@@ -409,13 +428,15 @@ def run_schedule(
         autocast: context each evaluation runs in (bf16 autocast on CUDA).
         prepare: ``(index, stage) → stage`` called just before each stage runs, e.g. to plan
             its tiles for the memory free at that moment; the stage it returns is run.
+        stop: ends the running stage from another thread (:func:`run_stage`).
 
     Yields:
         :class:`StageResult` per stage run; the last one's ``image`` is the final result.
 
     Raises:
         DivergedError: a stage kept producing NaN or infinite losses.
-        StageInterrupted: ``KeyboardInterrupt`` during a stage; carries its best iterate.
+        StageInterrupted: ``KeyboardInterrupt`` during a stage, or ``stop`` set; carries its
+            best iterate.
     """
     previous = start
     for index in range(first, len(schedule)):
@@ -436,7 +457,7 @@ def run_schedule(
         objective = problem.objective(stage, content)
         on_tile = getattr(observer, "tile", None)
         evaluate = evaluator(objective, stage, image, generator, autocast, on_tile)
-        result = run_stage(index, stage, evaluate, observer, began)
+        result = run_stage(index, stage, evaluate, observer, began, stop)
         if observer is not None:
             observer.stage_finished(result)
         previous = result.image
