@@ -492,6 +492,47 @@ def _loss_picture(path: Path) -> Image.Image:
         raise UsageError(f"--manifest {path}: {exc}") from None
 
 
+STUDIO_MODULES = ("fastapi", "starlette", "uvicorn", "anyio", "h11")
+"""The studio extra's modules: one missing is the one-line hint to install the extra."""
+
+
+@app.command("studio")
+@reports_errors
+def studio_command(
+    folder: opt.StudioFolder = Path("."),
+    out_dir: opt.StudioOut = None,
+    port: opt.Port = 8765,
+    host: opt.Host = "127.0.0.1",
+    device: opt.Device = "auto",
+    weights: opt.Weights = "caffe",
+) -> None:
+    """Open the studio, a local web page (the studio extra).
+
+    Try paintings, weights, color modes and masks on a photo, watch each stage arrive, compare
+    tries, save a look as a preset and render it at print size."""
+    if not folder.is_dir():
+        raise UsageError(f"studio folder {folder}: no such folder")
+    try:
+        from .studio.app import Studio
+        from .studio.folder import StudioFolder
+        from .studio.server import serve
+    except ModuleNotFoundError as exc:
+        if exc.name not in STUDIO_MODULES:
+            raise
+        raise StyleCascadeError(
+            "the studio needs its extra: pip install 'stylecascade[studio]'"
+        ) from None
+    out = (out_dir or folder / "studio").resolve()
+    studio = Studio(StudioFolder(folder.resolve(), out), device, weights)
+
+    def announce(url: str) -> None:
+        typer.echo(
+            f"studio: {url} (images from {folder.resolve()}, writes into {out}); Ctrl-C ends it"
+        )
+
+    serve(studio, host, port, announce)
+
+
 @presets_app.command("list")
 @reports_errors
 def presets_list() -> None:

@@ -340,3 +340,29 @@ CpusPerActor = Annotated[
         help="With --cluster and no GPU: CPUs per actor (default 1).",
     ),
 ]
+StudioFolder = Annotated[
+    Path,
+    typer.Argument(
+        metavar="FOLDER",
+        help="The photos and paintings to offer (default: this folder); the page's uploads, "
+        "masks and prints go into FOLDER/studio.",
+        show_default=False,
+    ),
+]
+StudioOut = Annotated[
+    Path | None,
+    _option("--out-dir", metavar="DIR", help="Where the page writes (default: FOLDER/studio)."),
+]
+Port = Annotated[
+    int,
+    _option("--port", metavar="N", show_default=True, help="Port to listen on (0: any free one)."),
+]
+Host = Annotated[
+    str,
+    _option(
+        "--host",
+        metavar="ADDRESS",
+        show_default=True,
+        help="Address to listen on; another than 127.0.0.1 lets other machines use the studio.",
+    ),
+]

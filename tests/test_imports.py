@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"stylecascade": ROOT / "pipeline", "stylecascade.stages": ROOT / "stages"}
+PACKAGES = {
+    "stylecascade": ROOT / "pipeline",
+    "stylecascade.stages": ROOT / "stages",
+    "stylecascade.studio": ROOT / "pipeline" / "studio",
+}
 
 
 def _modules() -> dict[str, Path]:

@@ -1,0 +1,354 @@
+"""The studio's web server (FastAPI): one static page, a JSON API, and the jobs' events as
+server-sent events.
+
+Every request answers from the server's threads at once; renders run in the one worker
+thread (:class:`~stylecascade.studio.jobs.Worker`), so the page answers while a render runs.
+Failures are the command line's one-line messages, as ``{"error": "…"}`` (status 400 for
+a usage error, 404 for something unknown, 500 otherwise). The page names files by plain name
+only; it writes into the output folder alone (:mod:`stylecascade.studio.folder`) and, through
+"Save as preset", where ``presets save`` writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from ..errors import StyleCascadeError, UsageError
+from ..preset_files import bundled_presets, load_preset, save_user_preset, user_presets
+from ..stages.vocabulary import COLOR_MODES, STYLE_LOSSES
+from .folder import StudioFolder
+from .jobs import EventLog, Job, Worker, one_line
+from .work import (
+    PRINT_FORMATS,
+    PrintSettings,
+    TrySettings,
+    check_look,
+    print_request,
+    run_print,
+    run_try,
+    try_request,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+STATIC = Path(str(resources.files("stylecascade.studio") / "static"))
+"""The page: ``index.html``, ``studio.js``, ``studio.css`` (no build step, nothing fetched)."""
+POLL_SECONDS = 0.2
+"""How often an open event stream looks for new events."""
+MAX_UPLOAD = 256 << 20
+"""Largest upload accepted (bytes)."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class Studio:
+    """What the server's requests share: the folder, the device, the events and the worker.
+
+    Args:
+        folder: the studio's folder and output folder.
+        device: ``auto``, ``cuda``, ``mps`` or ``cpu``; chosen (torch imported) in the
+            background at start, so the first render does not wait for it.
+        weights: the VGG19 weights spec (``caffe``, ``torchvision`` or a file).
+
+    Attributes:
+        closing: whether its server is shutting down (set by :func:`server`): open event
+            streams then end, so the server stops at once.
+    """
+
+    def __init__(self, folder: StudioFolder, device: str = "auto", weights: str = "caffe") -> None:
+        self.folder, self.device_name, self.weights = folder, device, weights
+        self.closing: Callable[[], bool] = lambda: False
+        self.events = EventLog()
+        self.worker = Worker(self.events)
+        threading.Thread(target=self._warm_up, name="studio-warmup", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        """Import torch and choose the device now (an unavailable one is reported by the first
+        try that needs it)."""
+        try:
+            self.device  # noqa: B018 (computed and kept)
+        except StyleCascadeError:
+            pass
+
+    @functools.cached_property
+    def device(self) -> torch.device:
+        """The torch device renders run on.
+
+        Raises:
+            UsageError: the device is not available here.
+        """
+        from ..device import select_device
+
+        return select_device(self.device_name)
+
+    def job(self, number: int, kind: str | None = None) -> Job:
+        """Job ``number`` (of ``kind``, if given).
+
+        Raises:
+            HTTPException: 404, no such job.
+        """
+        job = self.worker.jobs.get(number)
+        if job is None or kind not in (None, job.kind):
+            raise HTTPException(404, f"no {kind or 'job'} {number}")
+        return job
+
+
+def studio_of(request: Request) -> Studio:
+    """The request's :class:`Studio` (a FastAPI dependency)."""
+    return request.app.state.studio
+
+
+router = APIRouter(prefix="/api")
+Current = Depends(studio_of)
+
+
+class PresetName(BaseModel):
+    """A name to save a try's look under."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    overwrite: bool = False
+
+
+def preset_knobs(name: str) -> dict[str, Any]:
+    """A preset's values of the knobs the page shows: its final stage's weights α, β, γ and
+    size, color mode, style loss and stages ``[[long edge, cap], …]``.
+
+    Raises:
+        PresetError: an unknown or invalid preset.
+    """
+    preset = load_preset(name)
+    last = preset.stages[-1]
+    return {
+        "name": name,
+        "description": preset.description,
+        "content_weight": last.content_weight,
+        "style_weight": last.style_weight,
+        "tv_weight": last.tv_weight,
+        "size": last.long_edge,
+        "color": preset.color,
+        "style_loss": last.style_loss or preset.model.style_loss,
+        "stages": [[s.long_edge, s.iterations] for s in preset.stages],
+    }
+
+
+@router.get("/state")
+def state(studio: Studio = Current) -> dict[str, Any]:
+    """Everything the page starts from: inputs, masks, presets, jobs, choices, last event."""
+    saved = [{"name": n, "from": "saved"} for n in user_presets()]
+    masks = studio.folder.out / "masks"
+    return {
+        "folder": str(studio.folder.root),
+        "out": str(studio.folder.out),
+        "inputs": list(studio.folder.inputs()),
+        "masks": sorted(p.name for p in masks.glob("*.png")) if masks.is_dir() else [],
+        "presets": [{"name": n, "from": "bundled"} for n in bundled_presets()] + saved,
+        "jobs": [job.summary() for job in studio.worker.jobs.values()],
+        "choices": {
+            "color": list(COLOR_MODES),
+            "style_loss": list(STYLE_LOSSES),
+            "format": list(PRINT_FORMATS),
+            "bit_depth": [8, 16],
+        },
+        "events": len(studio.events.since(0)),
+    }
+
+
+@router.get("/presets/{name}")
+def preset(name: str) -> dict[str, Any]:
+    """A preset's knob values (:func:`preset_knobs`)."""
+    return preset_knobs(name)
+
+
+@router.get("/images/{name}")
+def image(name: str, studio: Studio = Current) -> FileResponse:
+    """An input image's file."""
+    return FileResponse(studio.folder.image(name))
+
+
+@router.get("/masks/{name}")
+def mask(name: str, studio: Studio = Current) -> FileResponse:
+    """A mask's file."""
+    return FileResponse(studio.folder.mask(name))
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body, at most :data:`MAX_UPLOAD` bytes.
+
+    Raises:
+        UsageError: a larger body.
+    """
+    if int(request.headers.get("content-length") or 0) > MAX_UPLOAD:
+        raise UsageError(f"upload over {MAX_UPLOAD >> 20} MiB; use a smaller file")
+    data = await request.body()
+    if len(data) > MAX_UPLOAD:
+        raise UsageError(f"upload over {MAX_UPLOAD >> 20} MiB; use a smaller file")
+    return data
+
+
+@router.put("/uploads/{name}")
+async def upload(name: str, request: Request, studio: Studio = Current) -> dict[str, str]:
+    """Add an image (the body: its file's bytes) to the studio's inputs."""
+    path = studio.folder.save_upload(name, await _body(request))
+    return {"name": path.name}
+
+
+@router.put("/masks")
+async def new_mask(painting: str, request: Request, studio: Studio = Current) -> dict[str, str]:
+    """Keep a mask for ``painting`` (the body: a PNG, white where the painting applies)."""
+    path = studio.folder.save_mask(painting, await _body(request))
+    return {"name": path.name}
+
+
+@router.post("/tries")
+def new_try(settings: TrySettings, studio: Studio = Current) -> dict[str, int]:
+    """Check a try and queue it; answers its job number."""
+    request = try_request(settings, studio.folder, weights=studio.weights)
+    device = studio.device
+    check_look(request, device)
+    events = studio.events
+    job = studio.worker.submit(
+        "try", settings.model_dump(), lambda job: run_try(job, request, device, events)
+    )
+    return {"id": job.id}
+
+
+@router.post("/jobs/{number}/stop")
+def stop(number: int, studio: Studio = Current) -> dict[str, Any]:
+    """Stop a running job (its best image so far kept) or cancel a queued one."""
+    job = studio.job(number)
+    studio.worker.stop(job)
+    return job.summary()
+
+
+@router.get("/jobs/{number}/stages/{index}")
+def stage_image(number: int, index: int, studio: Studio = Current) -> Response:
+    """Stage ``index`` (0-based) of a try, as PNG (a stopped try's last: its best so far)."""
+    job = studio.job(number, "try")
+    if not 0 <= index < len(job.stages):
+        raise HTTPException(404, f"try {number} has no stage image {index}")
+    return Response(job.stages[index], media_type="image/png")
+
+
+@router.get("/jobs/{number}/current")
+def current_image(number: int, studio: Studio = Current) -> Response:
+    """The running stage's best image so far, as PNG."""
+    job = studio.job(number, "try")
+    if job.current is None:
+        raise HTTPException(404, f"try {number} has no current image yet")
+    return Response(job.current, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/jobs/{number}/preset")
+def save_preset(number: int, body: PresetName, studio: Studio = Current) -> dict[str, str]:
+    """Save a try's look as a preset (the file ``presets save`` writes)."""
+    job = studio.job(number, "try")
+    if job.look is None:
+        raise UsageError(f"try {number} has no look yet; wait until it starts")
+    from ..files import reporting_write_errors
+    from ..paths import user_preset_dir
+
+    with reporting_write_errors(user_preset_dir()):
+        path = save_user_preset(body.name, job.look, body.overwrite)
+    studio.events.post("preset", job=number, name=body.name, path=str(path))
+    return {"name": body.name, "path": str(path)}
+
+
+@router.post("/jobs/{number}/print")
+def new_print(number: int, settings: PrintSettings, studio: Studio = Current) -> dict[str, int]:
+    """Queue a print of a try; answers its job number."""
+    tried = TrySettings(**studio.job(number, "try").settings)
+    request = print_request(settings, tried, studio.folder, number, weights=studio.weights)
+    device, events = studio.device, studio.events
+    job = studio.worker.submit(
+        "print",
+        {**settings.model_dump(), "try": number, "output": str(request.output)},
+        lambda job: run_print(job, request, device, events),
+    )
+    return {"id": job.id}
+
+
+def _event_stream(studio: Studio, request: Request, seen: int) -> AsyncIterator[str]:
+    """The events after ``seen`` as server-sent events, then new ones as they come."""
+
+    async def stream() -> AsyncIterator[str]:
+        last = seen
+        yield "retry: 1000\n\n"
+        while not studio.closing() and not await request.is_disconnected():
+            for event in studio.events.since(last):
+                last = event["id"]
+                yield f"id: {last}\ndata: {json.dumps(event)}\n\n"
+            await asyncio.sleep(POLL_SECONDS)
+
+    return stream()
+
+
+@router.get("/events")
+def events(request: Request, since: int = 0, studio: Studio = Current) -> StreamingResponse:
+    """The session's events (``job``, ``stage_started``, ``progress``, ``current``, ``stage``,
+    ``preset``, ``note``) from ``since`` or the stream's ``Last-Event-ID``."""
+    seen = int(request.headers.get("last-event-id") or since)
+    return StreamingResponse(
+        _event_stream(studio, request, seen),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _handlers() -> dict[Any, Callable[[Request, Any], Any]]:
+    """Every failure as ``{"error": one line}``: ours as the command line says them."""
+
+    def ours(_request: Request, exc: StyleCascadeError) -> JSONResponse:
+        return _error(400 if isinstance(exc, UsageError) else 500, one_line(exc))
+
+    def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return _error(400, f"{where}: {first.get('msg', 'invalid')}")
+
+    def http(_request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    return {StyleCascadeError: ours, RequestValidationError: invalid, HTTPException: http}
+
+
+def create_app(studio: Studio, host: str = "127.0.0.1") -> FastAPI:
+    """The web application of ``studio``: the page at ``/``, the API under ``/api``.
+
+    Args:
+        studio: the shared state.
+        host: the address it listens on; on a loopback address only requests naming a
+            loopback host are answered (another web site cannot reach it by DNS tricks).
+    """
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    app = FastAPI(title="stylecascade studio", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.studio = studio
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=True), name="static")
+    app.add_api_route("/", lambda: FileResponse(STATIC / "index.html"), include_in_schema=False)
+    handlers = _handlers()
+    handlers[StarletteHTTPException] = handlers.pop(HTTPException)
+    for kind, handler in handlers.items():
+        app.add_exception_handler(kind, handler)
+    if host in LOOPBACK:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"])
+    return app

@@ -1,0 +1,145 @@
+"""The studio's folder: the photos and paintings it offers, and the one place it writes.
+
+Inputs are the image files directly inside the folder and those uploaded from the page. The
+page names files by their plain name only (no folders, no ``..``); everything the page causes
+to be written goes into the output folder (uploads, drawn masks, prints), through the
+project's writer (:func:`stylecascade.files.atomic_write`, the render job's flow for prints).
+Saved presets go where ``presets save`` puts them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..choices import MAX_INPUT_PIXELS
+from ..errors import UsageError
+from ..files import atomic_write, make_folder
+from ..naming import IMAGE_SUFFIXES
+
+MAX_NAME = 120
+"""Longest file name (characters) the page may give an upload."""
+UPLOADS, MASKS, PRINTS = "uploads", "masks", "prints"
+"""The output folder's subfolders: uploaded images, masks drawn on the page, print renders."""
+
+
+def plain_name(name: str, what: str = "file name") -> str:
+    """``name`` if it is a plain image file name: no folder part, not hidden, at most
+    :data:`MAX_NAME` characters, ending in one of :data:`~stylecascade.naming.IMAGE_SUFFIXES`.
+
+    Raises:
+        UsageError: any other name (``../x.png``, ``a/b.png``, ``.png``, ``x.exe``).
+    """
+    plain = (
+        0 < len(name) <= MAX_NAME
+        and name == Path(name).name
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
+    if not plain or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(
+            f"{what} {name[:MAX_NAME]!r}: use a plain image file name without folders, ending "
+            f"in {', '.join(IMAGE_SUFFIXES)}"
+        )
+    return name
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    """The image files directly inside ``folder`` by name (none if it is missing)."""
+    if not folder.is_dir():
+        return {}
+    return {
+        p.name: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    }
+
+
+@dataclass(frozen=True)
+class StudioFolder:
+    """The folder the studio was started on and its output folder.
+
+    Attributes:
+        root: the photos and paintings the studio offers (read only).
+        out: where the page's uploads, masks and prints go (created on first write).
+    """
+
+    root: Path
+    out: Path
+
+    def inputs(self) -> dict[str, Path]:
+        """Every image the page may pick, by name: the folder's, then the uploads (an upload
+        never shadows a file of the folder: :meth:`save_upload` refuses the name)."""
+        return {**_images(self.out / UPLOADS), **_images(self.root)}
+
+    def image(self, name: str) -> Path:
+        """The input image called ``name``.
+
+        Raises:
+            UsageError: no such input (a path, or a name not offered).
+        """
+        found = self.inputs().get(plain_name(name, "image"))
+        if found is None:
+            raise UsageError(f"image {name!r}: no such photo or painting in {self.root}")
+        return found
+
+    def mask(self, name: str) -> Path:
+        """The mask called ``name`` (drawn or uploaded on the page).
+
+        Raises:
+            UsageError: no such mask.
+        """
+        found = _images(self.out / MASKS).get(plain_name(name, "mask"))
+        if found is None:
+            raise UsageError(f"mask {name!r}: no such mask in {self.out / MASKS}")
+        return found
+
+    def save_upload(self, name: str, data: bytes) -> Path:
+        """Write an uploaded image into ``out/uploads`` once it decodes as an image.
+
+        Raises:
+            UsageError: a name that is not plain or is taken, or bytes that are not an image
+                (the message :func:`~stylecascade.images.read_image_bytes` gives).
+            ArgumentError: the output folder cannot be created.
+            OSError: it cannot be written.
+        """
+        if plain_name(name) in self.inputs():
+            raise UsageError(f"image {name!r} is already in the studio; rename the file")
+        return self._write(UPLOADS, name, data, "upload")
+
+    def save_mask(self, painting: str, data: bytes) -> Path:
+        """Write a mask for ``painting`` into ``out/masks`` under a new name
+        (``PAINTING-mask-N.png``), once it decodes as an image.
+
+        Raises:
+            UsageError: an unknown painting, or bytes that are not an image.
+            OSError: it cannot be written.
+        """
+        stem = Path(self.image(painting).name).stem
+        taken = _images(self.out / MASKS)
+        name = next(
+            f"{stem}-mask-{n}.png"
+            for n in itertools.count(1)
+            if f"{stem}-mask-{n}.png" not in taken
+        )
+        return self._write(MASKS, name, data, "mask")
+
+    def _write(self, sub: str, name: str, data: bytes, role: str) -> Path:
+        from ..images import read_image_bytes
+
+        read_image_bytes(data, name, role, MAX_INPUT_PIXELS)  # refuses what is no image
+        folder = self.out / sub
+        make_folder(folder, "out_dir")
+        path = folder / name
+        atomic_write(path, lambda tmp: tmp.write_bytes(data))
+        return path
+
+    def print_path(self, photo: str, job: int, long_edge: int, suffix: str) -> Path:
+        """Where a print of try ``job`` goes: ``out/prints/PHOTO-tryJOB-EDGEpx.SUFFIX`` (the
+        same print again resumes its checkpoint)."""
+        folder = self.out / PRINTS
+        make_folder(folder, "out_dir")
+        return folder / f"{Path(photo).stem}-try{job}-{long_edge}px{suffix}"
