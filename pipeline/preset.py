@@ -204,7 +204,10 @@ def scaled_stages(stages: tuple[StageConfig, ...], long_edge: int) -> Ladder:
     ``min(MIN_STAGE_EDGE, long_edge)`` px (a preset's own small stage is kept), or onto the
     final size. When the first kept stage is more than √2 above the floor, a stage at the floor,
     with the settings of the largest dropped one, takes the dropped stages' place, so the ladder
-    starts at the floor.
+    starts at the floor. A smaller render that dropped stages (a preview: ``draft --size 128``)
+    runs its stages with the settings of the preset's first stages, in order (caps, weights,
+    tolerances): what the full render does at those sizes, so a preview looks like a thumbnail
+    of the full render rather than its last stage's 50 evaluations alone.
 
     Args:
         stages: the preset's stages, long edges increasing.
@@ -224,6 +227,8 @@ def scaled_stages(stages: tuple[StageConfig, ...], long_edge: int) -> Ladder:
     inserted = last_dropped is not None and kept[0].long_edge > floor * math.sqrt(2)
     if inserted:
         kept.insert(0, dataclasses.replace(last_dropped, long_edge=floor))
+    if dropped and factor < 1:  # a preview: the coarse stages' settings, as the full render
+        kept = [dataclasses.replace(s, long_edge=k.long_edge) for s, k in zip(stages, kept)]
     return Ladder(tuple(kept), tuple(dropped), floor, inserted)
 
 

@@ -205,10 +205,12 @@ def test_with_final_size_scales_every_stage(tiny_preset):
 @pytest.mark.parametrize(
     ("preset", "size", "edges", "dropped", "settings_of"),
     [
-        ("print", 1024, [128, 256, 512, 1024], (64,), [1, 2, 3, 4]),
-        ("draft", 200, [128, 200], (50, 100), [1, 2]),  # a floor stage replaces 50 and 100
-        ("draft", 160, [160], (40, 80), [2]),  # within √2 of the floor: no floor stage
-        ("draft", 64, [64], (16, 32), [2]),
+        # a smaller render that dropped stages runs the preset's first stages' settings (issue
+        # 28.6: draft --size 128 ran the last stage's 50 evaluations alone, a blur)
+        ("print", 1024, [128, 256, 512, 1024], (64,), [0, 1, 2, 3]),
+        ("draft", 200, [128, 200], (50, 100), [0, 1]),  # a floor stage replaces 50 and 100
+        ("draft", 160, [160], (40, 80), [0]),  # within √2 of the floor: no floor stage
+        ("draft", 64, [64], (16, 32), [0]),
         ("standard", 4096, [1024, 2048, 4096], (), [0, 1, 2]),
     ],
 )
