@@ -154,6 +154,8 @@ def render_batch(
     style_scale: float | None = None,
     name: str = DEFAULT_NAME,
     save_stages: str | Path | None = None,
+    save_every: int | None = None,
+    print_every: int | None = None,
     overwrite: bool = False,
     resume: bool = False,
     bit_depth: int = 8,
@@ -184,6 +186,8 @@ def render_batch(
         name: output file name pattern (``{content}``, ``{ext}``, ``{styles}``, ``{preset}``,
             ``{seed}``).
         save_stages: folder for each stage's image of every photo.
+        save_every: also each stage's best image every N evaluations into ``save_stages``;
+            print_every: a progress line every N evaluations (with ``progress``).
         overwrite: replace existing outputs; resume: continue interrupted renders.
         bit_depth: 8 or 16 bits per channel (16: PNG, TIFF); jpeg_quality: 1–95.
         max_input_pixels: refuse larger input images; 0: no limit.

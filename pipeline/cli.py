@@ -171,6 +171,8 @@ def render_command(
     size: opt.Size = None,
     output: opt.Output = None,
     save_stages: opt.SaveStages = None,
+    save_every: opt.SaveEvery = None,
+    print_every: opt.PrintEvery = None,
     overwrite: opt.Overwrite = False,
     resume: opt.Resume = False,
     bit_depth: opt.BitDepth = 8,
@@ -262,8 +264,8 @@ def _original_colors(original: int | None, color: str | None) -> str | None:
 
 
 _PLAIN = (
-    "output out_dir name save_stages overwrite resume bit_depth jpeg_quality max_input_pixels "
-    "iterations init style_scale yes "
+    "output out_dir name save_stages save_every print_every overwrite resume bit_depth "
+    "jpeg_quality max_input_pixels iterations init style_scale yes "
     "device seed threads weights cluster actors cpus_per_actor quiet"
 ).split()
 """``render`` options that go into the request as they are, under their own names."""

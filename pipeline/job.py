@@ -16,6 +16,7 @@ from . import __version__
 from .checkpoint import Checkpoint, checkpoint_folder, fingerprint
 from .choices import MAX_INPUT_PIXELS
 from .errors import ArgumentError, UsageError, literal
+from .every import Snapshots, snapshot_paths
 from .files import (
     check_outputs,
     file_digest,
@@ -48,6 +49,7 @@ class RenderJob:
         output: the image to write; its manifest goes to ``output`` with suffix ``.json``.
         seed: makes the render repeatable.
         save_stages: folder for each stage's result, or ``None``.
+        save_every: also each stage's best image every N evaluations into ``save_stages``.
         overwrite: replace existing output files (and an old checkpoint) instead of refusing.
         resume: continue from the checkpoint of an interrupted render of the same job.
         output_options: bit depth, JPEG quality and DPI of the output.
@@ -58,6 +60,7 @@ class RenderJob:
     output: Path
     seed: int = 0
     save_stages: Path | None = None
+    save_every: int | None = None
     overwrite: bool = False
     resume: bool = False
     output_options: OutputOptions = OutputOptions()
@@ -100,6 +103,18 @@ def stage_paths(job: RenderJob, content_hw: tuple[int, int], preset: Preset) -> 
     ]
 
 
+def snapshot_files(
+    job: RenderJob, content_hw: tuple[int, int], preset: Preset
+) -> dict[tuple[int, int], Path]:
+    """Files ``--save-every`` may write (:func:`~stylecascade.every.snapshot_paths`); none
+    without it."""
+    if job.save_every is None or job.save_stages is None:
+        return {}
+    caps = [stage.iterations for stage in preset.stages]
+    sizes = stage_sizes(content_hw, preset)
+    return snapshot_paths(job.save_stages, job.output.stem, sizes, caps, job.save_every)
+
+
 class CheckedJob:
     """A render job, checked and with its content loaded, ready to :meth:`run`.
 
@@ -131,8 +146,9 @@ class CheckedJob:
                     "save_stages", f"{{}} {job.save_stages}: exists and is not a folder"
                 )
             self.stage_files = stage_paths(job, content_hw, preset)
+        self.snapshots = snapshot_files(job, content_hw, preset)
         inputs = [job.content, *(Path(f) for f in preset.files())]
-        outputs = [*output_files(job.output), *self.stage_files]
+        outputs = [*output_files(job.output), *self.stage_files, *self.snapshots.values()]
         check_outputs(outputs, inputs, [checkpoint_folder(job.output)])
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
         self.done_before = self._same_render_exists()
@@ -181,6 +197,8 @@ class CheckedJob:
         complete = finished == len(self.renderer.preset.stages)
         refuse_existing([job.output, self.manifest_path], job.overwrite or complete)
         refuse_existing(self.stage_files[finished:], job.overwrite)
+        later = [path for (index, _), path in self.snapshots.items() if index >= finished]
+        refuse_existing(later, job.overwrite)
 
     def _fingerprint(self) -> str:
         """What decides the result: the preset's values (not its name or description), its
@@ -246,6 +264,9 @@ class CheckedJob:
             self.stage_files[0].parent.mkdir(parents=True, exist_ok=True)
         final = None if image is None else renderer.shown(image.to(device), self.content)
         resume = None if image is None else (len(entries), image.to(device))
+        if self.snapshots:
+            paths = {key: path for key, path in self.snapshots.items() if key[0] >= len(entries)}
+            observer = Snapshots(observer, paths, lambda x: renderer.shown(x, self.content))
         stages = renderer.stages(
             self.content, seed=job.seed, observer=observer, resume=resume, stop=stop
         )

@@ -189,6 +189,10 @@ def launch(
         if session is None:
             bars = nullcontext(observer) if shown is None or observer else stage_progress(shown)
             with bars as progress:
+                if request.print_every is not None and shown is not None:
+                    from .every import Lines
+
+                    progress = Lines(progress, request.print_every, shown)
                 return run_batch(
                     jobs, renderer, progress, batch=request.batch, checked=checked, stop=stop
                 )
@@ -267,6 +271,7 @@ def _jobs(
         output=output,
         seed=request.seed,
         save_stages=request.save_stages,
+        save_every=request.save_every,
         overwrite=request.overwrite,
         resume=request.resume,
         output_options=OutputOptions(request.bit_depth, request.jpeg_quality, dpi),

@@ -192,6 +192,24 @@ Output = Annotated[
         help="Output image (.png, .jpg, .tif); default CONTENT-STYLE.png here.",
     ),
 ]
+SaveEvery = Annotated[
+    int | None,
+    _option(
+        "--save-every",
+        metavar="N",
+        panel=OUTPUT,
+        help="Also write each stage's best image so far every N evaluations into --save-stages.",
+    ),
+]
+PrintEvery = Annotated[
+    int | None,
+    _option(
+        "--print-every",
+        metavar="N",
+        panel=OUTPUT,
+        help="A progress line with the losses every N evaluations.",
+    ),
+]
 SaveStages = Annotated[
     Path | None,
     _option(

@@ -66,6 +66,9 @@ def build_network(weights: VGGWeights, preset: Preset, device: torch.device) -> 
         weights: the VGG19 trunk (:func:`~stylecascade.weights.load_weights`).
         preset: its pooling and content and style layers choose the network's outputs.
         device: where the network runs (channels_last memory layout).
+
+    Raises:
+        WeightsError: the preset reads a layer deeper than the weights reach (a compact file).
     """
     extractor = weights.features(preset.layers, preset.model.pooling).to(device)
     return Network(extractor, weights.source, weights.sha256)

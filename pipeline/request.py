@@ -49,6 +49,8 @@ FIELD_TYPES: dict[str, Any] = {
     "out_dir": _PATH | None,
     "name": str,
     "save_stages": _PATH | None,
+    "save_every": int | None,
+    "print_every": int | None,
     "overwrite": bool,
     "resume": bool,
     "bit_depth": int,
@@ -134,6 +136,9 @@ class RenderRequest:
         name: a batch's output file name pattern (``{content}``, ``{styles}``, ``{preset}``,
             ``{seed}``).
         save_stages: folder for each stage's image.
+        save_every: also write each stage's best image so far every N evaluations into
+            ``save_stages`` (jcjohnson's ``-save_iter``); print_every: a progress line every N
+            evaluations (``-print_iter``).
         overwrite: replace existing outputs; resume: continue from a checkpoint.
         bit_depth: 8 or 16 bits per channel; jpeg_quality: 1–95.
         max_input_pixels: refuse larger inputs (decompression bombs); 0: no limit.
@@ -167,6 +172,8 @@ class RenderRequest:
     out_dir: Path | None = None
     name: str = DEFAULT_NAME
     save_stages: Path | None = None
+    save_every: int | None = None
+    print_every: int | None = None
     overwrite: bool = False
     resume: bool = False
     bit_depth: int = 8
@@ -213,6 +220,14 @@ class RenderRequest:
         if self.batch and self.output is not None:
             raise ArgumentError(
                 "output", "{} names one output; for several photos use {} and {}", "out_dir", "name"
+            )
+        for argument in ("save_every", "print_every"):
+            value = getattr(self, argument)
+            if value is not None and value < 1:
+                raise ArgumentError(argument, f"{{}} must be ≥ 1; got {value}")
+        if self.save_every is not None and self.save_stages is None:
+            raise ArgumentError(
+                "save_every", "{} writes into the {} folder: give it", "save_stages"
             )
         for argument in ("actors", "cpus_per_actor"):
             value = getattr(self, argument)

@@ -183,7 +183,10 @@ def test_render_end_to_end_with_real_weights(tmp_path, photos, tiny_preset_file)
         assert stage["loss_end"]["style"] < stage["loss_start"]["style"]
 
     first = out.read_bytes()
-    refused = subprocess.run(command, capture_output=True, text=True)
+    again = subprocess.run(command, capture_output=True, text=True)  # the same render: kept
+    assert again.returncode == 0 and "this render was done before" in again.stderr
+    other = [*command, "--seed", "8"]  # another seed into the same file: refused
+    refused = subprocess.run(other, capture_output=True, text=True)
     assert refused.returncode == 2 and "already exists" in refused.stderr
     assert out.read_bytes() == first  # nothing was touched
 

@@ -378,11 +378,11 @@ def test_ctrl_c_in_a_batch_reports_the_photos_already_done(
 
     calls, real = [], job_module.CheckedJob.run
 
-    def run(self, observer=None):
+    def run(self, observer=None, stop=None):
         calls.append(self.job.content.name)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGINT)
-        return real(self, observer)
+        return real(self, observer, stop)
 
     monkeypatch.setattr(job_module.CheckedJob, "run", run)
     out = tmp_path / "out"

@@ -206,3 +206,35 @@ def test_original_colors_means_a_color_mode():
 
     assert [_original_colors(1, None), _original_colors(0, None)] == ["luminance", "none"]
     assert _original_colors(None, "histogram") == "histogram"
+
+
+def test_save_every_and_print_every_act_every_n_evaluations(tmp_path, photos, tiny_preset_file):
+    """Issue 28.2: jcjohnson's -save_iter and -print_iter habits."""
+    stages = tmp_path / "st"
+    result = CliRunner().invoke(
+        app,
+        ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(tiny_preset_file),
+         "-o", str(tmp_path / "o.png"), "--save-stages", str(stages), "--save-every", "4",
+         "--print-every", "3"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    snapshots = sorted(p.name for p in stages.glob("o.stage*.e*.png"))
+    assert snapshots and all(int(n.split(".e")[1].removesuffix(".png")) % 4 == 0 for n in snapshots)
+    lines = [line for line in result.output.splitlines() if "/" in line and " s · content" in line]
+    assert lines and all(int(line.split(": ")[1].split("/")[0]) % 3 == 0 for line in lines)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--save-every", "5"], "--save-every writes into the --save-stages folder"),
+        (["--save-every", "0", "--save-stages", "st"], "--save-every must be ≥ 1; got 0"),
+        (["--print-every", "-2"], "--print-every must be ≥ 1; got -2"),
+    ],
+)
+def test_save_every_and_print_every_are_checked_before_any_work(tmp_path, photos, extra, message):
+    result = CliRunner().invoke(
+        app, ["render", str(photos[0]), "-s", str(photos[1]), "-o", str(tmp_path / "o.png"), *extra]
+    )
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o.png").exists()
