@@ -61,12 +61,14 @@ class Studio:
     Args:
         folder: the studio's folder and output folder.
         device: ``auto``, ``cuda``, ``mps`` or ``cpu``; chosen (torch imported) in the
-            background at start, so the first render does not wait for it.
+            background once the page is first served (:meth:`warm_up`), so neither the
+            server's start nor the first render waits for it.
         weights: the VGG19 weights spec (``caffe``, ``torchvision`` or a file).
 
     Attributes:
-        closing: whether its server is shutting down (set by :func:`server`): open event
-            streams then end, so the server stops at once.
+        closing: whether its server is shutting down (set by
+            :func:`stylecascade.studio.server.server`): open event streams then end, so the
+            server stops at once.
     """
 
     def __init__(self, folder: StudioFolder, device: str = "auto", weights: str = "caffe") -> None:
@@ -74,15 +76,24 @@ class Studio:
         self.closing: Callable[[], bool] = lambda: False
         self.events = EventLog()
         self.worker = Worker(self.events)
-        threading.Thread(target=self._warm_up, name="studio-warmup", daemon=True).start()
+        self._warming = threading.Lock()
+        self._warmed = False
 
-    def _warm_up(self) -> None:
-        """Import torch and choose the device now (an unavailable one is reported by the first
-        try that needs it)."""
-        try:
-            self.device  # noqa: B018 (computed and kept)
-        except StyleCascadeError:
-            pass
+    def warm_up(self) -> None:
+        """Import torch and choose the device in a background thread, once (an unavailable
+        device is reported by the first try that needs it)."""
+        with self._warming:
+            if self._warmed:
+                return
+            self._warmed = True
+
+        def choose() -> None:
+            try:
+                self.device  # noqa: B018 (computed and kept)
+            except StyleCascadeError:
+                pass
+
+        threading.Thread(target=choose, name="studio-warmup", daemon=True).start()
 
     @functools.cached_property
     def device(self) -> torch.device:
@@ -344,7 +355,12 @@ def create_app(studio: Studio, host: str = "127.0.0.1") -> FastAPI:
     app.state.studio = studio
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=True), name="static")
-    app.add_api_route("/", lambda: FileResponse(STATIC / "index.html"), include_in_schema=False)
+
+    def page() -> FileResponse:
+        studio.warm_up()
+        return FileResponse(STATIC / "index.html")
+
+    app.add_api_route("/", page, include_in_schema=False)
     handlers = _handlers()
     handlers[StarletteHTTPException] = handlers.pop(HTTPException)
     for kind, handler in handlers.items():
