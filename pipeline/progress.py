@@ -147,8 +147,10 @@ class PhotoShare:
 
 class StageProgress:
     """A rich progress bar per stage, showing evaluations, elapsed and remaining time, and the
-    current weighted losses; in a batch, an overall bar that the photos' stages advance too
-    (:class:`PhotoShare`). Use as a context manager around :func:`run_stages`."""
+    current weighted losses; above them an overall bar that the stages advance
+    (:class:`PhotoShare`), with the remaining time of the whole render (one photo of several
+    stages: ``whole render``, counting stages) or batch (``all inputs``, counting photos). Use
+    as a context manager around :func:`run_stages`."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -159,6 +161,7 @@ class StageProgress:
         self.total = self.done = 0
         self.last_read = 0.0
         self.finished, self.stage, self.photo = 0, 0, PhotoShare()
+        self.stages = 0  # with an overall bar for one photo: its stages, the bar's total
 
     def batch_started(self, count: int) -> None:
         """Add the overall bar of a batch of ``count`` inputs."""
@@ -179,10 +182,12 @@ class StageProgress:
             self.progress.update(self.batch, completed=self.finished)
 
     def _advance_batch(self, done: float) -> None:
-        """The overall bar: the photos finished and the current one's share done."""
+        """The overall bar: the photos finished and the current one's share done (one photo:
+        its share of the stages)."""
         if self.batch is not None:
             share = self.photo.share(self.stage, done, self.total)
-            self.progress.update(self.batch, completed=self.finished + share)
+            completed = share * self.stages if self.stages else self.finished + share
+            self.progress.update(self.batch, completed=completed)
 
     def __enter__(self) -> StageProgress:
         self.progress.start()
@@ -194,6 +199,9 @@ class StageProgress:
         self.progress.stop()
 
     def stage_started(self, index: int, count: int, stage: Stage) -> None:
+        if self.batch is None and count > 1:  # one photo: its whole render's bar
+            self.batch = self.progress.add_task("whole render", total=count, losses="")
+            self.stages = count
         description = stage_label(index, count, stage)
         if self.wide:
             description += f" {stage.optimizer}"
@@ -250,6 +258,7 @@ class LogProgress:
         self.label, self.total, self.began, self.last = "", 0, 0.0, 0.0
         self.done = 0
         self.photos, self.photo = 0, 0
+        self.share, self.index, self.count, self.render_began = PhotoShare(), 0, 1, 0.0
 
     def __enter__(self) -> LogProgress:
         return self
@@ -272,6 +281,10 @@ class LogProgress:
         self.label = stage_label(index, count, stage)
         self.total, self.began = stage.iterations, time.monotonic()
         self.last = self.began
+        self.share.stage_started(index, count, stage)
+        self.index, self.count = index, count
+        if index == 0 or not self.render_began:
+            self.render_began = self.began
         log_line(self.console, f"{self.label} {stage.optimizer}: started, cap {self.total}")
 
     def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
@@ -284,9 +297,21 @@ class LogProgress:
         elapsed = now - self.began
         left = elapsed / max(done, 1) * (self.total - done)
         message = (
-            f"{self.label}: {done}/{self.total}, {elapsed:.0f} s, ≤ {left:.0f} s left · {losses}"
+            f"{self.label}: {done}/{self.total}, {elapsed:.0f} s, ≤ {left:.0f} s left"
+            f"{self._render_left(now, done)} · {losses}"
         )
         log_line(self.console, message)
+
+    def _render_left(self, now: float, evaluations: float) -> str:
+        """``, render ~4 min left``: the whole render's remaining time, from the share of its
+        work done (:class:`PhotoShare`) and the time it took; nothing for one stage."""
+        share = self.share.share(self.index, evaluations, self.total)
+        if self.count < 2 or share <= 0:
+            return ""
+        left = (now - self.render_began) / share * (1 - share)
+        return (
+            f", render ~{left:.0f} s left" if left < 120 else f", render ~{left / 60:.0f} min left"
+        )
 
     def tile(self, done: int, total: int) -> None:
         """Inside a tiled evaluation, which may take minutes: a line every
@@ -299,7 +324,7 @@ class LogProgress:
         left = elapsed / evaluations * (self.total - evaluations)
         message = (
             f"{self.label}: evaluation {self.done + 1}/{self.total}, tiles {done}/{total}, "
-            f"{elapsed:.0f} s, ≤ {left:.0f} s left"
+            f"{elapsed:.0f} s, ≤ {left:.0f} s left{self._render_left(now, evaluations)}"
         )
         log_line(self.console, message)
 

@@ -65,8 +65,8 @@ def test_a_log_gets_timestamped_lines_at_start_while_running_and_at_the_end(monk
     assert len(lines) == 2
     assert re.fullmatch(rf"{STAMP} stage 1/3 1024×768 lbfgs: started, cap 140", lines[0])
     assert re.fullmatch(
-        rf"{STAMP} stage 1/3 1024×768: 40/140, 31 s, ≤ 78 s left · content 6.4e5 · style 3.9e5 · "
-        r"tv 2.1e3",
+        rf"{STAMP} stage 1/3 1024×768: 40/140, 31 s, ≤ 78 s left, render ~37 min left · "
+        r"content 6.4e5 · style 3.9e5 · tv 2.1e3",
         lines[1],
     )
 
@@ -160,14 +160,18 @@ def test_progress_advances_tile_by_tile_inside_an_evaluation(monkeypatch):
     log.tile(8, 32)  # a quarter of the first evaluation, 35 s in
     line = out.getvalue().splitlines()[-1]
     assert re.fullmatch(
-        rf"{STAMP} stage 1/3 1024×768: evaluation 1/140, tiles 8/32, 35 s, ≤ 19565 s left", line
+        rf"{STAMP} stage 1/3 1024×768: evaluation 1/140, tiles 8/32, 35 s, ≤ 19565 s left, "
+        r"render ~\d+ min left",
+        line,
     )
     monkeypatch.undo()
     bars = StageProgress(Console(file=io.StringIO(), width=80, force_terminal=True))
     bars.stage_started(0, 3, STAGE)
     bars.iteration(2, TERMS)
     bars.tile(16, 32)
-    assert bars.progress.tasks[0].completed == 2.5
+    whole, stage = bars.progress.tasks  # one photo of 3 stages: the whole render's bar first
+    assert stage.completed == 2.5 and whole.description == "whole render" and whole.total == 3
+    assert 0 < whole.completed < 0.1  # 2.5 of stage 1's 140 evaluations, the smallest stage
 
 
 def test_a_batch_bar_has_an_eta_before_its_first_photo_ends():
