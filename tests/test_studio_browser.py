@@ -1,8 +1,9 @@
 """The studio in a real browser (headless Chromium through Selenium, Debian's ``chromium`` and
-``chromium-driver``): upload two images, render ``draft`` at 128 px and watch it arrive, stop
-it, draw a mask and render again, compare the two tries, save the look as a preset that
-``presets list`` lists, and render it at print size into a file with its manifest. A
-screenshot of the page is saved at each step into the test's folder."""
+``chromium-driver``): upload two images, render ``draft`` at 128 px and see its stage image,
+draw a mask and render at 256 px, watch stage 1's image and stage 2's current image arrive and
+stop it (its best image kept), compare the two tries, save the look as a preset that ``presets
+list`` lists, and render it at print size into a file with its manifest. A screenshot of the
+page is saved at each step into the test's folder."""
 
 from __future__ import annotations
 
@@ -152,6 +153,73 @@ def _draw_mask(page: Page) -> None:
     page.until(lambda: "✓" in page.row("starry_night.jpg").text, 10, "the mask kept")
 
 
+def _inputs(page: Page, photo: Path, painting: Path) -> None:
+    """Upload the two images, pick the photo, the painting, draft and 128 px."""
+    page.find("#upload").send_keys(f"{photo}\n{painting}")
+    page.until(lambda: len(page.all("#paintings tbody tr")) == 2, 30, "two images")
+    Select(page.find("#photo")).select_by_value("tubingen.jpg")
+    page.row("starry_night.jpg").find_element(By.CSS_SELECTOR, "input").click()
+    Select(page.find("#preset")).select_by_value("draft")
+    page.until(lambda: "β 20" in page.text("#pv-style_weight"), 10, "the preset's values")
+    page.fill("#size", "128")
+    page.shot("inputs")
+
+
+def _tries(page: Page, folder: Path) -> tuple[int, int]:
+    """A try at 128 px to its end, then a masked one at 256 px stopped in stage 2."""
+    first = page.render()  # draft --size 128: draft's 128 px stage
+    page.until(lambda: page.state(first) == "done", 120, "the first try")
+    page.until(lambda: page.loaded("#stages figure img"), 10, "its stage image")
+    assert any(r in page.text("#stop-reason") for r in ("converged", "cap", "stalled"))
+    page.shot("first-done")
+
+    _draw_mask(page)
+    page.fill("#style_weight", "5")
+    page.fill("#size", "256")  # two stages: 128 px, then 256 px
+    second = page.render()
+    page.until(lambda: page.stage_running(second, 2), 120, "stage 1's image, stage 2 on")
+    assert "stage 2/2" in page.text("#current-caption")
+    page.shot("mid-render")
+    page.find("#stop").click()
+    page.until(lambda: page.state(second) == "stopped", 60, "the stop")
+    assert "stage 2: stopped after" in page.text("#stop-reason")
+    assert len(page.all("#stages figure")) == 2  # stage 1 and stage 2's best so far
+    page.shot("stopped")
+    assert len(list((folder / "studio" / "masks").glob("starry_night-mask-*.png"))) == 1
+    return first, second
+
+
+def _compare(page: Page) -> None:
+    """Both tries in the strip, A and B side by side, then under the slider."""
+    strip = page.all("#strip figure")
+    assert len(strip) == 2 and "masked" in strip[1].text and "style×5" in strip[1].text
+    strip[0].find_element(By.CSS_SELECTOR, ".pick-a").click()
+    page.all("#strip figure")[1].find_element(By.CSS_SELECTOR, ".pick-b").click()
+    page.until(lambda: page.loaded("#pair-a") and page.loaded("#pair-b"), 10, "A and B")
+    page.shot("compare", "#compare")
+    Select(page.find("#compare-mode")).select_by_value("slider")
+    assert page.find("#slider").is_displayed()
+    page.shot("compare-slider", "#compare")
+
+
+def _keep_and_print(page: Page) -> None:
+    """Save try A as a preset that ``presets list`` lists, and print it at 64 px."""
+    page.fill("#preset-name", "browser-look")
+    page.find("#save-preset").click()
+    page.until(lambda: "saved preset browser-look" in page.text("#saved"), 10, "saved")
+    listed = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "stylecascade"), "presets", "list"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert "browser-look" in listed.stdout
+    page.fill("#print_size", "1x0.75in")
+    page.fill("#dpi", "64")
+    page.find("#print").click()
+    page.until(lambda: "done" in page.text("#prints") or page.error(), 120, "the print")
+    page.shot("printed", "#keep")
+    assert not page.error()
+
+
 def test_the_studio_in_a_browser(tmp_path, browser, home):
     photo, painting = _small_images(tmp_path / "files")
     folder = tmp_path / "studio-folder"
@@ -161,63 +229,12 @@ def test_the_studio_in_a_browser(tmp_path, browser, home):
         browser.get(url)
         page.until(lambda: len(page.all("#preset option")) >= 3, 30, "the presets")
         page.shot("empty")
-
-        page.find("#upload").send_keys(f"{photo}\n{painting}")
-        page.until(lambda: len(page.all("#paintings tbody tr")) == 2, 30, "two images")
-        Select(page.find("#photo")).select_by_value("tubingen.jpg")
-        page.row("starry_night.jpg").find_element(By.CSS_SELECTOR, "input").click()
-        Select(page.find("#preset")).select_by_value("draft")
-        page.until(lambda: "β 20" in page.text("#pv-style_weight"), 10, "the preset's values")
-        page.fill("#size", "128")
-        page.shot("inputs")
-
-        first = page.render()  # draft --size 128: one stage of at most 50 evaluations
-        page.until(lambda: page.state(first) == "done", 120, "the first try")
-        page.until(lambda: page.loaded("#stages figure img"), 10, "its stage image")
-        assert any(r in page.text("#stop-reason") for r in ("converged", "cap", "stalled"))
-        page.shot("first-done")
-
-        _draw_mask(page)
-        page.fill("#style_weight", "5")
-        page.fill("#size", "256")  # two stages: 128 px, then 256 px
-        second = page.render()
-        page.until(lambda: page.stage_running(second, 2), 120, "stage 1's image, stage 2 on")
-        assert "stage 2/2" in page.text("#current-caption")
-        page.shot("mid-render")
-        page.find("#stop").click()
-        page.until(lambda: page.state(second) == "stopped", 60, "the stop")
-        assert "stage 2: stopped after" in page.text("#stop-reason")
-        assert len(page.all("#stages figure")) == 2  # stage 1 and stage 2's best so far
-        page.shot("stopped")
-        assert len(list((folder / "studio" / "masks").glob("starry_night-mask-*.png"))) == 1
-
-        strip = page.all("#strip figure")
-        assert len(strip) == 2 and "masked" in strip[1].text and "style×5" in strip[1].text
-        strip[0].find_element(By.CSS_SELECTOR, ".pick-a").click()
-        page.all("#strip figure")[1].find_element(By.CSS_SELECTOR, ".pick-b").click()
-        page.until(lambda: page.loaded("#pair-a") and page.loaded("#pair-b"), 10, "A and B")
-        page.shot("compare", "#compare")
-        Select(page.find("#compare-mode")).select_by_value("slider")
-        assert page.find("#slider").is_displayed()
-        page.shot("compare-slider", "#compare")
-
-        page.fill("#preset-name", "browser-look")
-        page.find("#save-preset").click()
-        page.until(lambda: "saved preset browser-look" in page.text("#saved"), 10, "saved")
-        listed = subprocess.run(
-            [os.path.join(os.path.dirname(sys.executable), "stylecascade"), "presets", "list"],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
-        )  # fmt: skip
-        assert "browser-look" in listed.stdout
-
-        page.fill("#print_size", "1x0.75in")
-        page.fill("#dpi", "64")
-        page.find("#print").click()
-        page.until(lambda: "done" in page.text("#prints") or page.error(), 120, "the print")
-        page.shot("printed", "#keep")
-        assert not page.error()
-    output = folder / "studio" / "prints" / f"tubingen-try{first}-64px.png"
-    assert str(output) in page.text("#prints")
+        _inputs(page, photo, painting)
+        first, second = _tries(page, folder)
+        _compare(page)
+        _keep_and_print(page)
+        output = folder / "studio" / "prints" / f"tubingen-try{first}-64px.png"
+        assert str(output) in page.text("#prints")
     assert Image.open(output).size[0] == 64
     manifest = json.loads(output.with_suffix(".json").read_text())
     assert manifest["status"] == "done" and manifest["preset"]["name"] == "draft"

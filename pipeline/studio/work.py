@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 PRINT_FORMATS = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
 """The print formats the page offers, by name → the output's suffix."""
+KNOBS = {"blend_weights", "color", "content_weight", "style_weight", "tv_weight", "size", "seed"}
+"""The try's settings that are :class:`RenderRequest` fields of the same name."""
 
 
 class TrySettings(BaseModel):
@@ -91,19 +93,14 @@ def try_request(settings: TrySettings, folder: StudioFolder, **more: Any) -> Ren
     if settings.masks is not None:
         masks = [None if m is None else folder.mask(m) for m in settings.masks]
     preset = with_style_loss(load_preset(settings.preset), settings.style_loss)
+    knobs = settings.model_dump(include=KNOBS)  # named as the request's fields
     request = RenderRequest(
         photos=[folder.image(settings.photo)],
         styles=[folder.image(p) for p in settings.paintings],
-        blend_weights=settings.blend_weights,
         masks=masks,
         preset=preset,
-        color=settings.color,
-        content_weight=settings.content_weight,
-        style_weight=settings.style_weight,
-        tv_weight=settings.tv_weight,
-        seed=settings.seed,
         quiet=True,
-        **{"size": settings.size, **more},
+        **{**knobs, **more},
     )
     request.check()
     return request
