@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,17 @@ def test_a_missing_folder_is_one_line(tmp_path):
     result = runner.invoke(app, ["studio", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: studio folder {tmp_path / 'nope'}: no such folder"
+
+
+def test_a_port_in_use_is_one_line(tmp_path):
+    pytest.importorskip("fastapi", reason="the studio extra is not installed")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["studio", str(tmp_path), "--port", str(port)])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port} (")
 
 
 def test_the_studio_stays_out_of_the_package_and_the_command_lines_start_up():

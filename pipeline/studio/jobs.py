@@ -117,7 +117,8 @@ class Job:
 
 
 class Worker:
-    """The one thread that renders, and its queue: jobs run one at a time in the order given.
+    """The one thread that renders (started with the first job), and its queue: jobs run one
+    at a time in the order given.
 
     Args:
         events: where every change of a job is posted (``job`` events carry its summary).
@@ -129,14 +130,17 @@ class Worker:
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="studio-worker", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
 
     def submit(self, kind: str, settings: dict[str, Any], work: Callable[[Job], None]) -> Job:
         """Queue a job; it runs when the jobs before it have ended."""
         with self._lock:
             job = Job(next(self._ids), kind, settings, work)
             self.jobs[job.id] = job
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="studio-worker")
+                self._thread.daemon = True
+                self._thread.start()
         self._changed(job)
         self._queue.put(job)
         return job
@@ -155,8 +159,9 @@ class Worker:
         for the worker to end."""
         for job in list(self.jobs.values()):
             self.stop(job)
-        self._queue.put(None)
-        self._thread.join(seconds)
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(seconds)
 
     def _changed(self, job: Job) -> None:
         self.events.post("job", job=job.summary())
