@@ -267,14 +267,19 @@ class ActorRenderer(Renderer):
         seed: int = 0,
         observer: object = None,
         resume: tuple[int, Tensor] | None = None,
+        stop: object = None,
     ) -> Iterator[tuple[StageResult, Tensor]]:
         """:meth:`Renderer.stages` on the actor, one call per stage (``content`` is decoded
         there from the file's bytes; stages are reported to ``on_stage``, not ``observer``).
+        A cluster batch is stopped by SIGINT/SIGTERM (its actors are killed); ``stop`` handles
+        are not sent to actors, so one must be ``None``.
 
         Raises:
-            StyleCascadeError: as raised on the actor.
+            StyleCascadeError: as raised on the actor; a ``stop`` handle given.
             RayActorError, ObjectLostError: the actor died.
         """
+        if stop is not None:
+            raise StyleCascadeError("a cluster render stops with Ctrl-C, not a stop handle")
         self.started = True
         handle = self.actor.handle
         start = None if resume is None else (resume[0], resume[1].cpu())
