@@ -47,10 +47,12 @@ class ArgumentError(UsageError):
     def named(self, name_of: Callable[[str], str]) -> str:
         """The message with ``name_of(argument)`` (e.g. the command line's flag) for each
         argument: the first ``{}`` takes the first argument, and so on (no other braces are
-        read, so a message may quote user text that holds braces)."""
+        read, so a message may quote user text that holds braces). It is one line: line
+        breaks in quoted user text are shown as ``\\n``."""
         parts = self.template.split("{}", len(self.arguments))
         names = [name_of(a) for a in self.arguments][: len(parts) - 1]
-        return "".join(p + n for p, n in zip(parts, [*names, ""], strict=True))
+        message = "".join(p + n for p, n in zip(parts, [*names, ""], strict=True))
+        return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class ArgumentTypeError(ArgumentError, TypeError):

@@ -46,7 +46,7 @@ FAST = settings(
 @pytest.fixture
 def no_render(monkeypatch):
     """Stub the work (weights, stages, writes) and keep torch's thread count as it was."""
-    monkeypatch.setattr(CheckedJob, "run", lambda self, observer=None: {})
+    monkeypatch.setattr(CheckedJob, "run", lambda self, observer=None, stop=None: {})
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
