@@ -50,6 +50,7 @@ def render(
     tv_weight: float | None = None,
     iterations: int | None = None,
     init: str | None = None,
+    init_image: str | Path | None = None,
     style_scale: float | None = None,
     device: str | torch.device = "auto",
     seed: int = 0,
@@ -80,7 +81,8 @@ def render(
             style weight β and TV weight γ (jcjohnson/neural-style's knobs).
         iterations: the last stage's evaluation cap, the others scaled alike
             (``-num_iterations``); init: the first stage's start, one of ``content``,
-            ``noise``, ``style``, ``style-stats``, ``style-mean+detail`` (``-init``); style_scale:
+            ``noise``, ``style``, ``style-stats``, ``style-mean+detail`` (``-init``); init_image:
+            an image file the first stage starts from instead (``-init_image``); style_scale:
             multiplies every stage's style scale (``-style_scale``).
         device: ``auto``, ``cuda``, ``mps``, ``cpu`` or a ``torch.device``.
         seed: makes the render repeatable (same seed, threads and device).
@@ -151,6 +153,7 @@ def render_batch(
     tv_weight: float | None = None,
     iterations: int | None = None,
     init: str | None = None,
+    init_image: str | Path | None = None,
     style_scale: float | None = None,
     name: str = DEFAULT_NAME,
     save_stages: str | Path | None = None,
@@ -181,8 +184,8 @@ def render_batch(
             unless ``overwrite``.
         styles: the painting(s) to blend; ``None``: the preset's own (a saved look).
         blend_weights, masks, preset, color, size, print_size, dpi, tile_size,
-            content_weight, style_weight, tv_weight, iterations, init, style_scale: the look,
-            as for :func:`render`.
+            content_weight, style_weight, tv_weight, iterations, init, init_image, style_scale:
+            the look, as for :func:`render`.
         name: output file name pattern (``{content}``, ``{ext}``, ``{styles}``, ``{preset}``,
             ``{seed}``).
         save_stages: folder for each stage's image of every photo.

@@ -165,6 +165,7 @@ def render_command(
     tv_weight: opt.TVWeight = None,
     iterations: opt.Iterations = None,
     init: opt.Init = None,
+    init_image: opt.InitImage = None,
     style_scale: opt.StyleScale = None,
     color: opt.Color = None,
     original_colors: opt.OriginalColors = None,
@@ -265,7 +266,7 @@ def _original_colors(original: int | None, color: str | None) -> str | None:
 
 _PLAIN = (
     "output out_dir name save_stages save_every print_every overwrite resume bit_depth "
-    "jpeg_quality max_input_pixels iterations init style_scale yes "
+    "jpeg_quality max_input_pixels iterations init init_image style_scale yes "
     "device seed threads weights cluster actors cpus_per_actor quiet"
 ).split()
 """``render`` options that go into the request as they are, under their own names."""

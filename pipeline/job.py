@@ -68,11 +68,11 @@ class RenderJob:
 
 
 def _digested(values: Any, digests: dict[str, str]) -> Any:
-    """A preset's plain data with every style's file paths (image, masks) replaced by the
-    files' SHA-256 (``digests`` caches them by path): the same files by other paths give the
-    same data, a file in another role or slot does not."""
+    """A preset's plain data with every style's file paths (image, masks) and its
+    ``init_image`` replaced by the files' SHA-256 (``digests`` caches them by path): the same
+    files by other paths give the same data, a file in another role or slot does not."""
     if isinstance(values, dict):
-        slots = FILE_FIELDS if "image" in values else ()
+        slots = FILE_FIELDS if "image" in values else ("init_image",)
         return {
             k: _digest(v, digests) if k in slots and v is not None else _digested(v, digests)
             for k, v in values.items()
@@ -139,6 +139,8 @@ class CheckedJob:
         content_hw = (self.content.shape[-2], self.content.shape[-1])
         minimum, free = min_input_size(preset.layers), free_bytes(renderer.device)
         check_sizes(content_hw, renderer.style_sets, preset, minimum, free)
+        if preset.init_image is not None:  # read as the first stage will: fails here, not there
+            load_image(preset.init_image, "init", job.max_input_pixels)
         self.stage_files: list[Path] = []
         if job.save_stages is not None:
             if job.save_stages.exists() and not job.save_stages.is_dir():

@@ -87,6 +87,7 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
         tv_weight=request.tv_weight,
         iterations=request.iterations,
         init=request.init,
+        init_image=request.init_image,
         style_scale=request.style_scale,
     )
     ladder = None if final is None else scaled_stages(chosen.stages, final)

@@ -144,6 +144,15 @@ Init = Annotated[
         help=f"How the first stage starts: {' | '.join(INITS)} (default: the preset's).",
     ),
 ]
+InitImage = Annotated[
+    Path | None,
+    _option(
+        "--init-image",
+        metavar="FILE",
+        panel=LOOK,
+        help="Start the first stage from this image (resized to the photo) instead of --init.",
+    ),
+]
 StyleScale = Annotated[
     float | None,
     _option(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -228,7 +229,8 @@ def scaled_stages(stages: tuple[StageConfig, ...], long_edge: int) -> Ladder:
     if inserted:
         kept.insert(0, dataclasses.replace(last_dropped, long_edge=floor))
     if dropped and factor < 1:  # a preview: the coarse stages' settings, as the full render
-        kept = [dataclasses.replace(s, long_edge=k.long_edge) for s, k in zip(stages, kept)]
+        pairs = zip(stages[: len(kept)], kept, strict=True)
+        kept = [dataclasses.replace(s, long_edge=k.long_edge) for s, k in pairs]
     return Ladder(tuple(kept), tuple(dropped), floor, inserted)
 
 
@@ -242,6 +244,8 @@ class Preset:
         model: the network's layers and pooling (:class:`ModelConfig`).
         init: the first stage's starting image: ``content`` (the photo), ``noise`` or
             ``style`` (the painting).
+        init_image: an image file the first stage starts from instead (resized to the photo;
+            jcjohnson's ``-init_image``), or ``None``: ``init`` decides.
         stages: the cascade's stages, long edges increasing.
         color: color mode (``stylecascade.stages.color.COLOR_MODES``).
         styles: default paintings; empty for a preset without them (the bundled presets): a
@@ -257,6 +261,7 @@ class Preset:
     description: str
     model: ModelConfig
     init: str = field(default="content", kw_only=True, metadata={"choices": INITS})
+    init_image: str | None = field(default=None, kw_only=True)
     stages: tuple[StageConfig, ...]
     color: str = field(default="none", metadata={"choices": COLOR_MODES})
     styles: tuple[StyleConfig, ...] = ()
@@ -307,6 +312,7 @@ class Preset:
         iterations: int | None = None,
         init: str | None = None,
         style_scale: float | None = None,
+        init_image: str | os.PathLike | None = None,
     ) -> Preset:
         """The preset of one render: the caller's choices over the preset's defaults.
 
@@ -327,6 +333,7 @@ class Preset:
                 same factor (jcjohnson/neural-style's ``-num_iterations``; ≥ 1 each).
             init: the first stage's start (one of ``INITS``; ``-init``).
             style_scale: multiplies every stage's ``style_scale`` (``-style_scale``).
+            init_image: an image file the first stage starts from (``-init_image``).
 
         Returns:
             The preset with absolute style paths, their weights, the color mode, the size and
@@ -359,8 +366,14 @@ class Preset:
             color=self.color if color is None else color,
             tiling=self._tiling(tile_size),
             init=self.init if init is None else init,
+            init_image=self._init_image(init_image),
         )
         return preset if size is None else preset.with_final_size(size)
+
+    def _init_image(self, given: str | os.PathLike | None) -> str | None:
+        """The first stage's start image, absolute: ``given``, else the preset's."""
+        chosen = self.init_image if given is None else given
+        return None if chosen is None else str(Path(chosen).absolute())
 
     def _tiling(self, tile_size: int | None) -> TilingConfig:
         """The tiling with ``tile_edge`` set to ``tile_size`` (``None``: unchanged)."""
@@ -414,6 +427,8 @@ class Preset:
             for i, style in enumerate(styles):
                 for key, path in style.file_fields().items():
                     found[f"{prefix}styles[{i}].{key}"] = path
+        if self.init_image is not None:
+            found["init_image"] = self.init_image
         return found
 
     def to_dict(self) -> dict[str, Any]:

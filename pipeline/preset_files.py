@@ -85,6 +85,7 @@ PRESET_KEYS = (
     "description",
     "model",
     "init",
+    "init_image",
     "color",
     "styles",
     "precision",
@@ -269,6 +270,15 @@ class _Reader:
             )
         return tuple(styles)
 
+    def init_image(self, value: Any) -> str | None:
+        """The ``init_image`` path relative to :attr:`base` (``~`` expanded), or ``None``."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail("init_image", f"must be an image file path; got {_kind(value)}")
+        path = Path(value).expanduser()
+        return str(path if self.base is None or path.is_absolute() else self.base / path)
+
     def plain_styles(self, data: Any, where: str) -> list[dict[str, Any]]:
         """:meth:`styles` as YAML data again, with absolute paths (for a ``base:``)."""
         return [dataclasses.asdict(style) for style in self.styles(data, where)]
@@ -310,6 +320,7 @@ class _Reader:
             description.strip(),
             model,
             init=init,
+            init_image=self.init_image(data.get("init_image")),
             stages=stages,
             color=color,
             styles=styles,
@@ -443,6 +454,8 @@ def _with_base(data: Any, source: str, folder: Path | None, chain: list[str]) ->
         reader = _Reader(base_source, base_folder)
         if isinstance(parent.get("styles"), list):
             parent["styles"] = reader.plain_styles(parent["styles"], "styles")
+        if parent.get("init_image") is not None:
+            parent["init_image"] = reader.init_image(parent["init_image"])
         if isinstance(parent.get("stages"), list):
             parent["stages"] = [
                 {**stage, "styles": reader.plain_styles(stage["styles"], f"stages[{i}].styles")}

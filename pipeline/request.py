@@ -44,6 +44,7 @@ FIELD_TYPES: dict[str, Any] = {
     "tv_weight": float | None,
     "iterations": int | None,
     "init": str | None,
+    "init_image": _PATH | None,
     "style_scale": float | None,
     "output": _PATH | None,
     "out_dir": _PATH | None,
@@ -130,7 +131,8 @@ class RenderRequest:
             style weight β and TV weight γ (``None``: the preset's).
         iterations: the last stage's evaluation cap, every stage's cap scaled alike;
             init: the first stage's start; style_scale: multiplies every stage's style scale
-            (jcjohnson/neural-style's ``-num_iterations``, ``-init``, ``-style_scale``).
+            (jcjohnson/neural-style's ``-num_iterations``, ``-init``, ``-style_scale``);
+            init_image: an image the first stage starts from (``-init_image``).
         output: the output image of a single photo (default ``CONTENT-STYLES.png``).
         out_dir: a batch's output folder (its presence makes a batch).
         name: a batch's output file name pattern (``{content}``, ``{styles}``, ``{preset}``,
@@ -167,6 +169,7 @@ class RenderRequest:
     tv_weight: float | None = None
     iterations: int | None = None
     init: str | None = None
+    init_image: Path | None = None
     style_scale: float | None = None
     output: Path | None = None
     out_dir: Path | None = None

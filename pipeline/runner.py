@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -18,6 +19,7 @@ from torch import Tensor
 from .choices import check_seed
 from .device import precision
 from .errors import ArgumentError, StyleCascadeError, UsageError
+from .images import load_image
 from .memory import USABLE_FRACTION, activation_bytes_per_pixel, free_bytes, plan_stage
 from .preset import ModelConfig, Preset, StageConfig, TilingConfig
 from .stages import cascade
@@ -215,6 +217,27 @@ def refuse_tiles(index: int, stage: Stage, why: str) -> None:
         )
 
 
+def start_name(preset: Preset) -> str:
+    """What the first stage starts from: ``init_image`` when the preset has one, else its
+    ``init``."""
+    return "init_image" if preset.init_image is not None else preset.init
+
+
+def start_image(
+    preset: Preset, content: Tensor, paintings: Sequence[WeightedStyle]
+) -> Tensor | Literal["noise"]:
+    """The first stage's start: the preset's ``init_image`` (read as inputs are, on the
+    content's device; the cascade resizes it to the stage), else
+    :func:`~stylecascade.stages.initial.initial_image` of its ``init``.
+
+    Raises:
+        UsageError: an unreadable ``init_image``.
+    """
+    if preset.init_image is None:
+        return initial_image(preset.init, content, paintings[0].image)
+    return load_image(preset.init_image, "init").to(content.device)
+
+
 def refuse_idle(index: int, stage: Stage, start: str) -> None:
     """Refuse, before any work, a stage whose objective is 0 everywhere or already at its
     optimum where it starts: every weight 0, or only the content term from the photo itself.
@@ -391,12 +414,10 @@ def run_stages(
     for index, stage in enumerate(stages):  # refused up front: a stage that cannot run tiled,
         if untileable(stage.terms) or preset.tiling.tile_edge:  # tiles forced too small
             prepare(index, stage)
-        refuse_idle(index, stage, preset.init if index == 0 else "previous")
+        refuse_idle(index, stage, start_name(preset) if index == 0 else "previous")
     problem = cascade.Problem(extractor, content, targets, model.content_layers, model.guides)
     first = [styles, *stage_styles][preset.style_sets()[1][0]]  # the first stage's paintings
-    first, start = (
-        resume if resume is not None else (0, initial_image(preset.init, content, first[0].image))
-    )
+    first, start = resume if resume is not None else (0, start_image(preset, content, first))
     try:
         for result in cascade.run_schedule(
             problem,

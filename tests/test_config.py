@@ -72,7 +72,7 @@ def test_record_reads_real_annotations_including_optional_numbers():
         (
             "colour",  # the British spelling is not a field: the key is color
             "x",
-            "colour: unknown field; allowed: base, description, model, init, color, styles",
+            "colour: unknown field; allowed: base, description, model, init, init_image, color",
         ),
         (
             "model.pool",

@@ -238,3 +238,33 @@ def test_save_every_and_print_every_are_checked_before_any_work(tmp_path, photos
     )
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "o.png").exists()
+
+
+def test_init_image_starts_the_first_stage_from_that_image(tmp_path, photos, tiny_preset_file):
+    """Issue 28.2: jcjohnson's -init_image. From the photo the content term starts at 0; from
+    the painting it does not. The manifest records the file (its contents in the
+    fingerprint); a missing one is refused before any work."""
+    losses = {}
+    for name, extra in (("photo", []), ("painting", ["--init-image", str(photos[2])])):
+        out = tmp_path / f"{name}.png"
+        result = CliRunner().invoke(
+            app,
+            ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(tiny_preset_file),
+             "-o", str(out), "-q", *extra],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        manifest = json.loads(out.with_suffix(".json").read_text())
+        losses[name] = manifest["stages"][0]["loss_start"]["content"]
+        if extra:
+            assert manifest["preset"]["init_image"] == str(photos[2].absolute())
+    assert losses["photo"] == 0 and losses["painting"] > 0.1
+    missing = CliRunner().invoke(
+        app, ["render", str(photos[0]), "-s", str(photos[1]), "--init-image", "no.png", "-o",
+              str(tmp_path / "m.png")],
+    )  # fmt: skip
+    assert (
+        missing.exit_code == 2
+        and "init image" in missing.output
+        and "no such file" in (missing.output)
+    )
+    assert not (tmp_path / "m.png").exists()

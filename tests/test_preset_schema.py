@@ -23,8 +23,8 @@ def test_the_schema_is_a_valid_draft_2020_12_schema_and_plain_json():
     assert schema["title"] == "stylecascade preset" and "$id" not in schema
     assert json.loads(json.dumps(schema)) == schema
     assert list(schema["properties"]) == [
-        "base", "description", "model", "init", "color", "styles", "precision", "tiling",
-        "defaults", "stages",
+        "base", "description", "model", "init", "init_image", "color", "styles", "precision",
+        "tiling", "defaults", "stages",
     ]  # fmt: skip
 
 
