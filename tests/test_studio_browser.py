@@ -125,12 +125,14 @@ class Page:
         return int(self.live())
 
     def state(self, job: int) -> str:
-        return self.driver.execute_script("return jobs[arguments[0]].summary.state;", job)
+        script = "const j = jobs[arguments[0]]; return j && j.summary ? j.summary.state : null;"
+        return self.driver.execute_script(script, job)  # null until its first event
 
     def stage_running(self, job: int, stage: int) -> bool:
         """Whether ``stage`` (1-based) of try ``job`` has made 5 evaluations, the stages
         before it shown."""
-        caption = self.driver.execute_script("return jobs[arguments[0]].progress;", job)
+        caption = self.driver.execute_script("return (jobs[arguments[0]] || {}).progress;", job)
+        caption = caption or ""
         done = int(caption.split(": ")[1].split("/")[0]) if ": " in caption else 0
         shown = len(self.all("#stages figure")) == stage - 1
         return shown and caption.startswith(f"stage {stage}/") and done >= 5
