@@ -135,3 +135,11 @@ def photos(tmp_path):
             img.save(tmp_path / name.replace(".jpg", ".png"))
         paths.append(tmp_path / name.replace(".jpg", ".png"))
     return paths
+
+
+def render_cli(*args: Any) -> Any:
+    """``stylecascade render ARGS`` in-process (typer's ``CliRunner``), each arg as text."""
+    from stylecascade.cli import app
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, ["render", *map(str, args)])

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import typer
+from conftest import render_cli
 from PIL import Image
 from stylecascade.api import render_batch
 from stylecascade.cli import app
@@ -247,11 +248,7 @@ def test_init_image_starts_the_first_stage_from_that_image(tmp_path, photos, tin
     losses = {}
     for name, extra in (("photo", []), ("painting", ["--init-image", str(photos[2])])):
         out = tmp_path / f"{name}.png"
-        result = CliRunner().invoke(
-            app,
-            ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(tiny_preset_file),
-             "-o", str(out), "-q", *extra],
-        )  # fmt: skip
+        result = render_cli(photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", out, *extra)
         assert result.exit_code == 0, result.output
         manifest = json.loads(out.with_suffix(".json").read_text())
         losses[name] = manifest["stages"][0]["loss_start"]["content"]

@@ -102,7 +102,9 @@ def test_render_save_then_batch_a_folder_with_the_saved_preset(
         ("the_scream.png", 1.0),
     ]
     again = _invoke("presets", "save", "my-look", "--from", first.with_suffix(".json"))
-    assert again.exit_code == 2 and "already exists; pass --overwrite" in again.output
+    assert again.exit_code == 0  # the same look again: nothing to change (issue 28.4)
+    other = _invoke("presets", "save", "my-look", "--from", "standard")
+    assert other.exit_code == 2 and "already exists, with another look" in other.output
     listed = _invoke("presets", "list")
     assert "my-look" in listed.output and "saved" in listed.output
 

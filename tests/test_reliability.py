@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_PRESET
+from conftest import TINY_PRESET, render_cli
 from PIL import Image
 from stylecascade.cli import app
 from stylecascade.output import save_image
@@ -323,11 +323,7 @@ def test_a_render_that_would_return_the_photo_says_so_up_front(
 ):
     """Issue 25.4: these returned the photo unchanged with exit 0."""
     out = tmp_path / "o.png"
-    result = CliRunner().invoke(
-        app,
-        ["render", str(photos[0]), "-s", str(photos[1]), "-p", str(tiny_preset_file),
-         "-o", str(out), "-q", *args],
-    )  # fmt: skip
+    result = render_cli(photos[0], "-s", photos[1], "-p", tiny_preset_file, "-o", out, "-q", *args)
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: stage 1 would return its start unchanged: ")
     assert fragment in result.output and not out.exists()
