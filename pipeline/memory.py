@@ -81,16 +81,37 @@ def stage_bytes(per_pixel: float, pixels: int, optimizer: str) -> int:
 
 def free_bytes(device: torch.device) -> int | None:
     """Memory a stage may use on ``device``: free CUDA memory plus PyTorch's reusable cache, or
-    the available RAM for the CPU (Linux); ``None`` when unknown (no planning)."""
+    the available RAM for the CPU (Linux: ``MemAvailable``, which counts the page cache the
+    kernel can drop; else the free pages); ``None`` when unknown (no planning)."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return free + cached
-    if device.type == "cpu" and hasattr(os, "sysconf"):
-        try:
-            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError):
-            return None
+    if device.type != "cpu":
+        return None
+    available = _mem_available()
+    if available is not None or not hasattr(os, "sysconf"):
+        return available
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def _mem_available(meminfo: str = "/proc/meminfo") -> int | None:
+    """Linux's estimate of the RAM a program can take without swapping (``MemAvailable``,
+    bytes): free pages plus the page cache and reclaimable slabs. The free pages alone
+    (``SC_AVPHYS_PAGES``) refused README's print example after a test run had filled the cache
+    (12 GiB free, 22 GiB available)."""
+    try:
+        with open(meminfo, "rb") as f:
+            text = f.read(1 << 16).decode("ascii", "replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name == "MemAvailable" and value.split()[:1] and value.split()[0].isdigit():
+            return int(value.split()[0]) * 1024
     return None
 
 

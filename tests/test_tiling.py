@@ -1,10 +1,12 @@
 """Tiled stages: coverage, feathering, exactness on one tile, and no visible seams."""
 
 import dataclasses
+import os
 
 import pytest
 import torch
 from conftest import TINY_PRESET
+from stylecascade import memory
 from stylecascade.memory import activation_bytes_per_pixel, plan_stage, saved_bytes
 from stylecascade.preset import TilingConfig
 from stylecascade.runner import run_stages
@@ -187,3 +189,14 @@ def test_a_tiled_evaluation_reports_each_tile_pass(tiny_extractor, content_image
     tiled.evaluate()
     tiles = len(calls) // 2
     assert tiles >= 2 and calls == [(k, 2 * tiles) for k in range(1, 2 * tiles + 1)]
+
+
+def test_the_cpu_memory_plan_counts_the_page_cache_the_kernel_can_drop(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 24000000 kB\nMemFree: 12000000 kB\nMemAvailable: 22000000 kB\n")
+    assert memory._mem_available(str(meminfo)) == 22000000 * 1024
+    meminfo.write_text("MemTotal: 24000000 kB\n")  # an old kernel: the free pages instead
+    assert memory._mem_available(str(meminfo)) is None
+    if os.path.exists("/proc/meminfo"):
+        free_pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        assert memory.free_bytes(torch.device("cpu")) >= free_pages * 0.9
