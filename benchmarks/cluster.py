@@ -33,10 +33,11 @@ import torch
 from common import report
 from PIL import Image
 from stylecascade.batch import batch_jobs, run_batch
-from stylecascade.cluster import connect, run_cluster_batch
+from stylecascade.choices import DEFAULT_NAME
+from stylecascade.cluster import connect
+from stylecascade.cluster_batch import run_cluster_batch
 from stylecascade.device import select_device, set_threads
 from stylecascade.job import RenderJob
-from stylecascade.naming import DEFAULT_NAME
 from stylecascade.preset_files import load_preset
 from stylecascade.records import Outcome
 from stylecascade.renderer import Renderer

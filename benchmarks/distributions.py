@@ -1,4 +1,5 @@
-"""Timings and accuracy of the distribution losses (``stages/distributions.py``) on this CPU.
+"""Timings and accuracy of the distribution losses (``stages/distributions.py``, ``sliced.py``)
+on this CPU.
 
 1. The matrix square root at the channel counts of VGG19's style layers (C = 64 … 512):
    :func:`sqrtm_psd` (float64 ``eigh``, Sylvester backward) against Newton–Schulz iterations
@@ -27,16 +28,14 @@ from collections.abc import Callable
 import torch
 from stylecascade.stages.distributions import (
     moments,
-    random_directions,
     relative,
     second_moment,
-    sliced_wasserstein,
     sqrtm_psd,
-    target_quantiles,
     w2_gaussian,
 )
 from stylecascade.stages.gram import gram_matrix
 from stylecascade.stages.losses import relative_error
+from stylecascade.stages.sliced import random_directions, sliced_wasserstein, target_quantiles
 from torch import Tensor
 
 

@@ -118,7 +118,7 @@ def write_model(path: Path) -> Path:
     keys ``features.0.weight``, ``features.0.bias``, ``features.2.weight``, …
     (``features.{0,2,5,7,10,…,34}``; no classifier, hence ``-disable_check``). Our weights are the
     original Caffe ones with conv1_1's input channels reversed to read RGB
-    (:func:`stylecascade.weights.convert_keras_h5`, no other change: no scaling, the mean is
+    (:func:`stylecascade.weights_fetch.convert_keras_h5`, no other change: no scaling, the mean is
     subtracted outside); they are reversed back here, since the peer feeds BGR. Its 256 scale is
     left alone (see the module docstring).
 

@@ -4,7 +4,7 @@ does not import Ray).
 
 An actor builds the network once from the weights the driver sent, decodes the paintings and
 masks from their bytes, and keeps the style targets per stage size across photos, as a local batch's
-:class:`~stylecascade.api.Renderer` does. It writes nothing: it returns each stage's result to
+:class:`~stylecascade.renderer.Renderer` does. It writes nothing: it returns each stage's result to
 the driver, which writes checkpoints, stage images, the output and its manifest.
 """
 

@@ -11,7 +11,6 @@ Both functions take the command line's knobs under their Python names (``blend_w
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,9 @@ from PIL import Image
 from rich.console import Console
 from torch import Tensor
 
-from .choices import MAX_INPUT_PIXELS
+from .choices import DEFAULT_NAME, MAX_INPUT_PIXELS
 from .errors import ArgumentTypeError, literal
 from .launch import launch, request_renderer, select_device_for
-from .naming import DEFAULT_NAME
 from .preset import Preset
 from .progress import progress_by_default, stage_progress
 from .records import Outcome
@@ -48,6 +46,7 @@ def render(
     content_weight: float | None = None,
     style_weight: float | None = None,
     tv_weight: float | None = None,
+    style_loss: str | None = None,
     iterations: int | None = None,
     init: str | None = None,
     init_image: str | Path | None = None,
@@ -79,6 +78,8 @@ def render(
         color: color mode: ``none``, ``luminance``, ``histogram`` or ``luminance-only``.
         content_weight, style_weight, tv_weight: multiply every stage's content weight α,
             style weight β and TV weight γ (jcjohnson/neural-style's knobs).
+        style_loss: compare styles by ``gram``, ``w2`` or ``swd`` in every stage (``None``:
+            the preset's).
         iterations: the last stage's evaluation cap, the others scaled alike
             (``-num_iterations``); init: the first stage's start, one of ``content``,
             ``noise``, ``style``, ``style-stats``, ``style-mean+detail`` (``-init``); init_image:
@@ -122,15 +123,15 @@ def render(
 
 
 def _request(arguments: dict[str, Any], **given: Any) -> RenderRequest:
-    """The request of an API call: every argument (``locals()``) named like a
-    :class:`RenderRequest` field, with ``styles`` as a list and the ``given`` fields
+    """The request of an API call: every argument (``locals()``) that is a field of the
+    record (:mod:`stylecascade.record`), with ``styles`` as a list and the ``given`` fields
     overriding."""
-    fields = {f.name for f in dataclasses.fields(RenderRequest)} - {"styles", *given}
+    names = set(RenderRequest().fields()) - {"styles", *given}
     styles = arguments["styles"]
     one = isinstance(styles, (str, Path, Image.Image, Tensor))
-    return RenderRequest(
+    return RenderRequest.of(
         styles=None if styles is None else [styles] if one else list(styles),
-        **{k: v for k, v in arguments.items() if k in fields},
+        **{k: v for k, v in arguments.items() if k in names},
         **given,
     )
 
@@ -151,6 +152,7 @@ def render_batch(
     content_weight: float | None = None,
     style_weight: float | None = None,
     tv_weight: float | None = None,
+    style_loss: str | None = None,
     iterations: int | None = None,
     init: str | None = None,
     init_image: str | Path | None = None,
@@ -184,8 +186,8 @@ def render_batch(
             unless ``overwrite``.
         styles: the painting(s) to blend; ``None``: the preset's own (a saved look).
         blend_weights, masks, preset, color, size, print_size, dpi, tile_size,
-            content_weight, style_weight, tv_weight, iterations, init, init_image, style_scale:
-            the look, as for :func:`render`.
+            content_weight, style_weight, tv_weight, style_loss, iterations, init, init_image,
+            style_scale: the look, as for :func:`render`.
         name: output file name pattern (``{content}``, ``{ext}``, ``{styles}``, ``{preset}``,
             ``{seed}``).
         save_stages: folder for each stage's image of every photo.
@@ -221,7 +223,6 @@ def render_batch(
         cpus_per_actor=cpus_per_actor if cluster else None,  # are not an error in Python
         photos=[Path(p) for p in photos],
         out_dir=Path(out_dir),
-        save_stages=None if save_stages is None else Path(save_stages),
         quiet=not (progress_by_default() if progress is None else progress),
     )
     return launch(request, Console(stderr=True))

@@ -177,10 +177,10 @@ def render_job(
         (render or CheckedJob(job, renderer)).run(observer, stop)
     except Signalled as exc:  # outside a stage: nothing of this photo was written
         message = (
-            f"interrupted before {job.output} was written (finished stages, if any, are kept "
-            f"for --resume)"
+            f"interrupted before {literal(job.output)} was written (finished stages, if any, "
+            f"are kept for {{}})"
         )
-        return _ended(job, "interrupted", began, Interrupted(message, exc.signum))
+        return _ended(job, "interrupted", began, Interrupted(message, exc.signum, "resume"))
     except Interrupted as exc:
         return _ended(job, "interrupted", began, exc)
     except StyleCascadeError as exc:

@@ -30,3 +30,9 @@ MAX_INPUT_PIXELS = 200_000_000
 """Largest input image accepted by default (200 MP, e.g. 16 000 × 12 500 px): a guard against
 decompression bombs, files of a few KB that decode to gigabytes. ``--max-input-pixels``
 raises it."""
+
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+"""Output suffix → Pillow format name (``stylecascade.output`` writes 16-bit PNG and TIFF
+itself)."""
+DEFAULT_NAME = "{content}-{styles}.png"
+"""A batch's output name pattern unless ``--name`` says otherwise (:mod:`stylecascade.naming`)."""

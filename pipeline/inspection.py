@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .errors import UsageError
+from .errors import ArgumentError
 from .images import load_image, load_mask
 from .output import to_pil
 from .pictures import labelled_grid
@@ -42,15 +42,18 @@ def _check_short_edge(image: torch.Tensor, role: str, long_edge: int) -> None:
     """Refuse a reconstruction too small for the deepest layer shown (``relu5_2``: 16 px).
 
     Raises:
-        UsageError: the short edge of ``image`` ``(1, 3, H, W)`` is under the minimum.
+        ArgumentError: (field ``size``) the short edge of ``image`` ``(1, 3, H, W)`` is under
+            the minimum.
     """
     need = min_input_size(CONTENT_LAYERS + STYLE_LAYERS)
     h, w = image.shape[-2:]
     if min(h, w) < need:
         wanted = math.ceil(need * max(h, w) / min(h, w))
-        raise UsageError(
-            f"--size {long_edge} makes the {role} {w}×{h} px; the network needs {need} px on "
-            f"the short edge: use --size {wanted} or more"
+        raise ArgumentError(
+            "size",
+            f"{{}} {long_edge} makes the {role} {w}×{h} px; the network needs {need} px on "
+            f"the short edge: use {{}} {wanted} or more",
+            "size",
         )
 
 
@@ -92,13 +95,13 @@ def layer_reconstructions(
     rows: list[list[tuple[Image.Image, str]]] = [[], []]
     jobs = [(content, (layer,), "content", layer) for layer in CONTENT_LAYERS]
     jobs += [(style, STYLE_LAYERS[:n], "style", _style_label(n)) for n in range(1, 6)]
-    for target, layers, kind, label in jobs:
+    for target, layers, term, label in jobs:
         extractor = net.features(layers).to(device)
         generator = torch.Generator().manual_seed(seed)
-        image = reconstruct(extractor, target, layers, kind, iterations, generator)
-        rows[0 if kind == "content" else 1].append((to_pil(image), label))
+        image = reconstruct(extractor, target, layers, term, iterations, generator)
+        rows[0 if term == "content" else 1].append((to_pil(image), label))
         if done is not None:
-            done(f"{kind} {label}")
+            done(f"{term} {label}")
     return labelled_grid(
         rows,
         [

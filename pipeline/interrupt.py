@@ -25,8 +25,8 @@ class Signalled(KeyboardInterrupt):
 class Interrupted(StyleCascadeError):
     """A render stopped by a signal after saving its checkpoint; exits with 128 + the signal."""
 
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, signum: int, *arguments: str) -> None:
+        super().__init__(message, *arguments)
         self.exit_code = SIGNAL_EXIT_CODES.get(signum, 130)
 
 

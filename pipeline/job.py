@@ -1,5 +1,5 @@
 """One render job on files: check everything cheap first, then run the stages through a
-:class:`~stylecascade.api.Renderer`, writing stage images, checkpoints, the image and its
+:class:`~stylecascade.renderer.Renderer`, writing stage images, checkpoints, the image and its
 manifest."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import Timeout
+from torch import Tensor
 
 from . import __version__
 from .checkpoint import Checkpoint, checkpoint_folder, fingerprint
@@ -284,6 +285,17 @@ class CheckedJob:
             raise self._interrupted(exc, entries) from None
         assert final is not None
         manifest = self._manifest(entries, "done")
+        self._write(final, manifest)
+        return manifest
+
+    def _write(self, final: Tensor, manifest: dict[str, Any]) -> None:
+        """Write the output and its manifest together, the checkpoint removed; a signal
+        meanwhile is held until they are written.
+
+        Raises:
+            Interrupted: a signal arrived while writing (the files are complete).
+        """
+        job = self.job
         with signals_deferred() as held:  # the image and its manifest land together
             with reporting_write_errors(job.output):
                 save_image(final, job.output, job.output_options, self._provenance(manifest))
@@ -296,7 +308,6 @@ class CheckedJob:
                 f"{self.manifest_path} are written",
                 held[0],
             )
-        return manifest
 
     def _provenance(self, manifest: dict[str, Any]) -> dict[str, str]:
         """Text written into the output file: enough to trace it back to its render (the
@@ -335,7 +346,8 @@ class CheckedJob:
         count, verb = len(self.renderer.preset.stages), "stopped" if exc.stopped else "interrupted"
         return Interrupted(
             f"{verb} in stage {exc.index + 1}/{count} after {exc.evaluations} evaluations; "
-            f"best image so far in {partial}; run the same command with --resume to continue "
-            f"from stage {exc.index + 1}",
+            f"best image so far in {literal(partial)}; run the same command with {{}} to "
+            f"continue from stage {exc.index + 1}",
             signum,
+            "resume",
         )

@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from .choices import DEFAULT_NAME
 from .errors import ArgumentError, StyleCascadeError
 from .files import make_folder
 from .interrupt import signals_interrupt
-from .naming import DEFAULT_NAME, describe, expand_inputs, output_name
+from .naming import describe, expand_inputs, output_name
 from .preset import Ladder, Preset, scaled_stages
 from .preset_files import load_preset
 from .printsize import DEFAULT_DPI, final_long_edge
+from .record import knob_names
 from .records import Outcome
 from .request import RenderRequest
 
@@ -66,29 +68,24 @@ def default_preset(device: torch.device) -> str:
 
 
 def resolve_look(request: RenderRequest, device: torch.device) -> Look:
-    """The request's preset with its knobs applied (``Preset.resolved``).
+    """The request's preset with its knobs applied (``Preset.resolved``: every record field
+    with a preset target, by name).
 
     Raises:
         PresetError, ArgumentError: an unknown preset, or a knob the preset refuses (counts
             of blend weights or masks, a color mode, a size, a weight).
     """
-    preset = request.preset or default_preset(device)
+    inputs, look = request.inputs, request.look
+    preset = inputs.preset or default_preset(device)
     chosen = preset if isinstance(preset, Preset) else load_preset(preset)
-    final = final_long_edge(request.size, request.print_size, request.dpi)
-    styles = list(request.styles or [])
+    final = final_long_edge(look.size, look.print_size, look.dpi)
+    styles = list(inputs.styles or [])
+    fields = request.fields()
     unsized = chosen.resolved(
         styles=[Path(describe(s)) for s in styles] or None,
-        blend_weights=list(request.blend_weights) if request.blend_weights else None,
-        masks=list(request.masks) if request.masks else None,
-        color=request.color,
-        tile_size=request.tile_size,
-        content_weight=request.content_weight,
-        style_weight=request.style_weight,
-        tv_weight=request.tv_weight,
-        iterations=request.iterations,
-        init=request.init,
-        init_image=request.init_image,
-        style_scale=request.style_scale,
+        blend_weights=list(inputs.blend_weights) if inputs.blend_weights else None,
+        masks=list(inputs.masks) if inputs.masks else None,
+        **{name: fields[name] for name in knob_names()},
     )
     ladder = None if final is None else scaled_stages(chosen.stages, final)
     sources = None
@@ -114,10 +111,27 @@ def request_renderer(request: RenderRequest, device: torch.device) -> Renderer:
     return Renderer(
         look.preset,
         device=device,
-        weights=request.weights,
+        weights=request.compute.weights,
         sources=look.sources,
         look=look.unsized,
     )
+
+
+@dataclass
+class Plan:
+    """A launch's work, every cheap check done: the look, one renderer, the jobs.
+
+    Attributes:
+        look: the resolved look (:func:`resolve_look`); renderer: the one renderer of every
+            photo; jobs: one per photo; checked: a single photo's fully checked job (``None``
+            for a batch); step: where the renderer's steps (weights, paintings) are said.
+    """
+
+    look: Look
+    renderer: Renderer
+    jobs: list[RenderJob]
+    checked: CheckedJob | None
+    step: Any
 
 
 def launch(
@@ -129,8 +143,12 @@ def launch(
 ) -> list[Outcome]:
     """Render the request's photos into files: one output and its manifest per photo.
 
-    Ctrl-C and SIGTERM (in the main thread), or ``stop`` (from any thread), stop it with
-    checkpoints kept for ``resume``.
+    The steps: the inputs and every torch-free check (:func:`checked_inputs`); the cluster,
+    if any (:func:`_session`); the device; the look, folders, renderer and jobs, every cheap
+    check before any work (:func:`plan`); the header and the time gate (on ``console`` only);
+    the run here (:func:`_run_here`) or on the cluster (:func:`_run_on_cluster`). Ctrl-C and
+    SIGTERM (in the main thread), or ``stop`` (from any thread), stop it with checkpoints
+    kept for ``resume``.
 
     Args:
         request: what to render and where.
@@ -151,60 +169,115 @@ def launch(
         Interrupted, Signalled: a signal stopped the render (a single photo's is raised; a
             batch reports it in its outcomes).
     """
-    shown = None if request.quiet else console
+    shown = None if request.outputs.quiet else console
     with signals_interrupt(), ExitStack() as stack:
-        inputs = expand_inputs(list(request.photos))
-        request.check()  # every check above costs no torch import: a typo answers at once
-        from .batch import run_batch
-        from .device import set_threads
-        from .progress import stage_progress, step_reporter
-        from .renderer import Renderer
-
-        set_threads(request.threads)
-        session = None
-        if request.cluster is not None:
-            if (skipped := _skipped_before_connecting(request, inputs, shown)) is not None:
+        inputs = checked_inputs(request)
+        if request.batch.cluster is not None:
+            skipped = _skipped_before_connecting(request, inputs, shown)
+            if skipped is not None:
                 return skipped  # every output exists: Ray takes seconds to start
-            from .cluster import connect
-
-            session = stack.enter_context(connect(request.cluster))
-        device = select_device_for(request.device, session)
-        look = resolve_look(request, device)
-        _make_folders(request, shown)
-        step = step_reporter(shown)
-        renderer = Renderer(
-            look.preset,
-            device=device,
-            weights=request.weights,
-            sources=look.sources,
-            step=step,
-            max_input_pixels=request.max_input_pixels or None,
-            look=look.unsized,
-        )
-        jobs, checked = _jobs(request, inputs, renderer)
+        session = _session(request, stack)
+        device = select_device_for(request.compute.device, session)
+        work = plan(request, inputs, device, shown)
         if shown is not None:
             where = str(device) if session is None else f"{device} on {session}"
-            _announce(shown, look, where, request, len(jobs), checked)
-        if session is None and checked is not None and not checked.done_before:
-            _check_time(shown, request, renderer, checked, len(jobs))
+            _announce(shown, work, where, request)
+        if session is None and work.checked is not None and not work.checked.done_before:
+            _check_time(shown, request, work.renderer, work.checked, len(work.jobs))
         if session is None:
-            bars = nullcontext(observer) if shown is None or observer else stage_progress(shown)
-            with bars as progress:
-                if request.print_every is not None and shown is not None:
-                    from .every import Lines
+            return _run_here(request, work, shown, observer, stop)
+        return _run_on_cluster(request, work, session, shown)
 
-                    progress = Lines(progress, request.print_every, shown)
-                return run_batch(
-                    jobs, renderer, progress, batch=request.batch, checked=checked, stop=stop
-                )
-        from .cluster import run_cluster_batch
-        from .progress import cluster_progress
 
-        with nullcontext() if shown is None else cluster_progress(shown) as progress:
-            options = {"actors": request.actors, "cpus_per_actor": request.cpus_per_actor or 1}
-            return run_cluster_batch(
-                jobs, renderer, session, progress, threads=request.threads, step=step, **options
-            )
+def checked_inputs(request: RenderRequest) -> list[Path]:
+    """The photos (folders expanded) after every check that needs no torch, which is
+    imported after them (a typo answers at once); the CPU threads set.
+
+    Raises:
+        ArgumentError, UsageError: see :meth:`RenderRequest.check`; missing photos.
+    """
+    inputs = expand_inputs([Path(p) for p in request.inputs.photos])
+    request.check()
+    from .device import set_threads
+
+    set_threads(request.compute.threads)
+    return inputs
+
+
+def _session(request: RenderRequest, stack: ExitStack) -> Any | None:
+    """The connected cluster of a ``cluster`` request (closed with ``stack``), else ``None``.
+
+    Raises:
+        ClusterError: Ray is missing, or the cluster cannot be reached.
+    """
+    if request.batch.cluster is None:
+        return None
+    from .cluster import connect
+
+    return stack.enter_context(connect(request.batch.cluster))
+
+
+def plan(
+    request: RenderRequest, inputs: Sequence[Path], device: torch.device, shown: Console | None
+) -> Plan:
+    """The look, the output folders (said on ``shown``), the renderer and the jobs.
+
+    Raises:
+        PresetError, ArgumentError, UsageError: see :func:`resolve_look` and :func:`_jobs`.
+    """
+    from .progress import step_reporter
+    from .renderer import Renderer
+
+    look = resolve_look(request, device)
+    _make_folders(request, shown)
+    step = step_reporter(shown)
+    limit = request.compute.max_input_pixels or None
+    renderer = Renderer(
+        look.preset, device=device, weights=request.compute.weights, sources=look.sources,
+        step=step, max_input_pixels=limit, look=look.unsized,
+    )  # fmt: skip
+    jobs, checked = _jobs(request, inputs, renderer)
+    return Plan(look, renderer, jobs, checked, step)
+
+
+def _run_here(
+    request: RenderRequest,
+    work: Plan,
+    shown: Console | None,
+    observer: BatchObserver | None,
+    stop: StopHandle | None,
+) -> list[Outcome]:
+    """Run the jobs in this process, with bars on ``shown`` (or ``observer``) and a line
+    every ``print_every`` evaluations."""
+    from .batch import run_batch
+    from .progress import stage_progress
+
+    bars = nullcontext(observer) if shown is None or observer else stage_progress(shown)
+    with bars as progress:
+        every = request.outputs.print_every
+        if every is not None and shown is not None:
+            from .every import Lines
+
+            progress = Lines(progress, every, shown)
+        return run_batch(
+            work.jobs, work.renderer, progress, batch=request.is_batch, checked=work.checked,
+            stop=stop,
+        )  # fmt: skip
+
+
+def _run_on_cluster(
+    request: RenderRequest, work: Plan, session: Any, shown: Console | None
+) -> list[Outcome]:
+    """Run the jobs on the cluster's actors, with the cluster's displays on ``shown``."""
+    from .cluster_batch import run_cluster_batch
+    from .cluster_display import cluster_progress
+
+    batch = request.batch
+    with nullcontext() if shown is None else cluster_progress(shown) as progress:
+        return run_cluster_batch(
+            work.jobs, work.renderer, session, progress, threads=request.compute.threads,
+            step=work.step, actors=batch.actors, cpus_per_actor=batch.cpus_per_actor or 1,
+        )  # fmt: skip
 
 
 def _skipped_before_connecting(
@@ -222,16 +295,16 @@ def _skipped_before_connecting(
     from .batch import skip_existing
     from .job import RenderJob
 
-    pattern = request.name
-    by_device = "{preset}" in pattern or ("{styles}" in pattern and not request.styles)
-    if request.overwrite or (request.preset is None and by_device):
+    pattern = request.batch.name
+    by_device = "{preset}" in pattern or ("{styles}" in pattern and not request.inputs.styles)
+    if request.outputs.overwrite or (request.inputs.preset is None and by_device):
         return None
     try:
         preset = resolve_look(request, torch.device("cpu")).preset
-        names = [output_name(pattern, photo, preset, request.seed) for photo in inputs]
+        names = [output_name(pattern, photo, preset, request.look.seed) for photo in inputs]
     except StyleCascadeError:
         return None
-    folder = request.out_dir or Path(".")
+    folder = _path(request.batch.out_dir) or Path(".")
     pairs = zip(inputs, names, strict=True)
     jobs = [RenderJob(content=photo, output=folder / name) for photo, name in pairs]
     outcomes = [outcome for job in jobs if (outcome := skip_existing(job)) is not None]
@@ -264,25 +337,31 @@ def _jobs(
     from .job import CheckedJob, RenderJob
     from .output import OutputOptions
 
-    preset = renderer.preset
-    output = request.output or Path(output_name(DEFAULT_NAME, inputs[0], preset, request.seed))
-    dpi = DEFAULT_DPI if request.dpi is None else request.dpi
+    preset, outputs, seed = renderer.preset, request.outputs, request.look.seed
+    output = _path(outputs.output) or Path(output_name(DEFAULT_NAME, inputs[0], preset, seed))
+    dpi = DEFAULT_DPI if request.look.dpi is None else request.look.dpi
     template = RenderJob(
         content=inputs[0],
         output=output,
-        seed=request.seed,
-        save_stages=request.save_stages,
-        save_every=request.save_every,
-        overwrite=request.overwrite,
-        resume=request.resume,
-        output_options=OutputOptions(request.bit_depth, request.jpeg_quality, dpi),
-        max_input_pixels=request.max_input_pixels or None,
+        seed=seed,
+        save_stages=_path(outputs.save_stages),
+        save_every=outputs.save_every,
+        overwrite=outputs.overwrite,
+        resume=outputs.resume,
+        output_options=OutputOptions(outputs.bit_depth, outputs.jpeg_quality, dpi),
+        max_input_pixels=request.compute.max_input_pixels or None,
     )
-    if not request.batch:
+    if not request.is_batch:
         return [template], CheckedJob(template, renderer)
-    jobs = batch_jobs(list(inputs), template, request.out_dir or Path("."), request.name, preset)
+    folder = _path(request.batch.out_dir) or Path(".")
+    jobs = batch_jobs(list(inputs), template, folder, request.batch.name, preset)
     renderer.load_paintings()  # a bad painting or mask stops the batch before it starts
     return jobs, None
+
+
+def _path(value: Any) -> Path | None:
+    """A path field's value as a ``Path`` (``None`` stays ``None``)."""
+    return None if value is None else Path(value)
 
 
 def _make_folders(request: RenderRequest, console: Console | None) -> None:
@@ -292,11 +371,12 @@ def _make_folders(request: RenderRequest, console: Console | None) -> None:
     Raises:
         ArgumentError: a folder that cannot be created (``files.make_folder``).
     """
-    single = None if request.batch or request.output is None else request.output.parent
+    output = _path(request.outputs.output)
+    single = None if request.is_batch or output is None else output.parent
     folders = [
         ("output", single),
-        ("out_dir", request.out_dir if request.batch else None),
-        ("save_stages", request.save_stages),
+        ("out_dir", request.batch.out_dir if request.is_batch else None),
+        ("save_stages", request.outputs.save_stages),
     ]
     for argument, folder in folders:
         if folder is not None and make_folder(Path(folder), argument) and console is not None:
@@ -322,7 +402,7 @@ def _check_time(
     from .runner import stage_sizes
 
     preset, device = renderer.preset, renderer.device
-    done = checked.checkpoint.finished() if request.resume else 0
+    done = checked.checkpoint.finished() if request.outputs.resume else 0
     sizes = stage_sizes(tuple(checked.content.shape[-2:]), preset)[done:]
     caps = [s.iterations for s in preset.stages][done:]
     name, autocast = precision(preset.precision, device)
@@ -336,7 +416,7 @@ def _check_time(
             f"earlier)",
             soft_wrap=True,
         )
-    if device.type == "cpu" and total > CONFIRM_SECONDS and not request.yes:
+    if device.type == "cpu" and total > CONFIRM_SECONDS and not request.outputs.yes:
         final = max(preset.stages[-1].long_edge // 2, 1)
         raise ArgumentError(
             "yes",
@@ -347,27 +427,21 @@ def _check_time(
         )
 
 
-def _announce(
-    console: Console,
-    look: Look,
-    device: str,
-    request: RenderRequest,
-    count: int,
-    checked: CheckedJob | None,
-) -> None:
+def _announce(console: Console, work: Plan, device: str, request: RenderRequest) -> None:
     """One line before the work starts: the preset and its stages (and those dropped under
     the floor), device, seed and a batch's photo count; then where ``resume`` continues."""
-    preset, ladder = look.preset, look.ladder
+    preset, ladder = work.look.preset, work.look.ladder
+    count, checked = len(work.jobs), work.checked
     sizes = " → ".join(str(s.long_edge) for s in preset.stages)
     header = f"preset [bold]{escape(preset.name)}[/] ({sizes} px), device {device}"
     photos = f", {count} photo" + ("s" if count != 1 else "")
-    header += f", seed {request.seed}" + (photos if request.batch else "")
+    header += f", seed {request.look.seed}" + (photos if request.is_batch else "")
     if ladder is not None and ladder.dropped:
         dropped = ", ".join(map(str, ladder.dropped))
         header += f"; stages of {dropped} px dropped (under the {ladder.floor} px floor"
         header += f"; one at {ladder.floor} px runs instead)" if ladder.inserted else ")"
     console.print(header, soft_wrap=True)
-    if checked is not None and request.resume:
+    if checked is not None and request.outputs.resume:
         checkpoint, stages = checked.checkpoint, len(preset.stages)
         done, folder = checkpoint.finished(), escape(str(checkpoint.folder))
         line = f"resuming at stage {done + 1}/{stages} ({done} finished in {folder})"

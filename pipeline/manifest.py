@@ -49,7 +49,7 @@ def stage_entry(result: StageResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "loss_start": result.loss_start,
         "loss_end": result.loss_end,
-        "terms": {t.name: {"kind": t.kind, "weight": t.weight} for t in stage.terms},
+        "terms": {t.name: {"kind": t.loss, "weight": t.weight} for t in stage.terms},
         "recoveries": result.recoveries,
         "tile": stage.tile_edge,
         "estimated_memory_mib": (

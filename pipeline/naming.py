@@ -7,17 +7,14 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .choices import OUTPUT_FORMATS
 from .errors import ArgumentError, UsageError
 
 if TYPE_CHECKING:
     from .preset import Preset
 
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
-"""Output suffix → Pillow format name (``stylecascade.output`` writes 16-bit PNG and TIFF
-itself)."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 NAME_FIELDS = ("content", "ext", "styles", "preset", "seed")
-DEFAULT_NAME = "{content}-{styles}.png"
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:

@@ -1,6 +1,8 @@
-"""The command line's options, each declared once (``Annotated`` aliases) and grouped in
-``--help`` by panel; the flag of every API argument (:func:`flag_of`), so a message that names
-an argument (:class:`~stylecascade.errors.ArgumentError`) shows the flag the user typed.
+"""The command line's options, generated from the record (:mod:`stylecascade.record`): a
+command declares which fields it takes (:func:`takes`) and typer reads their flags, help,
+panels and defaults from the record's specs; :func:`flag_of` says which flag an API argument
+is (a message naming an argument, :class:`~stylecascade.errors.ArgumentError`, shows the flag
+the user typed).
 
 Knob names follow jcjohnson/neural-style where the knob is the same: ``--style-weight``,
 ``--content-weight`` and ``--tv-weight`` scale the style, content and TV weights;
@@ -10,363 +12,157 @@ Knob names follow jcjohnson/neural-style where the knob is the same: ``--style-w
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import os
+import types
+import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from .choices import DEVICES, MAX_INPUT_PIXELS, SOURCES
-from .stages.vocabulary import COLOR_MODES, INITS
+from .record import INSPECT_SHARED, PARTS, Inspection, spec_of
 
-INPUTS, LOOK, OUTPUT, PRINT, PERFORMANCE, BATCH = (
-    "Inputs",
-    "Look",
-    "Output",
-    "Print",
-    "Performance",
-    "Batch and cluster",
-)
-"""The panels of ``render --help``, in order."""
+Command = TypeVar("Command", bound=Callable[..., None])
 
-FLAGS = {
-    "photos": "CONTENT",
-    "styles": "--style",
-    "masks": "--mask",
-    "blend_weights": "--blend-weight",
-    "output": "-o",
+CLI_TYPES: dict[str, Any] = {
+    "styles": list[Path] | None,
+    "masks": list[str] | None,  # a path, or 'none': everywhere
+    "style_weight": list[float] | None,  # once; twice is the old share spelling, refused
+    "preset": str | None,
+    "device": str,
+    "weights": str,  # caffe | torchvision | a file
 }
-"""API arguments whose flag is not ``--`` + the name with dashes (:func:`flag_of`)."""
+"""The command line's type of a field whose Python type typer cannot take as it is."""
+
+
+def record_fields() -> dict[str, dataclasses.Field]:
+    """Every field of the record (the request's parts, then ``inspect``'s own) by name; a
+    name in both is the request's."""
+    found: dict[str, dataclasses.Field] = {}
+    for part in (*PARTS.values(), Inspection):
+        for f in dataclasses.fields(part):
+            found.setdefault(f.name, f)
+    return found
 
 
 def flag_of(argument: str) -> str:
     """The command line's flag for an API argument or preset field (``out_dir`` →
-    ``--out-dir``, ``blend_weights`` → ``--blend-weight``)."""
-    return FLAGS.get(argument, "--" + argument.replace("_", "-"))
+    ``--out-dir``, ``blend_weights`` → ``--blend-weight``, ``photos`` → ``CONTENT``)."""
+    f = record_fields().get(argument)
+    if f is None:
+        return "--" + argument.replace("_", "-")
+    spec = spec_of(f)
+    return spec.flags[0] if spec.flags else spec.metavar
 
 
-def _option(*names: str, metavar: str = "", panel: str | None = None, **kw) -> typer.Option:
-    """A typer option without a default shown unless given (``show_default``)."""
-    kw.setdefault("show_default", False)
-    return typer.Option(*names, metavar=metavar, rich_help_panel=panel, **kw)
+def _cli_type(name: str, hint: Any) -> Any:
+    """The command line's type of a field: a path (``str | os.PathLike``) is a ``Path``, a
+    ``Sequence[X]`` a ``list[X]``, optional stays optional (:data:`CLI_TYPES` for the rest)."""
+    if name in CLI_TYPES:
+        return CLI_TYPES[name]
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        optional = type(None) in args
+        rest = [a for a in args if a is not type(None)]
+        inner = Path if set(rest) >= {str, os.PathLike} else _cli_type(name, rest[0])
+        return inner | None if optional else inner
+    if typing.get_origin(hint) is Sequence:
+        return list[_cli_type(name, args[0])]  # type: ignore[misc]
+    return hint
 
 
-Photos = Annotated[
-    list[Path],
-    typer.Argument(
-        metavar="CONTENT",
-        help="The photo(s) to stylize: files, or folders of images (a batch).",
-        show_default=False,
-    ),
+def _parameter(f: dataclasses.Field, hint: Any, name: str | None = None) -> inspect.Parameter:
+    """The typer parameter of a record field (an argument when its spec has no flags)."""
+    spec = spec_of(f)
+    if spec.flags:
+        info: Any = typer.Option(
+            *spec.flags, metavar=spec.metavar, rich_help_panel=spec.panel, help=spec.help,
+            show_default=spec.show_default,
+        )  # fmt: skip
+    else:
+        info = typer.Argument(metavar=spec.metavar, help=spec.help, show_default=False)
+    required = not spec.flags and f.default == ()
+    default = inspect.Parameter.empty if required else f.default
+    if isinstance(default, str) and not spec.flags:
+        default = Path(default)
+    kind = Annotated[_cli_type(f.name, hint), info]
+    return inspect.Parameter(name or f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=kind)  # fmt: skip
+
+
+def _old(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
+    """A hidden parameter for a field's earlier spellings (``Spec.old``)."""
+    info = typer.Option(*spec_of(f).old, hidden=True)
+    kind = Annotated[_cli_type(f.name, hint) | None, info]
+    return inspect.Parameter(f"{f.name}__old", inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=kind)  # fmt: skip
+
+
+Field = tuple[dataclasses.Field, Any]
+"""A record field with its annotation (``typing.get_type_hints`` of its part)."""
+
+
+def fields_of(part: type, names: Sequence[str] | None = None) -> list[Field]:
+    """The fields of a record part (those named, in that order; ``None``: all) with their
+    annotations."""
+    hints, found = typing.get_type_hints(part), {f.name: f for f in dataclasses.fields(part)}
+    return [(found[n], hints[n]) for n in (names or list(found))]
+
+
+def takes(
+    fields: Sequence[Field], *extra: inspect.Parameter, said: Callable[[str], None] | None = None
+) -> Callable[[Command], Command]:
+    """Give a command the typer parameters of these record fields (and ``extra`` ones of its
+    own); the command is called with one keyword per parameter. An earlier spelling of a
+    field (``Spec.old``) still works; ``said`` receives the note naming the new one."""
+    params = [_parameter(f, hint) for f, hint in fields] + list(extra)
+    olds = {f.name: (f, _old(f, hint)) for f, hint in fields if spec_of(f).old}
+
+    def decorate(command: Command) -> Command:
+        @functools.wraps(command)
+        def wrapper(**given: Any) -> None:
+            for name, (f, old) in olds.items():
+                value = given.pop(old.name)
+                if value is not None:
+                    if said is not None:
+                        said(f"note: {'/'.join(spec_of(f).old)} is now {spec_of(f).flags[0]}")
+                    given[name] = value
+            command(**given)
+
+        signature = [*params, *(old for _, old in olds.values())]
+        wrapper.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def one(part: type, name: str) -> Any:
+    """The ``Annotated`` type of one record field, for a command that declares its own
+    signature (``studio --device``)."""
+    [(f, hint)] = fields_of(part, [name])
+    return _parameter(f, hint).annotation
+
+
+def extra(name: str, kind: Any, default: Any, *flags: str, **info: Any) -> inspect.Parameter:
+    """A command's own parameter, not a record field (``--original-colors``, the studio's)."""
+    info.setdefault("show_default", False)
+    option = typer.Option(*flags, **info)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[kind, option])  # fmt: skip
+
+
+RENDER: list[Field] = [pair for part in PARTS.values() for pair in fields_of(part)]
+"""``render`` takes every field of the request's parts."""
+INSPECT: list[Field] = fields_of(Inspection) + [
+    pair for part in PARTS.values() for pair in fields_of(part) if pair[0].name in INSPECT_SHARED
 ]
-Styles = Annotated[
-    list[Path] | None,
-    _option(
-        "--style",
-        "-s",
-        metavar="PAINTING",
-        panel=INPUTS,
-        help="A painting whose style to transfer; repeat to blend several (default: the "
-        "preset's paintings).",
-    ),
-]
-BlendWeights = Annotated[
-    list[float] | None,
-    _option(
-        "--blend-weight",
-        metavar="W",
-        panel=INPUTS,
-        help="Share of each --style in the blend, in order (normalized; default equal).",
-    ),
-]
-Masks = Annotated[
-    list[str] | None,
-    _option(
-        "--mask",
-        metavar="MASK",
-        panel=INPUTS,
-        help="Where each --style applies, in order: a grayscale image on the photo, white = "
-        "this painting ('none': everywhere).",
-    ),
-]
-PresetName = Annotated[
-    str | None,
-    _option(
-        "--preset",
-        "-p",
-        metavar="PRESET",
-        panel=INPUTS,
-        help="Preset name, a YAML file or a past render's OUT.json (default: draft on a CPU, "
-        "standard on a GPU).",
-    ),
-]
-StyleWeight = Annotated[
-    list[float] | None,
-    _option(
-        "--style-weight",
-        metavar="X",
-        panel=LOOK,
-        help="Multiply the preset's style weight in every stage (2: twice the style).",
-    ),
-]
-ContentWeight = Annotated[
-    float | None,
-    _option(
-        "--content-weight",
-        metavar="X",
-        panel=LOOK,
-        help="Multiply the preset's content weight in every stage.",
-    ),
-]
-TVWeight = Annotated[
-    float | None,
-    _option(
-        "--tv-weight",
-        metavar="X",
-        panel=LOOK,
-        help="Multiply the preset's total-variation (smoothness) weight in every stage.",
-    ),
-]
-Iterations = Annotated[
-    int | None,
-    _option(
-        "--iterations",
-        metavar="N",
-        panel=LOOK,
-        help="The last stage's evaluation cap; earlier stages' caps scale alike.",
-    ),
-]
-Init = Annotated[
-    str | None,
-    _option(
-        "--init",
-        metavar="START",
-        panel=LOOK,
-        help=f"How the first stage starts: {' | '.join(INITS)} (default: the preset's).",
-    ),
-]
-InitImage = Annotated[
-    Path | None,
-    _option(
-        "--init-image",
-        metavar="FILE",
-        panel=LOOK,
-        help="Start the first stage from this image (resized to the photo) instead of --init.",
-    ),
-]
-StyleScale = Annotated[
-    float | None,
-    _option(
-        "--style-scale",
-        metavar="X",
-        panel=LOOK,
-        help="Multiply the painting's size against the render's in every stage "
-        "(smaller: finer strokes).",
-    ),
-]
-OriginalColors = Annotated[
-    int | None,
-    _option(
-        "--original-colors",
-        metavar="0|1",
-        panel=LOOK,
-        help="neural-style's -original_colors: 1 keeps the photo's colors (--color luminance), "
-        "0 does not (--color none).",
-    ),
-]
-Color = Annotated[
-    str | None,
-    _option(
-        "--color",
-        metavar="MODE",
-        panel=LOOK,
-        help=f"Color preservation: {' | '.join(COLOR_MODES)} (default: the preset's).",
-    ),
-]
-Size = Annotated[
-    int | None,
-    _option(
-        "--size",
-        metavar="PX",
-        panel=LOOK,
-        help="Long edge of the final stage in px; earlier stages scale with it.",
-    ),
-]
-Output = Annotated[
-    Path | None,
-    _option(
-        "--output",
-        "-o",
-        metavar="FILE",
-        panel=OUTPUT,
-        help="Output image (.png, .jpg, .tif); default CONTENT-STYLE.png here.",
-    ),
-]
-SaveEvery = Annotated[
-    int | None,
-    _option(
-        "--save-every",
-        metavar="N",
-        panel=OUTPUT,
-        help="Also write each stage's best image so far every N evaluations into --save-stages.",
-    ),
-]
-PrintEvery = Annotated[
-    int | None,
-    _option(
-        "--print-every",
-        metavar="N",
-        panel=OUTPUT,
-        help="A progress line with the losses every N evaluations.",
-    ),
-]
-SaveStages = Annotated[
-    Path | None,
-    _option(
-        "--save-stages", metavar="DIR", panel=OUTPUT, help="Write each stage's image into DIR."
-    ),
-]
-Overwrite = Annotated[
-    bool, _option("--overwrite", panel=OUTPUT, help="Replace existing output files.")
-]
-Resume = Annotated[
-    bool,
-    _option("--resume", panel=OUTPUT, help="Continue an interrupted render from its last stage."),
-]
-BitDepth = Annotated[
-    int,
-    _option(
-        "--bit-depth",
-        metavar="8|16",
-        panel=OUTPUT,
-        show_default=True,
-        help="Bits per channel (16: PNG, TIFF).",
-    ),
-]
-JpegQuality = Annotated[
-    int,
-    _option("--jpeg-quality", metavar="Q", panel=OUTPUT, show_default=True, help="JPEG 1–95."),
-]
-Quiet = Annotated[bool, _option("--quiet", "-q", panel=OUTPUT, help="No progress output.")]
-Yes = Annotated[
-    bool,
-    _option(
-        "--yes",
-        "-y",
-        panel=OUTPUT,
-        help="Start a render estimated over 30 minutes on a CPU (else it stops and says so).",
-    ),
-]
-PrintSize = Annotated[
-    str | None,
-    _option(
-        "--print-size",
-        metavar="WxH(cm|mm|in)",
-        panel=PRINT,
-        help="Print size like 30x40cm or 8x10in; with --dpi it sets the final long edge.",
-    ),
-]
-Dpi = Annotated[
-    float | None,
-    _option(
-        "--dpi",
-        metavar="DPI",
-        panel=PRINT,
-        help="Print resolution written into the file (default 300); sizes --print-size.",
-    ),
-]
-Device = Annotated[
-    str,
-    _option(
-        "--device",
-        metavar="DEVICE",
-        panel=PERFORMANCE,
-        show_default=True,
-        help=f"One of: {', '.join(DEVICES)}.",
-    ),
-]
-Threads = Annotated[
-    int | None,
-    _option("--threads", metavar="N", panel=PERFORMANCE, help="CPU threads (default: all)."),
-]
-TileSize = Annotated[
-    int | None,
-    _option(
-        "--tile-size",
-        metavar="PX",
-        panel=PERFORMANCE,
-        help="Tile stages larger than PX (0: only stages that do not fit in memory).",
-    ),
-]
-Weights = Annotated[
-    str,
-    _option(
-        "--weights",
-        metavar="WEIGHTS",
-        panel=PERFORMANCE,
-        show_default=True,
-        help=f"VGG19 weights: {' | '.join(SOURCES)} | PATH to a .h5/.pt file.",
-    ),
-]
-Seed = Annotated[
-    int,
-    _option(
-        "--seed",
-        metavar="N",
-        panel=PERFORMANCE,
-        show_default=True,
-        help="Random seed; the same seed, threads and device give the same image.",
-    ),
-]
-MaxInputPixels = Annotated[
-    int,
-    _option(
-        "--max-input-pixels",
-        metavar="PIXELS",
-        panel=PERFORMANCE,
-        help=f"Refuse larger inputs (default {MAX_INPUT_PIXELS:,}); 0: no limit.",
-    ),
-]
-OutDir = Annotated[
-    Path | None,
-    _option(
-        "--out-dir",
-        metavar="DIR",
-        panel=BATCH,
-        help="Batch: folder for one output per photo (default: here).",
-    ),
-]
-Name = Annotated[
-    str,
-    _option(
-        "--name",
-        metavar="PATTERN",
-        panel=BATCH,
-        show_default=True,
-        help="Batch: output name; fields {content}, {ext}, {styles}, {preset}, {seed}.",
-    ),
-]
-Cluster = Annotated[
-    str | None,
-    _option(
-        "--cluster",
-        metavar="ADDRESS",
-        panel=BATCH,
-        help="Render a batch on Ray: local, auto or ray://HOST:PORT (the cluster extra).",
-    ),
-]
-Actors = Annotated[
-    int | None,
-    _option("--actors", metavar="N", panel=BATCH, help="With --cluster: at most N actors."),
-]
-CpusPerActor = Annotated[
-    int | None,
-    _option(
-        "--cpus-per-actor",
-        metavar="N",
-        panel=BATCH,
-        help="With --cluster and no GPU: CPUs per actor (default 1).",
-    ),
-]
+"""``inspect`` takes its own fields and a few of the request's."""
+
 StudioFolder = Annotated[
     Path,
     typer.Argument(
@@ -378,18 +174,18 @@ StudioFolder = Annotated[
 ]
 StudioOut = Annotated[
     Path | None,
-    _option("--out-dir", metavar="DIR", help="Where the page writes (default: FOLDER/studio)."),
-]
+    typer.Option(
+        "--out-dir", metavar="DIR", help="Where the page writes (default: FOLDER/studio).",
+        show_default=False),
+]  # fmt: skip
 Port = Annotated[
     int,
-    _option("--port", metavar="N", show_default=True, help="Port to listen on (0: any free one)."),
+    typer.Option("--port", metavar="N", help="Port to listen on (0: any free one)."),
 ]
 Host = Annotated[
     str,
-    _option(
-        "--host",
-        metavar="ADDRESS",
-        show_default=True,
+    typer.Option(
+        "--host", metavar="ADDRESS",
         help="Address to listen on; another than 127.0.0.1 lets other machines use the studio.",
     ),
-]
+]  # fmt: skip

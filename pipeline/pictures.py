@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .choices import MAX_INPUT_PIXELS
-from .errors import UsageError
+from .errors import ArgumentError, UsageError, literal
 from .reading import image_bound, open_regular
 
 FONT_SIZE = 14
@@ -76,16 +76,17 @@ def contact_sheet(folder: Path, height: int = 256, columns: int = 3) -> Image.Im
         columns: images per row.
 
     Raises:
-        UsageError: not a folder, or no images in it.
+        ArgumentError: (field ``save_stages``) not a folder, no images in it, an unreadable
+            image.
     """
     if not folder.is_dir():
-        raise UsageError(f"--stages {folder}: no such folder")
+        raise ArgumentError("save_stages", f"{{}} {literal(folder)}: no such folder")
     files = sorted(
         (p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif")),
         key=lambda p: (p.stem.split(".stage")[0], _stage_number(p), p.name),
     )
     if not files:
-        raise UsageError(f"--stages {folder}: no images in it")
+        raise ArgumentError("save_stages", f"{{}} {literal(folder)}: no images in it")
     cells = [(_to_height(_read(path), height), stage_label(path)) for path in files]
     return labelled_grid([cells[i : i + columns] for i in range(0, len(cells), columns)])
 
@@ -96,13 +97,16 @@ def _read(path: Path) -> Image.Image:
     Raises:
         UsageError: not an image Pillow can decode, naming the file.
     """
-    with open_regular(path, image_bound(MAX_INPUT_PIXELS), f"--stages {path}") as f:
-        try:
+    try:
+        with open_regular(path, image_bound(MAX_INPUT_PIXELS), str(path)) as f:
             with Image.open(f) as img:
                 img.load()
                 return img.copy()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise UsageError(f"--stages {path}: not an image Pillow can read ({exc})") from None
+    except UsageError as exc:
+        raise ArgumentError("save_stages", f"{{}} {literal(exc)}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        problem = literal(f"{path}: not an image Pillow can read ({exc})")
+        raise ArgumentError("save_stages", f"{{}} {problem}") from None
 
 
 def _stage_number(path: Path) -> int:

@@ -1,5 +1,5 @@
 """The typed preset: the dataclasses a render is configured with, their constraints (field
-metadata, read by :mod:`stylecascade.preset_files` to check a YAML file and to write the JSON
+metadata, read by :mod:`stylecascade.preset_reader` to check a YAML file and to write the JSON
 Schema of presets), and a preset's adjustment for one render (:meth:`Preset.resolved`).
 
 Field metadata: ``choices`` (allowed values), ``positive`` (> 0), ``non_negative`` (≥ 0),
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import ArgumentError, UsageError, literal
 from .printsize import MAX_LONG_EDGE
+from .record import LAST, MULTIPLY, OVERRIDE, PARTS, Spec, spec_of
+from .rules import blend, check_choice, last, multiply, override_stages
 from .stages.vocabulary import (
     COLOR_MODES,
     DEFAULT_TOLERANCE,
@@ -29,7 +29,6 @@ from .stages.vocabulary import (
     OPTIMIZERS,
     POOLINGS,
     STYLE_LOSSES,
-    weight_problem,
 )
 
 PRECISIONS = ("fp32", "tf32", "bf16", "auto")
@@ -42,9 +41,6 @@ MAX_ITERATIONS = 100_000
 MIN_STAGE_EDGE = 128
 """Floor in px for the long edge of a scaled preset's stages: below it the layout (buildings,
 faces) no longer survives the first stage, and each evaluation costs little less."""
-
-WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight")
-"""A stage's weights α, β, γ; :meth:`Preset.resolved` takes a multiplier of each by that name."""
 
 
 class PresetError(UsageError):
@@ -261,7 +257,7 @@ class Preset:
     description: str
     model: ModelConfig
     init: str = field(default="content", kw_only=True, metadata={"choices": INITS})
-    init_image: str | None = field(default=None, kw_only=True)
+    init_image: str | None = field(default=None, kw_only=True, metadata={"file": True})
     stages: tuple[StageConfig, ...]
     color: str = field(default="none", metadata={"choices": COLOR_MODES})
     styles: tuple[StyleConfig, ...] = ()
@@ -303,16 +299,8 @@ class Preset:
         styles: list[str | Path] | None = None,
         blend_weights: list[float] | None = None,
         masks: list[str | Path | None] | None = None,
-        color: str | None = None,
         size: int | None = None,
-        tile_size: int | None = None,
-        content_weight: float | None = None,
-        style_weight: float | None = None,
-        tv_weight: float | None = None,
-        iterations: int | None = None,
-        init: str | None = None,
-        style_scale: float | None = None,
-        init_image: str | os.PathLike | None = None,
+        **knobs: Any,
     ) -> Preset:
         """The preset of one render: the caller's choices over the preset's defaults.
 
@@ -322,63 +310,40 @@ class Preset:
             blend_weights: one weight ≥ 0 per style, its share of the blend (normalized to sum
                 1; default: the preset's weights for its own styles, else equal weights).
             masks: one mask per style (``None``: everywhere), in the order of the styles.
-            color: color mode, one of ``COLOR_MODES``.
             size: final long edge in px (:meth:`with_final_size`).
-            tile_size: force tiles of this edge in px (``tiling.tile_edge``; 0: only when
-                needed).
-            content_weight, style_weight, tv_weight: multipliers ≥ 0 of every stage's
-                weights α, β, γ (``None``: unchanged); a scaled weight must stay
-                ≤ ``MAX_WEIGHT``.
-            iterations: the last stage's evaluation cap; every stage's cap is scaled by the
-                same factor (jcjohnson/neural-style's ``-num_iterations``; ≥ 1 each).
-            init: the first stage's start (one of ``INITS``; ``-init``).
-            style_scale: multiplies every stage's ``style_scale`` (``-style_scale``).
-            init_image: an image file the first stage starts from (``-init_image``).
+            knobs: the record's knobs by field name (:mod:`stylecascade.record`: each with
+                its rule and the preset field it acts on; ``None``: unchanged), e.g.
+                ``style_weight=2`` multiplies every stage's ``style_weight``,
+                ``iterations=100`` sets the last stage's cap and scales the others alike.
 
         Returns:
-            The preset with absolute style paths, their weights, the color mode, the size and
-            the stages' weights; with every argument ``None``, an equal preset.
+            The preset with absolute style paths, their weights, the knobs applied and the
+            size; with every argument ``None``, an equal preset.
 
         Raises:
             ArgumentError: naming the argument: a weight or mask count that does not match the
-                styles, a negative or all-zero blend weight, an unknown color mode, a bad size
-                or tile size, a multiplier that is negative, not finite or makes a stage's
-                weight exceed ``MAX_WEIGHT``.
+                styles, a negative or all-zero blend weight, a value outside its preset
+                field's choices or bounds (once multiplied), a bad size or tile size.
+            TypeError: a knob that is no field of the record with a preset target.
         """
         chosen, stages = self.styles, self.stages
         if styles:
             chosen = tuple(StyleConfig(str(path)) for path in styles)
             stages = tuple(dataclasses.replace(stage, styles=None) for stage in stages)
-        chosen = _blend(chosen, blend_weights, masks)
-        factors = dict(zip(WEIGHT_FIELDS, (content_weight, style_weight, tv_weight), strict=True))
-        stages = _knobs(_weighted(stages, factors), iterations, style_scale)
+        chosen = blend(chosen, blend_weights, masks)
         stages = tuple(_absolute_stage(stage) for stage in stages)
-        if init is not None and init not in INITS:
-            raise ArgumentError("init", f"{{}} must be one of {', '.join(INITS)}; got {init!r}")
-        if color is not None and color not in COLOR_MODES:
-            raise ArgumentError(
-                "color", f"{{}} must be one of {', '.join(COLOR_MODES)}; got {color!r}"
-            )
-        preset = dataclasses.replace(
-            self,
-            stages=stages,
-            styles=tuple(_absolute(s) for s in chosen),
-            color=self.color if color is None else color,
-            tiling=self._tiling(tile_size),
-            init=self.init if init is None else init,
-            init_image=self._init_image(init_image),
-        )
+        preset = dataclasses.replace(self, stages=stages, styles=tuple(map(_absolute, chosen)))
+        for name, spec in _knob_specs(knobs).items():
+            if knobs[name] is not None:
+                preset = _apply(preset, name, knobs[name], spec)
         return preset if size is None else preset.with_final_size(size)
 
-    def _init_image(self, given: str | os.PathLike | None) -> str | None:
-        """The first stage's start image, absolute: ``given``, else the preset's."""
-        chosen = self.init_image if given is None else given
-        return None if chosen is None else str(Path(chosen).absolute())
+    def _tiling(self, tile_size: int) -> TilingConfig:
+        """The tiling with ``tile_edge`` set to ``tile_size``.
 
-    def _tiling(self, tile_size: int | None) -> TilingConfig:
-        """The tiling with ``tile_edge`` set to ``tile_size`` (``None``: unchanged)."""
-        if tile_size is None:
-            return self.tiling
+        Raises:
+            ArgumentError: a tile edge neither 0 nor above ``tiling.overlap``.
+        """
         if tile_size != 0 and tile_size <= self.tiling.overlap:
             raise ArgumentError(
                 "tile_size",
@@ -437,107 +402,45 @@ class Preset:
         return _plain(self)
 
 
-def _one_each(argument: str, given: list, chosen: tuple, wanted: str, *more: str) -> None:
-    """Refuse ``given`` values that are not one per painting of ``chosen``.
+def _knob_specs(knobs: dict[str, Any]) -> dict[str, Spec]:
+    """The record's spec of each knob, in the record's order (:mod:`stylecascade.record`).
 
     Raises:
-        ArgumentError: ``{argument} given N times for M style image(s); give {wanted}``.
+        TypeError: a name that is no field of the record with a preset target.
     """
-    if len(given) != len(chosen):
-        raise ArgumentError(
-            argument,
-            f"{{}} given {len(given)} times for {len(chosen)} style image(s); give {wanted}",
-            *more,
-        )
+    specs = {
+        f.name: spec_of(f) for part in PARTS.values() for f in dataclasses.fields(part)
+        if spec_of(f).target is not None
+    }  # fmt: skip
+    unknown = set(knobs) - set(specs)
+    if unknown:
+        raise TypeError(f"Preset.resolved() takes no knob {', '.join(sorted(unknown))}")
+    return {name: spec for name, spec in specs.items() if name in knobs}
 
 
-def _blend(
-    chosen: tuple[StyleConfig, ...],
-    blend_weights: list[float] | None,
-    masks: list[str | Path | None] | None,
-) -> tuple[StyleConfig, ...]:
-    """The paintings with the caller's masks and blend weights (:meth:`Preset.resolved`)."""
-    if masks:
-        _one_each("masks", masks, chosen, "one per {} (none / None: everywhere)", "styles")
-        chosen = tuple(
-            dataclasses.replace(s, mask=None if m is None else str(m))
-            for s, m in zip(chosen, masks, strict=True)
-        )
-    if blend_weights:
-        _one_each("blend_weights", blend_weights, chosen, "one weight per style image")
-        if weight_problem(dict(enumerate(blend_weights))) is not None:
-            raise ArgumentError(
-                "blend_weights",
-                f"{{}} must be finite, ≥ 0 and not all 0; got {blend_weights!r}",
-            )
-        chosen = tuple(
-            dataclasses.replace(s, weight=w) for s, w in zip(chosen, blend_weights, strict=True)
-        )
-    return chosen
-
-
-def _knobs(
-    stages: tuple[StageConfig, ...], iterations: int | None, style_scale: float | None
-) -> tuple[StageConfig, ...]:
-    """The stages with their caps scaled so the last one's is ``iterations``, and their
-    ``style_scale`` multiplied by ``style_scale`` (``None``: unchanged).
+def _apply(preset: Preset, name: str, value: Any, spec: Spec) -> Preset:
+    """``preset`` with knob ``name`` = ``value`` applied by its rule to its target field.
 
     Raises:
-        ArgumentError: ``iterations`` not 1 … ``MAX_ITERATIONS``; ``style_scale`` not in
-            (0, 8] once multiplied.
+        ArgumentError: see :meth:`Preset.resolved`.
     """
-    if iterations is not None:
-        if isinstance(iterations, bool) or not 1 <= iterations <= MAX_ITERATIONS:
-            raise ArgumentError(
-                "iterations", f"{{}} must be 1 … {MAX_ITERATIONS}; got {iterations!r}"
-            )
-        factor = iterations / stages[-1].iterations
-        stages = tuple(
-            dataclasses.replace(s, iterations=max(1, round(s.iterations * factor))) for s in stages
-        )
-    if style_scale is not None:
-        scales = [s.style_scale * style_scale for s in stages]
-        if not all(0 < x <= MAX_STYLE_SCALE for x in scales):
-            raise ArgumentError(
-                "style_scale",
-                f"{{}} multiplies each stage's style_scale; the products must lie in "
-                f"(0, {MAX_STYLE_SCALE:g}]; got {style_scale!r}",
-            )
-        stages = tuple(
-            dataclasses.replace(s, style_scale=x) for s, x in zip(stages, scales, strict=True)
-        )
-    return stages
+    where, _, key = spec.target.rpartition(".")
+    if where == "stages":
+        f = _field(StageConfig, key)
+        apply = {OVERRIDE: override_stages, MULTIPLY: multiply, LAST: last}[spec.rule]
+        return dataclasses.replace(preset, stages=apply(preset.stages, f, name, value))
+    if where == "tiling":
+        return dataclasses.replace(preset, tiling=preset._tiling(value))
+    f = _field(Preset, key)
+    check_choice(f, name, value)
+    if f.metadata.get("file"):
+        value = str(Path(value).absolute())
+    return dataclasses.replace(preset, **{key: value})
 
 
-def _weighted(
-    stages: tuple[StageConfig, ...], factors: dict[str, float | None]
-) -> tuple[StageConfig, ...]:
-    """The stages with each weight in ``factors`` (``{stage field: multiplier}``, the
-    multiplier's argument named like the field) multiplied; ``None``: unchanged."""
-    for name, factor in factors.items():
-        if factor is None:
-            continue
-        if (
-            isinstance(factor, bool)
-            or not isinstance(factor, numbers.Real)
-            or not math.isfinite(factor)
-            or factor < 0
-        ):
-            raise ArgumentError(
-                name,
-                f"{{}} multiplies each stage's {name}; it must be a finite number ≥ 0; got "
-                f"{factor!r}",
-            )
-        factor = float(factor)
-        stages = tuple(dataclasses.replace(s, **{name: getattr(s, name) * factor}) for s in stages)
-        heaviest = max(getattr(s, name) for s in stages)
-        if heaviest > MAX_WEIGHT:
-            raise ArgumentError(
-                name,
-                f"{{}} = {factor:g} makes a stage's {name} {heaviest:g}; it must stay "
-                f"≤ {MAX_WEIGHT:g}",
-            )
-    return stages
+def _field(cls: type, name: str) -> dataclasses.Field:
+    """The dataclass field ``name`` of ``cls``."""
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
 
 
 def _absolute(style: StyleConfig) -> StyleConfig:

@@ -1,6 +1,6 @@
 """The JSON Schema of preset files (``stylecascade presets schema``), generated from the one
 definition: the preset dataclasses and their field metadata (``stylecascade.preset``), with
-the YAML reader's bounds (``stylecascade.preset_files``). Editors that read JSON Schema
+the YAML reader's bounds (``stylecascade.preset_reader``). Editors that read JSON Schema
 complete and check preset YAML with it; what a schema cannot say (increasing stage sizes,
 weights not all 0, a tile size above the overlap) only the reader checks.
 """
@@ -14,8 +14,19 @@ import typing
 from typing import Any
 
 from .preset import Preset, StageConfig
-from .preset_files import MAX_LIST, PRESET_KEYS, scalar_type, yaml_fields
+from .preset_reader import MAX_LIST, PRESET_KEYS, scalar_type, yaml_fields
 from .stages.vocabulary import LAYER_NAMES, MAX_WEIGHT
+
+
+def _given(key: str) -> dict[str, Any]:
+    """A stage's field ``key`` comes from the stage, from ``defaults``, or from a base."""
+    return {
+        "anyOf": [
+            {"required": ["base"]},
+            {"required": ["defaults"], "properties": {"defaults": {"required": [key]}}},
+            {"properties": {"stages": {"items": {"required": [key]}}}},
+        ]
+    }
 
 
 def preset_schema() -> dict[str, Any]:
@@ -46,16 +57,7 @@ def preset_schema() -> dict[str, Any]:
     model_required = properties["model"].pop("required")
     stage_required = properties["stages"]["items"].pop("required")
     without_base = {"not": {"required": ["base"]}}
-    given = [  # a stage's field comes from the stage, from defaults, or from a base
-        {
-            "anyOf": [
-                {"required": ["base"]},
-                {"required": ["defaults"], "properties": {"defaults": {"required": [key]}}},
-                {"properties": {"stages": {"items": {"required": [key]}}}},
-            ]
-        }
-        for key in stage_required
-    ]
+    given = [_given(key) for key in stage_required]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "stylecascade preset",

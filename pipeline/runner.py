@@ -10,7 +10,7 @@ the style size of each stage, tiles where a stage does not fit in memory) and ru
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .choices import check_seed
 from .device import precision
-from .errors import ArgumentError, StyleCascadeError, UsageError
+from .errors import ArgumentError, DivergedError, StyleCascadeError, UsageError
 from .images import load_image
 from .memory import USABLE_FRACTION, activation_bytes_per_pixel, free_bytes, plan_stage
 from .preset import ModelConfig, Preset, StageConfig, TilingConfig
@@ -34,7 +34,6 @@ from .stages.tiling import tile_grid
 from .stages.vgg import VGGFeatures
 
 __all__ = [
-    "DivergedError",
     "Observer",
     "StageResult",
     "check_sizes",
@@ -42,10 +41,6 @@ __all__ = [
     "run_stages",
     "schedule",
 ]
-
-
-class DivergedError(StyleCascadeError):
-    """The optimization kept producing NaN or infinite losses."""
 
 
 def stage_sizes(content_hw: tuple[int, int], preset: Preset) -> list[tuple[int, int]]:
@@ -70,11 +65,12 @@ def _check_painting_memory(
     """
     need = size[0] * size[1] * PAINTING_BYTES_PER_PIXEL
     if available is not None and need > available * USABLE_FRACTION:
-        raise UsageError(
+        raise ArgumentError(
+            "size",
             f"stage {index + 1}: the {what} resized to {size[1]}×{size[0]} px (its style size "
             f"there) needs about {need / 2**30:.2g} GiB for its style targets and "
-            f"{available / 2**30:.2g} GiB is free; render at a smaller --size, or give the "
-            f"preset a style_scale below 1"
+            f"{available / 2**30:.2g} GiB is free; render at a smaller {{}}, or give the "
+            f"preset a style_scale below 1",
         )
 
 
@@ -249,13 +245,14 @@ def refuse_idle(index: int, stage: Stage, start: str) -> None:
     weights = ", ".join(f"{t.weight_field} {t.weight:g}" for t in stage.terms)
     if not active:
         reason = "every weight is 0"
-    elif start == "content" and all(t.kind == "content" for t in active):
+    elif start == "content" and all(t.loss == "content" for t in active):
         reason = "only the content term is weighted and the stage starts from the photo"
     else:
         return
-    raise UsageError(
+    raise ArgumentError(
+        "style_weight",
         f"stage {index + 1} would return its start unchanged: {reason} ({weights}); raise "
-        f"--style-weight or the preset's style_weight"
+        f"{{}} or the preset's style_weight",
     )
 
 
@@ -350,6 +347,21 @@ def planned(
     )
 
 
+def _refuse_up_front(
+    preset: Preset, stages: Sequence[Stage], prepare: Callable[[int, Stage], Stage]
+) -> None:
+    """Refuse, before any work, a stage that cannot run tiled or whose forced tiles are too
+    small (``prepare`` plans it), and one with nothing to do (:func:`refuse_idle`).
+
+    Raises:
+        UsageError, StyleCascadeError: see :func:`planned` and :func:`refuse_idle`.
+    """
+    for index, stage in enumerate(stages):
+        if untileable(stage.terms) or preset.tiling.tile_edge:
+            prepare(index, stage)
+        refuse_idle(index, stage, start_name(preset) if index == 0 else "previous")
+
+
 def run_stages(
     extractor: VGGFeatures,
     preset: Preset,
@@ -388,7 +400,7 @@ def run_stages(
             with another aspect ratio than its image.
         StyleCascadeError: a stage does not fit in memory even in 256 px tiles.
         DivergedError: a stage kept producing NaN or infinite losses (the cascade's
-            ``stages.cascade.DivergedError``, an ``ArithmeticError``, turned into a
+            ``stages.cascade.Divergence``, an ``ArithmeticError``, turned into this
             :class:`StyleCascadeError` that names the preset fields to change).
         StageInterrupted: SIGINT (``KeyboardInterrupt``) during a stage, or ``stop`` set;
             carries its best iterate.
@@ -411,10 +423,7 @@ def run_stages(
         return planned(index, stage, preset.tiling, per_pixel, free_bytes(content.device))
 
     stages = schedule(preset, content_hw)
-    for index, stage in enumerate(stages):  # refused up front: a stage that cannot run tiled,
-        if untileable(stage.terms) or preset.tiling.tile_edge:  # tiles forced too small
-            prepare(index, stage)
-        refuse_idle(index, stage, start_name(preset) if index == 0 else "previous")
+    _refuse_up_front(preset, stages, prepare)
     problem = cascade.Problem(extractor, content, targets, model.content_layers, model.guides)
     first = [styles, *stage_styles][preset.style_sets()[1][0]]  # the first stage's paintings
     first, start = resume if resume is not None else (0, start_image(preset, content, first))
@@ -432,5 +441,5 @@ def run_stages(
         ):
             refuse_unmoved(result)
             yield result
-    except cascade.DivergedError as exc:
+    except cascade.Divergence as exc:
         raise DivergedError(str(exc)) from None

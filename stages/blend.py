@@ -216,7 +216,7 @@ def style_regions(
     layers: Mapping[str, float],
     kind: StyleKind,
 ) -> list[Region]:
-    """The regions of a stage's style term (``stages.guides.StyleTerm``), their targets in
+    """The regions of a stage's style term (``stages.losses.StyleTerm``), their targets in
     ``kind``'s representation.
 
     Paintings whose mask is empty are left out before the weights are normalized, so the

@@ -51,7 +51,7 @@ STOP_REASONS = ("converged", "cap", "stalled")
 lowers the loss)."""
 
 
-class DivergedError(ArithmeticError):
+class Divergence(ArithmeticError):
     """A stage kept producing NaN or infinite losses."""
 
 
@@ -302,7 +302,7 @@ def _optimize(
     return recoveries, "cap" if evaluate.count >= stage.iterations else "stalled"
 
 
-def _diverged(index: int, stage: Stage, evaluate: Evaluator) -> DivergedError:
+def _diverged(index: int, stage: Stage, evaluate: Evaluator) -> Divergence:
     """The error for a stage whose losses stayed NaN/inf, naming the cause when it is known:
     a starting image that is not finite; a term already NaN/inf at the starting image, before
     any step (its weight × its loss overflows float32); else the steps (the step size)."""
@@ -310,15 +310,15 @@ def _diverged(index: int, stage: Stage, evaluate: Evaluator) -> DivergedError:
     start = as_floats(evaluate.first) if evaluate.first is not None else {}
     broken = [name for name, value in start.items() if name != "total" and not math.isfinite(value)]
     if broken and not torch.isfinite(evaluate.best.image).all():  # best: the start, still
-        return DivergedError(f"{where}: its starting image holds NaN or infinity")
+        return Divergence(f"{where}: its starting image holds NaN or infinity")
     if broken:
         spec = next(t for t in stage.terms if t.name == broken[0])
         name, field = spec.name, spec.weight_field
-        return DivergedError(
+        return Divergence(
             f"{where}: its {name} loss is {start[name]} at the starting image, before any step: "
             f"{field} {spec.weight:g} × the {name} loss overflows float32; lower {field}"
         )
-    return DivergedError(
+    return Divergence(
         f"{where}: NaN/inf losses even after halving the step size {MAX_RECOVERIES} times; "
         f"lower its lr or use optimizer: adam in the preset"
     )
@@ -351,13 +351,12 @@ def run_stage(
         The stage's :class:`StageResult`; ``evaluate.image`` holds the result too.
 
     Raises:
-        DivergedError: NaN/inf losses more than :data:`MAX_RECOVERIES` times, or at the best
+        Divergence: NaN/inf losses more than :data:`MAX_RECOVERIES` times, or at the best
             iterate.
         StageInterrupted: ``KeyboardInterrupt`` during the stage, or ``stop`` set
             (``stopped``).
     """
     began = time.perf_counter() if began is None else began
-    image = evaluate.image
     watch = getattr(observer, "current_image", None)
 
     bests: list[float] = []  # the best loss every CHECK_EVERY evaluations since the last restart
@@ -378,7 +377,20 @@ def run_stage(
             if converged(bests, stage.tolerance):
                 raise _Converged
 
-    recoveries, stop = _optimize(index, stage, evaluate, on_evaluation, bests.clear)
+    recoveries, reason = _optimize(index, stage, evaluate, on_evaluation, bests.clear)
+    return _result(index, stage, evaluate, reason, recoveries, began)
+
+
+def _result(
+    index: int, stage: Stage, evaluate: Evaluator, reason: str, recoveries: int, began: float
+) -> StageResult:
+    """The stage's result once it has stopped (``reason``, :data:`STOP_REASONS`): its best
+    iterate clamped to 0–1 into ``evaluate.image``, and its losses there.
+
+    Raises:
+        Divergence: the best iterate's losses are not finite.
+    """
+    image = evaluate.image
     with torch.no_grad():
         image.copy_(evaluate.best.image.clamp(0.0, 1.0))
     end = as_floats(evaluate.evaluate()[1])
@@ -389,7 +401,7 @@ def run_stage(
         index=index,
         stage=stage,
         evaluations=evaluate.count,
-        stop=stop,
+        stop=reason,
         seconds=time.perf_counter() - began,
         loss_start=as_floats(evaluate.first),
         loss_end=end,
@@ -434,7 +446,7 @@ def run_schedule(
         :class:`StageResult` per stage run; the last one's ``image`` is the final result.
 
     Raises:
-        DivergedError: a stage kept producing NaN or infinite losses.
+        Divergence: a stage kept producing NaN or infinite losses.
         StageInterrupted: ``KeyboardInterrupt`` during a stage, or ``stop`` set; carries its
             best iterate.
     """

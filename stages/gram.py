@@ -4,8 +4,8 @@ Sec. 4.1).
 
 A *style kind* (``stages.losses.StyleKind``) says how features become a representation, how
 several paintings' targets blend and how a representation is scored against its target; the
-style term (``stages.guides.StyleTerm``) brings the regions, guides and layers, and the
-registry (``stages.terms.KINDS``) names the kind ``gram``.
+style term (``stages.losses.StyleTerm``) brings the regions, guides and layers, and the
+registry (``stages.vocabulary.STYLE_KINDS``) names the kind ``gram``.
 
 The Gram matrix is normalized by ``C·H·W``, so it is a mean over positions: the Gram matrix of
 a whole image is the pixel-weighted mean of its tiles' (``stages.tiling`` pools it), and a
@@ -121,4 +121,4 @@ class Gram:
 
 
 GRAM = Gram()
-"""The Gram kind (the default style loss)."""
+"""The Gram kind (the default style loss; registered in ``vocabulary.STYLE_KINDS``)."""

@@ -1,5 +1,5 @@
-"""Spatial control: guided style terms (Gatys, Ecker, Bethge, Hertzmann & Shechtman 2017,
-"Controlling Perceptual Factors in Neural Style Transfer", CVPR, Sec. 4.1).
+"""Spatial control: the regions and guides of the style term (Gatys, Ecker, Bethge, Hertzmann &
+Shechtman 2017, "Controlling Perceptual Factors in Neural Style Transfer", CVPR, Sec. 4.1).
 
 A *guidance channel* (a mask: ``(1, 1, H, W)`` in 0–1, white = this region) says where a
 painting applies. At each style layer the guide is brought to the layer's resolution
@@ -9,9 +9,10 @@ matrix *of the region* whatever its size, and a small region counts as much as a
 (Sec. 4.1, "normalised by the guidance channel"). Each region is scored against its own target
 (the painting's Gram matrix, itself guided when the painting has a mask), and the regions'
 losses are summed by weight: pixels outside every mask keep only the content loss, pixels
-under several masks are pulled by each. :class:`StyleTerm` does this for any style kind
-(``stages.losses.StyleKind``): the kind turns guided features into its representation (the
-Gram kind: ``stages.gram.guided_gram``), the term brings the regions, guides and layers.
+under several masks are pulled by each. The style term (``stages.losses.StyleTerm``) does this
+for any style kind (``stages.losses.StyleKind``) with the regions and guides made here: the
+kind turns guided features into its representation (the Gram kind:
+``stages.gram.guided_gram``), the term brings the regions, guides and layers.
 
 Two ways to bring a guide to a layer (Sec. 4.1 discusses both):
 
@@ -23,14 +24,12 @@ Two ways to bring a guide to a layer (Sec. 4.1 discusses both):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import FeatureTerm, StyleKind, normalized
 from .vocabulary import GUIDE_MODE, GUIDE_MODES, LAYER_NAMES
 
 
@@ -122,101 +121,11 @@ def guide_energy(
     Returns:
         0-d float32 tensor in 0–1.
     """
-    at_size = _to_size(guide, image_hw)
+    at_size = guide_at_size(guide, image_hw)
     return layer_guide(at_size, layer_size(image_hw, layer), layer, mode).pow(2).mean()
 
 
-class StyleTerm(FeatureTerm):
-    """The style loss of a stage in the representation of a style ``kind``
-    (:class:`~stylecascade.stages.losses.StyleKind`; the Gram kind: Gatys et al. 2016, Eq. 4),
-    over regions: ``Σ_r w_r Σ_l a_rl · kind.score(R_rl, T_rl)`` with ``R_rl`` the kind's
-    representation of layer ``l`` under region ``r``'s guide (Gatys et al. 2017, Sec. 4.1).
-
-    One region without a guide (every painting over the whole image, the same layers: the
-    blend of Gatys et al. 2016) keeps its layer weights and names its layers plainly; otherwise
-    its layers are keyed ``layer@r`` (region ``r``) and weighted ``w_r · a_rl``, and a layer
-    where a region's guide has no energy is left out. A pooled term: a tiled evaluation sums
-    the tiles' representations, each computed with the tile's crop of the guides (``window``),
-    pixel-weighted, into the whole image's.
-
-    Args:
-        name, weight: as for every term.
-        kind: the style kind (``stages.terms.KINDS``).
-        regions: the stage's regions, their targets in ``kind``'s representation.
-        image_hw: ``(H, W)`` of the stage's image in px.
-        mode: how guides reach each layer (:func:`layer_guide`).
-
-    Raises:
-        ValueError: no region whose guide has any energy at any of its layers.
-    """
-
-    pooled = True
-
-    def __init__(
-        self,
-        name: str,
-        weight: float,
-        kind: StyleKind,
-        regions: Sequence[Region],
-        image_hw: tuple[int, int],
-        mode: str = GUIDE_MODE,
-    ) -> None:
-        self.kind, self.mode, self.image_hw = kind, mode, image_hw
-        self.layer_of: dict[str, str] = {}
-        self.guides: dict[str, Tensor | None] = {}
-        self.energy_of: dict[str, Tensor] = {}
-        plain = len(regions) == 1 and regions[0].guide is None
-        layers, targets = {}, {}
-        for r, region in enumerate(regions):
-            guide = None if region.guide is None else _to_size(region.guide, image_hw)
-            shares = region.layers if plain else normalized(region.layers, "layer")
-            for layer, a in shares.items():
-                key = layer if plain else f"{layer}@{r}"
-                energy = self._energy(guide, layer)
-                if not plain and (region.weight * a == 0 or energy == 0):
-                    continue  # the region vanishes at this layer (or has no say)
-                self.layer_of[key], self.guides[key], self.energy_of[key] = layer, guide, energy
-                layers[key] = a if plain else region.weight * a
-                targets[key] = region.targets[layer]
-        if not layers:
-            raise ValueError("no style region is left at this stage size: every mask is empty")
-        super().__init__(name, weight, layers, targets)
-        self._cached: dict[str, Tensor | None] = {}
-
-    def _energy(self, guide: Tensor | None, layer: str) -> Tensor:
-        if guide is None:
-            return torch.ones(())
-        return guide_energy(guide, self.image_hw, layer, self.mode)
-
-    def _guide(self, key: str, window: tuple | None, size: tuple[int, int]) -> Tensor | None:
-        """The guide of ``key`` at its layer for the whole image or a tile's ``window``."""
-        guide = self.guides[key]
-        if guide is None:
-            return None
-        if window is not None:
-            return layer_guide(guide[window], size, self.layer_of[key], self.mode)
-        if key not in self._cached:
-            self._cached[key] = layer_guide(guide, size, self.layer_of[key], self.mode)
-        return self._cached[key]
-
-    def representations(
-        self, features: Mapping[str, Tensor], window: tuple | None = None
-    ) -> dict[str, Tensor]:
-        """``{key: the kind's representation}`` of the image (``window`` ``None``) or of a
-        tile, from ``{layer: (1, C, h, w)}`` features."""
-        reps = {}
-        for key, layer in self.layer_of.items():
-            f = features[layer]
-            guide = self._guide(key, window, tuple(f.shape[-2:]))
-            reps[key] = self.kind.represent(f, guide, self.energy_of[key].to(f.device))
-        return reps
-
-    def compare(self, representation: Tensor, target: Tensor, target_energy: Tensor) -> Tensor:
-        """The kind's score of one layer (``kind.score``)."""
-        return self.kind.score(representation, target, target_energy)
-
-
-def _to_size(guide: Tensor, image_hw: tuple[int, int]) -> Tensor:
+def guide_at_size(guide: Tensor, image_hw: tuple[int, int]) -> Tensor:
     """A guide at the stage's ``(H, W)`` (bilinear, antialiased when shrinking), in 0–1."""
     if tuple(guide.shape[-2:]) == tuple(image_hw):
         return guide.float()

@@ -9,12 +9,13 @@ regularizes the pixels (Mahendran & Vedaldi 2015).
 Every term has a name, a weight and a score. A *feature term* (content, style) reads the network's
 activations: it turns the features of one layer into a *representation* (the feature map itself,
 or what the style term's :class:`StyleKind` makes of it: the Gram matrix, ``stages.gram``), and
-scores the representations of its layers against *targets* of the same kind. An *image term*
-(TV) reads the pixels. :class:`Objective` evaluates the terms of one stage and returns them by
-name, weighted; :func:`total` is the one place where they are added. The terms of a stage are
-built from data by ``stages.terms.build_objective``. The tiled evaluation (``stages/tiling.py``)
-uses the same terms: it sums the tiles' pooled representations (Gram matrices) into the whole
-image's and scores them once.
+scores the representations of its layers against *targets* in the same representation. The
+style term (:class:`StyleTerm`) does so for any style kind, over the regions of spatial control
+(``stages.guides``). An *image term* (TV) reads the pixels. :class:`Objective` evaluates the
+terms of one stage and returns them by name, weighted; :func:`total` is the one place where
+they are added. The terms of a stage are built from data by ``stages.terms.build_objective``.
+The tiled evaluation (``stages/tiling.py``) uses the same terms: it sums the tiles' pooled
+representations (Gram matrices) into the whole image's and scores them once.
 
 Normalization (ours, so that one set of weights gives the same look at 256 px and at 4096 px,
 and every layer of a term has a say): every loss is a *mean* over positions, never a sum, so
@@ -42,8 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .guides import Region, guide_at_size, guide_energy, layer_guide
 from .vgg import VGGFeatures
-from .vocabulary import K, weight_problem
+from .vocabulary import GUIDE_MODE, K, weight_problem
 
 
 def normalized(weights: Mapping[K, float], what: str = "") -> dict[K, float]:
@@ -106,12 +108,16 @@ def relative_error(
 
 class StyleKind(Protocol):
     """How a style loss represents and compares feature statistics: the one thing a style kind
-    supplies (the Gram kind: ``stages.gram``); the style term (``stages.guides.StyleTerm``)
+    supplies (the Gram kind: ``stages.gram``); the style term (:class:`StyleTerm`)
     brings the regions, guides and layers, the blend (``stages.blend``) the paintings.
 
     A kind is a frozen, hashable value: style targets are cached per kind
-    (``stages.blend.StyleTargets``).
+    (``stages.blend.StyleTargets``). It is registered by name in ``vocabulary.STYLE_KINDS``.
     """
+
+    pooled: ClassVar[bool]
+    """Whether its representation is a mean over positions, so that a tiled stage pools its
+    tiles' representations exactly (Gram, W2); ``False``: tiled stages refuse it (SWD)."""
 
     def represent(self, features: Tensor, guide: Tensor | None, energy: float | Tensor) -> Tensor:
         """The representation of ``(1, C, h, w)`` activations under ``guide`` (``(1, 1, h, w)``
@@ -253,6 +259,96 @@ class ContentTerm(FeatureTerm):
     ) -> dict[str, Tensor]:
         """``{layer: (1, C, h, w) float32 feature maps}`` (a crop's, whatever ``window``)."""
         return {layer: features[layer].float() for layer in self.layers}
+
+
+class StyleTerm(FeatureTerm):
+    """The style loss of a stage in the representation of a style ``kind``
+    (:class:`StyleKind`; the Gram kind: Gatys et al. 2016, Eq. 4),
+    over regions: ``Σ_r w_r Σ_l a_rl · kind.score(R_rl, T_rl)`` with ``R_rl`` the kind's
+    representation of layer ``l`` under region ``r``'s guide (Gatys et al. 2017, Sec. 4.1).
+
+    One region without a guide (every painting over the whole image, the same layers: the
+    blend of Gatys et al. 2016) keeps its layer weights and names its layers plainly; otherwise
+    its layers are keyed ``layer@r`` (region ``r``) and weighted ``w_r · a_rl``, and a layer
+    where a region's guide has no energy is left out. A pooled term: a tiled evaluation sums
+    the tiles' representations, each computed with the tile's crop of the guides (``window``),
+    pixel-weighted, into the whole image's.
+
+    Args:
+        name, weight: as for every term.
+        kind: the style kind (``stages.terms.style_kind``).
+        regions: the stage's regions, their targets in ``kind``'s representation.
+        image_hw: ``(H, W)`` of the stage's image in px.
+        mode: how guides reach each layer (``stages.guides.layer_guide``).
+
+    Raises:
+        ValueError: no region whose guide has any energy at any of its layers.
+    """
+
+    pooled = True
+
+    def __init__(
+        self,
+        name: str,
+        weight: float,
+        kind: StyleKind,
+        regions: Sequence[Region],
+        image_hw: tuple[int, int],
+        mode: str = GUIDE_MODE,
+    ) -> None:
+        self.kind, self.mode, self.image_hw = kind, mode, image_hw
+        self.layer_of: dict[str, str] = {}
+        self.guides: dict[str, Tensor | None] = {}
+        self.energy_of: dict[str, Tensor] = {}
+        plain = len(regions) == 1 and regions[0].guide is None
+        layers, targets = {}, {}
+        for r, region in enumerate(regions):
+            guide = None if region.guide is None else guide_at_size(region.guide, image_hw)
+            shares = region.layers if plain else normalized(region.layers, "layer")
+            for layer, a in shares.items():
+                key = layer if plain else f"{layer}@{r}"
+                energy = self._energy(guide, layer)
+                if not plain and (region.weight * a == 0 or energy == 0):
+                    continue  # the region vanishes at this layer (or has no say)
+                self.layer_of[key], self.guides[key], self.energy_of[key] = layer, guide, energy
+                layers[key] = a if plain else region.weight * a
+                targets[key] = region.targets[layer]
+        if not layers:
+            raise ValueError("no style region is left at this stage size: every mask is empty")
+        super().__init__(name, weight, layers, targets)
+        self._cached: dict[str, Tensor | None] = {}
+
+    def _energy(self, guide: Tensor | None, layer: str) -> Tensor:
+        if guide is None:
+            return torch.ones(())
+        return guide_energy(guide, self.image_hw, layer, self.mode)
+
+    def _guide(self, key: str, window: tuple | None, size: tuple[int, int]) -> Tensor | None:
+        """The guide of ``key`` at its layer for the whole image or a tile's ``window``."""
+        guide = self.guides[key]
+        if guide is None:
+            return None
+        if window is not None:
+            return layer_guide(guide[window], size, self.layer_of[key], self.mode)
+        if key not in self._cached:
+            self._cached[key] = layer_guide(guide, size, self.layer_of[key], self.mode)
+        return self._cached[key]
+
+    def representations(
+        self, features: Mapping[str, Tensor], window: tuple | None = None
+    ) -> dict[str, Tensor]:
+        """``{key: the kind's representation}`` of the image (``window`` ``None``) or of a
+        tile, from ``{layer: (1, C, h, w)}`` features."""
+        reps = {}
+        for key, layer in self.layer_of.items():
+            f = features[layer]
+            guide = self._guide(key, window, tuple(f.shape[-2:]))
+            reps[key] = self.kind.represent(f, guide, self.energy_of[key].to(f.device))
+        return reps
+
+    def compare(self, representation: Tensor, target: Tensor, target_energy: Tensor) -> Tensor:
+        """The kind's score of one layer (``kind.score``)."""
+        return self.kind.score(representation, target, target_energy)
 
 
 class TVTerm:

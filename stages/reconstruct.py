@@ -26,7 +26,7 @@ def reconstruct(
     extractor: VGGFeatures,
     target: Tensor,
     layers: Sequence[str],
-    kind: str,
+    term: str,
     iterations: int,
     generator: torch.Generator,
 ) -> Tensor:
@@ -36,8 +36,8 @@ def reconstruct(
         extractor: the network, returning at least ``layers``.
         target: ``(1, 3, H, W)`` image in 0–1 whose representation is matched.
         layers: one layer for ``content``; any set for ``style`` (equal weights).
-        kind: ``"content"`` (feature maps, relative squared error) or ``"style"`` (Gram matrices):
-            the term of that name, of kind ``content`` or ``gram`` (``stages.terms``).
+        term: ``"content"`` (feature maps, relative squared error) or ``"style"`` (Gram
+            matrices): the term of that name, its loss ``content`` or ``gram`` (``stages.terms``).
         iterations: L-BFGS evaluations.
         generator: seeds the white-noise start.
 
@@ -45,14 +45,14 @@ def reconstruct(
         ``(1, 3, H, W)`` reconstruction in 0–1.
 
     Raises:
-        ValueError: unknown ``kind``.
+        ValueError: unknown ``term``.
     """
-    kinds = {"content": "content", "style": "gram"}
-    if kind not in kinds:
-        raise ValueError(f"kind must be 'content' or 'style'; got {kind!r}")
+    losses = {"content": "content", "style": "gram"}
+    if term not in losses:
+        raise ValueError(f"term must be 'content' or 'style'; got {term!r}")
     weights = dict.fromkeys(layers, 1.0)
     context = TermContext(extractor, target, weights, painting_regions(extractor, target, weights))
-    objective = build_objective([TermSpec(kind, kinds[kind], 1.0)], context)
+    objective = build_objective([TermSpec(term, losses[term], 1.0)], context)
     noise = torch.rand(target.shape, generator=generator, dtype=torch.float32)
     image = noise.to(target.device).requires_grad_(True)
     pixels = target.shape[-2] * target.shape[-1]

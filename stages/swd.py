@@ -1,7 +1,7 @@
 """The sliced Wasserstein style kind: a painting's style as the distributions of its feature
 vectors projected on random directions, compared through their quantile functions (Heitz,
 Vanhoey, Chambon & Belcour 2021, "A Sliced Wasserstein Loss for Neural Texture Synthesis",
-CVPR, Sec. 3–4; ``stages.distributions``).
+CVPR, Sec. 3–4; ``stages.sliced``).
 
 Unlike the Gram matrix and W2's Gaussian fit, it matches the whole marginal distribution along
 each direction (its shape, not two moments). Choices, measured in ``benchmarks/``:
@@ -29,13 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .distributions import (
-    PerTarget,
-    project,
-    random_directions,
-    sliced_distance,
-    weighted_quantiles,
-)
+from .distributions import PerTarget
+from .sliced import project, random_directions, sliced_distance, weighted_quantiles
 
 SEED = 20210619
 """Seeds the directions of each channel count (the same directions in every run)."""
@@ -103,7 +98,7 @@ class SlicedWasserstein:
 
     def score(self, representation: Tensor, target: Tensor, target_energy: Tensor) -> Tensor:
         """Relative sliced W2² of the image's projections against the target's quantile
-        function (``distributions.sliced_distance``): 0-d float32 ≥ 0."""
+        function (``sliced.sliced_distance``): 0-d float32 ≥ 0."""
         values, weights = representation[..., 0], representation[..., 1]
         guided = bool((weights != 1).any())
         distance = sliced_distance(values, weights if guided else None, _QUANTILES(target))
@@ -111,4 +106,4 @@ class SlicedWasserstein:
 
 
 SWD = SlicedWasserstein()
-"""The sliced Wasserstein kind (``style_loss: swd``)."""
+"""The sliced Wasserstein kind (``style_loss: swd``; registered in ``vocabulary.STYLE_KINDS``)."""

@@ -1,37 +1,38 @@
-"""The terms of a stage's objective as data, the one registry of term kinds, and the one builder
+"""The terms of a stage's objective as data, the one registry of losses, and the one builder
 of objectives.
 
 A stage lists its terms as :class:`TermSpec` values: a name (the key in loss reports, and the
-stem of the preset field that weighs it: ``style`` ↔ ``style_weight``), a kind and a weight.
-:data:`KINDS` maps each kind to the function that builds its term for a stage:
+stem of the preset field that weighs it: ``style`` ↔ ``style_weight``), a loss and a weight.
+:data:`LOSSES` maps each loss to the function that builds its term for a stage:
 
 - ``content``: the content loss, feature maps against the content image's (Gatys, Ecker &
   Bethge 2016, Eq. 1);
-- ``gram``: the style loss, Gram matrices against the paintings' (Eq. 4), over the regions of
-  spatial control (Gatys et al. 2017, Sec. 4.1);
+- a style kind (``gram``, ``w2``, ``swd``: ``vocabulary.STYLE_KINDS``): the style loss in that
+  kind's representation against the paintings' (Gram matrices: Eq. 4), over the regions of
+  spatial control (Gatys et al. 2017, Sec. 4.1; ``stages.losses.StyleTerm``);
 - ``tv``: total variation of the pixels (Mahendran & Vedaldi 2015).
 
 :func:`build_objective` turns a stage's specs into its :class:`~.losses.Objective` (Eq. 7:
 ``α·content + β·style + γ·tv``). A new style loss is a :class:`~.losses.StyleKind` in its own
-module plus one line of :data:`KINDS` (``"gram": style_kind(GRAM)``): the style term, the
-blends, the masks and the tiles take it as they take the Gram kind.
+module plus one line of ``vocabulary.STYLE_KINDS`` (its name → ``module:attribute``), which
+:func:`style_kind` resolves: the style term, the blends, the masks and the tiles take it as
+they take the Gram kind, and presets accept its name.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from torch import Tensor
 
-from .gram import GRAM
-from .guides import Region, StyleTerm
-from .losses import ContentTerm, FeatureTerm, Objective, StyleKind, TVTerm
-from .swd import SWD
+from .guides import Region
+from .losses import ContentTerm, FeatureTerm, Objective, StyleKind, StyleTerm, TVTerm
 from .vgg import VGGFeatures
-from .vocabulary import GUIDE_MODE
-from .w2 import W2_KIND
+from .vocabulary import GUIDE_MODE, STYLE_KINDS
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,12 @@ class TermSpec:
     Attributes:
         name: its key in loss reports and loss dicts (``content``, ``style``, ``tv``); unique
             within a stage.
-        kind: its kind, a key of :data:`KINDS`.
+        loss: which loss it is, a key of :data:`LOSSES` (``content``, a style kind, ``tv``).
         weight: its weight in the objective, finite and ≥ 0.
     """
 
     name: str
-    kind: str
+    loss: str
     weight: float
 
     @property
@@ -58,9 +59,9 @@ class TermSpec:
 def weighted_terms(
     content_weight: float, style_weight: float, tv_weight: float, style_loss: str = "gram"
 ) -> tuple[TermSpec, ...]:
-    """A stage's terms from a preset's weights α, β, γ (each ≥ 0) and its style loss (a key of
-    :data:`STYLE_KINDS`), in the objective's order: ``content`` (kind ``content``), ``style``
-    (kind ``style_loss``), ``tv`` (kind ``tv``)."""
+    """A stage's terms from a preset's weights α, β, γ (each ≥ 0) and its style loss (a style
+    kind, a key of ``vocabulary.STYLE_KINDS``), in the objective's order: ``content`` (loss
+    ``content``), ``style`` (loss ``style_loss``), ``tv`` (loss ``tv``)."""
     return (
         TermSpec("content", "content", content_weight),
         TermSpec("style", style_loss, style_weight),
@@ -70,7 +71,7 @@ def weighted_terms(
 
 @dataclass(frozen=True)
 class TermContext:
-    """What the term kinds read to build a stage's terms.
+    """What the losses' builders read to build a stage's terms.
 
     Attributes:
         extractor: the network; returns every layer the terms read.
@@ -101,7 +102,7 @@ class TermContext:
 Term = FeatureTerm | TVTerm
 """A built term: read from the network's activations, or from the pixels."""
 Build = Callable[[TermSpec, TermContext], Term]
-"""How a kind builds its term for a stage."""
+"""How a loss builds its term for a stage."""
 
 
 def _content(spec: TermSpec, context: TermContext) -> ContentTerm:
@@ -114,15 +115,24 @@ def _content(spec: TermSpec, context: TermContext) -> ContentTerm:
     return ContentTerm.of(spec.name, spec.weight, context.content_layers, features)
 
 
-def style_kind(kind: StyleKind) -> Build:
-    """The builder of a style term in ``kind``'s representation, over the stage's regions
-    (``stages.guides.StyleTerm``)."""
+@cache
+def style_kind(name: str) -> StyleKind:
+    """The style kind registered as ``name`` in ``vocabulary.STYLE_KINDS`` (``gram``: the Gram
+    kind, ``stages.gram.GRAM``), its module imported on first use.
 
-    def build(spec: TermSpec, context: TermContext) -> StyleTerm:
-        regions, size = context.style_regions(kind), context.image_hw
-        return StyleTerm(spec.name, spec.weight, kind, regions, size, context.guide_mode)
+    Raises:
+        KeyError: ``name`` is not a registered style kind.
+    """
+    module, attribute = STYLE_KINDS[name].split(":")
+    return getattr(importlib.import_module(module, __package__), attribute)
 
-    return build
+
+def _style(spec: TermSpec, context: TermContext) -> StyleTerm:
+    """The style term in the representation of the style kind ``spec.loss``, over the stage's
+    regions (``stages.losses.StyleTerm``)."""
+    kind = style_kind(spec.loss)
+    regions, size = context.style_regions(kind), context.image_hw
+    return StyleTerm(spec.name, spec.weight, kind, regions, size, context.guide_mode)
 
 
 def _tv(spec: TermSpec, context: TermContext) -> TVTerm:
@@ -130,47 +140,44 @@ def _tv(spec: TermSpec, context: TermContext) -> TVTerm:
     return TVTerm(spec.name, spec.weight)
 
 
-STYLE_KINDS: Mapping[str, StyleKind] = {"gram": GRAM, "w2": W2_KIND, "swd": SWD}
-"""The style losses (``vocabulary.STYLE_LOSSES`` names them for presets): ``gram`` (Gatys et
-al. 2016, Eq. 4), ``w2`` (``stages.w2``), ``swd`` (``stages.swd``)."""
-
-KINDS: Mapping[str, Build] = {
+LOSSES: Mapping[str, Build] = {
     "content": _content,
-    **{name: style_kind(kind) for name, kind in STYLE_KINDS.items()},
+    **dict.fromkeys(STYLE_KINDS, _style),
     "tv": _tv,
 }
-"""The one registry of term kinds: kind → builder."""
+"""The one registry of losses: loss → the builder of its term (the style kinds come from
+``vocabulary.STYLE_KINDS``)."""
 
 
 def untileable(specs: Sequence[TermSpec]) -> list[str]:
-    """The kinds among ``specs`` whose representation a tiled stage cannot pool (a style kind
+    """The losses among ``specs`` whose representation a tiled stage cannot pool (a style kind
     with ``pooled = False``: ``swd``)."""
-    return [s.kind for s in specs if not getattr(STYLE_KINDS.get(s.kind), "pooled", True)]
+    return [s.loss for s in specs if s.loss in STYLE_KINDS and not style_kind(s.loss).pooled]
 
 
 def build_objective(specs: Sequence[TermSpec], context: TermContext) -> Objective:
     """A stage's objective from its terms' specs (Gatys et al. 2016, Eq. 7, plus TV).
 
     Args:
-        specs: the terms, each built by its kind (:data:`KINDS`); feature terms are evaluated
+        specs: the terms, each built by its loss (:data:`LOSSES`); feature terms are evaluated
             in their order, then the image terms (TV) in theirs, and the loss dicts keep that
             order.
-        context: what the kinds read (:class:`TermContext`).
+        context: what the builders read (:class:`TermContext`).
 
     Returns:
         The :class:`~.losses.Objective`, its reference the content image at the stage's size.
 
     Raises:
-        ValueError: an unknown kind, two terms of one name, or invalid layer weights or
+        ValueError: an unknown loss, two terms of one name, or invalid layer weights or
             regions (raised by the terms).
     """
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"each term needs its own name; got {names}")
-    unknown = [spec.kind for spec in specs if spec.kind not in KINDS]
+    unknown = [spec.loss for spec in specs if spec.loss not in LOSSES]
     if unknown:
-        raise ValueError(f"unknown term kind {unknown[0]!r}; known: {', '.join(KINDS)}")
-    terms = [KINDS[spec.kind](spec, context) for spec in specs]
+        raise ValueError(f"unknown loss {unknown[0]!r}; known: {', '.join(LOSSES)}")
+    terms = [LOSSES[spec.loss](spec, context) for spec in specs]
     return Objective(
         context.extractor,
         [t for t in terms if isinstance(t, FeatureTerm)],

@@ -1,5 +1,6 @@
 """The names the configuration speaks, without torch: VGG19 layer names and poolings,
-optimizers, color modes, the convergence default and the rule for a set of weights.
+optimizers, color modes, style kinds, guide modes, the convergence default and the rule for a
+set of weights.
 
 ``stylecascade.preset`` and the command line import them from here, so that validating a preset
 or printing ``--help`` never loads torch; the modules that implement them re-export them.
@@ -51,13 +52,24 @@ DEFAULT_TOLERANCE = 0.01
 below which a stage counts as converged (1 %)."""
 
 
-GUIDE_MODES = ("resize", "inside")
 INITS = ("content", "noise", "style", "style-stats", "style-mean+detail")
 """How the first stage starts (``stages.initial.initial_image``)."""
-STYLE_LOSSES = ("gram", "w2", "swd")
-"""Style losses (``stages.terms.STYLE_KINDS``): ``gram`` (Gatys et al. 2016), ``w2``
-(Wasserstein-2 between Gaussian fits, Li et al. 2017), ``swd`` (sliced Wasserstein, Heitz et
-al. 2021)."""
+
+STYLE_KINDS: Mapping[str, str] = {
+    "gram": ".gram:GRAM",
+    "w2": ".w2:W2",
+    "swd": ".swd:SWD",
+}
+"""**The one registry of style kinds** (``stages.losses.StyleKind``): a preset's ``style_loss``
+name → ``module:attribute`` of the kind's value within ``stylecascade.stages``, written as text
+so that this module needs no torch (``stages.terms.style_kind`` imports it on first use).
+``gram``: Gram matrices (Gatys et al. 2016, ``stages.gram``); ``w2``: Wasserstein-2 between
+Gaussian fits (Li et al. 2017, ``stages.w2``); ``swd``: sliced Wasserstein (Heitz et al. 2021,
+``stages.swd``). A new style kind is its module and one line here."""
+STYLE_LOSSES: tuple[str, ...] = tuple(STYLE_KINDS)
+"""The names of :data:`STYLE_KINDS`, the choices of a preset's ``style_loss``."""
+
+GUIDE_MODES = ("resize", "inside")
 """How a mask (guidance channel) reaches each style layer (``stages.guides.layer_guide``)."""
 GUIDE_MODE = "resize"
 """The default; ``benchmarks/guides.py`` measured both."""

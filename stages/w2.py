@@ -57,7 +57,7 @@ _FITS = PerTarget(_fit)
 
 
 @dataclass(frozen=True)
-class W2:
+class GaussianW2:
     """The W2 style loss between Gaussian fits of the features (module docstring). A frozen
     value, so equal kinds share cached targets (``stages.blend.StyleTargets``)."""
 
@@ -91,5 +91,5 @@ class W2:
         return relative(distance, target_square).float().sum()
 
 
-W2_KIND = W2()
-"""The W2 kind (``style_loss: w2``)."""
+W2 = GaussianW2()
+"""The W2 kind (``style_loss: w2``; registered in ``vocabulary.STYLE_KINDS``)."""

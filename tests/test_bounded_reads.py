@@ -55,7 +55,7 @@ def test_base_dev_zero_and_manifest_dev_zero_are_one_line(photos, tmp_path, no_n
     preset = tmp_path / "p.yaml"
     preset.write_text("base: /dev/zero\n")
     _one_line_error(_render(photos, "-p", preset, "-q"), 2, "/dev/zero: is a character device")
-    result = runner.invoke(app, ["inspect", "--manifest", "/dev/zero", "-o", str(tmp_path)])
+    result = runner.invoke(app, ["inspect", "--manifest", "/dev/zero", "--out-dir", str(tmp_path)])
     _one_line_error(result, 2, "--manifest /dev/zero: is a character device, not a JSON file")
 
 
@@ -95,7 +95,8 @@ def test_deeply_nested_json_is_one_line(photos, tmp_path, no_network):
     _one_line_error(_render(photos, "-p", manifest, "-q"), 2, message)
     result = runner.invoke(app, ["presets", "save", "x", "--from", str(manifest)])
     _one_line_error(result, 2, message)
-    result = runner.invoke(app, ["inspect", "--manifest", str(manifest), "-o", str(tmp_path)])
+    args = ["inspect", "--manifest", str(manifest), "--out-dir", str(tmp_path)]
+    result = runner.invoke(app, args)
     _one_line_error(result, 2, message)
 
 

@@ -249,7 +249,8 @@ def _cluster_batch(folder, preset, painting, out, observer):
     """The three good photos on 2 fresh actors of a local Ray, seed 3, one thread each."""
     pytest.importorskip("ray")
     from stylecascade.batch import batch_jobs
-    from stylecascade.cluster import connect, run_cluster_batch
+    from stylecascade.cluster import connect
+    from stylecascade.cluster_batch import run_cluster_batch
     from stylecascade.job import RenderJob
     from stylecascade.preset_files import load_preset
     from stylecascade.renderer import Renderer
@@ -393,7 +394,7 @@ def test_a_cluster_batch_whose_outputs_all_exist_never_connects(
 
 
 def test_the_cluster_bars_fit_80_columns_with_photos_and_throughput():
-    from stylecascade.progress import ClusterBars
+    from stylecascade.cluster_display import ClusterBars
 
     text = _displayed(ClusterBars)
     frames = [f for f in re.split(r"[\r\n]", text) if f.strip()]
@@ -406,7 +407,7 @@ def test_the_cluster_bars_fit_80_columns_with_photos_and_throughput():
 
 
 def test_the_cluster_log_has_a_timestamped_line_per_event():
-    from stylecascade.progress import ClusterLog
+    from stylecascade.cluster_display import ClusterLog
 
     lines = _displayed(ClusterLog, width=200, terminal=False).splitlines()
     assert all(re.match(rf"{STAMP} ", line) for line in lines)

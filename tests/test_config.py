@@ -50,14 +50,14 @@ def test_yaml_1_1_exponent_strings_are_numbers():
 def test_record_reads_real_annotations_including_optional_numbers():
     from dataclasses import dataclass, field
 
-    from stylecascade.preset_files import _Reader
+    from stylecascade.preset_reader import Reader
 
     @dataclass(frozen=True)
     class Record:
         count: int | None = field(default=None, metadata={"positive": True})
         scale: float = 1.0
 
-    reader = _Reader("r.yaml")
+    reader = Reader("r.yaml")
     assert reader.record(Record, {"count": "3", "scale": 2}, "r") == Record(3, 2.0)
     assert reader.record(Record, {"count": None}, "r") == Record(None, 1.0)
     with pytest.raises(PresetError, match="r.count: must be a whole number; got 2.5"):

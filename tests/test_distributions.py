@@ -2,18 +2,20 @@ import pytest
 import torch
 from stylecascade.stages.distributions import (
     Moments,
-    mixture_quantiles,
     moments,
-    quantile_energy,
-    random_directions,
     relative,
     second_moment,
-    sliced_wasserstein,
     sqrtm_psd,
-    target_quantiles,
     w2_gaussian,
 )
 from stylecascade.stages.gram import gram_matrix
+from stylecascade.stages.sliced import (
+    mixture_quantiles,
+    quantile_energy,
+    random_directions,
+    sliced_wasserstein,
+    target_quantiles,
+)
 
 
 def _rotation(c: int, seed: int) -> torch.Tensor:

@@ -17,8 +17,8 @@ from stylecascade.stages.blend import style_image as style_image_at
 from stylecascade.stages.color import regional_output, rgb_to_ycbcr
 from stylecascade.stages.evaluator import UntiledEvaluator
 from stylecascade.stages.gram import GRAM, gram_matrix
-from stylecascade.stages.guides import Region, StyleTerm, layer_guide, receptive_field
-from stylecascade.stages.losses import Objective, relative_error
+from stylecascade.stages.guides import Region, layer_guide, receptive_field
+from stylecascade.stages.losses import Objective, StyleTerm, relative_error
 from stylecascade.stages.resample import resize_long_edge
 from stylecascade.stages.tiling import TiledEvaluator
 

@@ -41,7 +41,7 @@ def test_style_reconstruction_matches_gram_matrices(tiny_extractor, style_image)
         return sum((gram_matrix(a[k]) - gram_matrix(b[k])).pow(2).mean() for k in layers)
 
     assert gram_error(image) < 0.2 * gram_error(noise)
-    with pytest.raises(ValueError, match="kind must be"):
+    with pytest.raises(ValueError, match="term must be"):
         reconstruct(extractor, style_image, layers, "texture", 1, generator)
 
 
@@ -84,7 +84,8 @@ def test_inspect_end_to_end(tmp_path, photos):
     out = tmp_path / "pics" / "new"  # created, and said so
     args = [
         "inspect", str(photos[0]), "-s", str(photos[1]), "--size", "48", "--iterations", "4",
-        "--stages", str(stages), "--manifest", str(manifest), "-o", str(out), "--device", "cpu",
+        "--save-stages", str(stages), "--manifest", str(manifest), "--out-dir", str(out),
+        "--device", "cpu",
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -121,14 +122,14 @@ def test_inspect_end_to_end(tmp_path, photos):
         ([], "nothing to do"),
         (["CONTENT"], "needs --style"),
         (["--manifest", "missing.json"], "--manifest missing.json: no such file"),
-        (["--stages", "nope"], "--stages nope: no such folder"),
+        (["--save-stages", "nope"], "--save-stages nope: no such folder"),
         # issue 14, case 13: before, a traceback each
         (
             ["CONTENT", "-s", "CONTENT", "--size", "16"],
             "--size 16 makes the photo 16×12 px; the "
             "network needs 16 px on the short edge: use --size 22 or more",
         ),
-        (["--stages", "STAGES"], "--stages STAGES/broken.png: not an image Pillow can read"),
+        (["--save-stages", "STAGES"], "--save-stages STAGES/broken.png: not an image Pillow can"),
         (["--manifest", "LIST"], "--manifest LIST: not a stylecascade manifest"),
         (["--manifest", "TEXT"], "--manifest TEXT: the manifest has no loss traces"),
     ],
@@ -156,3 +157,17 @@ def test_loss_curve_of_denormal_and_huge_losses(tmp_path):
     red = (plot[..., 0] == 200) & (plot[..., 1] == 60)
     rows = np.nonzero(red.any(axis=1))[0]
     assert rows.min() < 40 and rows.max() > 300  # from the top of the plot to its bottom
+
+
+def test_inspects_old_spellings_still_work_and_name_the_new_flags(tmp_path, photos):
+    """Issue 33.5: inspect's folder flags are named as render's (--out-dir, --save-stages); the
+    old -o/--output and --stages still work and say the new spelling."""
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    Image.open(photos[0]).save(stages / "o.stage1.160x120.png")
+    out = tmp_path / "pics"
+    result = CliRunner().invoke(app, ["inspect", "--stages", str(stages), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "note: --stages is now --save-stages" in result.output
+    assert "note: --output/-o is now --out-dir" in result.output
+    assert (out / "stages.png").is_file()

@@ -1,8 +1,6 @@
 """One launcher for the command line and the Python API: every option has its API twin,
 messages name what the caller typed, and a script renders a batch exactly as the CLI does."""
 
-import dataclasses
-import inspect
 import json
 
 import numpy as np
@@ -14,41 +12,13 @@ from stylecascade.api import render_batch
 from stylecascade.cli import app
 from stylecascade.errors import ArgumentError
 from stylecascade.options import flag_of
-from stylecascade.request import RenderRequest
 from typer.testing import CliRunner
 
 runner = CliRunner()
 
-CLI_ONLY = {
-    "content": "photos",
-    "style": "styles",
-    "blend_weight": "blend_weights",
-    "original_colors": "color",  # neural-style's -original_colors: a spelling of --color
-}
-"""``render`` parameters whose request field has another name."""
-
-
 def _render_params() -> dict[str, object]:
     command = typer.main.get_command(app).commands["render"]  # type: ignore[attr-defined]
     return {p.name: p for p in command.params}
-
-
-def test_every_render_option_has_its_twin_in_the_request_and_in_render_batch():
-    fields = {f.name for f in dataclasses.fields(RenderRequest)}
-    batch = set(inspect.signature(render_batch).parameters) | {"quiet"}  # quiet: progress=
-    for name in set(_render_params()) - {"help"}:
-        twin = CLI_ONLY.get(name, "masks" if name == "mask" else name)
-        assert twin in fields, f"render option {name} has no RenderRequest field"
-        single = twin in ("photos", "output")  # one photo into one file: launch(RenderRequest)
-        assert twin in batch or single, f"render_batch has no {twin}="
-    assert "photos" in inspect.signature(render_batch).parameters
-
-
-def test_every_request_field_is_reachable_from_the_command_line():
-    names = _render_params()
-    params = {CLI_ONLY.get(n, "masks" if n == "mask" else n) for n in names}
-    missing = {f.name for f in dataclasses.fields(RenderRequest)} - params
-    assert not missing, f"no render option for {sorted(missing)}"
 
 
 def test_each_option_sits_in_a_help_panel():

@@ -2,8 +2,15 @@ import pytest
 import torch
 from stylecascade.stages.blend import painting_regions
 from stylecascade.stages.gram import GRAM, gram_matrix
-from stylecascade.stages.guides import Region, StyleTerm
-from stylecascade.stages.losses import ContentTerm, as_floats, relative_error, total, tv_loss
+from stylecascade.stages.guides import Region
+from stylecascade.stages.losses import (
+    ContentTerm,
+    StyleTerm,
+    as_floats,
+    relative_error,
+    total,
+    tv_loss,
+)
 from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
 
 LAYERS = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0}

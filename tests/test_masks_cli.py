@@ -76,7 +76,8 @@ def test_two_paintings_on_two_halves_end_to_end(tmp_path, photos, halves):
 
 def _inspect_shows_the_masks_at_each_stage(out, folder):
     shown = CliRunner().invoke(
-        app, ["inspect", "--manifest", str(out.with_suffix(".json")), "-o", str(folder), "-q"]
+        app,
+        ["inspect", "--manifest", str(out.with_suffix(".json")), "--out-dir", str(folder), "-q"],
     )
     assert shown.exit_code == 0, shown.output
     with Image.open(folder / "masks.png") as sheet:
@@ -186,7 +187,7 @@ def test_inspect_with_a_missing_mask_creates_nothing(tmp_path, photos):
     }
     (tmp_path / "o.json").write_text(json.dumps(manifest))
     result = CliRunner().invoke(
-        app, ["inspect", "--manifest", str(tmp_path / "o.json"), "-o", str(tmp_path / "new")]
+        app, ["inspect", "--manifest", str(tmp_path / "o.json"), "--out-dir", str(tmp_path / "new")]
     )
     assert result.exit_code == 2 and "gone.png: no such file" in result.output, result.output
     assert not (tmp_path / "new").exists()

@@ -16,8 +16,9 @@ import torch
 from conftest import TINY_PRESET, render_cli
 from PIL import Image
 from stylecascade.cli import app
+from stylecascade.errors import DivergedError
 from stylecascade.output import save_image
-from stylecascade.runner import DivergedError, run_stages, schedule
+from stylecascade.runner import run_stages, schedule
 from stylecascade.stages import cascade
 from stylecascade.stages.blend import StyleTargets, WeightedStyle
 from stylecascade.stages.cascade import StageInterrupted
@@ -106,7 +107,7 @@ def test_persistent_nan_stops_with_a_clear_error(
         "stage 1 diverged: NaN/inf losses even after halving the step size 3 times; "
         "lower its lr or use optimizer: adam in the preset"
     )
-    with pytest.raises(cascade.DivergedError, match=re.escape(message)):
+    with pytest.raises(cascade.Divergence, match=re.escape(message)):
         _run_flaky(tiny_extractor(LAYERS), preset, content_image, style_image, flaky)
 
 
@@ -139,7 +140,7 @@ def test_divergence_names_its_cause_when_known(
     image = content_image.clone()
     if start is not None:
         image[..., 3, 5] = start
-    with pytest.raises(cascade.DivergedError, match=re.escape(message)):
+    with pytest.raises(cascade.Divergence, match=re.escape(message)):
         list(cascade.run_schedule(problem, plan, image))
 
 
@@ -147,7 +148,7 @@ def test_the_runner_reports_divergence_as_one_line(
     monkeypatch, tiny_extractor, tiny_preset, content_image, style_image
 ):
     def diverge(*args, **kwargs):
-        raise cascade.DivergedError("stage 1 diverged: the cause")
+        raise cascade.Divergence("stage 1 diverged: the cause")
         yield
 
     monkeypatch.setattr(cascade, "run_schedule", diverge)

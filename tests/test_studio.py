@@ -219,7 +219,7 @@ def test_a_stopped_print_keeps_its_checkpoint_for_the_next(client, studio, tmp_p
     assert (folder / "partial.png").is_file(), summary
     settings = TrySettings(**studio.worker.jobs[tried].settings)
     again = print_request(PrintSettings(**order), settings, studio.folder, tried)
-    assert again.resume and str(again.output) == summary["output"]  # the next print resumes
+    assert again.outputs.resume and str(again.outputs.output) == summary["output"]  # resumes
 
 
 def test_the_page_answers_while_a_render_runs(tmp_path, photos, home):

@@ -64,7 +64,7 @@ def test_an_in_memory_render_stopped_keeps_its_stages_and_best_image(photos, tin
 def test_a_render_into_files_stopped_keeps_its_checkpoint(photos, tiny_preset, tmp_path):
     stop = StopHandle()
     output = tmp_path / "out.png"
-    request = RenderRequest(
+    request = RenderRequest.of(
         photos=[photos[0]], styles=[photos[1]], preset=tiny_preset, output=output, device="cpu",
         quiet=True,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Style losses beyond the Gram matrix as term kinds: W2 between Gaussian fits and the sliced
+"""Style losses beyond the Gram matrix as style kinds: W2 between Gaussian fits and the sliced
 Wasserstein distance — against float64 references, with blends, masks and tiles, and through
 a render."""
 
@@ -13,10 +13,11 @@ from stylecascade.errors import UsageError
 from stylecascade.preset import TilingConfig
 from stylecascade.runner import run_stages
 from stylecascade.stages.blend import WeightedStyle
+from stylecascade.stages.gram import GRAM
 from stylecascade.stages.swd import SWD
-from stylecascade.stages.terms import STYLE_KINDS
-from stylecascade.stages.vocabulary import STYLE_LOSSES
-from stylecascade.stages.w2 import W2_KIND
+from stylecascade.stages.terms import LOSSES, style_kind
+from stylecascade.stages.vocabulary import STYLE_KINDS, STYLE_LOSSES
+from stylecascade.stages.w2 import W2
 from typer.testing import CliRunner
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
@@ -55,14 +56,20 @@ def _score(kind, x, y, guide=None, target_guide=None):
     return kind.score(kind.represent(x, guide, energy), target, target.pow(2).mean())
 
 
-def test_the_registry_knows_every_style_loss_presets_name():
-    assert set(STYLE_KINDS) == set(STYLE_LOSSES)
+def test_the_registry_resolves_every_style_kind_presets_name():
+    assert STYLE_LOSSES == tuple(STYLE_KINDS) == ("gram", "w2", "swd")
+    assert [style_kind(name) for name in STYLE_KINDS] == [GRAM, W2, SWD]
+    assert list(LOSSES) == ["content", *STYLE_KINDS, "tv"]
+    for name in STYLE_KINDS:
+        kind = style_kind(name)
+        assert all(callable(getattr(kind, m)) for m in ("represent", "blend", "score"))
+        assert isinstance(kind.pooled, bool)
 
 
 def test_w2_matches_a_float64_reference():
     x, y = _features(0), _features(1, h=11, w=5, shift=0.3)
-    assert _score(W2_KIND, x, y).item() == pytest.approx(_w2_reference(x, y), rel=1e-4)
-    assert _score(W2_KIND, y, y).item() == pytest.approx(0.0, abs=1e-5)
+    assert _score(W2, x, y).item() == pytest.approx(_w2_reference(x, y), rel=1e-4)
+    assert _score(W2, y, y).item() == pytest.approx(0.0, abs=1e-5)
 
 
 def _w2_torch64(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -84,7 +91,7 @@ def _w2_torch64(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def test_w2_gradient_matches_a_float64_reference():
     x, y = _features(2, shift=0.2).requires_grad_(True), _features(3)
-    _score(W2_KIND, x, y).backward()
+    _score(W2, x, y).backward()
     x64 = x.detach().double().requires_grad_(True)
     _w2_torch64(x64, y).backward()
     torch.testing.assert_close(
@@ -109,7 +116,7 @@ def test_swd_gradient_is_finite_and_lowers_the_loss():
         assert _score(SWD, x - 0.05 * x.grad / x.grad.abs().max(), y) < loss
 
 
-@pytest.mark.parametrize("kind", [W2_KIND, SWD], ids=["w2", "swd"])
+@pytest.mark.parametrize("kind", [W2, SWD], ids=["w2", "swd"])
 def test_a_blend_is_the_mixture_of_the_paintings(kind):
     a, b = _features(10, h=8, w=8), _features(11, h=8, w=8, shift=0.7)
     both = torch.cat([a, b], dim=3)  # half the positions from each painting
@@ -123,7 +130,7 @@ def test_a_blend_is_the_mixture_of_the_paintings(kind):
     assert mixed.item() == pytest.approx(pooled.item(), rel=1e-4)
 
 
-@pytest.mark.parametrize("kind", [W2_KIND, SWD], ids=["w2", "swd"])
+@pytest.mark.parametrize("kind", [W2, SWD], ids=["w2", "swd"])
 def test_a_binary_mask_takes_only_the_positions_under_it(kind):
     image, painting = _features(13, h=8, w=8), _features(14, h=8, w=8, shift=0.4)
     guide = torch.zeros(1, 1, 8, 8)
@@ -136,8 +143,8 @@ def test_a_binary_mask_takes_only_the_positions_under_it(kind):
 def test_w2_moments_of_an_image_are_the_pixel_weighted_mean_of_its_parts():
     x = _features(15, h=8, w=12)
     left, right = x[..., :5].contiguous(), x[..., 5:].contiguous()
-    pooled = (5 * W2_KIND.represent(left, None, 1.0) + 7 * W2_KIND.represent(right, None, 1.0)) / 12
-    torch.testing.assert_close(pooled, W2_KIND.represent(x, None, 1.0), rtol=1e-5, atol=1e-6)
+    pooled = (5 * W2.represent(left, None, 1.0) + 7 * W2.represent(right, None, 1.0)) / 12
+    torch.testing.assert_close(pooled, W2.represent(x, None, 1.0), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["w2", "swd"])
@@ -150,7 +157,7 @@ def test_a_cascade_lowers_each_loss_with_masks_and_a_blend(
     mask[..., :24, :] = 1.0  # the sky
     styles = [WeightedStyle(style_image, 2.0, mask=mask), WeightedStyle(style_image.flip(-1))]
     results = list(run_stages(tiny_extractor(LAYERS), preset, content_image, styles))
-    assert [r.stage.terms[1].kind for r in results] == [kind, kind]
+    assert [r.stage.terms[1].loss for r in results] == [kind, kind]
     for result in results:
         assert result.loss_end["style"] < result.loss_start["style"]
 

