@@ -47,6 +47,8 @@ def studio_command(
     host: opt.Host = "127.0.0.1",
     device: Device = "auto",
     weights: Weights = "caffe",
+    token: opt.StudioToken = None,
+    allow_origin: opt.AllowOrigin = None,
 ) -> None:
     """Open the studio, a local web page (the studio extra).
 
@@ -57,7 +59,7 @@ def studio_command(
     try:
         from .studio.app import Studio
         from .studio.folder import StudioFolder
-        from .studio.server import serve
+        from .studio.server import check_start, serve
     except ModuleNotFoundError as exc:
         if exc.name not in STUDIO_MODULES:
             raise
@@ -65,14 +67,15 @@ def studio_command(
             "the studio needs its extra: pip install 'stylecascade[studio]'"
         ) from None
     out = (out_dir or folder / "studio").resolve()
-    studio = Studio(StudioFolder(folder.resolve(), out), device, weights)
+    check_start(host, port, out, device, weights)  # before anything is served
+    studio = Studio(StudioFolder(folder.resolve(), out), device, weights, token)
 
     def announce(url: str) -> None:
         typer.echo(
             f"studio: {url} (images from {folder.resolve()}, writes into {out}); Ctrl-C ends it"
         )
 
-    serve(studio, host, port, announce)
+    serve(studio, host, port, announce, tuple(allow_origin or ()))
 
 
 @presets_app.command("list")

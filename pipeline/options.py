@@ -189,3 +189,19 @@ Host = Annotated[
         help="Address to listen on; another than 127.0.0.1 lets other machines use the studio.",
     ),
 ]  # fmt: skip
+StudioToken = Annotated[
+    str | None,
+    typer.Option(
+        "--token", metavar="TEXT", show_default=False,
+        help="The studio's access token (default: a new random one per launch, printed in "
+        "its address).",
+    ),
+]  # fmt: skip
+AllowOrigin = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-origin", metavar="URL", show_default=False,
+        help="Another origin (scheme://host[:port], e.g. a reverse proxy) allowed to use the "
+        "studio; repeatable.",
+    ),
+]  # fmt: skip

@@ -40,6 +40,17 @@ def save_tiny_preset(home: Path) -> str:
 
 
 @contextmanager
+def closing_studio(folder: Path) -> Iterator[Studio]:
+    """A studio on ``folder`` (writing into ``folder/studio``, on the CPU); its worker closed
+    at the end."""
+    made = Studio(StudioFolder(folder, folder / "studio"), "cpu")
+    try:
+        yield made
+    finally:
+        made.worker.close()
+
+
+@contextmanager
 def running_studio(folder: Path) -> Iterator[tuple[str, Studio]]:
     """A studio on ``folder`` (writing into ``folder/studio``), served on a free loopback
     port from a thread; yields its base URL and the studio."""
@@ -57,6 +68,29 @@ def running_studio(folder: Path) -> Iterator[tuple[str, Studio]]:
         studio.worker.close()
         running.should_exit = True
         thread.join(10)
+
+
+def studio_client(studio: Studio, host: str = "127.0.0.1", signed: bool = True, **more: Any):
+    """FastAPI's test client of ``studio`` served as if bound to ``host``, at
+    ``http://127.0.0.1`` (``base_url`` in ``more``); ``signed``: it has visited the page's
+    address with the launch's token (its cookie kept). Server errors come back as answers."""
+    from fastapi.testclient import TestClient
+    from stylecascade.studio.app import create_app
+
+    client = TestClient(
+        create_app(studio, host), raise_server_exceptions=False,
+        **{"base_url": "http://127.0.0.1", **more},
+    )  # fmt: skip
+    token = getattr(studio, "token", None)
+    if signed and token:
+        assert client.get("/", params={"token": token}).status_code == 200
+    return client
+
+
+def served_client(url: str, studio: Studio) -> httpx2.Client:
+    """An HTTP client of a studio on a port (:func:`running_studio`), sending its token."""
+    token = getattr(studio, "token", None)
+    return httpx2.Client(base_url=url, headers={"X-Studio-Token": token} if token else {})
 
 
 def wait_for(client: httpx2.Client | Any, job: int, states=ENDED, seconds: float = 120) -> dict:

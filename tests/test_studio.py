@@ -13,12 +13,18 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the studio extra is not installed")
 
-import httpx2  # noqa: E402
 import yaml  # noqa: E402
 from conftest import TINY_PRESET  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
-from studio_server import private_home, running_studio, save_tiny_preset, wait_for  # noqa: E402
+from studio_server import (  # noqa: E402
+    private_home,
+    running_studio,
+    save_tiny_preset,
+    served_client,
+    studio_client,
+    wait_for,
+)
 from stylecascade.cli import app as cli_app  # noqa: E402
 from stylecascade.preset_files import load_preset  # noqa: E402
 from stylecascade.stages.cascade import STOP_REASONS  # noqa: E402
@@ -54,7 +60,7 @@ def studio(tmp_path, photos, home):
 
 @pytest.fixture
 def client(studio):
-    return TestClient(create_app(studio), base_url="http://127.0.0.1")
+    return studio_client(studio)
 
 
 def _try(client, **settings):
@@ -138,7 +144,7 @@ def test_errors_are_the_command_lines_lines(client, photos, tmp_path):
 
 def test_only_loopback_host_names_are_answered(studio):
     foreign = TestClient(create_app(studio), base_url="http://attacker.example")
-    assert foreign.get("/api/state").status_code == 400
+    assert foreign.get("/api/state", headers={"X-Studio-Token": studio.token}).status_code == 403
 
 
 def test_a_try_shows_every_stage_then_saves_and_prints(client, studio, tmp_path, home):
@@ -225,7 +231,7 @@ def test_a_stopped_print_keeps_its_checkpoint_for_the_next(client, studio, tmp_p
 def test_the_page_answers_while_a_render_runs(tmp_path, photos, home):
     """On a real port: the event stream brings a render's events, and requests answer while
     it runs (their latency is printed)."""
-    with running_studio(tmp_path) as (url, studio), httpx2.Client(base_url=url) as client:
+    with running_studio(tmp_path) as (url, studio), served_client(url, studio) as client:
         job = _try(client, preset="slow", size=None).json()["id"]
         wait_for(client, job, ("running",))
         latencies = []

@@ -228,7 +228,7 @@ def test_the_studio_in_a_browser(tmp_path, browser, home):
     folder.mkdir()
     page = Page(browser, tmp_path)
     with running_studio(folder) as (url, studio):
-        browser.get(url)
+        browser.get(f"{url}/?token={studio.token}")  # the address the studio prints
         page.until(lambda: len(page.all("#preset option")) >= 3, 30, "the presets")
         page.shot("empty")
         _inputs(page, photo, painting)

@@ -4,9 +4,11 @@ server-sent events.
 Every request answers from the server's threads at once; renders run in the one worker
 thread (:class:`~stylecascade.studio.jobs.Worker`), so the page answers while a render runs.
 Failures are the command line's one-line messages, as ``{"error": "…"}`` (status 400 for
-a usage error, 404 for something unknown, 500 otherwise). The page names files by plain name
-only; it writes into the output folder alone (:mod:`stylecascade.studio.folder`) and, through
-"Save as preset", where ``presets save`` writes.
+a usage error, 403 refused by :mod:`~stylecascade.studio.guard`, 404 for something unknown, 413
+a body over its bound, 429 a full queue, 500 otherwise), in ASCII JSON (a quoted name with a
+lone surrogate cannot break the answer). The page names files by plain name and presets by
+name only; it writes into the output folder alone (:mod:`stylecascade.studio.folder`) and,
+through "Save as preset", where ``presets save`` writes.
 """
 
 from __future__ import annotations
@@ -18,20 +20,21 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..errors import StyleCascadeError, UsageError
-from ..preset_files import bundled_presets, load_preset, save_user_preset, user_presets
+from ..preset_files import bundled_presets, save_user_preset, user_presets
 from ..stages.vocabulary import COLOR_MODES, STYLE_LOSSES
-from .folder import StudioFolder
-from .jobs import EventLog, Job, Worker, one_line
+from .folder import StudioFolder, named_preset, printable
+from .guard import Guard, GuardMiddleware, allowed_origins, new_token
+from .jobs import Busy, EventLog, Job, Worker, one_line
+from .limits import bounded_body
 from .work import (
     PRINT_FORMATS,
     PrintSettings,
@@ -50,9 +53,6 @@ STATIC = Path(str(resources.files("stylecascade.studio") / "static"))
 """The page: ``index.html``, ``studio.js``, ``studio.css`` (no build step, nothing fetched)."""
 POLL_SECONDS = 0.2
 """How often an open event stream looks for new events."""
-MAX_UPLOAD = 256 << 20
-"""Largest upload accepted (bytes)."""
-LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class Studio:
@@ -64,6 +64,7 @@ class Studio:
             background once the page is first served (:meth:`warm_up`), so neither the
             server's start nor the first render waits for it.
         weights: the VGG19 weights spec (``caffe``, ``torchvision`` or a file).
+        token: the launch's token (:mod:`~stylecascade.studio.guard`; default: a new one).
 
     Attributes:
         closing: whether its server is shutting down (set by
@@ -71,8 +72,12 @@ class Studio:
             server stops at once.
     """
 
-    def __init__(self, folder: StudioFolder, device: str = "auto", weights: str = "caffe") -> None:
+    def __init__(
+        self, folder: StudioFolder, device: str = "auto", weights: str = "caffe",
+        token: str | None = None,
+    ) -> None:  # fmt: skip
         self.folder, self.device_name, self.weights = folder, device, weights
+        self.token = token or new_token()
         self.closing: Callable[[], bool] = lambda: False
         self.events = EventLog()
         self.worker = Worker(self.events)
@@ -140,9 +145,10 @@ def preset_knobs(name: str) -> dict[str, Any]:
     size, color mode, style loss and stages ``[[long edge, cap], …]``.
 
     Raises:
-        PresetError: an unknown or invalid preset.
+        UsageError: no bundled or saved preset of that name.
+        PresetError: an invalid preset (named, never quoted).
     """
-    preset = load_preset(name)
+    preset = named_preset(name)
     last = preset.stages[-1]
     return {
         "name": name,
@@ -168,14 +174,14 @@ def state(studio: Studio = Current) -> dict[str, Any]:
         "inputs": list(studio.folder.inputs()),
         "masks": sorted(p.name for p in masks.glob("*.png")) if masks.is_dir() else [],
         "presets": [{"name": n, "from": "bundled"} for n in bundled_presets()] + saved,
-        "jobs": [job.summary() for job in studio.worker.jobs.values()],
+        "jobs": [job.summary() for job in list(studio.worker.jobs.values())],
         "choices": {
             "color": list(COLOR_MODES),
             "style_loss": list(STYLE_LOSSES),
             "format": list(PRINT_FORMATS),
             "bit_depth": [8, 16],
         },
-        "events": len(studio.events.since(0)),
+        "events": studio.events.last,
     }
 
 
@@ -197,37 +203,24 @@ def mask(name: str, studio: Studio = Current) -> FileResponse:
     return FileResponse(studio.folder.mask(name))
 
 
-async def _body(request: Request) -> bytes:
-    """The request's body, at most :data:`MAX_UPLOAD` bytes.
-
-    Raises:
-        UsageError: a larger body.
-    """
-    if int(request.headers.get("content-length") or 0) > MAX_UPLOAD:
-        raise UsageError(f"upload over {MAX_UPLOAD >> 20} MiB; use a smaller file")
-    data = await request.body()
-    if len(data) > MAX_UPLOAD:
-        raise UsageError(f"upload over {MAX_UPLOAD >> 20} MiB; use a smaller file")
-    return data
-
-
 @router.put("/uploads/{name}")
 async def upload(name: str, request: Request, studio: Studio = Current) -> dict[str, str]:
     """Add an image (the body: its file's bytes) to the studio's inputs."""
-    path = studio.folder.save_upload(name, await _body(request))
+    path = studio.folder.save_upload(name, await bounded_body(request))
     return {"name": path.name}
 
 
 @router.put("/masks")
 async def new_mask(painting: str, request: Request, studio: Studio = Current) -> dict[str, str]:
     """Keep a mask for ``painting`` (the body: a PNG, white where the painting applies)."""
-    path = studio.folder.save_mask(painting, await _body(request))
+    path = studio.folder.save_mask(painting, await bounded_body(request))
     return {"name": path.name}
 
 
 @router.post("/tries")
 def new_try(settings: TrySettings, studio: Studio = Current) -> dict[str, int]:
     """Check a try and queue it; answers its job number."""
+    named_preset(settings.preset)  # by name only, before the request reads it
     request = try_request(settings, studio.folder, weights=studio.weights)
     device = studio.device
     check_look(request, device)
@@ -268,6 +261,8 @@ def current_image(number: int, studio: Studio = Current) -> Response:
 def save_preset(number: int, body: PresetName, studio: Studio = Current) -> dict[str, str]:
     """Save a try's look as a preset (the file ``presets save`` writes)."""
     job = studio.job(number, "try")
+    if not printable(body.name):
+        raise UsageError(f"preset name {body.name[:120]!r}: use a plain name like 'my-look'")
     if job.look is None:
         raise UsageError(f"try {number} has no look yet; wait until it starts")
     from ..files import reporting_write_errors
@@ -309,10 +304,16 @@ def _event_stream(studio: Studio, request: Request, seen: int) -> AsyncIterator[
 
 
 @router.get("/events")
-def events(request: Request, since: int = 0, studio: Studio = Current) -> StreamingResponse:
+def events(
+    request: Request,
+    since: int = 0,
+    last_event_id: Annotated[int | None, Header()] = None,
+    studio: Studio = Current,
+) -> StreamingResponse:
     """The session's events (``job``, ``stage_started``, ``progress``, ``current``, ``stage``,
-    ``preset``, ``note``) from ``since`` or the stream's ``Last-Event-ID``."""
-    seen = int(request.headers.get("last-event-id") or since)
+    ``preset``, ``note``) from ``since`` or the stream's ``Last-Event-ID`` (a number; only the
+    last :data:`~stylecascade.studio.jobs.MAX_EVENTS` are kept)."""
+    seen = since if last_event_id is None else last_event_id
     return StreamingResponse(
         _event_stream(studio, request, seen),
         media_type="text/event-stream",
@@ -320,15 +321,28 @@ def events(request: Request, since: int = 0, studio: Studio = Current) -> Stream
     )
 
 
+class AsciiJSON(JSONResponse):
+    """JSON in ASCII: any text quoted from a request (a lone surrogate too) can be sent."""
+
+    def render(self, content: Any) -> bytes:
+        """``content`` as ASCII JSON bytes."""
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return AsciiJSON({"error": message}, status_code=status)
 
 
 def _handlers() -> dict[Any, Callable[[Request, Any], Any]]:
-    """Every failure as ``{"error": one line}``: ours as the command line says them."""
+    """Every failure as ``{"error": one line}``: ours as the command line says them; a bug as
+    its type alone (no traceback in the answer)."""
 
     def ours(_request: Request, exc: StyleCascadeError) -> JSONResponse:
-        return _error(400 if isinstance(exc, UsageError) else 500, one_line(exc))
+        status = 429 if isinstance(exc, Busy) else 400 if isinstance(exc, UsageError) else 500
+        return _error(status, one_line(exc))
+
+    def bug(_request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"internal error: {type(exc).__name__}")
 
     def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
@@ -338,20 +352,36 @@ def _handlers() -> dict[Any, Callable[[Request, Any], Any]]:
     def http(_request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
 
-    return {StyleCascadeError: ours, RequestValidationError: invalid, HTTPException: http}
+    return {
+        StyleCascadeError: ours,
+        RequestValidationError: invalid,
+        HTTPException: http,
+        Exception: bug,
+    }
 
 
-def create_app(studio: Studio, host: str = "127.0.0.1") -> FastAPI:
-    """The web application of ``studio``: the page at ``/``, the API under ``/api``.
+def create_app(
+    studio: Studio, host: str = "127.0.0.1", allow_origins: tuple[str, ...] = ()
+) -> FastAPI:
+    """The web application of ``studio``: the page at ``/``, the API under ``/api``, behind
+    :class:`~stylecascade.studio.guard.GuardMiddleware` (token, Host, Origin).
 
     Args:
-        studio: the shared state.
+        studio: the shared state (its ``token``).
         host: the address it listens on; on a loopback address only requests naming a
             loopback host are answered (another web site cannot reach it by DNS tricks).
+        allow_origins: further origins that may change things (``--allow-origin``).
+
+    Raises:
+        UsageError: an ``allow_origins`` value that is no origin.
     """
+    guard = Guard(studio.token, host, allowed_origins(tuple(allow_origins)))
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    app = FastAPI(title="stylecascade studio", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="stylecascade studio", docs_url=None, redoc_url=None, openapi_url=None,
+        default_response_class=AsciiJSON,
+    )  # fmt: skip
     app.state.studio = studio
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=True), name="static")
@@ -365,6 +395,5 @@ def create_app(studio: Studio, host: str = "127.0.0.1") -> FastAPI:
     handlers[StarletteHTTPException] = handlers.pop(HTTPException)
     for kind, handler in handlers.items():
         app.add_exception_handler(kind, handler)
-    if host in LOOPBACK:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"])
+    app.add_middleware(GuardMiddleware, guard=guard)
     return app

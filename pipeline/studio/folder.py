@@ -12,37 +12,55 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..choices import MAX_INPUT_PIXELS
 from ..errors import UsageError
 from ..files import atomic_write, make_folder
 from ..naming import IMAGE_SUFFIXES
 
+if TYPE_CHECKING:
+    from ..preset import Preset
+
 MAX_NAME = 120
 """Longest file name (characters) the page may give an upload."""
+MAX_NAME_BYTES = 200
+"""Longest file name in UTF-8 bytes (file systems allow 255; the writer's temporary and a
+mask's ``-mask-N.png`` add to it)."""
 UPLOADS, MASKS, PRINTS = "uploads", "masks", "prints"
 """The output folder's subfolders: uploaded images, masks drawn on the page, print renders."""
 
 
+def printable(name: str) -> bool:
+    """Whether ``name`` is 1 to :data:`MAX_NAME` printable characters (no NUL, line break or
+    lone surrogate) of at most :data:`MAX_NAME_BYTES` UTF-8 bytes: a name any file system
+    here takes and any answer can quote."""
+    return (
+        0 < len(name) <= MAX_NAME
+        and name.isprintable()
+        and len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    )
+
+
 def plain_name(name: str, what: str = "file name") -> str:
-    """``name`` if it is a plain image file name: no folder part, not hidden, at most
-    :data:`MAX_NAME` characters, ending in one of :data:`~stylecascade.naming.IMAGE_SUFFIXES`.
+    """``name`` if it is a plain image file name: :func:`printable`, no folder part, not
+    hidden, ending in one of :data:`~stylecascade.naming.IMAGE_SUFFIXES`.
 
     Raises:
-        UsageError: any other name (``../x.png``, ``a/b.png``, ``.png``, ``x.exe``).
+        UsageError: any other name (``../x.png``, ``a/b.png``, ``.png``, ``x.exe``, 70 emoji,
+            a NUL).
     """
     plain = (
-        0 < len(name) <= MAX_NAME
+        printable(name)
         and name == Path(name).name
         and not name.startswith(".")
         and "/" not in name
         and "\\" not in name
-        and "\0" not in name
     )
     if not plain or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
         raise UsageError(
-            f"{what} {name[:MAX_NAME]!r}: use a plain image file name without folders, ending "
-            f"in {', '.join(IMAGE_SUFFIXES)}"
+            f"{what} {name[:MAX_NAME]!r}: use a plain image file name without folders (at most "
+            f"{MAX_NAME} characters, {MAX_NAME_BYTES} bytes), ending in {', '.join(IMAGE_SUFFIXES)}"
         )
     return name
 
@@ -54,8 +72,45 @@ def _images(folder: Path) -> dict[str, Path]:
     return {
         p.name: p
         for p in sorted(folder.iterdir())
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        if p.is_file()
+        and printable(p.name)
+        and not p.name.startswith(".")
+        and p.suffix.lower() in IMAGE_SUFFIXES
     }
+
+
+def preset_name(name: str) -> str:
+    """``name`` if it names a bundled or saved preset exactly: the page reads presets by name
+    only, never a path (``/etc/passwd``, ``secret.txt``).
+
+    Raises:
+        UsageError: any other name (the known names listed).
+    """
+    from ..preset_files import bundled_presets, user_presets
+
+    known = [*bundled_presets(), *user_presets()]
+    if name not in known:
+        raise UsageError(f"no preset {name[:MAX_NAME]!r}; the studio offers: {', '.join(known)}")
+    return name
+
+
+def named_preset(name: str) -> Preset:
+    """The bundled or saved preset ``name`` (:func:`preset_name`); a file that cannot be read
+    is reported without quoting it (what ``presets validate NAME`` shows in full).
+
+    Raises:
+        UsageError: an unknown name.
+        PresetError: a preset that cannot be read or is invalid (its name, never its text).
+    """
+    from ..preset import PresetError
+    from ..preset_files import load_preset
+
+    try:
+        return load_preset(preset_name(name))
+    except PresetError:
+        raise PresetError(
+            f"preset {name!r} cannot be used; 'stylecascade presets validate {name}' says why"
+        ) from None
 
 
 @dataclass(frozen=True)

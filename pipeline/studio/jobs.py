@@ -13,11 +13,12 @@ import itertools
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StyleCascadeError
+from ..errors import StyleCascadeError, UsageError
 from ..options import flag_of
 from ..stages.stopping import StopHandle
 
@@ -35,6 +36,17 @@ PREVIEW_SECONDS = 2.0
 """Seconds between the current images the page gets during a stage."""
 PREVIEW_EDGE = 512
 """Long edge in px of the images sent to the page (a print's are larger)."""
+MAX_QUEUED = 8
+"""Jobs waiting at once (besides the running one); one more is refused (:class:`Busy`)."""
+MAX_KEPT = 50
+"""Ended jobs kept with their images; the oldest beyond are forgotten (their numbers 404)."""
+MAX_EVENTS = 2000
+"""Events kept for pages that (re)connect; older ones are dropped (a new stream replays at
+most these, about 200 KB)."""
+
+
+class Busy(UsageError):
+    """The queue is full (the studio answers 429)."""
 
 
 def one_line(exc: StyleCascadeError) -> str:
@@ -54,23 +66,30 @@ def png_bytes(image: Tensor) -> bytes:
 
 
 class EventLog:
-    """Every event of this studio session, numbered from 1; thread-safe appends, and readers
-    that ask for the events after the last one they saw (a page that reconnects misses none).
+    """The last ``keep`` events of this studio session, numbered from 1; thread-safe appends,
+    and readers that ask for the events after the last one they saw (a page that reconnects
+    misses none of those kept).
+
+    Args:
+        keep: how many events are kept (default :data:`MAX_EVENTS`).
     """
 
-    def __init__(self) -> None:
-        self._events: list[dict[str, Any]] = []
+    def __init__(self, keep: int = MAX_EVENTS) -> None:
+        self._events: deque[dict[str, Any]] = deque(maxlen=keep)
         self._lock = threading.Lock()
+        self.last = 0  # the number of the latest event (0: none yet)
 
     def post(self, kind: str, **data: Any) -> None:
         """Append an event ``{"id": n, "type": kind, **data}`` (values JSON-ready)."""
         with self._lock:
-            self._events.append({"id": len(self._events) + 1, "type": kind, **data})
+            self.last += 1
+            self._events.append({"id": self.last, "type": kind, **data})
 
     def since(self, seen: int) -> list[dict[str, Any]]:
-        """The events numbered after ``seen``, in order."""
+        """The kept events numbered after ``seen``, in order."""
         with self._lock:
-            return self._events[max(seen, 0) :]
+            first = self._events[0]["id"] if self._events else 1
+            return list(itertools.islice(self._events, max(seen - first + 1, 0), None))
 
 
 @dataclass
@@ -133,8 +152,16 @@ class Worker:
         self._thread: threading.Thread | None = None
 
     def submit(self, kind: str, settings: dict[str, Any], work: Callable[[Job], None]) -> Job:
-        """Queue a job; it runs when the jobs before it have ended."""
+        """Queue a job; it runs when the jobs before it have ended.
+
+        Raises:
+            Busy: :data:`MAX_QUEUED` jobs are waiting already.
+        """
         with self._lock:
+            waiting = sum(job.state == "queued" for job in self.jobs.values())
+            if waiting >= MAX_QUEUED:
+                raise Busy(f"{waiting} jobs are waiting already; stop one or wait for them")
+            self._forget_old()
             job = Job(next(self._ids), kind, settings, work)
             self.jobs[job.id] = job
             if self._thread is None:
@@ -153,6 +180,12 @@ class Worker:
         if job.state == "cancelled":
             self._changed(job)
         job.stop.stop()
+
+    def _forget_old(self) -> None:
+        """Drop the oldest ended jobs beyond :data:`MAX_KEPT` (called holding the lock)."""
+        ended = [n for n, job in self.jobs.items() if job.state not in ("queued", "running")]
+        for number in ended[: max(len(ended) - MAX_KEPT + 1, 0)]:
+            del self.jobs[number]
 
     def close(self, seconds: float = 10.0) -> None:
         """Stop every job (a running print saves its checkpoint) and wait up to ``seconds``

@@ -385,6 +385,11 @@ function follow(since) {
   source.onmessage = (message) => onEvent(JSON.parse(message.data));
 }
 
+function forgetToken() {
+  // the address the studio printed carries its token; the cookie holds it from now on
+  if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", "/");
+}
+
 function wire() {
   $("upload").onchange = (e) => upload(e.target.files).catch(() => {});
   $("preset").onchange = () => loadPreset().catch(() => {});
@@ -413,6 +418,7 @@ function wire() {
 }
 
 async function start() {
+  forgetToken();
   wire();
   const state = await api("GET", "/api/state");
   $("where").textContent = `${state.folder} → ${state.out}`;
