@@ -17,6 +17,18 @@ actor per ``--threads-per-actor`` cores (on a GPU: one actor per GPU). Measured:
 
     python benchmarks/cluster.py [--photos N] [--size PX] [--threads-per-actor N]
                                  [--device cpu|cuda] [--out PATH]
+
+``--tiled PX`` measures one print's tiled stage instead (issue 35, ``stylecascade.tile_cluster``):
+a stage of ``PX`` px long edge in ``--tile`` px tiles (the ``standard`` preset's final stage
+weights, random VGG19 weights of ``--width`` of its channels: the cost does not depend on the
+values), ``--evaluations`` timed evaluations after one warm-up, three ways: locally with 1
+thread, locally with 2 threads, and on ``--cluster local`` with 2 actors × 1 thread. It reports
+seconds per evaluation, the speed-up, the cluster's gradient against the local one, where the
+cluster's time goes per evaluation (compute, transfer, reduction, driver), and a time model for
+N machines at 1 and 10 GbE::
+
+    python benchmarks/cluster.py --tiled 2048 --tile 512     # the issue's case (minutes)
+    python benchmarks/cluster.py --tiled 256 --tile 128 --width 0.0625 --evaluations 2  # check
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ from pathlib import Path
 
 import ray
 import torch
-from common import report
+from common import final_stage_weights, report
 from PIL import Image
 from stylecascade.batch import batch_jobs, run_batch
 from stylecascade.choices import DEFAULT_NAME
@@ -41,6 +53,7 @@ from stylecascade.job import RenderJob
 from stylecascade.preset_files import load_preset
 from stylecascade.records import Outcome
 from stylecascade.renderer import Renderer
+from tiled_cluster import tiled_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ["tubingen.jpg", "the_scream.jpg"]
@@ -142,7 +155,15 @@ def main() -> None:
     parser.add_argument("--threads-per-actor", type=int, default=1, help="CPU actors' threads")
     parser.add_argument("--device", default="auto", help="auto | cuda | cpu")
     parser.add_argument("--out", type=Path, default=None, help="JSON result path")
+    parser.add_argument("--tiled", type=int, default=0, help="a tiled stage of PX instead")
+    parser.add_argument("--tile", type=int, default=512, help="tile edge of --tiled, px")
+    parser.add_argument("--overlap", type=int, default=64, help="tile overlap of --tiled, px")
+    parser.add_argument("--width", type=float, default=1.0, help="VGG channels of --tiled")
+    parser.add_argument("--evaluations", type=int, default=3, help="timed, of --tiled")
     args = parser.parse_args()
+    if args.tiled:
+        tiled_benchmark(args, final_stage_weights())
+        return
     device = select_device(args.device)
     cores = set_threads(None)
     with tempfile.TemporaryDirectory() as tmp:

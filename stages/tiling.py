@@ -28,15 +28,20 @@ L-BFGS, whose line search assumes exact ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from .evaluator import Evaluator
 from .losses import FeatureTerm, Objective, detached, energy, total
+from .vgg import VGGFeatures
+
+Parts = dict[str, dict[str, Tensor]]
+"""``{term: {layer: tensor}}``: one tile's share of a pooled quantity, or the pooled sum."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,173 @@ def feather(tile: Tile, height: int, width: int, ramp: int) -> Tensor:
     return (ys[:, None] * xs[None, :])[None, None]
 
 
+def energy_parts(
+    extractor: VGGFeatures, local: Sequence[FeatureTerm], reference: Tensor, tile: Tile
+) -> Parts:
+    """One tile's share of the local terms' target energies: ``{term: {layer: mean(T²)·n}}``
+    (``n``: the tile's pixels), ``T`` made from the reference's crop.
+
+    Args:
+        extractor: the network.
+        local: the non-pooled feature terms (content).
+        reference: ``(1, 3, H, W)`` the content image at the stage's size, 0–1.
+        tile: the crop.
+    """
+    with torch.no_grad():
+        features = extractor(reference[tile.window])
+        return {
+            term.name: {
+                layer: energy(target) * tile.pixels
+                for layer, target in term.targets_of(features).items()
+            }
+            for term in local
+        }
+
+
+def pooled_parts(
+    extractor: VGGFeatures, pooled: Sequence[FeatureTerm], crop: Tensor, tile: Tile
+) -> Parts:
+    """One tile's share of the pooled terms' representations: ``{term: {layer: R_t·n}}``,
+    without gradients.
+
+    Args:
+        extractor: the network.
+        pooled: the pooled feature terms (style).
+        crop: ``(1, 3, h, w)`` the image's crop ``image[tile.window]``, 0–1.
+        tile: where the crop lies (a guided term crops its guides the same way).
+    """
+    with torch.no_grad():
+        features = extractor(crop)
+        return {
+            term.name: {
+                layer: rep * tile.pixels
+                for layer, rep in term.representations(features, tile.window).items()
+            }
+            for term in pooled
+        }
+
+
+def add_parts(sums: Parts, part: Parts) -> Parts:
+    """``sums + part``, layer by layer, in place (a layer not yet in ``sums`` is taken as it
+    is); returns ``sums``."""
+    for name, layers in part.items():
+        held = sums.setdefault(name, {})
+        for layer, value in layers.items():
+            held[layer] = held[layer] + value if layer in held else value
+    return sums
+
+
+@dataclass(frozen=True)
+class TileTerms:
+    """What a tile's backward pass reads besides the network and the crop.
+
+    Attributes:
+        local: the non-pooled feature terms (content), scored on the crop.
+        pooled: the pooled feature terms (style), linearized.
+        reference: ``(1, 3, H, W)`` the content image at the stage's size, 0–1 (cropped).
+    """
+
+    local: Sequence[FeatureTerm]
+    pooled: Sequence[FeatureTerm]
+    reference: Tensor
+
+
+def tile_gradient(
+    extractor: VGGFeatures,
+    terms: TileTerms,
+    crop: Tensor,
+    tile: Tile,
+    slopes: Mapping[str, Mapping[str, Tensor]],
+    energies: Mapping[str, Mapping[str, Tensor]],
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Backpropagate one tile's local terms plus the linearized pooled terms
+    ``⟨∂L/∂R, R_t⟩`` (the module's step 3), both × the tile's pixels ``n``.
+
+    Args:
+        extractor: the network.
+        terms: the stage's terms and reference image.
+        crop: ``(1, 3, h, w)`` the image's crop ``image[tile.window]``, 0–1.
+        tile: where the crop lies.
+        slopes: ``{term: {layer: ∂value/∂R}}`` of the pooled terms at the whole image.
+        energies: ``{term: {layer: mean(T²)}}`` of the local terms' whole-image targets.
+
+    Returns:
+        ``(gradient of the crop (1, 3, h, w), {local term: weighted value × n})``.
+    """
+    with torch.no_grad():
+        reference = extractor(terms.reference[tile.window])
+    crop = crop.detach().clone().requires_grad_(True)
+    features = extractor(crop)
+    values = {
+        term.name: term.weighted(
+            term.representations(features), term.targets_of(reference), energies[term.name]
+        )
+        for term in terms.local
+    }
+    linear = sum(
+        (slopes[term.name][k] * rep).sum()
+        for term in terms.pooled
+        for k, rep in term.representations(features, tile.window).items()
+    )
+    ((total(values) + linear) * tile.pixels).backward()
+    return crop.grad, {name: v.detach() * tile.pixels for name, v in values.items()}
+
+
+class TileRunner(Protocol):
+    """Runs a tiled evaluation's per-tile passes and yields their results in tile order: on
+    this process (:class:`LocalTiles`) or elsewhere (a cluster's actors), the evaluator's
+    reduction, scoring and stitching unchanged."""
+
+    def energies(self, tiles: Sequence[Tile]) -> Iterator[Parts]:
+        """:func:`energy_parts` of each tile, in order."""
+        ...
+
+    def pooled(self, image: Tensor, tiles: Sequence[Tile]) -> Iterator[Parts]:
+        """:func:`pooled_parts` of each tile of ``image`` ``(1, 3, H, W)``, in order."""
+        ...
+
+    def gradients(
+        self,
+        image: Tensor,
+        tiles: Sequence[Tile],
+        slopes: Parts,
+        energies: Parts,
+    ) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
+        """:func:`tile_gradient` of each tile of ``image``, in order."""
+        ...
+
+
+class LocalTiles:
+    """The tiles' passes on this process, one after the other (:class:`TileRunner`).
+
+    Args:
+        objective: the stage's objective (its network, terms and reference).
+    """
+
+    def __init__(self, objective: Objective) -> None:
+        self.extractor = objective.extractor
+        self.terms = TileTerms(
+            [t for t in objective.feature_terms if not t.pooled],
+            [t for t in objective.feature_terms if t.pooled],
+            objective.reference,
+        )
+
+    def energies(self, tiles: Sequence[Tile]) -> Iterator[Parts]:
+        for tile in tiles:
+            yield energy_parts(self.extractor, self.terms.local, self.terms.reference, tile)
+
+    def pooled(self, image: Tensor, tiles: Sequence[Tile]) -> Iterator[Parts]:
+        for tile in tiles:
+            yield pooled_parts(self.extractor, self.terms.pooled, image.detach()[tile.window], tile)
+
+    def gradients(
+        self, image: Tensor, tiles: Sequence[Tile], slopes: Parts, energies: Parts
+    ) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
+        for tile in tiles:
+            crop = image.detach()[tile.window]
+            yield tile_gradient(self.extractor, self.terms, crop, tile, slopes, energies)
+
+
 class TiledEvaluator(Evaluator):
     """Evaluates a stage's objective tile by tile (see the module's description).
 
@@ -138,6 +310,9 @@ class TiledEvaluator(Evaluator):
         on_tile: called ``(done, total)`` after each tile of an evaluation's two passes (the
             pooled representations, then the tiles' backward: ``total`` is twice the tiles), so
             progress can advance inside an evaluation that takes minutes.
+        runner: runs the tiles' passes (default :class:`LocalTiles`: here, one by one; a
+            cluster's runner spreads them over actors). The reduction, the pooled terms'
+            scores and the stitching stay here, so every runner gives the same evaluation.
     """
 
     def __init__(
@@ -149,30 +324,27 @@ class TiledEvaluator(Evaluator):
         generator: torch.Generator,
         autocast: AbstractContextManager | None = None,
         on_tile: Callable[[int, int], None] | None = None,
+        runner: TileRunner | None = None,
     ) -> None:
         super().__init__(objective, image, autocast)
         self.tile_edge, self.overlap, self.generator = tile_edge, overlap, generator
         self.on_tile = on_tile
+        self.runner = LocalTiles(objective) if runner is None else runner
         self.energies = self._target_energies()
 
-    def _target_energies(self) -> dict[str, dict[str, Tensor]]:
+    def _target_energies(self) -> Parts:
         """``{term: {layer: mean(T²)}}`` of the local terms' whole-image targets, from the
         reference's crops on the unshifted grid (pixel-weighted; equal to the untiled energies
         up to the crops' zero-padded borders). Computed once: every tile's relative error is
         divided by the whole image's energy, as in the untiled objective."""
         local = [t for t in self.objective.feature_terms if not t.pooled]
         height, width = self.image.shape[-2:]
-        sums: dict[str, dict[str, Tensor]] = {t.name: {} for t in local}
-        covered = 0
-        with self.autocast, torch.no_grad():
-            for tile in tile_grid(height, width, self.tile_edge, self.overlap, (0, 0)):
-                features = self.objective.extractor(self.objective.reference[tile.window])
-                for term in local:
-                    for layer, target in term.targets_of(features).items():
-                        held = sums[term.name]
-                        part = energy(target) * tile.pixels
-                        held[layer] = held[layer] + part if layer in held else part
-                covered += tile.pixels
+        tiles = tile_grid(height, width, self.tile_edge, self.overlap, (0, 0))
+        sums: Parts = {t.name: {} for t in local}
+        with self.autocast:
+            for part in self.runner.energies(tiles):
+                add_parts(sums, part)
+        covered = sum(tile.pixels for tile in tiles)
         return {name: {k: v / covered for k, v in e.items()} for name, e in sums.items()}
 
     def tiles(self) -> list[Tile]:
@@ -181,22 +353,14 @@ class TiledEvaluator(Evaluator):
         dy, dx = torch.randint(0, stride, (2,), generator=self.generator).tolist()
         return tile_grid(*self.image.shape[-2:], self.tile_edge, self.overlap, (dy, dx))
 
-    def _whole(self, tiles: list[Tile], terms: list[FeatureTerm]) -> dict[str, dict[str, Tensor]]:
+    def _whole(self, tiles: list[Tile], terms: list[FeatureTerm]) -> Parts:
         """The pooled terms' representations of the whole image: the pixel-weighted mean of
         the tiles' (``{term: {layer: representation}}``)."""
-        sums: dict[str, dict[str, Tensor]] = {term.name: {} for term in terms}
-        covered = 0
-        with torch.no_grad():
-            for count, tile in enumerate(tiles, 1):
-                crop = self.image.detach()[tile.window]
-                features = self.objective.extractor(crop)
-                for term in terms:
-                    for layer, rep in term.representations(features, tile.window).items():
-                        part = rep * tile.pixels
-                        held = sums[term.name]
-                        held[layer] = held[layer] + part if layer in held else part
-                covered += tile.pixels
-                self._tile_done(count, len(tiles))
+        sums: Parts = {term.name: {} for term in terms}
+        for count, part in enumerate(self.runner.pooled(self.image, tiles), 1):
+            add_parts(sums, part)
+            self._tile_done(count, len(tiles))
+        covered = sum(tile.pixels for tile in tiles)
         return {name: {k: v / covered for k, v in reps.items()} for name, reps in sums.items()}
 
     def _tile_done(self, done: int, tiles: int) -> None:
@@ -205,8 +369,8 @@ class TiledEvaluator(Evaluator):
             self.on_tile(done, 2 * tiles)
 
     def _scored(
-        self, terms: list[FeatureTerm], whole: dict[str, dict[str, Tensor]]
-    ) -> tuple[dict[str, Tensor], dict[str, dict[str, Tensor]]]:
+        self, terms: list[FeatureTerm], whole: Parts
+    ) -> tuple[dict[str, Tensor], Parts]:
         """Each pooled term's weighted value at the whole image, and its slope ``∂value/∂R``
         with respect to each layer's representation (the linearization the tiles use)."""
         values, slopes = {}, {}
@@ -218,39 +382,6 @@ class TiledEvaluator(Evaluator):
             values[term.name] = value.detach()
             slopes[term.name] = dict(zip(leaves, grads, strict=True))
         return values, slopes
-
-    def _tile_step(
-        self,
-        tile: Tile,
-        local: list[FeatureTerm],
-        pooled: list[FeatureTerm],
-        slopes: dict[str, dict[str, Tensor]],
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Backpropagate one tile's local terms plus the linearized pooled terms.
-
-        Returns:
-            ``(gradient of the crop, weighted local terms × pixels)``.
-        """
-        extractor = self.objective.extractor
-        with torch.no_grad():
-            reference = extractor(self.objective.reference[tile.window])
-        crop = self.image.detach()[tile.window].clone().requires_grad_(True)
-        features = extractor(crop)
-        values = {
-            term.name: term.weighted(
-                term.representations(features),
-                term.targets_of(reference),
-                self.energies[term.name],
-            )
-            for term in local
-        }
-        linear = sum(
-            (slopes[term.name][k] * rep).sum()
-            for term in pooled
-            for k, rep in term.representations(features, tile.window).items()
-        )
-        ((total(values) + linear) * tile.pixels).backward()
-        return crop.grad, {name: v.detach() * tile.pixels for name, v in values.items()}
 
     def evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:
         with self.autocast:
@@ -266,15 +397,14 @@ class TiledEvaluator(Evaluator):
         grad = torch.zeros_like(image)
         weights = torch.zeros((1, 1, height, width), device=image.device)
         sums = {term.name: torch.zeros((), device=image.device) for term in local}
-        covered = 0
-        for count, tile in enumerate(tiles, 1):
-            crop_grad, values = self._tile_step(tile, local, pooled, slopes)
+        steps = self.runner.gradients(image, tiles, slopes, self.energies)
+        for count, (tile, (crop_grad, values)) in enumerate(zip(tiles, steps, strict=True), 1):
             self._tile_done(len(tiles) + count, len(tiles))
             weight = feather(tile, height, width, self.overlap).to(image.device)
-            grad[tile.window] += crop_grad * weight
+            grad[tile.window] += crop_grad.to(image.device) * weight
             weights[tile.window] += weight
-            sums = {name: sums[name] + values[name] for name in sums}
-            covered += tile.pixels
+            sums = {name: sums[name] + values[name].to(image.device) for name in sums}
+        covered = sum(tile.pixels for tile in tiles)
         area = height * width
         image_values = objective.image_values(image)
         if image_values:
