@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .stages.optim import LBFGS_HISTORY
+from .stages.vocabulary import LBFGS_HISTORY
 
 BACKWARD_MARGIN = 1.6
 """Peak over saved activations during backward (gradients of the largest layers in flight,
@@ -67,16 +67,19 @@ def activation_bytes_per_pixel(
     return grow / (large * large - small * small)
 
 
-def optimizer_bytes(pixels: int, optimizer: str) -> int:
+def optimizer_bytes(pixels: int, optimizer: str, history: int = LBFGS_HISTORY) -> int:
     """Optimizer state for an image of ``pixels`` px: L-BFGS keeps ``2·history`` image-sized
-    vectors plus a few work vectors, Adam two moments; float32, 3 channels."""
-    vectors = 2 * LBFGS_HISTORY + 4 if optimizer == "lbfgs" else 6
+    vectors plus a few work vectors (at 4096×3072 px and history 20: 2·20·151 MB ≈ 6 GB), Adam
+    two moments; float32, 3 channels."""
+    vectors = 2 * history + 4 if optimizer == "lbfgs" else 6
     return vectors * 3 * pixels * 4
 
 
-def stage_bytes(per_pixel: float, pixels: int, optimizer: str) -> int:
+def stage_bytes(
+    per_pixel: float, pixels: int, optimizer: str, history: int = LBFGS_HISTORY
+) -> int:
     """Estimated peak memory of an untiled stage of ``pixels`` px."""
-    return int(per_pixel * pixels * BACKWARD_MARGIN) + optimizer_bytes(pixels, optimizer)
+    return int(per_pixel * pixels * BACKWARD_MARGIN) + optimizer_bytes(pixels, optimizer, history)
 
 
 def free_bytes(device: torch.device) -> int | None:
@@ -137,8 +140,9 @@ def plan_stage(
     optimizer: str,
     available: int | None,
     *,
-    forced_tile_edge: int = 0,
+    tile_edge: int = 0,
     overlap: int = 64,
+    history: int = LBFGS_HISTORY,
 ) -> StagePlan:
     """Choose between an untiled and a tiled stage.
 
@@ -147,8 +151,9 @@ def plan_stage(
         per_pixel: :func:`activation_bytes_per_pixel`.
         optimizer: the stage's optimizer (tiled stages use Adam).
         available: :func:`free_bytes`.
-        forced_tile_edge: tile edge in px from the preset (0: tile only when needed).
+        tile_edge: the preset's tile edge in px (``tiling.tile_edge``; 0: tile only when needed).
         overlap: tile overlap in px.
+        history: an L-BFGS stage's history size.
 
     Returns:
         An untiled plan when it fits (or memory is unknown) and no tile is forced; else the
@@ -158,10 +163,10 @@ def plan_stage(
         MemoryError: not even a 256 px tile fits.
     """
     pixels = height * width
-    whole = stage_bytes(per_pixel, pixels, optimizer)
-    if forced_tile_edge and max(height, width) > forced_tile_edge:
-        need = _tiled_bytes(per_pixel, pixels, forced_tile_edge)
-        return StagePlan(forced_tile_edge, need, available)
+    whole = stage_bytes(per_pixel, pixels, optimizer, history)
+    if tile_edge and max(height, width) > tile_edge:
+        need = _tiled_bytes(per_pixel, pixels, tile_edge)
+        return StagePlan(tile_edge, need, available)
     if available is None or whole <= available * USABLE_FRACTION:
         return StagePlan(None, whole, available)
     tile = (max(height, width) // TILE_STEP) * TILE_STEP

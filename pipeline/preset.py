@@ -21,13 +21,16 @@ from .record import LAST, MULTIPLY, OVERRIDE, PARTS, Spec, spec_of
 from .rules import blend, check_choice, last, multiply, override_stages
 from .stages.vocabulary import (
     COLOR_MODES,
+    CONTENT_SOURCES,
     DEFAULT_TOLERANCE,
     GUIDE_MODE,
     GUIDE_MODES,
     INITS,
+    LBFGS_HISTORY,
     MAX_WEIGHT,
     OPTIMIZERS,
     POOLINGS,
+    STYLE_BASES,
     STYLE_LOSSES,
 )
 
@@ -103,6 +106,15 @@ class StageConfig:
         styles: this stage's own paintings instead of the preset's (scale control: large
             strokes from one painting in the coarse stages, fine texture from another in the
             fine ones); ``None``: the preset's ``styles``.
+        content_layers, style_layers: this stage's own layers ``{layer: weight}`` instead of
+            the model's (a detail stage: style through ``relu2_1``/``relu3_1``, the network
+            run only as deep as its layers go); ``None``: the model's.
+        style_basis: what ``style_scale`` multiplies: ``stage`` (the stage's long edge: the
+            painting follows the image) or ``painting`` (the painting's own long edge: its
+            real pixels, texture at 1:1; Galerne et al. 2024).
+        history: L-BFGS's history size (update pairs kept; memory 2 image-sized vectors each).
+        content_from: ``photo`` (the content image) or ``previous`` (the previous stage's
+            result upsampled: a detail stage that keeps the layout and colours found below).
     """
 
     long_edge: int = field(metadata={"positive": True, "at_most": MAX_LONG_EDGE, "yaml": "size"})
@@ -120,6 +132,11 @@ class StageConfig:
     )
     style_loss: str | None = field(default=None, metadata={"choices": STYLE_LOSSES})
     styles: tuple[StyleConfig, ...] | None = field(default=None, metadata={"styles": True})
+    content_layers: dict[str, float] | None = field(default=None, metadata={"layers": True})
+    style_layers: dict[str, float] | None = field(default=None, metadata={"layers": True})
+    style_basis: str = field(default="stage", metadata={"choices": STYLE_BASES})
+    history: int = field(default=LBFGS_HISTORY, metadata={"positive": True, "at_most": 200})
+    content_from: str = field(default="photo", metadata={"choices": CONTENT_SOURCES})
 
 
 @dataclass(frozen=True)
@@ -375,7 +392,11 @@ class Preset:
         """Every layer the network must return: the model's and the paintings' own."""
         sets, _ = self.style_sets()
         own = {layer for styles in sets for s in styles for layer in s.layers or ()}
-        return self.model.layers | own
+        staged = {
+            layer for stage in self.stages
+            for layer in (*(stage.content_layers or ()), *(stage.style_layers or ()))
+        }  # fmt: skip
+        return self.model.layers | own | staged
 
     def files(self) -> list[str]:
         """Every image file the preset reads (paintings and masks, of every stage), once."""

@@ -10,7 +10,9 @@ the style size of each stage, tiles where a stage does not fit in memory) and ru
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Literal
 
 import torch
@@ -23,7 +25,7 @@ from .images import load_image
 from .memory import USABLE_FRACTION, activation_bytes_per_pixel, free_bytes, plan_stage
 from .preset import ModelConfig, Preset, StageConfig, TilingConfig
 from .stages import cascade
-from .stages.blend import StyleTargets, WeightedStyle, style_size
+from .stages.blend import Native, StyleSize, StyleTargets, WeightedStyle, style_size
 from .stages.cascade import Observer, Stage, StageResult
 from .stages.guides import guide_energy
 from .stages.initial import initial_image
@@ -74,8 +76,12 @@ def _check_painting_memory(
         )
 
 
-def style_edge(stage: StageConfig) -> int:
-    """Long edge in px of the style images at a stage: its long edge × ``style_scale``."""
+def style_edge(stage: StageConfig) -> StyleSize:
+    """The style size of a stage: its long edge × ``style_scale`` in px, or with
+    ``style_basis: painting`` the painting's own long edge × ``style_scale``
+    (``stages.blend.Native``)."""
+    if stage.style_basis == "painting":
+        return Native(stage.style_scale)
     return round(stage.long_edge * stage.style_scale)
 
 
@@ -189,6 +195,10 @@ def schedule(preset: Preset, content_hw: tuple[int, int]) -> list[Stage]:
             ),
             tile_overlap=preset.tiling.overlap,
             style_set=styles,
+            content_layers=config.content_layers,
+            style_layers=config.style_layers,
+            history=config.history,
+            content_from=config.content_from,
         )
         for config, size, styles in zip(
             preset.stages, stage_sizes(content_hw, preset), chosen, strict=True
@@ -329,8 +339,9 @@ def planned(
             per_pixel,
             stage.optimizer,
             available,
-            forced_tile_edge=tiling.tile_edge,
+            tile_edge=tiling.tile_edge,
             overlap=tiling.overlap,
+            history=stage.history,
         )
     except MemoryError as exc:
         raise StyleCascadeError(f"stage {index + 1}: {exc}") from None
@@ -345,6 +356,38 @@ def planned(
         tile_edge=plan.tile_edge,
         estimate_bytes=plan.estimate_bytes,
     )
+
+
+def stage_planner(
+    extractor: VGGFeatures,
+    tiling: TilingConfig,
+    autocast: AbstractContextManager,
+    device: torch.device,
+) -> Callable[[int, Stage], Stage]:
+    """``(index, stage) → stage`` planned for the memory free when it is called
+    (:func:`planned`), with the activation bytes per pixel of the stage's own network (its
+    layers: a detail stage through ``relu2_1`` needs far less than the whole model), measured
+    once per layer set."""
+    per_pixel = functools.cache(
+        lambda layers: _per_pixel(extractor.through(layers), autocast, device)
+    )
+
+    def prepare(index: int, stage: Stage) -> Stage:
+        bytes_per_pixel = per_pixel(stage.layers(extractor.layers))
+        return planned(index, stage, tiling, bytes_per_pixel, free_bytes(device))
+
+    return prepare
+
+
+def _per_pixel(
+    extractor: VGGFeatures, autocast: AbstractContextManager, device: torch.device
+) -> float:
+    """Activation bytes per pixel of a stage's network on ``device``
+    (:func:`activation_bytes_per_pixel`), under the precision its evaluations run in."""
+    with autocast:
+        return activation_bytes_per_pixel(
+            lambda x: sum(f.float().mean() for f in extractor(x).values()), device
+        )
 
 
 def _refuse_up_front(
@@ -414,13 +457,7 @@ def run_stages(
     check_seed(seed)
     torch.manual_seed(seed)
     _effective, autocast = precision(preset.precision, content.device)
-    with autocast:
-        per_pixel = activation_bytes_per_pixel(
-            lambda x: sum(f.float().mean() for f in extractor(x).values()), content.device
-        )
-
-    def prepare(index: int, stage: Stage) -> Stage:  # for the memory free when it starts
-        return planned(index, stage, preset.tiling, per_pixel, free_bytes(content.device))
+    prepare = stage_planner(extractor, preset.tiling, autocast, content.device)
 
     stages = schedule(preset, content_hw)
     _refuse_up_front(preset, stages, prepare)

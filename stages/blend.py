@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -83,9 +84,26 @@ def normalize_weights(weights: Sequence[float]) -> list[float]:
     return list(normalized(dict(enumerate(weights)), "style").values())
 
 
-def style_size(style: WeightedStyle, long_edge: int) -> int:
+@dataclass(frozen=True)
+class Native:
+    """A style size relative to the painting itself: its own long edge × ``factor`` (SPST's
+    choice, Galerne et al. 2024, Sec. 3: at the finest scales the painting at its own
+    resolution, so the texture at 1:1 is the painting's real brushwork), where an ``int``
+    style size is relative to the render (the stage's long edge × ``style_scale``)."""
+
+    factor: float = 1.0
+
+
+StyleSize = int | Native
+"""A stage's style size: px of the long edge, or :class:`Native`."""
+
+
+def style_size(style: WeightedStyle, long_edge: StyleSize) -> int:
     """Long edge in px that ``style`` is resized to for a stage whose style size is
-    ``long_edge`` px (at least 1)."""
+    ``long_edge`` (px, or :class:`Native`: the painting's own long edge × its factor), times
+    the painting's own ``scale`` (at least 1)."""
+    if isinstance(long_edge, Native):
+        return max(1, round(max(style.image.shape[-2:]) * long_edge.factor * style.scale))
     return max(1, round(long_edge * style.scale))
 
 
@@ -95,22 +113,28 @@ stage asks for more: detail finer than that is the painting's capture grain, not
 Measured on the bundled Starry Night (1024 px JPEG): speckle density
 (``stages.quality.speckle_density``) 0.113 at 1024 px, 2.4e-3 through 724 px, 1.5e-5 through
 512 px; the ``print --size 1024`` final stage (a 512 px crop, 40 evaluations) went from 8.1e-3
-to 1.2e-4 through 724 px (3.8e-6 through 512 px, visibly softer strokes)."""
+to 1.2e-4 through 724 px (3.8e-6 through 512 px, visibly softer strokes). A :class:`Native`
+style size is not band-limited: it asks for the painting's own pixels."""
 
 
-def style_image(style: WeightedStyle, long_edge: int) -> Tensor:
-    """The painting at a stage's style size, band-limited to its native resolution divided by
-    :data:`GRAIN_FACTOR` (antialiased bicubic down to that size, bicubic up to ``long_edge``).
+def style_image(style: WeightedStyle, long_edge: StyleSize) -> Tensor:
+    """The painting at a stage's style size: relative to the render, band-limited to its
+    native resolution divided by :data:`GRAIN_FACTOR` (antialiased bicubic down to that size,
+    bicubic up to ``long_edge``); :class:`Native`, its own pixels resized by the factor alone
+    (the painting as it is at factor 1).
 
     Args:
         style: the painting, ``(1, 3, H, W)`` in 0–1.
-        long_edge: the stage's style size in px (before ``style.scale``).
+        long_edge: the stage's style size (px before ``style.scale``, or :class:`Native`).
 
     Returns:
         ``(1, 3, h, w)`` in 0–1 with long edge :func:`style_size` px.
     """
     size = style_size(style, long_edge)
-    sharpest = max(1, round(max(style.image.shape[-2:]) / GRAIN_FACTOR))
+    native = max(style.image.shape[-2:])
+    if isinstance(long_edge, Native):
+        return style.image if size == native else resize_long_edge(style.image, size)
+    sharpest = max(1, round(native / GRAIN_FACTOR))
     if size <= sharpest:
         return resize_long_edge(style.image, size)
     return resize_long_edge(resize_long_edge(style.image, sharpest), size)
@@ -154,7 +178,7 @@ def painting_regions(
 def blended_targets(
     extractor: VGGFeatures,
     styles: Sequence[WeightedStyle],
-    long_edge: int,
+    long_edge: StyleSize,
     layers: Iterable[str],
     kind: StyleKind = GRAM,
 ) -> dict[str, Tensor]:
@@ -189,7 +213,7 @@ def blended_targets(
 def _targets(
     extractor: VGGFeatures,
     style: WeightedStyle,
-    long_edge: int,
+    long_edge: StyleSize,
     layers: Iterable[str],
     kind: StyleKind,
 ) -> dict[str, Tensor]:
@@ -212,7 +236,7 @@ def _targets(
 def style_regions(
     extractor: VGGFeatures,
     styles: Sequence[WeightedStyle],
-    long_edge: int,
+    long_edge: StyleSize,
     layers: Mapping[str, float],
     kind: StyleKind,
 ) -> list[Region]:
@@ -280,14 +304,24 @@ class StyleTargets:
         self.extractor = extractor
         self.sets = [list(styles), *(list(s) for s in stage_styles)]
         self.layers = dict(layers) if isinstance(layers, Mapping) else dict.fromkeys(layers, 1.0)
-        self._cache: dict[tuple[StyleKind, int, int], list[Region]] = {}
+        self._cache: dict[tuple[Any, ...], list[Region]] = {}
 
-    def __call__(self, long_edge: int, styles: int = 0, kind: StyleKind = GRAM) -> list[Region]:
-        """The regions of paintings set ``styles`` at a style size of ``long_edge`` px, their
-        targets in ``kind``'s representation."""
-        key = (kind, styles, long_edge)
+    def __call__(
+        self,
+        long_edge: StyleSize,
+        styles: int = 0,
+        kind: StyleKind = GRAM,
+        layers: Mapping[str, float] | None = None,
+    ) -> list[Region]:
+        """The regions of paintings set ``styles`` at a style size of ``long_edge`` (px, or
+        :class:`Native`), their targets in ``kind``'s representation, at ``layers`` (``None``:
+        the preset's; a stage of its own layers runs the network only as deep as they go,
+        ``VGGFeatures.through``)."""
+        chosen = self.layers if layers is None else dict(layers)
+        key = (kind, styles, long_edge, tuple(sorted(chosen.items())))
         if key not in self._cache:
+            extractor = self.extractor.through(chosen)
             self._cache[key] = style_regions(
-                self.extractor, self.sets[styles], long_edge, self.layers, kind
+                extractor, self.sets[styles], long_edge, chosen, kind
             )
         return self._cache[key]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -37,7 +37,7 @@ from .stopping import StopHandle, Stopped
 from .terms import TermContext, TermSpec, build_objective, weighted_terms
 from .tiling import TiledEvaluator
 from .vgg import VGGFeatures
-from .vocabulary import DEFAULT_TOLERANCE, GUIDE_MODE
+from .vocabulary import DEFAULT_TOLERANCE, GUIDE_MODE, LBFGS_HISTORY
 
 CHECK_EVERY = 10
 """Evaluations between checks for NaN/inf losses (each check waits for the device)."""
@@ -100,6 +100,13 @@ class Stage:
         estimate_bytes: the memory plan's estimate of the stage's peak, if planned.
         style_set: which set of paintings the stage takes (``stages.blend.StyleTargets``; 0:
             the render's, ``k``: a stage's own).
+        content_layers, style_layers: the stage's own layers ``{layer: weight}`` (``None``:
+            the run's); the network runs only as deep as the stage's layers go.
+        history: L-BFGS's history of updates kept (pairs of image-sized vectors; Galerne et
+            al. 2024 keep 100 at the first scale and 10 above).
+        content_from: what the content term compares with: ``photo`` (the content image at
+            the stage's size) or ``previous`` (the stage's start, the previous result
+            upsampled: a detail stage that keeps the layout and colours already found).
     """
 
     size: tuple[int, int]
@@ -113,6 +120,17 @@ class Stage:
     tile_overlap: int = 64
     estimate_bytes: int | None = None
     style_set: int = 0
+    content_layers: Mapping[str, float] | None = None
+    style_layers: Mapping[str, float] | None = None
+    history: int = LBFGS_HISTORY
+    content_from: str = "photo"
+
+    def layers(self, run: Iterable[str]) -> frozenset[str]:
+        """The layers the stage's network returns: its own content and style layers, and
+        ``run``'s (the run's network's) where it has not both."""
+        own = frozenset(self.content_layers or ()) | frozenset(self.style_layers or ())
+        both = self.content_layers is not None and self.style_layers is not None
+        return own if both else own | frozenset(run)
 
 
 @dataclass(frozen=True)
@@ -182,16 +200,17 @@ class Problem:
     Attributes:
         extractor: the network; returns every layer of both layer mappings.
         content: ``(1, 3, H, W)`` content image in 0–1 at full resolution, on the device.
-        style_targets: ``(style_edge px, styles set, style kind) → regions`` of the style
-            term, their targets in the kind's representation (e.g.
-            ``stages.blend.StyleTargets``; ``stages.guides.Region``).
+        style_targets: ``(style size, styles set, style kind, layers) → regions`` of the
+            style term, their targets in the kind's representation (e.g.
+            ``stages.blend.StyleTargets``; ``stages.guides.Region``; ``layers`` ``None``: the
+            run's).
         content_layers: ``{layer: weight ≥ 0}`` (the style layers are the regions').
         guide_mode: how masks reach each style layer (``stages.guides.layer_guide``).
     """
 
     extractor: VGGFeatures
     content: Tensor
-    style_targets: Callable[[int, int, StyleKind], Sequence[Region]]
+    style_targets: Callable[..., Sequence[Region]]
     content_layers: Mapping[str, float]
     guide_mode: str = GUIDE_MODE
 
@@ -201,12 +220,12 @@ class Problem:
         stage's objective never runs the whole image through the network."""
 
         def regions(kind: StyleKind) -> Sequence[Region]:
-            return self.style_targets(stage.style_edge, stage.style_set, kind)
+            return self.style_targets(stage.style_edge, stage.style_set, kind, stage.style_layers)
 
         context = TermContext(
-            self.extractor,
+            self.extractor.through(stage.layers(self.extractor.layers)),
             content,
-            self.content_layers,
+            self.content_layers if stage.content_layers is None else stage.content_layers,
             regions,
             self.guide_mode,
             tiled=stage.tile_edge is not None,
@@ -281,7 +300,9 @@ def _optimize(
     while evaluate.count < stage.iterations:
         try:
             budget = stage.iterations - evaluate.count
-            optimize(evaluate.image, stage.optimizer, lr, budget, evaluate, on_evaluation)
+            optimize(
+                evaluate.image, stage.optimizer, lr, budget, evaluate, on_evaluation, stage.history
+            )
             if torch.isfinite(evaluate.trace[-1]):
                 break
             raise _NonFinite
@@ -465,6 +486,8 @@ def run_schedule(
             begin = noise.to(content.device)
         else:
             begin = resize(previous, stage.size)
+        if stage.content_from == "previous" and not isinstance(previous, str):
+            content = begin.detach().clamp(0, 1)
         image = begin.detach().clone().contiguous().requires_grad_(True)
         objective = problem.objective(stage, content)
         on_tile = getattr(observer, "tile", None)

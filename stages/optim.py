@@ -11,11 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .vocabulary import OPTIMIZERS
-
-LBFGS_HISTORY = 20
-"""Correction pairs kept by L-BFGS. Each pair holds two image-sized float32 vectors: at
-4096×3072 px that is 2·20·151 MB ≈ 6 GB, next to ~25 GB of network activations."""
+from .vocabulary import LBFGS_HISTORY, OPTIMIZERS
 
 
 def optimize(
@@ -25,6 +21,7 @@ def optimize(
     evaluations: int,
     evaluate: Callable[[], Tensor],
     on_evaluation: Callable[[int], None] | None = None,
+    history: int = LBFGS_HISTORY,
 ) -> int:
     """Minimize an objective over the pixels of ``image`` in place.
 
@@ -49,6 +46,7 @@ def optimize(
             tensor. Owning the backward pass lets a tiled evaluation run one backward per tile.
         on_evaluation: called with the running count after each evaluation (for progress and
             checks); an exception raised there stops the optimization and propagates.
+        history: L-BFGS's history size (update pairs kept, each two image-sized vectors).
 
     Returns:
         The number of evaluations made.
@@ -76,7 +74,7 @@ def optimize(
             lr=lr,
             max_iter=evaluations,
             max_eval=evaluations,
-            history_size=LBFGS_HISTORY,
+            history_size=history,
             tolerance_grad=0.0,
             tolerance_change=0.0,
             line_search_fn="strong_wolfe",

@@ -47,6 +47,16 @@ OPTIMIZERS = ("lbfgs", "adam")
 COLOR_MODES = ("none", "luminance", "histogram", "luminance-only")
 """Color preservation modes (``stages.color``)."""
 
+LBFGS_HISTORY = 20
+"""L-BFGS's history of updates a stage keeps unless it says (``history``): pairs of image-sized
+vectors (Galerne et al. 2024 keep 100 at their first scale and 10 above)."""
+STYLE_BASES = ("stage", "painting")
+"""What a stage's ``style_scale`` multiplies: the stage's long edge (the painting follows the
+image: strokes relative to the render) or the painting's own long edge (its real pixels:
+texture at 1:1, Galerne et al. 2024)."""
+CONTENT_SOURCES = ("photo", "previous")
+"""What a stage's content term compares with: the photo, or the previous stage's result
+upsampled (a detail stage that keeps the layout and colours found below it)."""
 DEFAULT_TOLERANCE = 0.01
 """Relative improvement of the best loss over ``stages.cascade.CONVERGENCE_WINDOW`` evaluations
 below which a stage counts as converged (1 %)."""

@@ -19,10 +19,11 @@ from stylecascade.preset_files import load_preset
 from stylecascade.stages.blend import painting_regions
 from stylecascade.stages.evaluator import UntiledEvaluator
 from stylecascade.stages.gram import gram_matrix
-from stylecascade.stages.optim import LBFGS_HISTORY, optimize
+from stylecascade.stages.optim import optimize
 from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
 from stylecascade.stages.tiling import TiledEvaluator
 from stylecascade.stages.vgg import CAFFE, IMAGENET, VGGFeatures, build_vgg19_features
+from stylecascade.stages.vocabulary import LBFGS_HISTORY
 from stylecascade.weights import cached_path
 
 pytestmark = pytest.mark.skipif(

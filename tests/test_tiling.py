@@ -130,7 +130,7 @@ def test_plan_stage_tiles_only_what_does_not_fit():
     per_pixel = 1500.0  # bytes, about VGG19 to relu5_1 in fp32
     fits = plan_stage(1024, 768, per_pixel, "lbfgs", 24 * 2**30)
     assert fits.tile_edge is None and fits.estimate_bytes < 24 * 2**30
-    forced = plan_stage(1024, 768, per_pixel, "lbfgs", 24 * 2**30, forced_tile_edge=512)
+    forced = plan_stage(1024, 768, per_pixel, "lbfgs", 24 * 2**30, tile_edge=512)
     assert forced.tile_edge == 512
     tight = plan_stage(8192, 6144, per_pixel, "lbfgs", 16 * 2**30)
     assert tight.tile_edge is not None and 256 <= tight.tile_edge < 8192
