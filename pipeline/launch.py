@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from .choices import DEFAULT_NAME
-from .errors import ArgumentError, StyleCascadeError
+from .errors import StyleCascadeError
 from .files import make_folder
+from .gate import check_time
 from .interrupt import signals_interrupt
 from .naming import describe, expand_inputs, output_name
 from .preset import Ladder, Preset, scaled_stages
@@ -182,11 +183,29 @@ def launch(
         if shown is not None:
             where = str(device) if session is None else f"{device} on {session}"
             _announce(shown, work, where, request)
-        if session is None and work.checked is not None and not work.checked.done_before:
-            _check_time(shown, request, work.renderer, work.checked, len(work.jobs))
+        if session is None and _unfinished(work):
+            default = work.look.unsized.stages[-1].long_edge
+            hw = _content_hw(work, inputs)
+            check_time(shown, request, work.renderer, len(work.jobs), work.checked, default, hw)
         if session is None:
             return _run_here(request, work, shown, observer, stop)
         return _run_on_cluster(request, work, session, shown)
+
+
+def _unfinished(work: Plan) -> bool:
+    """Whether the plan has work to estimate: a single photo not rendered before, or a
+    batch (whose photos are estimated by the first)."""
+    return work.checked is None or not work.checked.done_before
+
+
+def _content_hw(work: Plan, inputs: Sequence[Path]) -> tuple[int, int]:
+    """``(H, W)`` px of the photo the estimate prices: a single photo's, a batch's first
+    (read once; each photo of a batch is priced alike)."""
+    if work.checked is not None:
+        return tuple(work.checked.content.shape[-2:])
+    from .images import load_image
+
+    return tuple(load_image(inputs[0], "content", None).shape[-2:])
 
 
 def checked_inputs(request: RenderRequest) -> list[Path]:
@@ -381,50 +400,6 @@ def _make_folders(request: RenderRequest, console: Console | None) -> None:
     for argument, folder in folders:
         if folder is not None and make_folder(Path(folder), argument) and console is not None:
             console.print(f"created folder {escape(str(folder))}", soft_wrap=True)
-
-
-def _check_time(
-    console: Console | None,
-    request: RenderRequest,
-    renderer: Renderer,
-    checked: CheckedJob,
-    count: int,
-) -> None:
-    """Say how long the render will take at most (:mod:`stylecascade.estimate`) and, on a CPU,
-    refuse one over :data:`~stylecascade.estimate.CONFIRM_SECONDS` without ``yes``.
-
-    Raises:
-        ArgumentError: (argument ``yes``) too long on a CPU, naming a size that takes a
-            quarter of the time.
-    """
-    from .device import precision
-    from .estimate import CONFIRM_SECONDS, H100_RATE, device_rate, duration, render_estimate
-    from .runner import stage_sizes
-
-    preset, device = renderer.preset, renderer.device
-    done = checked.checkpoint.finished() if request.outputs.resume else 0
-    sizes = stage_sizes(tuple(checked.content.shape[-2:]), preset)[done:]
-    caps = [s.iterations for s in preset.stages][done:]
-    name, autocast = precision(preset.precision, device)
-    rate = device_rate(renderer.network.extractor, device, name, autocast)
-    estimate = render_estimate(sizes, caps, preset.layers, rate)
-    total = estimate.seconds * count
-    if console is not None:
-        console.print(
-            f"estimate: at most {duration(total)} ({estimate.flops * count / 1e12:.1f} TFLOP at "
-            f"{rate:.0f} GFLOP/s measured on {device} in {name}; stages that converge stop "
-            f"earlier)",
-            soft_wrap=True,
-        )
-    if device.type == "cpu" and total > CONFIRM_SECONDS and not request.outputs.yes:
-        final = max(preset.stages[-1].long_edge // 2, 1)
-        raise ArgumentError(
-            "yes",
-            f"this render would take up to {duration(total)} on this CPU; pass {{}} to start "
-            f"it, or render at {{}} {final} (about a quarter: {duration(total / 4)}), or on a GPU "
-            f"(an H100: about {duration(total * rate / H100_RATE)})",
-            "size",
-        )
 
 
 def _announce(console: Console, work: Plan, device: str, request: RenderRequest) -> None:

@@ -28,11 +28,18 @@ def user_preset_dir() -> Path:
     return Path(platformdirs.user_config_dir("stylecascade")) / "presets"
 
 
-def lock_folder() -> Path:
-    """Where the output locks live (:func:`stylecascade.files.output_lock`), out of the users'
-    output folders: ``$STYLECASCADE_HOME/locks`` when that variable is set, else the platform's
-    user state folder (``~/.local/state/stylecascade/locks`` on Linux)."""
+def state_folder() -> Path:
+    """What stylecascade keeps about this machine (the output locks, the learned render
+    timings): ``$STYLECASCADE_HOME`` when that variable is set, else the platform's user state
+    folder (``~/.local/state/stylecascade`` on Linux)."""
     env = os.environ.get(HOME_ENV)
     if env:
-        return Path(env).expanduser() / "locks"
-    return Path(platformdirs.user_state_dir("stylecascade")) / "locks"
+        return Path(env).expanduser()
+    return Path(platformdirs.user_state_dir("stylecascade"))
+
+
+def lock_folder() -> Path:
+    """Where the output locks live (:func:`stylecascade.files.output_lock`), out of the users'
+    output folders: ``locks`` in the :func:`state_folder` (``$STYLECASCADE_HOME/locks``, else
+    ``~/.local/state/stylecascade/locks`` on Linux)."""
+    return state_folder() / "locks"

@@ -18,6 +18,7 @@ from torch import Tensor
 from .choices import MAX_INPUT_PIXELS
 from .device import effective_precision, select_device
 from .errors import ArgumentError
+from .estimate import record_stage
 from .images import ImageSource, as_tensor, mask_from, read_image_bytes
 from .manifest import build_manifest, stage_entry
 from .naming import describe
@@ -318,7 +319,9 @@ class Renderer:
             stage_styles=sets[1:],
             stop=stop,
         )
+        precision = effective_precision(self.preset.precision, self.device)
         for result in stages:
+            record_stage(result, self.network.extractor, self.device, precision)  # learn its speed
             yield result, self.shown(result.image, content)
 
     def _on_device(self, styles: list[WeightedStyle], content: Tensor) -> list[WeightedStyle]:
