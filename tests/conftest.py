@@ -20,6 +20,45 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 """Where a new local Ray instance writes its authentication token when none is given."""
 
+SLOW = (
+    "test_cascade_quality.py",  # draft at 200 px with the real weights, scored
+    "test_readme.py::test_readme_commands_run_in_order_and_again",  # README's commands, run
+    "test_cli.py::test_render_end_to_end_with_real_weights",
+    "test_cli.py::test_two_styles_and_luminance_end_to_end",
+    "test_masks_cli.py::test_two_paintings_on_two_halves_end_to_end",
+    "test_presets_batch.py::test_render_save_then_batch_a_folder_with_the_saved_preset",
+    "test_studio.py::test_the_page_answers_while_a_render_runs",
+    "test_studio_browser.py",  # headless Chromium
+    "test_cluster.py",  # local Ray instances
+    "test_cluster_tiles.py",
+    "test_print_recipe.py::test_the_print_recipe_at_a_small_size_has_no_speckle",
+)
+"""The tests marked ``slow`` (issue 37, friction 4), in this one list: a file name marks every
+test in it, ``file::name`` one test (every parametrization of it). README's test command
+leaves them out (``-m "not slow"``); CI (``.ci/run``) runs everything. They are the end-to-end
+renders with the real VGG19 weights, the Ray cluster and the browser: together most of the
+suite's time (``pytest --durations=0``)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of :data:`SLOW` ``slow``.
+
+    Raises:
+        pytest.UsageError: an entry of :data:`SLOW` names a test its file does not have.
+    """
+    modules: dict[str, Any] = {}
+    for item in items:
+        file, name = item.path.name, getattr(item, "originalname", item.name)
+        if file in SLOW or f"{file}::{name}" in SLOW:
+            item.add_marker(pytest.mark.slow)
+        if isinstance(item, pytest.Function):
+            modules[file] = item.module
+    named = [entry.split("::") for entry in SLOW if "::" in entry]
+    missing = [f"{f}::{n}" for f, n in named if f in modules and not hasattr(modules[f], n)]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names no such test: {missing}")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def ray_token_in_the_environment():
