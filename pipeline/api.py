@@ -165,6 +165,12 @@ def render_batch(
     resume: bool = False,
     bit_depth: int = 8,
     jpeg_quality: int = 95,
+    profile: str = "srgb",
+    intent: str = "perceptual",
+    black_point_compensation: bool = True,
+    compression: str = "deflate",
+    bleed: str | None = None,
+    safe_margin: str | None = None,
     max_input_pixels: int = MAX_INPUT_PIXELS,
     device: str = "auto",
     seed: int = 0,
@@ -195,6 +201,12 @@ def render_batch(
             print_every: a progress line every N evaluations (with ``progress``).
         overwrite: replace existing outputs; resume: continue interrupted renders.
         bit_depth: 8 or 16 bits per channel (16: PNG, TIFF); jpeg_quality: 1–95.
+        profile: output ICC profile (``srgb``, ``adobe-rgb``, ``display-p3`` or an ``.icc``
+            file), converted into with LittleCMS (``intent``: ``perceptual`` or ``relative``;
+            ``black_point_compensation``) and embedded; compression: TIFF ``none``, ``lzw`` or
+            ``deflate``; bleed: e.g. ``3mm`` beyond the trim on every side (with
+            ``print_size``); safe_margin: e.g. ``5mm``, also writes ``OUT.guide.png``
+            (docs/usage.md, "Sending it to a print lab").
         max_input_pixels: refuse larger input images; 0: no limit.
         device: ``auto``, ``cuda``, ``mps`` or ``cpu`` (on a cluster, the actors' device).
         seed: makes each render repeatable (same seed, threads and kind of device).

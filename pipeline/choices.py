@@ -36,3 +36,10 @@ OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF"
 itself)."""
 DEFAULT_NAME = "{content}-{styles}.png"
 """A batch's output name pattern unless ``--name`` says otherwise (:mod:`stylecascade.naming`)."""
+PROFILE_NAMES = ("srgb", "adobe-rgb", "display-p3")
+"""Output ICC profiles by name (``stylecascade.profiles``); anything else is a path to an
+``.icc``/``.icm`` file."""
+INTENT_NAMES = ("perceptual", "relative")
+"""Rendering intents of the profile conversion (relative: relative colorimetric)."""
+COMPRESSION_NAMES = ("none", "lzw", "deflate")
+"""TIFF compressions (all lossless; ``stylecascade.output``)."""

@@ -33,6 +33,7 @@ from .manifest import manifest_path, stage_entry
 from .memory import free_bytes
 from .output import OutputOptions, check_output, save_image
 from .preset import FILE_FIELDS, Preset
+from .printlab import guide_path, prepare_print, print_entry, print_text, write_guide
 from .reading import read_json
 from .renderer import Renderer
 from .runner import Observer, check_sizes, stage_sizes
@@ -53,7 +54,8 @@ class RenderJob:
         save_every: also each stage's best image every N evaluations into ``save_stages``.
         overwrite: replace existing output files (and an old checkpoint) instead of refusing.
         resume: continue from the checkpoint of an interrupted render of the same job.
-        output_options: bit depth, JPEG quality and DPI of the output.
+        output_options: bit depth, JPEG quality, DPI, profile, compression, and the print's
+            trim, bleed and safe margin (:class:`~stylecascade.output.OutputOptions`).
         max_input_pixels: decompression-bomb guard for the content image (``None``: no limit).
     """
 
@@ -89,10 +91,11 @@ def _digest(path: str, digests: dict[str, str]) -> str:
     return digests[path]
 
 
-def output_files(output: Path) -> list[Path]:
+def output_files(output: Path, options: OutputOptions | None = None) -> list[Path]:
     """The files a render writes for ``output``: the image and its manifest (and, while it
-    runs, its checkpoint folder, :func:`checkpoint_folder`)."""
-    return [output, manifest_path(output)]
+    runs, its checkpoint folder, :func:`checkpoint_folder`); with a safe margin, its guide."""
+    guide = [guide_path(output)] if options is not None and options.safe_margin else []
+    return [output, manifest_path(output), *guide]
 
 
 def stage_paths(job: RenderJob, content_hw: tuple[int, int], preset: Preset) -> list[Path]:
@@ -137,6 +140,7 @@ class CheckedJob:
         self.manifest_path = manifest_path(job.output)
         self.content = load_image(job.content, "content", job.max_input_pixels)
         preset = renderer.preset
+        self.plan, self.content = prepare_print(self.content, job.output_options, preset)
         content_hw = (self.content.shape[-2], self.content.shape[-1])
         minimum, free = min_input_size(preset.layers), free_bytes(renderer.device)
         check_sizes(content_hw, renderer.style_sets, preset, minimum, free)
@@ -151,7 +155,8 @@ class CheckedJob:
             self.stage_files = stage_paths(job, content_hw, preset)
         self.snapshots = snapshot_files(job, content_hw, preset)
         inputs = [job.content, *(Path(f) for f in preset.files())]
-        outputs = [*output_files(job.output), *self.stage_files, *self.snapshots.values()]
+        outputs = [*output_files(job.output, job.output_options), *self.stage_files]
+        outputs += self.snapshots.values()
         check_outputs(outputs, inputs, [checkpoint_folder(job.output)])
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
         self.done_before = self._same_render_exists()
@@ -172,6 +177,7 @@ class CheckedJob:
             isinstance(manifest, dict)
             and manifest.get("status") == "done"
             and manifest.get("fingerprint") == self.checkpoint.fingerprint
+            and manifest.get("print") == print_entry(job.output_options, self.plan)
         )
 
     def _check_existing(self) -> None:
@@ -198,7 +204,7 @@ class CheckedJob:
             )
         finished = checkpoint.finished() if job.resume else 0
         complete = finished == len(self.renderer.preset.stages)
-        refuse_existing([job.output, self.manifest_path], job.overwrite or complete)
+        refuse_existing(output_files(job.output, job.output_options), job.overwrite or complete)
         refuse_existing(self.stage_files[finished:], job.overwrite)
         later = [path for (index, _), path in self.snapshots.items() if index >= finished]
         refuse_existing(later, job.overwrite)
@@ -216,6 +222,7 @@ class CheckedJob:
                 "seed": self.job.seed,
                 "weights": self.renderer.weights,
                 "content": file_digest(self.job.content),
+                **({"print": self.plan.manifest()} if self.plan else {}),
             }
         )
 
@@ -289,8 +296,8 @@ class CheckedJob:
         return manifest
 
     def _write(self, final: Tensor, manifest: dict[str, Any]) -> None:
-        """Write the output and its manifest together, the checkpoint removed; a signal
-        meanwhile is held until they are written.
+        """Write the output, its guide image (``safe_margin``) and its manifest together, the
+        checkpoint removed; a signal meanwhile is held until they are written.
 
         Raises:
             Interrupted: a signal arrived while writing (the files are complete).
@@ -299,6 +306,7 @@ class CheckedJob:
         with signals_deferred() as held:  # the image and its manifest land together
             with reporting_write_errors(job.output):
                 save_image(final, job.output, job.output_options, self._provenance(manifest))
+            write_guide(final, job.output, job.output_options, self.plan)
             with reporting_write_errors(self.manifest_path):
                 write_json(self.manifest_path, manifest)
             self.checkpoint.remove()
@@ -323,6 +331,7 @@ class CheckedJob:
             "stylecascade:color": preset.color,
             "stylecascade:weights": f"{weights['source']} sha256:{weights['sha256'][:16]}",
             "stylecascade:manifest": self.manifest_path.name,
+            **print_text(self.plan),
         }
 
     def _manifest(self, entries: list[dict[str, Any]], status: str) -> dict[str, Any]:
@@ -330,7 +339,8 @@ class CheckedJob:
         manifest = self.renderer.manifest(
             content=job.content, output=job.output, seed=job.seed, stages=entries, status=status
         )
-        return {**manifest, "fingerprint": self.checkpoint.fingerprint}
+        entry = print_entry(job.output_options, self.plan)
+        return {**manifest, "fingerprint": self.checkpoint.fingerprint, "print": entry}
 
     def _interrupted(self, exc: StageInterrupted, entries: list[dict[str, Any]]) -> Interrupted:
         """Save the best image so far and an ``interrupted`` manifest into the checkpoint."""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # torch and the modules that load it are imported when the wo
     from .batch import BatchObserver
     from .images import ImageSource
     from .job import CheckedJob, RenderJob
+    from .output import OutputOptions
     from .renderer import Renderer
     from .stages.stopping import StopHandle
 
@@ -79,7 +80,7 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
     inputs, look = request.inputs, request.look
     preset = inputs.preset or default_preset(device)
     chosen = preset if isinstance(preset, Preset) else load_preset(preset)
-    final = final_long_edge(look.size, look.print_size, look.dpi)
+    final = final_long_edge(look.size, look.print_size, look.dpi, request.outputs.bleed)
     styles = list(inputs.styles or [])
     fields = request.fields()
     unsized = chosen.resolved(
@@ -354,11 +355,9 @@ def _jobs(
     (:class:`CheckedJob`), a batch's outputs and paintings (the photos as they come)."""
     from .batch import batch_jobs
     from .job import CheckedJob, RenderJob
-    from .output import OutputOptions
 
     preset, outputs, seed = renderer.preset, request.outputs, request.look.seed
     output = _path(outputs.output) or Path(output_name(DEFAULT_NAME, inputs[0], preset, seed))
-    dpi = DEFAULT_DPI if request.look.dpi is None else request.look.dpi
     template = RenderJob(
         content=inputs[0],
         output=output,
@@ -367,7 +366,7 @@ def _jobs(
         save_every=outputs.save_every,
         overwrite=outputs.overwrite,
         resume=outputs.resume,
-        output_options=OutputOptions(outputs.bit_depth, outputs.jpeg_quality, dpi),
+        output_options=_output_options(request),
         max_input_pixels=request.compute.max_input_pixels or None,
     )
     if not request.is_batch:
@@ -376,6 +375,16 @@ def _jobs(
     jobs = batch_jobs(list(inputs), template, folder, request.batch.name, preset)
     renderer.load_paintings()  # a bad painting or mask stops the batch before it starts
     return jobs, None
+
+
+def _output_options(request: RenderRequest) -> OutputOptions:
+    """The writer's options, each taken from the request's field of the same name (a new
+    output option is a record field and an ``OutputOptions`` field: nothing here)."""
+    from .output import OutputOptions
+
+    values = {**request.fields(), "dpi": request.look.dpi or DEFAULT_DPI}
+    names = [f.name for f in dataclasses.fields(OutputOptions)]
+    return OutputOptions(**{name: values[name] for name in names if name in values})
 
 
 def _path(value: Any) -> Path | None:

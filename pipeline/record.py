@@ -26,7 +26,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .choices import DEFAULT_NAME, DEVICES, MAX_INPUT_PIXELS, OUTPUT_FORMATS, SOURCES
+from .choices import (
+    COMPRESSION_NAMES,
+    DEFAULT_NAME,
+    DEVICES,
+    INTENT_NAMES,
+    MAX_INPUT_PIXELS,
+    OUTPUT_FORMATS,
+    PROFILE_NAMES,
+    SOURCES,
+)
 from .errors import ArgumentError
 from .stages.vocabulary import COLOR_MODES, INITS, STYLE_LOSSES
 
@@ -107,48 +116,33 @@ def check_bounds(parts: Iterable[type], values: dict[str, Any]) -> None:
                     raise ArgumentError(f.name, f"{{}} must be ≤ {spec.at_most:g}; got {v!r}")
 
 
+# fmt: off
 @dataclass(frozen=True, kw_only=True)
 class Inputs:
     """The photos and the paintings (images in memory too, for :func:`stylecascade.render`)."""
 
     photos: Sequence[PathArg] = option(
-        (),
-        metavar="CONTENT",
-        help="The photo(s) to stylize: files, or folders of images (a batch).",
+        (), metavar="CONTENT",
+        help="The photo(s) to stylize: files, or folders of images (a batch)."
     )
     styles: Sequence[Any] | None = option(
-        None,
-        "--style",
-        "-s",
-        metavar="PAINTING",
-        panel=INPUTS,
+        None, "--style", "-s", metavar="PAINTING", panel=INPUTS,
         help="A painting whose style to transfer; repeat to blend several (default: the "
-        "preset's paintings).",
+        "preset's paintings)."
     )
     blend_weights: Sequence[float] | None = option(
-        None,
-        "--blend-weight",
-        metavar="W",
-        panel=INPUTS,
-        studio=True,
-        help="Share of each --style in the blend, in order (normalized; default equal).",
+        None, "--blend-weight", metavar="W", panel=INPUTS, studio=True,
+        help="Share of each --style in the blend, in order (normalized; default equal)."
     )
     masks: Sequence[PathArg | None] | None = option(
-        None,
-        "--mask",
-        metavar="MASK",
-        panel=INPUTS,
+        None, "--mask", metavar="MASK", panel=INPUTS,
         help="Where each --style applies, in order: a grayscale image on the photo, white = "
-        "this painting ('none': everywhere).",
+        "this painting ('none': everywhere)."
     )
     preset: Any = option(
-        None,
-        "--preset",
-        "-p",
-        metavar="PRESET",
-        panel=INPUTS,
+        None, "--preset", "-p", metavar="PRESET", panel=INPUTS,
         help="Preset name, a YAML file or a past render's OUT.json (default: draft on a CPU, "
-        "standard on a GPU).",
+        "standard on a GPU)."
     )
 
 
@@ -157,123 +151,62 @@ class Look:
     """The knobs over the preset (``None``: the preset's value), each with its rule."""
 
     style_weight: float | None = option(
-        None,
-        "--style-weight",
-        metavar="X",
-        panel=LOOK,
-        rule=MULTIPLY,
-        target="stages.style_weight",
-        studio=True,
-        help="Multiply the preset's style weight in every stage (2: twice the style).",
+        None, "--style-weight", metavar="X", panel=LOOK, rule=MULTIPLY,
+        target="stages.style_weight", studio=True,
+        help="Multiply the preset's style weight in every stage (2: twice the style)."
     )
     content_weight: float | None = option(
-        None,
-        "--content-weight",
-        metavar="X",
-        panel=LOOK,
-        rule=MULTIPLY,
-        target="stages.content_weight",
-        studio=True,
-        help="Multiply the preset's content weight in every stage.",
+        None, "--content-weight", metavar="X", panel=LOOK, rule=MULTIPLY,
+        target="stages.content_weight", studio=True,
+        help="Multiply the preset's content weight in every stage."
     )
     tv_weight: float | None = option(
-        None,
-        "--tv-weight",
-        metavar="X",
-        panel=LOOK,
-        rule=MULTIPLY,
-        target="stages.tv_weight",
+        None, "--tv-weight", metavar="X", panel=LOOK, rule=MULTIPLY, target="stages.tv_weight",
         studio=True,
-        help="Multiply the preset's total-variation (smoothness) weight in every stage.",
+        help="Multiply the preset's total-variation (smoothness) weight in every stage."
     )
     style_loss: str | None = option(
-        None,
-        "--style-loss",
-        metavar="LOSS",
-        panel=LOOK,
-        rule=OVERRIDE,
-        target="stages.style_loss",
+        None, "--style-loss", metavar="LOSS", panel=LOOK, rule=OVERRIDE, target="stages.style_loss",
         studio=True,
         help=f"Compare styles by {' | '.join(STYLE_LOSSES)} in every stage (default: the "
-        "preset's).",
+        "preset's)."
     )
     iterations: int | None = option(
-        None,
-        "--iterations",
-        metavar="N",
-        panel=LOOK,
-        rule=LAST,
-        target="stages.iterations",
-        help="The last stage's evaluation cap; earlier stages' caps scale alike.",
+        None, "--iterations", metavar="N", panel=LOOK, rule=LAST, target="stages.iterations",
+        help="The last stage's evaluation cap; earlier stages' caps scale alike."
     )
     init: str | None = option(
-        None,
-        "--init",
-        metavar="START",
-        panel=LOOK,
-        rule=OVERRIDE,
-        target="init",
-        help=f"How the first stage starts: {' | '.join(INITS)} (default: the preset's).",
+        None, "--init", metavar="START", panel=LOOK, rule=OVERRIDE, target="init",
+        help=f"How the first stage starts: {' | '.join(INITS)} (default: the preset's)."
     )
     init_image: PathArg | None = option(
-        None,
-        "--init-image",
-        metavar="FILE",
-        panel=LOOK,
-        rule=OVERRIDE,
-        target="init_image",
-        help="Start the first stage from this image (resized to the photo) instead of --init.",
+        None, "--init-image", metavar="FILE", panel=LOOK, rule=OVERRIDE, target="init_image",
+        help="Start the first stage from this image (resized to the photo) instead of --init."
     )
     style_scale: float | None = option(
-        None,
-        "--style-scale",
-        metavar="X",
-        panel=LOOK,
-        rule=MULTIPLY,
-        target="stages.style_scale",
+        None, "--style-scale", metavar="X", panel=LOOK, rule=MULTIPLY, target="stages.style_scale",
         help="Multiply the painting's size against the render's in every stage (smaller: "
-        "finer strokes).",
+        "finer strokes)."
     )
     color: str | None = option(
-        None,
-        "--color",
-        metavar="MODE",
-        panel=LOOK,
-        rule=OVERRIDE,
-        target="color",
-        studio=True,
-        help=f"Color preservation: {' | '.join(COLOR_MODES)} (default: the preset's).",
+        None, "--color", metavar="MODE", panel=LOOK, rule=OVERRIDE, target="color", studio=True,
+        help=f"Color preservation: {' | '.join(COLOR_MODES)} (default: the preset's)."
     )
     size: int | None = option(
-        None,
-        "--size",
-        metavar="PX",
-        panel=LOOK,
-        studio=True,
-        help="Long edge of the final stage in px; earlier stages scale with it.",
+        None, "--size", metavar="PX", panel=LOOK, studio=True,
+        help="Long edge of the final stage in px; earlier stages scale with it."
     )
     print_size: str | None = option(
-        None,
-        "--print-size",
-        metavar="WxH(cm|mm|in)",
-        panel=PRINT,
-        help="Print size like 30x40cm or 8x10in; with --dpi it sets the final long edge.",
+        None, "--print-size", metavar="WxH(cm|mm|in)", panel=PRINT,
+        help="Print size like 30x40cm or 8x10in; with --dpi it sets the final long edge."
     )
     dpi: float | None = option(
-        None,
-        "--dpi",
-        metavar="DPI",
-        panel=PRINT,
-        help="Print resolution written into the file (default 300); sizes --print-size.",
+        None, "--dpi", metavar="DPI", panel=PRINT,
+        help="Print resolution written into the file (default 300); sizes --print-size."
     )
     seed: int = option(
-        0,
-        "--seed",
-        metavar="N",
-        panel=PERFORMANCE,
-        show_default=True,
-        studio=True,
-        help="Random seed; the same seed, threads and device give the same image.",
+        0, "--seed", metavar="N", panel=PERFORMANCE, show_default=True, studio=True,
+        help="Random seed; the same seed, threads and device give the same image."
     )
 
 
@@ -282,35 +215,20 @@ class Outputs:
     """Where and how the result is written, and what is said meanwhile."""
 
     output: PathArg | None = option(
-        None,
-        "-o",
-        "--output",
-        metavar="FILE",
-        panel=OUTPUT,
-        help=f"Output image ({', '.join(OUTPUT_FORMATS)}); default CONTENT-STYLE.png here.",
+        None, "-o", "--output", metavar="FILE", panel=OUTPUT,
+        help=f"Output image ({', '.join(OUTPUT_FORMATS)}); default CONTENT-STYLE.png here."
     )
     save_stages: PathArg | None = option(
-        None,
-        "--save-stages",
-        metavar="DIR",
-        panel=OUTPUT,
-        help="Write each stage's image into DIR.",
+        None, "--save-stages", metavar="DIR", panel=OUTPUT,
+        help="Write each stage's image into DIR."
     )
     save_every: int | None = option(
-        None,
-        "--save-every",
-        metavar="N",
-        panel=OUTPUT,
-        at_least=1,
-        help="Also write each stage's best image so far every N evaluations into --save-stages.",
+        None, "--save-every", metavar="N", panel=OUTPUT, at_least=1,
+        help="Also write each stage's best image so far every N evaluations into --save-stages."
     )
     print_every: int | None = option(
-        None,
-        "--print-every",
-        metavar="N",
-        panel=OUTPUT,
-        at_least=1,
-        help="A progress line with the losses every N evaluations.",
+        None, "--print-every", metavar="N", panel=OUTPUT, at_least=1,
+        help="A progress line with the losses every N evaluations."
     )
     overwrite: bool = option(
         False, "--overwrite", panel=OUTPUT, help="Replace existing output files."
@@ -319,23 +237,35 @@ class Outputs:
         False, "--resume", panel=OUTPUT, help="Continue an interrupted render from its last stage."
     )
     bit_depth: int = option(
-        8,
-        "--bit-depth",
-        metavar="8|16",
-        panel=OUTPUT,
-        show_default=True,
-        help="Bits per channel (16: PNG, TIFF).",
+        8, "--bit-depth", metavar="8|16", panel=OUTPUT, show_default=True,
+        help="Bits per channel (16: PNG, TIFF)."
     )
     jpeg_quality: int = option(
         95, "--jpeg-quality", metavar="Q", panel=OUTPUT, show_default=True, help="JPEG 1–95."
     )
+    profile: str = option(
+        "srgb", "--profile", metavar="PROFILE", panel=PRINT, show_default=True,
+        help=f"Output ICC profile: {' | '.join(PROFILE_NAMES)} | FILE.icc (converted with "
+        "LittleCMS, embedded).")
+    intent: str = option(
+        "perceptual", "--intent", metavar="INTENT", panel=PRINT, show_default=True,
+        help=f"Rendering intent of the profile conversion: {' | '.join(INTENT_NAMES)}.")
+    black_point_compensation: bool = option(
+        True, "--black-point/--no-black-point", panel=PRINT,
+        help="Black-point compensation in the profile conversion (default: on).")
+    compression: str = option(
+        "deflate", "--compression", metavar="METHOD", panel=PRINT, show_default=True,
+        help=f"TIFF compression: {' | '.join(COMPRESSION_NAMES)} (all lossless).")
+    bleed: str | None = option(
+        None, "--bleed", metavar="LENGTH", panel=PRINT,
+        help="Bleed beyond the trim on every side, e.g. 3mm (with --print-size).")
+    safe_margin: str | None = option(
+        None, "--safe-margin", metavar="LENGTH", panel=PRINT,
+        help="Safe margin inside the trim, e.g. 5mm: also writes OUT.guide.png.")
     quiet: bool = option(False, "--quiet", "-q", panel=OUTPUT, help="No progress output.")
     yes: bool = option(
-        False,
-        "--yes",
-        "-y",
-        panel=OUTPUT,
-        help="Start a render estimated over 30 minutes on a CPU (else it stops and says so).",
+        False, "--yes", "-y", panel=OUTPUT,
+        help="Start a render estimated over 30 minutes on a CPU (else it stops and says so)."
     )
 
 
@@ -344,39 +274,24 @@ class Compute:
     """Where and how the work runs."""
 
     device: Any = option(
-        "auto",
-        "--device",
-        metavar="DEVICE",
-        panel=PERFORMANCE,
-        show_default=True,
-        help=f"One of: {', '.join(DEVICES)}.",
+        "auto", "--device", metavar="DEVICE", panel=PERFORMANCE, show_default=True,
+        help=f"One of: {', '.join(DEVICES)}."
     )
     threads: int | None = option(
         None, "--threads", metavar="N", panel=PERFORMANCE, help="CPU threads (default: all)."
     )
     tile_size: int | None = option(
-        None,
-        "--tile-size",
-        metavar="PX",
-        panel=PERFORMANCE,
-        rule=OVERRIDE,
+        None, "--tile-size", metavar="PX", panel=PERFORMANCE, rule=OVERRIDE,
         target="tiling.tile_edge",
-        help="Tile stages larger than PX (0: only stages that do not fit in memory).",
+        help="Tile stages larger than PX (0: only stages that do not fit in memory)."
     )
     weights: PathArg = option(
-        "caffe",
-        "--weights",
-        metavar="WEIGHTS",
-        panel=PERFORMANCE,
-        show_default=True,
-        help=f"VGG19 weights: {' | '.join(SOURCES)} | PATH to a .h5/.pt file.",
+        "caffe", "--weights", metavar="WEIGHTS", panel=PERFORMANCE, show_default=True,
+        help=f"VGG19 weights: {' | '.join(SOURCES)} | PATH to a .h5/.pt file."
     )
     max_input_pixels: int = option(
-        MAX_INPUT_PIXELS,
-        "--max-input-pixels",
-        metavar="PIXELS",
-        panel=PERFORMANCE,
-        help=f"Refuse larger inputs (default {MAX_INPUT_PIXELS:,}); 0: no limit.",
+        MAX_INPUT_PIXELS, "--max-input-pixels", metavar="PIXELS", panel=PERFORMANCE,
+        help=f"Refuse larger inputs (default {MAX_INPUT_PIXELS:,}); 0: no limit."
     )
 
 
@@ -385,44 +300,27 @@ class Batch:
     """A batch's folder and names, and the Ray cluster that may render it."""
 
     out_dir: PathArg | None = option(
-        None,
-        "--out-dir",
-        metavar="DIR",
-        panel=BATCH,
-        help="Batch: folder for one output per photo (default: here).",
+        None, "--out-dir", metavar="DIR", panel=BATCH,
+        help="Batch: folder for one output per photo (default: here)."
     )
     name: str = option(
-        DEFAULT_NAME,
-        "--name",
-        metavar="PATTERN",
-        panel=BATCH,
-        show_default=True,
-        help="Batch: output name; fields {content}, {ext}, {styles}, {preset}, {seed}.",
+        DEFAULT_NAME, "--name", metavar="PATTERN", panel=BATCH, show_default=True,
+        help="Batch: output name; fields {content}, {ext}, {styles}, {preset}, {seed}."
     )
     cluster: str | None = option(
-        None,
-        "--cluster",
-        metavar="ADDRESS",
-        panel=BATCH,
-        help="Render a batch on Ray: local, auto or ray://HOST:PORT (the cluster extra).",
+        None, "--cluster", metavar="ADDRESS", panel=BATCH,
+        help="Render a batch on Ray: local, auto or ray://HOST:PORT (the cluster extra)."
     )
     actors: int | None = option(
-        None,
-        "--actors",
-        metavar="N",
-        panel=BATCH,
-        at_least=1,
-        help="With --cluster: at most N actors.",
+        None, "--actors", metavar="N", panel=BATCH, at_least=1,
+        help="With --cluster: at most N actors."
     )
     cpus_per_actor: int | None = option(
-        None,
-        "--cpus-per-actor",
-        metavar="N",
-        panel=BATCH,
-        at_least=1,
-        help="With --cluster and no GPU: CPUs per actor (default 1).",
+        None, "--cpus-per-actor", metavar="N", panel=BATCH, at_least=1,
+        help="With --cluster and no GPU: CPUs per actor (default 1)."
     )
 
+# fmt: on
 
 PARTS: dict[str, type] = {
     "inputs": Inputs,
@@ -441,6 +339,7 @@ def knob_names() -> list[str]:
     return [f.name for part in PARTS.values() for f in fields(part) if spec_of(f).target]
 
 
+# fmt: off
 @dataclass(frozen=True, kw_only=True)
 class Inspection:
     """``inspect``'s own options (it also takes ``device``, ``weights``, ``seed``,
@@ -453,40 +352,26 @@ class Inspection:
         None, "--style", "-s", metavar="PAINTING", help="Painting for the style reconstructions."
     )
     out_dir: PathArg = option(
-        ".",
-        "--out-dir",
-        metavar="DIR",
-        old=("--output", "-o"),
-        help="Folder to write the pictures into (default: here).",
+        ".", "--out-dir", metavar="DIR", old=("--output", "-o"),
+        help="Folder to write the pictures into (default: here)."
     )
     size: int = option(
-        128,
-        "--size",
-        metavar="PX",
-        at_least=16,
-        at_most=1024,
-        show_default=True,
-        help="Long edge of the reconstructions in px.",
+        128, "--size", metavar="PX", at_least=16, at_most=1024, show_default=True,
+        help="Long edge of the reconstructions in px."
     )
     iterations: int = option(
-        150,
-        "--iterations",
-        metavar="N",
-        at_least=1,
-        show_default=True,
-        help="L-BFGS evaluations per reconstruction.",
+        150, "--iterations", metavar="N", at_least=1, show_default=True,
+        help="L-BFGS evaluations per reconstruction."
     )
     save_stages: PathArg | None = option(
-        None,
-        "--save-stages",
-        metavar="DIR",
-        old=("--stages",),
-        help="A render's --save-stages folder: write its contact sheet.",
+        None, "--save-stages", metavar="DIR", old=("--stages",),
+        help="A render's --save-stages folder: write its contact sheet."
     )
     manifest: PathArg | None = option(
         None, "--manifest", metavar="OUT.json", help="A render's OUT.json: write its loss curve."
     )
 
+# fmt: on
 
 INSPECT_SHARED = ("device", "weights", "seed", "overwrite", "quiet")
 """The fields ``inspect`` takes from the render's parts."""

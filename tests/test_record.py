@@ -54,6 +54,8 @@ def test_the_request_holds_every_field_in_one_part():
         (render_batch, {"quiet"}),  # progress= says it
         (render, {"photos", "output", "save_stages", "save_every", "print_every", "overwrite",
                   "resume", "bit_depth", "jpeg_quality", "quiet", "yes", "out_dir", "name",
+                  "profile", "intent", "black_point_compensation", "compression", "bleed",
+                  "safe_margin",
                   "cluster", "actors", "cpus_per_actor", "max_input_pixels", "threads"}),
     ],
 )  # fmt: skip

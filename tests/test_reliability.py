@@ -283,7 +283,7 @@ def test_resume_refuses_a_missing_or_foreign_checkpoint(tmp_path, job):
 def test_a_failed_write_leaves_no_partial_output(tmp_path, photos, tiny_preset_file, monkeypatch):
     import stylecascade.output as output
 
-    def full_disk(array, tmp, options, text):
+    def full_disk(array, tmp, options, text, *icc):
         Path(tmp).write_bytes(b"half")
         raise OSError(28, "No space left on device")
 
