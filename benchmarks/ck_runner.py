@@ -34,7 +34,7 @@ CONTENT_INDEX = 22
 """CK's content layer, relu4_2, as an index into torchvision's ``features``."""
 
 
-def _refuse_download(*args: Any, **kwargs: Any) -> Any:
+def refuse_download(*args: Any, **kwargs: Any) -> Any:
     """Stand-in for hub downloads: this runner must not touch the network."""
     raise RuntimeError(f"ck_runner: a download was attempted ({args[:1]}); it is offline")
 
@@ -55,11 +55,11 @@ def install_weights(path: Path) -> None:
         return model
 
     torchvision.models.vgg19 = vgg19
-    torch.hub.load_state_dict_from_url = _refuse_download
-    torch.hub.download_url_to_file = _refuse_download
+    torch.hub.load_state_dict_from_url = refuse_download
+    torch.hub.download_url_to_file = refuse_download
     api = sys.modules.get("torchvision.models._api")
     if api is not None and hasattr(api, "load_state_dict_from_url"):
-        api.load_state_dict_from_url = _refuse_download
+        api.load_state_dict_from_url = refuse_download
 
 
 def features(args: argparse.Namespace) -> None:
@@ -115,16 +115,26 @@ def stylize(args: argparse.Namespace) -> None:
     Path(args.result).write_text(json.dumps(record, indent=1) + "\n")
 
 
-def main() -> None:
-    """Parse the command line and run the subcommand."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def runner_parser(description: str) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """A peer runner's command line: ``features --image`` and ``stylize --content --style
+    --result``, both with ``--weights`` and ``--out``; returns the parser and the ``stylize``
+    subparser, for the runner's own options (also used by ``spst_runner.py``)."""
+    parser = argparse.ArgumentParser(description=description)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("features")
     check.add_argument("--image", type=Path, required=True)
     run = sub.add_parser("stylize")
-    run.add_argument("--content", type=Path, required=True)
-    run.add_argument("--style", type=Path, required=True)
-    run.add_argument("--result", type=Path, required=True)
+    for name in ("--content", "--style", "--result"):
+        run.add_argument(name, type=Path, required=True)
+    for each in (check, run):
+        each.add_argument("--weights", type=Path, required=True)
+        each.add_argument("--out", type=Path, required=True)
+    return parser, run
+
+
+def main() -> None:
+    """Parse the command line and run the subcommand."""
+    parser, run = runner_parser(__doc__.splitlines()[0])
     run.add_argument("--end-scale", type=int, default=512)
     run.add_argument("--min-scale", type=int, default=128)
     run.add_argument("--iterations", type=int, default=500)
@@ -132,9 +142,6 @@ def main() -> None:
     run.add_argument("--threads", type=int, default=torch.get_num_threads())
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--options", default="{}", help="further stylize() keywords, as JSON")
-    for each in (check, run):
-        each.add_argument("--weights", type=Path, required=True)
-        each.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     install_weights(args.weights)
     {"features": features, "stylize": stylize}[args.command](args)

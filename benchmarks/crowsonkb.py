@@ -57,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -114,6 +115,23 @@ def ensure_ck(checkout: Path = CHECKOUT, venv: Path = VENV) -> Path:
             f"no style-transfer-pytorch checkout at {checkout}; make one with: "
             f"git clone {CK_URL} {checkout} && git -C {checkout} checkout {CK_COMMIT[:12]}"
         )
+    return ensure_venv(venv, CK_REQUIREMENTS)
+
+
+def ensure_venv(venv: Path, requirements: Sequence[str]) -> Path:
+    """A peer's own venv with ``requirements``, made unless a marker says it is ready.
+
+    ``python3 -m venv --clear`` with the base interpreter of this one, then ``pip install -c
+    constraints.txt`` + ``requirements`` (torch and torchvision at the project's pinned
+    versions; pip's configured index). The marker file is written last, so an interrupted
+    install is redone.
+
+    Returns:
+        The venv's ``python``.
+
+    Raises:
+        RuntimeError: venv creation or pip failed (the message holds the last output line).
+    """
     python = venv / "bin" / "python"
     if (venv / READY).is_file():
         return python
@@ -121,14 +139,14 @@ def ensure_ck(checkout: Path = CHECKOUT, venv: Path = VENV) -> Path:
     commands = [
         [base, "-m", "venv", "--clear", str(venv)],
         [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-c",
-         str(ROOT / "constraints.txt"), *CK_REQUIREMENTS],
+         str(ROOT / "constraints.txt"), *requirements],
     ]  # fmt: skip
     for command in commands:
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0:
             lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
             raise RuntimeError(f"{' '.join(command[:4])}… failed: {lines[-1] if lines else '?'}")
-    (venv / READY).write_text(" ".join(CK_REQUIREMENTS) + "\n")
+    (venv / READY).write_text(" ".join(requirements) + "\n")
     return python
 
 
@@ -198,9 +216,10 @@ def ck_commit(checkout: Path = CHECKOUT) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def _ck_env(checkout: Path, threads: int) -> dict[str, str]:
-    """Environment of a runner process: CK's checkout as the only ``PYTHONPATH`` entry, an empty
-    ``TORCH_HOME`` (no cached hub weights), offline flags, ``threads`` CPU threads."""
+def runner_env(checkout: Path, threads: int) -> dict[str, str]:
+    """Environment of a peer's runner process: the peer's checkout as the only ``PYTHONPATH``
+    entry, an empty ``TORCH_HOME`` (no cached hub weights), offline flags, ``threads`` CPU
+    threads."""
     home = Path(tempfile.gettempdir()) / "ck-torch-home-empty"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -212,20 +231,22 @@ def _ck_env(checkout: Path, threads: int) -> dict[str, str]:
     return env
 
 
-def _run_runner(python: Path, arguments: list[str], env: dict[str, str]) -> float:
-    """Run ``ck_runner.py ARGUMENTS`` with CK's ``python``; returns its wall seconds.
+def run_runner(
+    python: Path, arguments: list[str], env: dict[str, str], runner: Path = RUNNER
+) -> float:
+    """Run ``RUNNER ARGUMENTS`` with a peer venv's ``python``; returns its wall seconds.
 
     Raises:
         RuntimeError: it failed (the message holds its last output lines).
     """
     began = time.perf_counter()
     proc = subprocess.run(
-        [str(python), str(RUNNER), *arguments], env=env, capture_output=True, text=True
+        [str(python), str(runner), *arguments], env=env, capture_output=True, text=True
     )
     seconds = time.perf_counter() - began
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
-        raise RuntimeError(f"ck_runner {arguments[0]} exited with {proc.returncode}:\n{tail}")
+        raise RuntimeError(f"{runner.name} {arguments[0]} exited with {proc.returncode}:\n{tail}")
     return seconds
 
 
@@ -259,7 +280,7 @@ def check_features(
         png, out = Path(tmp) / "image.png", Path(tmp) / "relu4_2.pt"
         Image.fromarray(pixels[0].permute(1, 2, 0).numpy()).save(png)
         arguments = ["features", "--weights", str(weights), "--image", str(png), "--out", str(out)]
-        _run_runner(python, arguments, _ck_env(checkout, 1))
+        run_runner(python, arguments, runner_env(checkout, 1))
         theirs = torch.load(out, weights_only=True)
     trunk = load_weights("caffe").trunk
     ours = VGGFeatures(trunk, [CHECK_LAYER], pooling="max", normalization=CAFFE)
@@ -336,7 +357,7 @@ def run_ck(
         "--initial-iterations", str(initial_steps), "--threads", str(threads),
         "--options", json.dumps(options or {}),
     ]  # fmt: skip
-    process_seconds = _run_runner(python, arguments, _ck_env(checkout, threads))
+    process_seconds = run_runner(python, arguments, runner_env(checkout, threads))
     record = json.loads(result.read_text())
     record.update(process_seconds=process_seconds, ck_commit=ck_commit(checkout))
     result.write_text(json.dumps(record, indent=1) + "\n")

@@ -20,6 +20,17 @@ it (used by ``peers.py``).
   and relu2_1, and a render is scored on copying it.
 - ``speckle``: :func:`stylecascade.stages.quality.speckle_density` (fraction of pixels whose
   luminance differs from their 3×3 median by more than 0.25).
+- ``texture_1to1``: the texture under the eye at print size (issue 34). :data:`CROPS` crops of
+  :data:`CROP` px of the image at its own size and as many of the painting at *its* own size
+  (neither resized; seeded positions), their feature vectors at :data:`TEXTURE_LAYERS`
+  (relu1_1 … relu3_1) pooled over the crops; per layer the sliced Wasserstein distance to the
+  painting's, divided by the photo's (resized to the image's size, the image's crop
+  positions), averaged over the layers. 1 = no closer than the photo; lower = strokes and
+  canvas at the painting's own pixel scale. The baseline is the photo *at the image's size*,
+  so compare methods at one size, not sizes with each other.
+
+Scoring files: ``python benchmarks/yardsticks.py IMAGE … [--photo P] [--painting P]
+[--json PATH]`` (default pair: ``examples/tubingen.jpg`` × ``examples/starry_night.jpg``).
 
 Real (Caffe) VGG19, max pooling, on the CPU or the given device; every distance uses the same
 seeded projections so that scores of different images are comparable.
@@ -27,8 +38,13 @@ seeded projections so that scores of different images are comparable.
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+from stylecascade.images import load_image
 from stylecascade.stages.blend import WeightedStyle, style_image
 from stylecascade.stages.gram import gram_matrix
 from stylecascade.stages.quality import (
@@ -54,8 +70,17 @@ NAMES = (
     "speckle",
     "swd_features_512",
     "swd_features_band",
+    "texture_1to1",
 )
 ANALYSIS_EDGE = 512
+TEXTURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
+CROP = 256
+"""Edge of a ``texture_1to1`` crop in px (smaller where the image or painting is smaller)."""
+CROPS = 16
+"""Crops per image for ``texture_1to1``: 16 × 256² = 1 048 576 positions at relu1_1, of which
+:func:`feature_points` keeps a seeded 65 536."""
+ROOT = Path(__file__).resolve().parent.parent
+PHOTO, PAINTING = ROOT / "examples" / "tubingen.jpg", ROOT / "examples" / "starry_night.jpg"
 
 
 def _generator() -> torch.Generator:
@@ -65,6 +90,17 @@ def _generator() -> torch.Generator:
 def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Sliced Wasserstein distance with the same projections for every pair."""
     return sliced_wasserstein(a, b, PROJECTIONS, _generator())
+
+
+def crop_corners(
+    size: tuple[int, int], edge: int, count: int, generator: torch.Generator
+) -> list[tuple[int, int]]:
+    """``count`` seeded ``(top, left)`` corners of ``edge``-px square crops inside an image of
+    ``size`` ``(H, W)`` px (``edge ≤ min(H, W)``), uniform over the valid positions."""
+    height, width = size
+    tops = torch.randint(0, height - edge + 1, (count,), generator=generator)
+    lefts = torch.randint(0, width - edge + 1, (count,), generator=generator)
+    return list(zip(tops.tolist(), lefts.tolist(), strict=True))
 
 
 class Yardsticks:
@@ -81,6 +117,8 @@ class Yardsticks:
         layers = (*GRAM_LAYERS, CONTENT_LAYER)
         self.net = VGGFeatures(weights.trunk, layers, "max", weights.normalization, True)
         self.net = self.net.to(device).eval()
+        self.shallow = VGGFeatures(weights.trunk, TEXTURE_LAYERS, "max", weights.normalization)
+        self.shallow = self.shallow.to(device).eval()
         self.content, self.style, self.device = content, style, device
 
     def _features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -90,17 +128,50 @@ class Yardsticks:
     def _points(self, features: torch.Tensor) -> torch.Tensor:
         return feature_points(features.cpu(), generator=_generator())
 
+    def _relative(self, ours: dict, ref: dict, theirs: dict, layers: tuple[str, ...]) -> float:
+        """Mean over ``layers`` of the SWD of ``ours``' feature points to ``theirs``' divided by
+        ``ref``'s (``{layer: (1, C, H, W)}`` each)."""
+        ratios = []
+        for layer in layers:
+            target = self._points(theirs[layer])
+            mine, base = (_distance(self._points(f[layer]), target) for f in (ours, ref))
+            ratios.append(mine / base)
+        return sum(ratios) / len(ratios)
+
     def _swd_features(self, image: torch.Tensor, painting: torch.Tensor) -> float:
         """Mean over :data:`SWD_LAYERS` of the image's feature SWD to ``painting`` divided by
         the photo's (both at the image's size)."""
         photo = resize(self.content, tuple(image.shape[-2:]))
         ours, ref, theirs = map(self._features, (image, photo, painting))
-        ratios = []
-        for layer in SWD_LAYERS:
-            target = self._points(theirs[layer])
-            mine, base = (_distance(self._points(f[layer]), target) for f in (ours, ref))
-            ratios.append(mine / base)
-        return sum(ratios) / len(ratios)
+        return self._relative(ours, ref, theirs, SWD_LAYERS)
+
+    def _crop_features(
+        self, image: torch.Tensor, corners: list[tuple[int, int]], edge: int
+    ) -> dict[str, torch.Tensor]:
+        """``{layer: (1, C, n·h, w)}``: :data:`TEXTURE_LAYERS` of each ``edge``-px crop of
+        ``image`` (``(1, 3, H, W)``, 0–1) at ``corners``, stacked along the height."""
+        maps: dict[str, list[torch.Tensor]] = {layer: [] for layer in TEXTURE_LAYERS}
+        for top, left in corners:
+            crop = image[..., top : top + edge, left : left + edge].to(self.device)
+            with torch.no_grad():
+                features = self.shallow(crop)
+            for layer in TEXTURE_LAYERS:
+                maps[layer].append(features[layer].cpu())
+        return {layer: torch.cat(found, dim=2) for layer, found in maps.items()}
+
+    def texture_1to1(self, image: torch.Tensor) -> float:
+        """``texture_1to1`` of ``(1, 3, H, W)`` ``image`` in 0–1 (module docstring): crops of
+        the image, of the photo at the image's size (same corners) and of the painting at its
+        own size, none resized."""
+        size, native = tuple(image.shape[-2:]), tuple(self.style.shape[-2:])
+        edge = min(CROP, *size, *native)
+        generator = _generator()
+        here = crop_corners(size, edge, CROPS, generator)
+        there = crop_corners(native, edge, CROPS, generator)
+        photo = resize(self.content, size)
+        ours, ref = (self._crop_features(x, here, edge) for x in (image, photo))
+        theirs = self._crop_features(self.style, there, edge)
+        return self._relative(ours, ref, theirs, TEXTURE_LAYERS)
 
     def score(self, image: torch.Tensor) -> dict[str, float]:
         """``{name: value}`` for :data:`NAMES`, of ``(1, 3, H, W)`` ``image`` in 0–1."""
@@ -128,4 +199,31 @@ class Yardsticks:
             "swd_features_band": self._swd_features(
                 image, style_image(WeightedStyle(self.style), edge)
             ),
+            "texture_1to1": self.texture_1to1(image),
         }
+
+
+def main() -> None:
+    """Score image files against a photo–painting pair and print every yardstick."""
+    parser = argparse.ArgumentParser(description="Score stylized images (module docstring).")
+    parser.add_argument("images", type=Path, nargs="+", help="image files to score")
+    parser.add_argument("--photo", type=Path, default=PHOTO, help="the content photo")
+    parser.add_argument("--painting", type=Path, default=PAINTING, help="the style painting")
+    parser.add_argument("--json", type=Path, help="write {image: {name: value}} here")
+    args = parser.parse_args()
+    torch.manual_seed(SEED)
+    sticks = Yardsticks(
+        load_image(args.photo, "content"), load_image(args.painting, "style"), torch.device("cpu")
+    )
+    scores = {}
+    for path in args.images:
+        image = load_image(path, "image")
+        scores[str(path)] = sticks.score(image)
+        values = "  ".join(f"{k} {v:.4g}" for k, v in scores[str(path)].items())
+        print(f"{path} ({image.shape[-1]}×{image.shape[-2]}): {values}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(scores, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
