@@ -55,6 +55,11 @@ OVERHEAD = 1.2
 """An evaluation's time over the network's alone (losses, L-BFGS, line search) with the Gram
 loss: 0.99–1.19 measured by ``benchmarks/step_overhead.py``. Applies to the probe only; learned
 rates include it."""
+DEPTH_COST = {"relu1_1": 3.5, "relu1_2": 3.5, "relu2_1": 3.5, "relu2_2": 2.0, "relu3_1": 1.4}
+"""Seconds per FLOP of a network that stops early over the whole model's: its 64- and
+128-channel layers at full and half resolution move more memory per FLOP. Measured on the
+2-core CPU, bf16, nothing else running (``print --size 2048``): relu3_1 at 1024×768 px
+6.2 s/TFLOP, relu2_1 at 2048×1536 px 15.4 s/TFLOP, the whole model 4.4 s/TFLOP."""
 KIND_COST = {"gram": 1.0, "w2": 1.35, "swd": 1.67}
 """An evaluation's time with each style loss over the Gram loss's, untiled, before renders
 here have taught better: the larger of two measurements on the 2-core CPU, nothing else
@@ -119,8 +124,10 @@ class StageWork:
 
     @property
     def group(self) -> str:
-        """What its rate is learned with: the style loss, ``+tiled`` for a tiled stage."""
-        return f"{self.kind}+tiled" if self.tiled else self.kind
+        """What its rate is learned with: the style loss, ``+tiled`` for a tiled stage,
+        ``@layer`` for a stage of its own, shallower network (its FLOPs run slower)."""
+        group = f"{self.kind}+tiled" if self.tiled else self.kind
+        return group if self.deepest is None else f"{group}@{self.deepest}"
 
     def tflop(self, deepest: str) -> float:
         """Counted TFLOP of the stage's evaluations through ``deepest`` (a layer name): a tiled
@@ -138,10 +145,12 @@ class StageWork:
 
 def prior_cost(group: str) -> float:
     """A group's seconds per TFLOP over untiled Gram stages', before it is learned:
-    :data:`KIND_COST` × :data:`TILED_COST` when tiled (an unknown style loss costs as SWD)."""
+    :data:`KIND_COST` × :data:`TILED_COST` when tiled × :data:`DEPTH_COST` of its deepest
+    layer (an unknown style loss costs as SWD)."""
+    group, _, deepest = group.partition("@")
     kind, _, tiled = group.partition("+")
     cost = KIND_COST.get(kind, max(KIND_COST.values()))
-    return cost * (TILED_COST if tiled else 1.0)
+    return cost * (TILED_COST if tiled else 1.0) * DEPTH_COST.get(deepest, 1.0)
 
 
 def stage_work(
@@ -151,7 +160,8 @@ def stage_work(
     at its cap unless ``evaluations`` says how many ran, through the deepest of its layers
     (``layers``: the run's network's); a stage without a style term counts as Gram."""
     kinds = [t.loss for t in stage.terms if t.loss in STYLE_LOSSES]
-    own = stage.layers(layers)
+    mine = stage.content_layers is not None or stage.style_layers is not None
+    own = stage.layers(layers) if mine else frozenset()
     return StageWork(
         size=stage.size,
         evaluations=stage.iterations if evaluations is None else evaluations,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
 
@@ -29,6 +29,7 @@ from torch import Tensor
 from .records import Step, no_step
 from .stages.cascade import Stage, StageResult
 from .stages.losses import as_floats
+from .stages.vgg import deepest_layer, evaluation_flops
 
 LOSS_REFRESH_SECONDS = 0.5
 """How often the bar reads the losses; reading them waits for the GPU to finish queued work."""
@@ -115,21 +116,37 @@ def _in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
+def stage_weight(stage: Stage) -> float:
+    """A stage's share of a render's work: its FLOPs at its cap through its own deepest layer
+    (``relu5_1`` unless it has its own layers), × the slower rate of a shallow network
+    (``estimate.DEPTH_COST``)."""
+    from .estimate import DEPTH_COST
+
+    own = [*(stage.content_layers or ()), *(stage.style_layers or ())]
+    deepest = deepest_layer(own) if own else "relu5_1"
+    flops = evaluation_flops(deepest, *stage.size) * max(stage.iterations, 1)
+    return flops * DEPTH_COST.get(deepest, 1.0)
+
+
 class PhotoShare:
-    """How much of one photo's work its stages have done, 0–1, for a batch's overall bar (so
-    its ETA shows before the first photo ends). A stage weighs its pixels × its evaluation cap;
-    a stage not yet seen weighs 4× the one before it (coarse to fine: the edge doubles) until a
-    photo has shown them all; each photo's stages replace the weights of the photo before."""
+    """How much of one photo's work its stages have done, 0–1, for the overall bar (so its
+    ETA shows before the first photo ends). A stage weighs :func:`stage_weight`; the whole
+    schedule is known when the cascade says it (``schedule_started``); else a stage not yet
+    seen weighs 4× the one before it until a photo has shown them all; each photo's stages
+    replace the weights of the photo before."""
 
     def __init__(self) -> None:
         self.weights: list[float] = []
         self.count = 1
 
+    def schedule_started(self, stages: Sequence[Stage]) -> None:
+        """The cascade's whole schedule: every stage's weight is known before it runs."""
+        self.weights, self.count = [stage_weight(s) for s in stages], max(len(stages), 1)
+
     def stage_started(self, index: int, count: int, stage: Stage) -> None:
         """Stage ``index`` of ``count`` begins: its weight is known (and, for a resumed render,
         that of the stages before it, each a quarter of the next)."""
-        height, width = stage.size
-        weight = float(height * width * max(stage.iterations, 1))
+        weight = stage_weight(stage)
         known = self.weights[:index]
         known += [weight / 4 ** (index - i) for i in range(len(known), index)]
         self.weights = [*known, weight, *self.weights[index + 1 :]]
@@ -197,6 +214,10 @@ class StageProgress:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.progress.stop()
+
+    def schedule_started(self, stages: Sequence[Stage]) -> None:
+        """The cascade's whole schedule: the overall bar weighs every stage from the start."""
+        self.photo.schedule_started(stages)
 
     def stage_started(self, index: int, count: int, stage: Stage) -> None:
         if self.batch is None and count > 1:  # one photo: its whole render's bar
@@ -276,6 +297,10 @@ class LogProgress:
 
     def input_finished(self) -> None:
         return None
+
+    def schedule_started(self, stages: Sequence[Stage]) -> None:
+        """The cascade's whole schedule: the overall bar weighs every stage from the start."""
+        self.share.schedule_started(stages)
 
     def stage_started(self, index: int, count: int, stage: Stage) -> None:
         self.label = stage_label(index, count, stage)

@@ -4,9 +4,7 @@ Each stage resizes the content image to its size, builds its objective (content 
 size, the style targets of its style size), starts from the previous stage's result upsampled
 bicubically in float (the first stage from the given start image, or noise), and optimizes it
 with L-BFGS or Adam, keeping the evaluated iterate with the lowest loss. Coarse stages settle
-the layout and the large strokes cheaply; finer stages add detail (Gatys et al. 2017,
-"Controlling Perceptual Factors in Neural Style Transfer", Sec. 5: a two-level pyramid for high
-resolutions).
+the layout and the large strokes cheaply; finer stages add detail (Gatys et al. 2017, Sec. 5).
 
 A stage ends when its best loss improves by less than its tolerance over
 :data:`CONVERGENCE_WINDOW` evaluations, or at its cap of evaluations. It survives NaN/inf
@@ -102,11 +100,9 @@ class Stage:
             the render's, ``k``: a stage's own).
         content_layers, style_layers: the stage's own layers ``{layer: weight}`` (``None``:
             the run's); the network runs only as deep as the stage's layers go.
-        history: L-BFGS's history of updates kept (pairs of image-sized vectors; Galerne et
-            al. 2024 keep 100 at the first scale and 10 above).
-        content_from: what the content term compares with: ``photo`` (the content image at
-            the stage's size) or ``previous`` (the stage's start, the previous result
-            upsampled: a detail stage that keeps the layout and colours already found).
+        history: L-BFGS's history (update pairs; Galerne et al. 2024: 100, then 10).
+        content_from: the content term's target: ``photo`` at the stage's size, or
+            ``previous`` (the stage's start: a detail stage keeps the layout found).
     """
 
     size: tuple[int, int]
@@ -363,7 +359,8 @@ def run_stage(
         stage: the stage.
         evaluate: its evaluator over a ``(1, 3, H, W)`` leaf image in 0–1 with
             ``requires_grad=True``.
-        observer: progress receiver.
+        observer: progress receiver (told the whole ``schedule`` first if it has
+            ``schedule_started``).
         began: ``time.perf_counter()`` when the stage began (its targets included); now if
             ``None``.
         stop: checked after every evaluation; once set, the stage ends (its best iterate kept).
@@ -457,7 +454,8 @@ def run_schedule(
         seed: 0 … 2⁶⁴ − 1; seeds the noise and the tile offsets per stage with
             ``(seed + index) mod 2⁶⁴``, so a resumed run draws the same; the run is
             deterministic given the seed and the thread count.
-        observer: progress receiver.
+        observer: progress receiver (told the whole ``schedule`` first if it has
+            ``schedule_started``).
         autocast: context each evaluation runs in (bf16 autocast on CUDA).
         prepare: ``(index, stage) → stage`` called just before each stage runs, e.g. to plan
             its tiles for the memory free at that moment; the stage it returns is run.
@@ -472,6 +470,8 @@ def run_schedule(
             best iterate.
     """
     previous = start
+    if (planned := getattr(observer, "schedule_started", None)) is not None:
+        planned(schedule)  # the whole work is known before the first stage
     for index in range(first, len(schedule)):
         stage = schedule[index] if prepare is None else prepare(index, schedule[index])
         generator = torch.Generator().manual_seed((seed + index) % 2**64)  # same when resumed

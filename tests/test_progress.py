@@ -196,3 +196,22 @@ def test_a_batch_bar_has_an_eta_before_its_first_photo_ends():
     frames = [ANSI.sub("", f) for f in re.split(r"[\r\n]", out.getvalue())]
     line = next(f for f in reversed(frames) if f.startswith("all inputs"))
     assert re.search(r" 0/2 .* eta \d:\d\d:\d\d", line), line
+
+
+def test_the_whole_render_is_weighed_from_its_schedule_when_the_cascade_gives_it():
+    """The poster's overall ETA said "render ~901 min left" for a 24 min render: unseen stages
+    were guessed at 4x the one before. Told the schedule, each stage weighs its FLOPs at its cap
+    through its own layers (a detail stage through relu2_1 costs far less per pixel)."""
+    from stylecascade.preset_files import load_preset
+    from stylecascade.progress import PhotoShare, stage_weight
+    from stylecascade.runner import schedule
+
+    stages = schedule(load_preset("print").with_final_size(4724), (3543, 4724))
+    share = PhotoShare()
+    share.schedule_started(stages)
+    weights = [stage_weight(s) for s in stages]
+    first = weights[0] / sum(weights)
+    assert share.share(0, stages[0].iterations, stages[0].iterations) == pytest.approx(first)
+    guessed = PhotoShare()
+    guessed.stage_started(0, len(stages), stages[0])
+    assert guessed.share(0, 1, 1) < first / 5  # the guess made the rest 5x too long and more
