@@ -112,9 +112,7 @@ def connect(address: str) -> Iterator[Cluster]:
             f"{{}} {address}: expected local, auto or ray://HOST:PORT (e.g. ray://head:10001)",
         )
     if ray is None:
-        raise ClusterError(
-            "{} needs Ray; install it with: pip install -e '.[cluster]'", "cluster"
-        )
+        raise ClusterError("{} needs Ray; install it with: pip install -e '.[cluster]'", "cluster")
     if ray.is_initialized():
         yield Cluster(address)
         return

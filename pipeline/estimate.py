@@ -306,7 +306,11 @@ def _history(entry: Mapping[str, Any]) -> dict[str, list[float]]:
 
 
 def observed(
-    data: Mapping[str, Any], key: str, group: str | None, value: float | None, now: float,
+    data: Mapping[str, Any],
+    key: str,
+    group: str | None,
+    value: float | None,
+    now: float,
     probe: float | None = None,
 ) -> dict[str, Any]:
     """``data`` (:func:`read_timings`) with one observation of ``value`` s/TFLOP for ``group``

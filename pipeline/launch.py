@@ -186,7 +186,7 @@ def launch(
             _announce(shown, work, where, request)
         if session is None and _unfinished(work):
             default = work.look.unsized.stages[-1].long_edge
-            hw = _content_hw(work, inputs)
+            hw = _content_hw(work)
             check_time(shown, request, work.renderer, len(work.jobs), work.checked, default, hw)
         if session is None:
             return _run_here(request, work, shown, observer, stop)
@@ -194,19 +194,16 @@ def launch(
 
 
 def _unfinished(work: Plan) -> bool:
-    """Whether the plan has work to estimate: a single photo not rendered before, or a
-    batch (whose photos are estimated by the first)."""
-    return work.checked is None or not work.checked.done_before
+    """Whether the plan has work to estimate: a single photo not rendered before (a batch's
+    photos are checked as they come, so it is not priced: its estimate would load the network
+    before them)."""
+    return work.checked is not None and not work.checked.done_before
 
 
-def _content_hw(work: Plan, inputs: Sequence[Path]) -> tuple[int, int]:
-    """``(H, W)`` px of the photo the estimate prices: a single photo's, a batch's first
-    (read once; each photo of a batch is priced alike)."""
-    if work.checked is not None:
-        return tuple(work.checked.content.shape[-2:])
-    from .images import load_image
-
-    return tuple(load_image(inputs[0], "content", None).shape[-2:])
+def _content_hw(work: Plan) -> tuple[int, int]:
+    """``(H, W)`` px of the single photo the estimate prices."""
+    assert work.checked is not None
+    return tuple(work.checked.content.shape[-2:])
 
 
 def checked_inputs(request: RenderRequest) -> list[Path]:

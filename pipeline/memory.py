@@ -75,9 +75,7 @@ def optimizer_bytes(pixels: int, optimizer: str, history: int = LBFGS_HISTORY) -
     return vectors * 3 * pixels * 4
 
 
-def stage_bytes(
-    per_pixel: float, pixels: int, optimizer: str, history: int = LBFGS_HISTORY
-) -> int:
+def stage_bytes(per_pixel: float, pixels: int, optimizer: str, history: int = LBFGS_HISTORY) -> int:
     """Estimated peak memory of an untiled stage of ``pixels`` px."""
     return int(per_pixel * pixels * BACKWARD_MARGIN) + optimizer_bytes(pixels, optimizer, history)
 

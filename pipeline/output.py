@@ -175,9 +175,7 @@ def _png_pillow(
     Image.fromarray(array, "RGB").save(tmp, "PNG", pnginfo=info, icc_profile=icc, **extra)
 
 
-def _png_16(
-    array: np.ndarray, tmp: Path, options: OutputOptions, text: dict[str, str], icc: bytes
-):
+def _png_16(array: np.ndarray, tmp: Path, options: OutputOptions, text: dict[str, str], icc: bytes):
     h, w, _ = array.shape
     density = {}
     if options.dpi:
@@ -195,9 +193,7 @@ def _png_16(
         png.write_chunks(handle, chunks[:1] + extra + chunks[1:])
 
 
-def _tiff(
-    array: np.ndarray, tmp: Path, options: OutputOptions, text: dict[str, str], icc: bytes
-):
+def _tiff(array: np.ndarray, tmp: Path, options: OutputOptions, text: dict[str, str], icc: bytes):
     if options.compression == "lzw" and array.dtype == np.uint8:
         return _tiff_lzw_8(array, tmp, options, text, icc)
     resolution = {"resolution": (options.dpi, options.dpi), "resolutionunit": "INCH"}
@@ -231,9 +227,7 @@ def _tiff_lzw_8(
     )
 
 
-def _jpeg(
-    array: np.ndarray, tmp: Path, options: OutputOptions, text: dict[str, str], icc: bytes
-):
+def _jpeg(array: np.ndarray, tmp: Path, options: OutputOptions, text: dict[str, str], icc: bytes):
     extra = {"dpi": (options.dpi, options.dpi)} if options.dpi else {}
     Image.fromarray(array, "RGB").save(
         tmp,

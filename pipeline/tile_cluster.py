@@ -364,4 +364,3 @@ def start_tile_actors(
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise StyleCascadeError(f"a tile actor could not start: {lines[-1]}") from None
     return [Worker(h, info, n) for n, (h, info) in enumerate(zip(handles, infos, strict=True), 1)]
-

@@ -321,7 +321,5 @@ class StyleTargets:
         key = (kind, styles, long_edge, tuple(sorted(chosen.items())))
         if key not in self._cache:
             extractor = self.extractor.through(chosen)
-            self._cache[key] = style_regions(
-                extractor, self.sets[styles], long_edge, chosen, kind
-            )
+            self._cache[key] = style_regions(extractor, self.sets[styles], long_edge, chosen, kind)
         return self._cache[key]

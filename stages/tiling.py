@@ -368,9 +368,7 @@ class TiledEvaluator(Evaluator):
         if self.on_tile is not None:
             self.on_tile(done, 2 * tiles)
 
-    def _scored(
-        self, terms: list[FeatureTerm], whole: Parts
-    ) -> tuple[dict[str, Tensor], Parts]:
+    def _scored(self, terms: list[FeatureTerm], whole: Parts) -> tuple[dict[str, Tensor], Parts]:
         """Each pooled term's weighted value at the whole image, and its slope ``∂value/∂R``
         with respect to each layer's representation (the linearization the tiles use)."""
         values, slopes = {}, {}

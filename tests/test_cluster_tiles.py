@@ -208,6 +208,9 @@ def test_an_actor_killed_mid_evaluation_leaves_it_complete_and_equal(actors, pro
     assert victim not in actors.workers and len(actors.workers) == 1
     assert any(f"{victim} died during an evaluation" in r.message for r in caplog.records)
     (death,) = actors.profile()["actor_deaths"]
-    assert re.fullmatch(rf"{re.escape(str(victim))} died during an evaluation \(its tile \d+ "
-                        r"runs on another\)", death), death
+    assert re.fullmatch(
+        rf"{re.escape(str(victim))} died during an evaluation \(its tile \d+ "
+        r"runs on another\)",
+        death,
+    ), death
     assert actors.profile()["stages"][-1]["times"]["deaths"] == 1

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 runner = CliRunner()
 
+
 def _render_params() -> dict[str, object]:
     command = typer.main.get_command(app).commands["render"]  # type: ignore[attr-defined]
     return {p.name: p for p in command.params}
