@@ -31,7 +31,7 @@ SLOW = (
     "test_studio_browser.py",  # headless Chromium
     "test_cluster.py",  # local Ray instances
     "test_cluster_tiles.py",
-    "test_print_recipe.py::test_the_print_recipe_at_a_small_size_has_no_speckle",
+    "test_print_recipe.py::test_the_print_recipe_at_a_small_size_keeps_its_speckle_bound",
 )
 """The tests marked ``slow`` (issue 37, friction 4), in this one list: a file name marks every
 test in it, ``file::name`` one test (every parametrization of it). README's test command

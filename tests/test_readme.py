@@ -95,7 +95,7 @@ def test_readme_commands_run_in_order_and_again(tmp_path):
         assert run.returncode == 0, f"{script}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
         runs.append(sorted(p.relative_to(work) for p in (work / "out").rglob("*")))
     made = {str(p) for p in runs[0]}
-    assert {"out/tubingen-starry_night.png", "out/blend.png", "out/poster.tif"} <= made
+    assert {"out/tubingen-starry_night.png", "out/blend.png", "out/print.tif"} <= made
     assert any(p.startswith("out/styled/tubingen-") for p in made)
     assert runs[1] == runs[0]  # the second run kept every file and added none
     assert not [p for p in made if Path(p).name.endswith(".lock") or ".checkpoint" in p]
