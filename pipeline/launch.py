@@ -29,7 +29,7 @@ from .naming import describe, expand_inputs, output_name
 from .preset import Ladder, Preset, scaled_stages
 from .preset_files import load_preset
 from .printsize import DEFAULT_DPI, final_long_edge
-from .record import knob_names
+from .record import knob_specs
 from .records import Outcome
 from .request import RenderRequest
 
@@ -87,7 +87,7 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
         styles=[Path(describe(s)) for s in styles] or None,
         blend_weights=list(inputs.blend_weights) if inputs.blend_weights else None,
         masks=list(inputs.masks) if inputs.masks else None,
-        **{name: fields[name] for name in knob_names()},
+        **{name: fields[name] for name in knob_specs()},
     )
     ladder = None if final is None else scaled_stages(chosen.stages, final)
     sources = None

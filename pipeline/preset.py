@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from .errors import ArgumentError, UsageError, literal
 from .printsize import MAX_LONG_EDGE
-from .record import LAST, MULTIPLY, OVERRIDE, PARTS, Spec, spec_of
+from .record import LAST, MULTIPLY, OVERRIDE, Spec, knob_specs
 from .rules import blend, check_choice, last, multiply, override_stages
 from .stages.vocabulary import (
     COLOR_MODES,
@@ -429,10 +429,7 @@ def _knob_specs(knobs: dict[str, Any]) -> dict[str, Spec]:
     Raises:
         TypeError: a name that is no field of the record with a preset target.
     """
-    specs = {
-        f.name: spec_of(f) for part in PARTS.values() for f in dataclasses.fields(part)
-        if spec_of(f).target is not None
-    }  # fmt: skip
+    specs = knob_specs()
     unknown = set(knobs) - set(specs)
     if unknown:
         raise TypeError(f"Preset.resolved() takes no knob {', '.join(sorted(unknown))}")

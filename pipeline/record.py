@@ -333,10 +333,13 @@ PARTS: dict[str, type] = {
 that holds each."""
 
 
-def knob_names() -> list[str]:
-    """The fields with a preset target (``Spec.target``), in the record's order: the knobs
-    :meth:`Preset.resolved <stylecascade.preset.Preset.resolved>` applies by name."""
-    return [f.name for part in PARTS.values() for f in fields(part) if spec_of(f).target]
+def knob_specs() -> dict[str, Spec]:
+    """The fields with a preset target (``Spec.target``) and their specs, in the record's
+    order: the knobs :meth:`Preset.resolved <stylecascade.preset.Preset.resolved>` applies by
+    name."""
+    return {
+        f.name: spec_of(f) for part in PARTS.values() for f in fields(part) if spec_of(f).target
+    }
 
 
 # fmt: off

@@ -14,7 +14,7 @@ from stylecascade import options, record
 from stylecascade.api import render, render_batch
 from stylecascade.cli import app
 from stylecascade.errors import ArgumentError
-from stylecascade.record import PARTS, knob_names, spec_of
+from stylecascade.record import PARTS, knob_specs, spec_of
 from stylecascade.request import RenderRequest
 from stylecascade.studio.work import TrySettings
 
@@ -80,7 +80,7 @@ def test_the_studio_offers_the_fields_the_record_marks():
 
 
 def test_preset_resolved_applies_every_knob_by_name(tiny_preset):
-    knobs = knob_names()
+    knobs = list(knob_specs())
     assert {"style_weight", "style_loss", "tile_size", "color"} <= set(knobs)
     assert tiny_preset.resolved(**dict.fromkeys(knobs)) == tiny_preset.resolved()
     look = tiny_preset.resolved(style_loss="w2", style_weight=2.0, tile_size=0)
