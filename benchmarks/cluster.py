@@ -18,17 +18,19 @@ actor per ``--threads-per-actor`` cores (on a GPU: one actor per GPU). Measured:
     python benchmarks/cluster.py [--photos N] [--size PX] [--threads-per-actor N]
                                  [--device cpu|cuda] [--out PATH]
 
-``--tiled PX`` measures one print's tiled stage instead (issue 35, ``stylecascade.tile_cluster``):
-a stage of ``PX`` px long edge in ``--tile`` px tiles (the ``standard`` preset's final stage
-weights, random VGG19 weights of ``--width`` of its channels: the cost does not depend on the
-values), ``--evaluations`` timed evaluations after one warm-up, three ways: locally with 1
-thread, locally with 2 threads, and on ``--cluster local`` with 2 actors × 1 thread. It reports
-seconds per evaluation, the speed-up, the cluster's gradient against the local one, where the
-cluster's time goes per evaluation (compute, transfer, reduction, driver), and a time model for
-N machines at 1 and 10 GbE::
+``--tiled PX`` measures one print's tiled stage instead (issue 35, ``benchmarks/tiled_cluster.py``,
+as ``render PHOTO --cluster`` runs it): (a) a stage of ``PX`` px long edge in ``--tile`` px tiles,
+``--warmup`` + ``--evaluations`` Adam evaluations each way — locally with 1 thread, on
+``--cluster local`` with 2 tile actors × 1 thread, locally with 2 threads — seconds per
+evaluation, speed-up, parallel efficiency and the image against the 1-thread one; (b) where an
+evaluation's time goes (compute, transfer, reduction, driver) at ``--transfer`` px on this
+machine's loopback (``--transfer-evaluations``; 0 px skips it); (c) a time model for N machines
+at 1 and 10 GbE from (b)'s terms (``--compute-scale``: machines that compute that many times
+faster, e.g. GPUs), and where it stops paying. A table each, and one JSON::
 
-    python benchmarks/cluster.py --tiled 2048 --tile 512     # the issue's case (minutes)
-    python benchmarks/cluster.py --tiled 256 --tile 128 --width 0.0625 --evaluations 2  # check
+    python benchmarks/cluster.py --tiled 2048 --tile 512 --evaluations 2 --transfer 4096
+    python benchmarks/cluster.py --tiled 256 --tile 128 --width 0.0625 --evaluations 1 \
+        --transfer 384 --out /tmp/check.json                                  # a check
 """
 
 from __future__ import annotations
@@ -148,34 +150,45 @@ def call_seconds(repeat: int = 200) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
+    """The command line (module description)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=6, help="photos per batch")
     parser.add_argument("--size", type=int, default=128, help="final long edge in px")
     parser.add_argument("--threads-per-actor", type=int, default=1, help="CPU actors' threads")
     parser.add_argument("--device", default="auto", help="auto | cuda | cpu")
     parser.add_argument("--out", type=Path, default=None, help="JSON result path")
-    parser.add_argument("--tiled", type=int, default=0, help="a tiled stage of PX instead")
-    parser.add_argument("--tile", type=int, default=512, help="tile edge of --tiled, px")
-    parser.add_argument("--overlap", type=int, default=64, help="tile overlap of --tiled, px")
-    parser.add_argument("--width", type=float, default=1.0, help="VGG channels of --tiled")
-    parser.add_argument("--evaluations", type=int, default=3, help="timed, of --tiled")
-    args = parser.parse_args()
+    tiled = parser.add_argument_group("one print's tiled stage (--tiled)")
+    tiled.add_argument("--tiled", type=int, default=0, help="(a): a tiled stage of PX instead")
+    tiled.add_argument("--tile", type=int, default=512, help="tile edge, px")
+    tiled.add_argument("--overlap", type=int, default=64, help="tile overlap, px")
+    tiled.add_argument("--width", type=float, default=1.0, help="share of VGG19's channels")
+    tiled.add_argument("--evaluations", type=int, default=2, help="(a): timed, each way")
+    tiled.add_argument("--warmup", type=int, default=0, help="untimed, before each timing")
+    tiled.add_argument("--transfer", type=int, default=4096, help="(b): size in px, 0: none")
+    tiled.add_argument("--transfer-evaluations", type=int, default=1, help="(b): timed")
+    tiled.add_argument("--compute-scale", type=float, default=1.0, help="(c): faster machines")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     if args.tiled:
         tiled_benchmark(args, final_stage_weights())
-        return
-    device = select_device(args.device)
-    cores = set_threads(None)
+    else:
+        batch_benchmark(args)
+
+
+def batch_runs(args: argparse.Namespace, device: torch.device) -> dict:
+    """The local batch and the cluster batch of the same photos, and Ray's costs."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "photos").mkdir()
         photos = make_photos(root / "photos", args.photos, args.size)
-
         jobs, renderer = batch(photos, root / "local", device, args.size)
         began = time.perf_counter()
         local = run_batch(jobs, renderer, None)
         local_seconds = time.perf_counter() - began
-
         start = ray_start_seconds()
         with connect("local") as cluster:
             call = call_seconds()
@@ -188,7 +201,17 @@ def main() -> None:
             cluster_seconds = time.perf_counter() - began
         assert all(o.status == "done" for o in local + remote)
         mine, theirs = summary(local, local_seconds), summary(remote, cluster_seconds)
+    return {"photos": len(photos), "mine": mine, "theirs": theirs, "start": start,
+            "call": call, "observer": observer}  # fmt: skip
 
+
+def batch_benchmark(args: argparse.Namespace) -> None:
+    """Local batch against ``--cluster local`` (module description)."""
+    device = select_device(args.device)
+    cores = set_threads(None)
+    found = batch_runs(args, device)
+    mine, theirs, observer = found["mine"], found["theirs"], found["observer"]
+    start, call = found["start"], found["call"]
     actors = observer.actors
     overhead = theirs["median_overhead_seconds"] - mine["median_overhead_seconds"]
     setup = f"{len(actors)} actors × {actors[0].threads} thread(s)"
@@ -205,7 +228,7 @@ def main() -> None:
         ["batch", "workers", "batch s", "s/photo", "ms/eval", "photos/min"],
         rows,
         {
-            "photos": len(photos), "size": args.size, "preset": "draft",
+            "photos": found["photos"], "size": args.size, "preset": "draft",
             "local": {"threads": cores, **mine},
             "cluster": {"actors": len(actors), "threads_per_actor": actors[0].threads,
                         "device": actors[0].device, "actors_start_seconds": observer.seconds,

@@ -1,13 +1,21 @@
-"""One print's tiled stage on Ray actors against the local tiled evaluation
-(``benchmarks/cluster.py --tiled PX``; issue 35): seconds per evaluation, where the cluster's
-time goes, and a time model for N machines.
+"""One print's tiled stage on Ray tile actors against the local tiled render
+(``benchmarks/cluster.py --tiled PX``; issue 35), through the cascade's own evaluator
+(``stages.cascade.evaluator`` with the cluster's runner, as ``render PHOTO --cluster`` runs it):
 
-Time model (per evaluation, from the measured terms): ``T(N) = C·⌈n/N⌉/n + B/b + R + D``
-with ``C`` the actors' compute summed over the ``n`` tiles (the serial compute at one thread
-per actor), ``B`` the bytes through the driver's link (crops and slopes out, representations
-and gradients in), ``b`` the link's bandwidth (1 GbE: 0.125 GB/s, 10 GbE: 1.25 GB/s), ``R``
-the reduction and ``D`` the driver's own work. It stops paying at the first ``N`` where one
-more machine saves less than 5 %.
+(a) a tiled stage of ``--tiled`` px (long edge, 4:3) in ``--tile`` px tiles: ``--warmup`` then
+    ``--evaluations`` Adam evaluations each way — locally with 1 thread, on ``--cluster local``
+    with 2 tile actors × 1 thread, locally with 2 threads — seconds per evaluation, the speed-up
+    and parallel efficiency over the local 1-thread render, and the image after them against
+    the local 1-thread one (max difference in 1/255);
+(b) at ``--transfer`` px on the same actors (``--transfer-evaluations``): where an evaluation's
+    time goes — the actors' compute (summed), transfer (the driver's puts and gets, the actors'
+    fetches), the reduction and the driver's own work — on this machine's loopback;
+(c) a time model from (b)'s terms (else (a)'s), module :func:`model`, for N machines at 1 and
+    10 GbE, and the N at which one more machine stops paying.
+
+The network is VGG19 with random weights (``--width`` of its channels; the cost does not depend
+on the values), the ``standard`` preset's final-stage weights with a Gram style term, random
+content and painting, the CPU's own precision (``auto``), one stage lr 0.02 as a tiled stage.
 """
 
 from __future__ import annotations
@@ -20,29 +28,36 @@ from typing import Any
 
 import torch
 from common import report
+from rich.console import Console
+from rich.table import Table
 from stylecascade.cluster import connect
-from stylecascade.device import set_threads
+from stylecascade.device import precision, set_threads
 from stylecascade.preset import TilingConfig
 from stylecascade.preset_files import load_preset
 from stylecascade.stages.blend import painting_regions
-from stylecascade.stages.cascade import Stage
+from stylecascade.stages.cascade import Stage, evaluator
 from stylecascade.stages.losses import Objective
+from stylecascade.stages.optim import optimize
 from stylecascade.stages.terms import TermContext, build_objective, weighted_terms
-from stylecascade.stages.tiling import TiledEvaluator
 from stylecascade.stages.vgg import CAFFE, VGGFeatures, build_vgg19_features
 from stylecascade.tile_cluster import TiledCluster, start_tile_actors
+from stylecascade.tile_dispatch import summary
 
 LINKS = {"1 GbE": 0.125e9, "10 GbE": 1.25e9}
 """Link bandwidths in bytes/s."""
-MACHINES = (1, 2, 4, 8, 16, 32)
+MACHINES = (1, 2, 4, 8, 16, 32, 64)
+WORKERS = 2
+"""Actors (and threads) compared with one thread on this 2-core machine."""
+LR = 0.02
 
 
-def tiled_problem(size: int, width: float, weights: dict[str, float]) -> tuple[Objective, Any]:
-    """A tiled stage's objective on a random VGG19 (``width`` of its channels) with random
-    content and painting, and a ``(1, 3, 3·size/4, size)`` starting image in 0–1."""
+def tiled_problem(
+    extractor: VGGFeatures, size: int, weights: dict[str, float]
+) -> tuple[Objective, torch.Tensor]:
+    """A tiled stage's objective with random content and painting, and a
+    ``(1, 3, 3·size/4, size)`` starting image in 0–1."""
     torch.manual_seed(0)
     model = load_preset("standard").model
-    extractor = VGGFeatures(build_vgg19_features(width=width), model.layers, model.pooling, CAFFE)
     content = torch.rand(1, 3, size * 3 // 4, size)
     style = torch.rand(1, 3, 512 * 5 // 8, 512)
     regions = painting_regions(extractor, style, model.style_layers)
@@ -51,104 +66,212 @@ def tiled_problem(size: int, width: float, weights: dict[str, float]) -> tuple[O
     return objective, torch.rand(content.shape, generator=torch.Generator().manual_seed(1))
 
 
-def timed(make, start: torch.Tensor, evaluations: int) -> tuple[float, torch.Tensor, Any]:
-    """Seconds per evaluation (after one warm-up) of ``make(image)``'s evaluator, the last
-    gradient and the evaluator."""
-    image = start.clone().requires_grad_(True)
-    evaluator = make(image)
-    evaluator.evaluate()
-    began = time.perf_counter()
-    for _ in range(evaluations):
-        image.grad = None
-        evaluator.evaluate()
-    return (time.perf_counter() - began) / evaluations, image.grad.clone(), evaluator
+def network(width: float) -> VGGFeatures:
+    """The ``standard`` preset's VGG19 layers with seeded random weights."""
+    torch.manual_seed(0)
+    model = load_preset("standard").model
+    return VGGFeatures(build_vgg19_features(width=width), model.layers, model.pooling, CAFFE)
 
 
-def local_run(objective: Objective, start, args: argparse.Namespace, threads: int):
-    """The local tiled evaluation with ``threads`` torch threads."""
-    set_threads(threads)
-    return timed(
-        lambda image: TiledEvaluator(
-            objective, image, args.tile, args.overlap, torch.Generator().manual_seed(0)
-        ),
-        start,
-        args.evaluations,
-    )
-
-
-def cluster_run(objective: Objective, start, args: argparse.Namespace):
-    """The same evaluations on 2 tile actors × 1 thread; also their per-evaluation times."""
+def run(
+    objective: Objective, start: torch.Tensor, args: argparse.Namespace, count: int, runner=None
+) -> tuple[float, torch.Tensor, Any]:
+    """``--warmup`` + ``count`` Adam evaluations of the stage from ``start`` (here, or on
+    ``runner``'s actors): seconds per timed evaluation, the image after them, the evaluator."""
     h, w = start.shape[-2:]
-    stage = Stage((h, w), 1, 512, optimizer="adam", tile_edge=args.tile, tile_overlap=args.overlap)
+    stage = Stage(
+        (h, w), count, 512, optimizer="adam", lr=LR, tile_edge=args.tile, tile_overlap=args.overlap
+    )
+    image = start.clone().requires_grad_(True)
+    autocast = precision("auto", torch.device("cpu"))[1]
+    generator = torch.Generator().manual_seed(0)
+    evaluate = evaluator(objective, stage, image, generator, autocast, None, runner)
+    stamps = [time.perf_counter()]
+    optimize(
+        image,
+        "adam",
+        LR,
+        args.warmup + count,
+        evaluate,
+        lambda _: stamps.append(time.perf_counter()),
+    )
+    seconds = (stamps[-1] - stamps[args.warmup]) / count
+    return seconds, image.detach().clone(), evaluate
+
+
+def local_way(
+    objective: Objective, start, args: argparse.Namespace, threads: int, primer: tuple
+) -> dict:
+    """(a) locally with ``threads`` torch threads, after one evaluation of ``primer`` (a
+    one-tile problem: the first evaluation's one-time costs are not timed)."""
+    set_threads(threads)
+    run(*primer, args, 1)
+    seconds, image, _ = run(objective, start, args, args.evaluations)
+    return {"seconds": seconds, "image": image}
+
+
+def cluster_ways(extractor: VGGFeatures, problems: dict[str, Any], args) -> dict[str, dict]:
+    """(a) and (b) on one pool of :data:`WORKERS` tile actors × 1 thread of a local Ray (the
+    driver on 1 thread, as ``--threads 1 --cluster local``): per way its seconds per
+    evaluation, image and per-evaluation means (``tile_dispatch.summary``, warm-ups left out).
+    A way named ``primer`` runs first and is left out (the actors' one-time costs)."""
+    set_threads(1)
+    found = {}
     with connect("local"):
-        workers = start_tile_actors(objective.extractor, 2, device=torch.device("cpu"), threads=1)
+        workers = start_tile_actors(
+            extractor, WORKERS, device=torch.device("cpu"), threads=1, precision_name="auto"
+        )
         cluster = TiledCluster(workers, TilingConfig(args.tile, args.overlap))
         try:
-            seconds, grad, evaluator = timed(
-                lambda image: cluster.evaluator(
-                    objective, stage, image, torch.Generator().manual_seed(0)
-                ),
-                start,
-                args.evaluations,
-            )
+            for way, (objective, start, count) in problems.items():
+                h, w = start.shape[-2:]
+                stage = Stage((h, w), count, 512, tile_edge=args.tile, tile_overlap=args.overlap)
+                runner = cluster.runner(objective, stage)
+                seconds, image, _ = run(objective, start, args, count, runner)
+                times = summary(runner.records[args.warmup :])
+                found[way] = {"seconds": seconds, "image": image, "times": times}
+            found.pop("primer", None)
         finally:
             cluster.close()
-    records = evaluator.runner.records[1:]  # without the warm-up
-    means = {k: sum(r.as_dict()[k] for r in records) / len(records) for k in records[0].as_dict()}
-    return seconds, grad, means
+    return found
 
 
-def model(times: dict[str, float], machines: int, bandwidth: float) -> float:
-    """Seconds per evaluation on ``machines`` one-actor machines over a link of ``bandwidth``
-    bytes/s (module description)."""
+def model(times: dict[str, float], machines: int, bandwidth: float, scale: float = 1.0) -> float:
+    """Seconds per evaluation of the measured tiled stage on ``machines`` machines of one
+    measured actor each, over a link of ``bandwidth`` bytes/s, compute ``scale`` times faster:
+
+    ``T(N) = C/s · ⌈n/N⌉/n + (B + N·S)/b + P + R + D``
+
+    with ``C`` the actors' compute over the ``n`` tiles (summed), ``B`` the bytes each
+    evaluation moves through the driver's link once (crops out; representations and crop
+    gradients in), ``S`` the slopes every machine fetches, ``P`` the driver's puts and gets
+    (serialization), ``R`` the reduction and ``D`` the driver's own work (grid, scoring,
+    stitching, TV). Compute and transfer are summed, not overlapped: an upper bound. ``N = 1``
+    is one remote actor; a local render is ``C/s + R + D``."""
     tiles = max(1, round(times["tiles"]))
-    compute = times["compute"] * math.ceil(tiles / machines) / tiles
-    moved = (times["bytes_out"] + times["bytes_in"]) / bandwidth
-    return compute + moved + times["reduction"] + times["driver"]
+    compute = times["compute"] / scale * math.ceil(tiles / machines) / tiles
+    once = times["bytes_out"] - times["bytes_shared"] + times["bytes_in"]
+    moved = (once + machines * times["bytes_shared"]) / bandwidth
+    return compute + moved + times["put"] + times["get"] + times["reduction"] + times["driver"]
 
 
-def pays_until(times: dict[str, float], bandwidth: float) -> int:
+def pays_until(times: dict[str, float], bandwidth: float, scale: float = 1.0) -> int:
     """The first N where one more machine saves less than 5 % (:func:`model`)."""
-    n = 1
-    while n < 1024 and model(times, n + 1, bandwidth) < 0.95 * model(times, n, bandwidth):
+    n, most = 1, max(1, round(times["tiles"]))
+    while n < most and model(times, n + 1, bandwidth, scale) < 0.95 * model(
+        times, n, bandwidth, scale
+    ):
         n += 1
     return n
 
 
-def tiled_benchmark(args: argparse.Namespace, weights: dict[str, float]) -> Path:
-    """Run the three ways and report (module description)."""
-    objective, start = tiled_problem(args.tiled, args.width, weights)
-    one, grad_one, _ = local_run(objective, start, args, 1)
-    two, _, _ = local_run(objective, start, args, 2)
-    remote, grad, times = cluster_run(objective, start, args)
-    difference = ((grad - grad_one).abs().max() / grad_one.abs().max()).item()
-    rows = [
-        ["local, 1 thread", f"{one:.3f}", "1.00"],
-        ["local, 2 threads", f"{two:.3f}", f"{one / two:.2f}"],
-        ["--cluster local, 2 actors × 1 thread", f"{remote:.3f}", f"{one / remote:.2f}"],
-    ]
-    parts = ["compute", "transfer", "reduction", "driver", "waiting", "put", "get", "fetch"]
-    breakdown = {k: times[k] for k in parts}
-    forecast = {
-        link: {n: model(times, n, b) for n in MACHINES} | {"pays_until": pays_until(times, b)}
+def forecast(times: dict[str, float], scale: float) -> dict[str, Any]:
+    """:func:`model` for :data:`MACHINES` at each link, with the speed-up over a local render
+    (``C/s + R + D``) and :func:`pays_until`."""
+    local = times["compute"] / scale + times["reduction"] + times["driver"]
+    return {
+        link: {
+            "seconds": {n: model(times, n, b, scale) for n in MACHINES},
+            "speedup": {n: local / model(times, n, b, scale) for n in MACHINES},
+            "pays_until": pays_until(times, b, scale),
+        }
         for link, b in LINKS.items()
-    }
+    } | {"local_seconds": local, "compute_scale": scale}
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*map(str, row))
+    Console().print(table)
+
+
+def _difference(image: torch.Tensor, reference: torch.Tensor) -> float:
+    """Max absolute pixel difference in 1/255."""
+    return 255 * (image - reference).abs().max().item()
+
+
+def _ways_rows(ways: dict[str, dict]) -> tuple[list[list[Any]], dict[str, Any]]:
+    """(a)'s table rows and JSON: per way, s/evaluation, speed-up, efficiency, image."""
+    one, reference = ways["local, 1 thread"]["seconds"], ways["local, 1 thread"]["image"]
+    rows, result = [], {}
+    for way, found in ways.items():
+        workers = 1 if way == "local, 1 thread" else WORKERS
+        speedup = one / found["seconds"]
+        difference = _difference(found["image"], reference)
+        rows.append(
+            [
+                way,
+                f"{found['seconds']:.3f}",
+                f"{speedup:.2f}",
+                f"{100 * speedup / workers:.0f} %",
+                f"{difference:.2f}",
+            ]
+        )
+        result[way] = {
+            "seconds_per_evaluation": found["seconds"],
+            "speedup": speedup,
+            "efficiency": speedup / workers,
+            "image_max_difference_255": difference,
+        }
+    return rows, result
+
+
+def _breakdown(times: dict[str, float]) -> list[list[Any]]:
+    """(b)'s rows: each term per evaluation, and its share of the actors' compute."""
+    keys = ["wall", "compute", "transfer", "put", "get", "fetch", "reduction", "driver", "waiting"]
+    return [
+        [k, f"{times[k]:.4f}", f"{100 * times[k] / max(times['compute'], 1e-12):.2f} %"]
+        for k in keys
+    ]
+
+
+def _show(terms: dict[str, float], predicted: dict[str, Any], size: int) -> None:
+    """Print (b)'s and (c)'s tables."""
+    title = f"(b) per evaluation at {size} px on loopback, {terms['tiles']:.0f} tiles"
+    _table(f"{title}, {WORKERS} actors", ["term", "s", "of compute"], _breakdown(terms))
+    cells = [
+        [
+            n,
+            *(
+                f"{predicted[k]['seconds'][n]:.3f} ({predicted[k]['speedup'][n]:.1f}×)"
+                for k in LINKS
+            ),
+        ]
+        for n in MACHINES
+    ]
+    _table("(c) model: s/evaluation (speed-up over a local render)", ["N", *LINKS], cells)
+    for link in LINKS:
+        print(f"{link}: one more machine saves under 5 % after N={predicted[link]['pays_until']}")
+
+
+def tiled_benchmark(args: argparse.Namespace, weights: dict[str, float]) -> Path:
+    """Run (a), (b) and (c) and report them (module description); returns the JSON's path."""
+    extractor = network(args.width)
+    objective, start = tiled_problem(extractor, args.tiled, weights)
+    primer = tiled_problem(extractor, args.tile, weights)  # one tile
+    ways = {"local, 1 thread": local_way(objective, start, args, 1, primer)}
+    problems = {"primer": (*primer, 1), "a": (objective, start, args.evaluations)}
+    if args.transfer:
+        big, big_start = tiled_problem(extractor, args.transfer, weights)
+        problems["b"] = (big, big_start, args.transfer_evaluations)
+    remote = cluster_ways(extractor, problems, args)
+    ways[f"--cluster local, {WORKERS} actors × 1 thread"] = remote["a"]
+    ways[f"local, {WORKERS} threads"] = local_way(objective, start, args, WORKERS, primer)
+    rows, result = _ways_rows(ways)
+    which = "b" if args.transfer else "a"
+    terms, size = remote[which]["times"], max(problems[which][1].shape)
+    predicted = forecast(terms, args.compute_scale)
+    _show(terms, predicted, size)
+    share = terms["transfer"] / max(terms["compute"], 1e-12)
     result = {
-        "size": [start.shape[-1], start.shape[-2]], "tile": args.tile, "overlap": args.overlap,
-        "width": args.width, "evaluations": args.evaluations,
-        "seconds_per_evaluation": {"local_1_thread": one, "local_2_threads": two,
-                                   "cluster_2x1": remote},
-        "speedup_vs_local_1_thread": one / remote, "speedup_local_2_threads": one / two,
-        "gradient_max_relative_difference": difference,
-        "cluster_per_evaluation": times, "transfer_over_compute": times["transfer"]
-        / max(times["compute"], 1e-12), "model_seconds": forecast,
+        "tiled": {"size": [start.shape[-1], start.shape[-2]], "tile": args.tile,
+                  "overlap": args.overlap, "width": args.width, "evaluations": args.evaluations,
+                  "warmup": args.warmup},
+        "ways": result,
+        "cluster_times": remote["a"]["times"],
+        "transfer": {"size": size, "times": terms, "transfer_over_compute": share},
+        "model": predicted,
     }  # fmt: skip
-    path = report("cluster-tiled", ["evaluation", "s/eval", "speed-up"], rows, result, args.out,
-                  torch.device("cpu"))  # fmt: skip
-    print("cluster per evaluation (s): " + ", ".join(f"{k} {v:.4f}" for k, v in breakdown.items()))
-    print(f"tiles {times['tiles']:.0f}, bytes out {times['bytes_out'] / 2**20:.2f} MiB, "
-          f"in {times['bytes_in'] / 2**20:.2f} MiB; gradient vs local: {difference:.2e} (max rel)")
-    for link, row in forecast.items():
-        cells = ", ".join(f"N={n}: {row[n]:.3f} s" for n in MACHINES)
-        print(f"model {link}: {cells}; stops paying after N={row['pays_until']}")
-    return path
+    columns = ["(a) way", "s/evaluation", "speed-up", "efficiency", "image vs 1 thread (/255)"]
+    return report("cluster-tiled", columns, rows, result, args.out, torch.device("cpu"))

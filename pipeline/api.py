@@ -12,6 +12,7 @@ Both functions take the command line's knobs under their Python names (``blend_w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +22,29 @@ from rich.console import Console
 from torch import Tensor
 
 from .choices import DEFAULT_NAME, MAX_INPUT_PIXELS
-from .errors import ArgumentTypeError, literal
-from .launch import launch, request_renderer, select_device_for
+from .gate import check_one, content_shape
+from .images import ImageSource
+from .launch import (
+    cluster_session,
+    launch,
+    request_renderer,
+    select_device_for,
+    start_print_tiles,
+)
 from .preset import Preset
 from .progress import progress_by_default, stage_progress
 from .records import Outcome
 from .renderer import RenderResult
-from .request import RenderRequest
+from .request import RenderRequest, check_arguments
 from .runner import Observer
 from .stages.stopping import StopHandle
 
 
 def render(
-    content: Any,
-    styles: Any = None,
+    content: ImageSource,
+    styles: ImageSource | Sequence[ImageSource] | None = None,
     *,
-    preset: str | Preset | None = None,
+    preset: str | Path | Preset | None = None,
     blend_weights: Sequence[float] | None = None,
     masks: Sequence[str | Path | None] | None = None,
     size: int | None = None,
@@ -53,10 +61,14 @@ def render(
     style_scale: float | None = None,
     device: str | torch.device = "auto",
     seed: int = 0,
-    weights: str = "caffe",
+    weights: str | Path = "caffe",
     tile_size: int | None = None,
     progress: bool | Observer | None = None,
     stop: StopHandle | None = None,
+    cluster: str | None = None,
+    actors: int | None = None,
+    cpus_per_actor: int | None = None,
+    yes: bool | None = None,
 ) -> RenderResult:
     """Stylize ``content`` with the style of ``styles``, coarse to fine (Gatys et al. 2016;
     stages as in Gatys et al. 2017, Sec. 5), in memory: nothing is written.
@@ -70,8 +82,9 @@ def render(
             or a :class:`~stylecascade.preset.Preset`; ``None``: ``draft`` on a CPU,
             ``standard`` on a GPU.
         blend_weights: each painting's share of the blend, ≥ 0 (normalized; default equal).
-        masks: one mask file per painting (grayscale on the photo, white = this painting;
-            ``None``: everywhere): spatial control, Gatys et al. 2017, Sec. 4.
+        masks: one mask file per painting (grayscale on the photo, white = this painting,
+            grey = part of its weight; ``None``: everywhere): spatial control, Gatys et al.
+            2017, Sec. 4.
         size: long edge of the final stage in px; earlier stages scale with it.
         print_size, dpi: a print size like ``30x40cm`` at ``dpi`` (default 300) instead of
             ``size``.
@@ -95,31 +108,65 @@ def render(
         stop: a :class:`~stylecascade.stages.stopping.StopHandle`; calling its ``stop()`` from
             another thread ends the render at its next evaluation, and the result holds the
             stages so far and the stopped stage's best image (manifest status ``stopped``).
+        cluster: ``None`` (render here), ``local``, ``auto`` or ``ray://HOST:PORT``: the
+            network runs on the Ray cluster's actors (``device`` is theirs), a tiled stage's
+            tiles spread over them, an untiled stage on one; this process keeps the image and
+            the optimizer (on its CPU); the manifest's ``cluster`` says where the time went
+            (:mod:`stylecascade.tile_cluster`; needs the ``cluster`` extra).
+        actors: on a cluster, at most this many actors; cpus_per_actor: CPUs per actor
+            without GPUs (default 1).
+        yes: start a render estimated over 30 minutes on a CPU above its preset's own size
+            (the time gate, ``gate.check_one``; its estimate is said on stderr with the
+            progress bars). ``None`` (the default): ask only where someone can answer, in a
+            notebook or with stderr on a terminal (where progress shows by default): there
+            such a render raises the gate's error, which names ``yes=True`` and a ``size=`` (or
+            ``dpi=``) within 30 min; a script whose stderr is a file or a pipe starts it.
+            ``False``: always refuse it, as the command line does without ``--yes``.
 
     Returns:
         :class:`~stylecascade.renderer.RenderResult` with the PIL image, the stage images and
         the manifest.
 
     Raises:
+        ArgumentTypeError: (also a ``TypeError``) an argument not of its annotated type,
+            strictly, named (``request.check_arguments``: no text as a list, no mapping as a
+            list, no ``"no"`` for ``False``, no empty text, no PIL image of 0 px).
         ArgumentError, UsageError: bad inputs or options (a
             :class:`~stylecascade.errors.StyleCascadeError`).
+        TooLong: (an ``ArgumentError``) over 30 minutes on a CPU without ``yes`` (see ``yes``).
         WeightsError: the weights cannot be fetched or loaded.
         DivergedError: the optimization kept producing NaN/inf losses.
+        ClusterError: Ray is missing, or the cluster cannot be reached or run an actor.
     """
-    request = _request(locals())
+    check_arguments(render, locals())
+    request = _request(
+        locals(),
+        actors=actors if cluster else None,  # as render_batch: cluster options without a
+        cpus_per_actor=cpus_per_actor if cluster else None,  # cluster are not an error here
+        yes=_yes(yes),
+    )
     request.check()
     if progress is None:
         progress = progress_by_default()
-    if not isinstance(progress, bool) and not callable(getattr(progress, "iteration", None)):
-        raise ArgumentTypeError(
-            "progress",
-            f"{{}} must be True, False, None or an observer; got {literal(repr(progress))}",
-        )
-    renderer = request_renderer(request, select_device_for(device, None))
-    if progress is True:
-        with stage_progress(Console(stderr=True)) as bars:
-            return renderer.render(content, seed=seed, observer=bars, stop=stop)
-    return renderer.render(content, seed=seed, observer=progress or None, stop=stop)
+    said = Console(stderr=True) if progress is True else None
+    with ExitStack() as stack:
+        session = cluster_session(request, stack)  # the actors' device picks the preset
+        driver = None if session is None else torch.device("cpu")  # the image, the optimizer
+        renderer = request_renderer(request, select_device_for(device, session), driver)
+        if session is None:  # the time gate, said with the bars; never the weights
+            default = renderer.look.stages[-1].long_edge
+            check_one(said, request, renderer.preset, renderer.device, default, content)
+        else:  # the print's tile actors, a stage that fits none refused before any work
+            start_print_tiles(request, session, renderer, stack, said, content_shape(content))
+        observer = stack.enter_context(stage_progress(said)) if said else progress or None
+        return renderer.render(content, seed=seed, observer=observer, stop=stop)
+
+
+def _yes(yes: bool | None) -> bool:
+    """The request's ``yes`` of an API call's: ``None`` starts a long render only where nobody
+    can answer the gate (not in a notebook, stderr not a terminal:
+    :func:`~stylecascade.progress.progress_by_default`)."""
+    return (not progress_by_default()) if yes is None else yes
 
 
 def _request(arguments: dict[str, Any], **given: Any) -> RenderRequest:
@@ -143,7 +190,7 @@ def render_batch(
     *,
     blend_weights: Sequence[float] | None = None,
     masks: Sequence[str | Path | None] | None = None,
-    preset: str | Preset | None = None,
+    preset: str | Path | Preset | None = None,
     color: str | None = None,
     size: int | None = None,
     print_size: str | None = None,
@@ -172,15 +219,15 @@ def render_batch(
     bleed: str | None = None,
     safe_margin: str | None = None,
     max_input_pixels: int = MAX_INPUT_PIXELS,
-    device: str = "auto",
+    device: str | torch.device = "auto",
     seed: int = 0,
     threads: int | None = None,
-    weights: str = "caffe",
+    weights: str | Path = "caffe",
     cluster: str | None = None,
     actors: int | None = None,
     cpus_per_actor: int | None = None,
     progress: bool | None = None,
-    yes: bool = True,
+    yes: bool | None = None,
 ) -> list[Outcome]:
     """Apply one look to many photos, writing one output and its manifest per photo into
     ``out_dir`` — what ``stylecascade render PHOTOS --out-dir OUT`` does, with every option of
@@ -217,18 +264,23 @@ def render_batch(
         actors: on a cluster, at most this many actors; cpus_per_actor: CPUs per actor.
         progress: the header, the time estimate and progress on stderr; ``None`` (the
             default): in a notebook or when stderr is a terminal, else nothing.
-        yes: start a render estimated over 30 minutes on a CPU (``False``: refuse it, as the
-            command line does without ``--yes``).
+        yes: start a render estimated over 30 minutes on a CPU, its photos priced together
+            (``None``: ask only in a notebook or with stderr on a terminal, as for
+            :func:`render`; ``False``: always refuse it, as the command line does without
+            ``--yes``).
 
     Returns:
         One :class:`~stylecascade.records.Outcome` per photo, in order (``failed`` ones carry
         the one-line message).
 
     Raises:
+        ArgumentTypeError: an argument not of its annotated type, as for :func:`render`.
         ArgumentError, UsageError: bad photos, paintings, preset, pattern or folder.
+        TooLong: (an ``ArgumentError``) over 30 minutes on a CPU without ``yes``.
         WeightsError: the weights cannot be loaded.
         ClusterError: Ray is missing, or the cluster cannot be reached or run an actor.
     """
+    check_arguments(render_batch, locals())
     request = _request(
         locals(),
         actors=actors if cluster else None,  # as before: cluster options without a cluster
@@ -236,5 +288,6 @@ def render_batch(
         photos=[Path(p) for p in photos],
         out_dir=Path(out_dir),
         quiet=not (progress_by_default() if progress is None else progress),
+        yes=_yes(yes),
     )
     return launch(request, Console(stderr=True))

@@ -16,17 +16,17 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from .checkpoint import checkpoint_folder
 from .errors import ArgumentError, StyleCascadeError, literal
-from .files import check_outputs
+from .files import check_folder
 from .interrupt import Interrupted, Signalled
-from .job import CheckedJob, RenderJob, output_files
-from .naming import output_name
+from .job import CheckedJob, RenderJob, output_files, run_inputs
+from .naming import checkpoint_folder, output_name
 from .preset import Preset
 from .records import Outcome
 from .renderer import Renderer
 from .runner import Observer
 from .stages.stopping import StopHandle
+from .write_checks import check_outputs
 
 
 class BatchObserver(Observer, Protocol):
@@ -50,20 +50,21 @@ def batch_jobs(
     ``template.resume`` and its checkpoint exists.
 
     Raises:
-        UsageError: a missing ``out_dir``, a bad pattern, a pattern that gives two photos the
-            same output, an output that is any input of the batch (another photo, a painting,
-            a mask), or outputs that cannot be written there (:func:`check_outputs`).
+        UsageError: an ``out_dir`` that cannot be a folder (a missing one is created before
+            the work: ``files.check_folder``), a bad pattern, a pattern that gives two photos
+            the same output, an output that is any input of the batch (another photo, a
+            painting, a mask, the preset or weights file: ``job.run_inputs``), or outputs
+            that cannot be written there (``write_checks.check_outputs``).
     """
-    if not out_dir.is_dir():
-        raise ArgumentError("out_dir", f"{{}} {out_dir}: no such folder")
+    check_folder(out_dir, "out_dir")
     names = [output_name(pattern, p, preset, template.seed) for p in inputs]
     _refuse_shared_outputs(inputs, names, pattern, out_dir)
-    every_input = [*inputs, *(Path(f) for f in preset.files())]
+    every_input = [*inputs, *run_inputs(template, preset, None)]
     jobs = []
     for content, name in zip(inputs, names, strict=True):
         output = out_dir / name
         folder = checkpoint_folder(output)
-        check_outputs(output_files(output), every_input, [folder])  # as for one render
+        check_outputs(output_files(output), every_input, [folder], "name")  # out_dir / name
         resume = template.resume and folder.exists()
         jobs.append(dataclasses.replace(template, content=content, output=output, resume=resume))
     return jobs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +18,15 @@ import torch
 from torch import Tensor
 
 from .errors import ArgumentError, UsageError, literal
-from .files import tensor_digest, write_json, write_torch
+from .files import own_folder, remove_own_folder, tensor_digest, write_json, write_torch
+from .naming import checkpoint_folder
 from .reading import Bound, open_regular, read_json
+
+__all__ = ["STAGE", "Checkpoint", "fingerprint"]
 
 STAGE = Bound(1 << 36, "stage image")
 """A stage image ``stageN.pt``: float32 RGB, at most 64 GiB (a 100 000 × 60 000 px stage; the
 input pixel guard stops far below)."""
-
-
-def checkpoint_folder(output: Path) -> Path:
-    """``OUT.png.checkpoint`` beside ``OUT.png``."""
-    output = Path(output)
-    return output.with_name(output.name + ".checkpoint")
 
 
 def fingerprint(facts: dict[str, Any]) -> str:
@@ -57,8 +54,9 @@ class Checkpoint:
         return self.folder / "state.json"
 
     def exists(self) -> bool:
-        """Whether a checkpoint folder is there (from this or another render)."""
-        return self.folder.exists()
+        """Whether a checkpoint folder is there (from this or another render; a link in its
+        place counts, and the write rule refuses it: ``write_checks.check_outputs``)."""
+        return os.path.lexists(self.folder)
 
     def finished(self) -> int:
         """How many stages the checkpoint holds (0 when none finished or it cannot be read;
@@ -107,7 +105,7 @@ class Checkpoint:
         """``state.json``, checked to be this render's (an empty state when a render was
         interrupted during its first stage)."""
         if not self.state_path.exists():
-            if self.folder.exists():
+            if self.exists():
                 return {"stages": []}  # interrupted during the first stage
             raise ArgumentError(
                 "resume", f"{{}}: no checkpoint {literal(self.folder)} to resume from"
@@ -146,9 +144,10 @@ class Checkpoint:
             image: ``(1, 3, H, W)`` the stage's result in 0–1, any device.
 
         Raises:
+            ArgumentError: a link or a file in the folder's place (never followed).
             OSError: the folder cannot be written.
         """
-        self.folder.mkdir(exist_ok=True)
+        own_folder(self.folder)
         name = f"stage{len(entries)}.pt"
         cpu = image.detach().cpu().contiguous()
         write_torch(self.folder / name, cpu)
@@ -156,5 +155,6 @@ class Checkpoint:
         write_json(self.state_path, {**state, "digests": {name: tensor_digest(cpu)}})
 
     def remove(self) -> None:
-        """Delete the folder (after the output is written, or to start over)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Delete the folder (after the output is written, or to start over); a link in its
+        place is never followed."""
+        remove_own_folder(self.folder)

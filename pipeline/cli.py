@@ -157,7 +157,7 @@ def _report_one(outcome: Outcome, quiet: bool, seconds: float) -> int:
         error_line(_message(outcome))
         return outcome.exit_code
     if not quiet:
-        from .manifest import manifest_path
+        from .naming import manifest_path
 
         written = f"{escape(str(outcome.output))} and {escape(str(manifest_path(outcome.output)))}"
         if outcome.status == "skipped":

@@ -5,17 +5,19 @@ contact sheet, the loss curve, the masks), on the record's declared options
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
 from . import options as opt
 from .cliapp import app, console, reports_errors
 from .errors import StyleCascadeError, UsageError
-from .files import atomic_write, make_folder, refuse_existing, reporting_write_errors
+from .files import atomic_write, check_folder, make_folder, reporting_write_errors
+from .naming import check_weights_spec
 from .preset_files import load_preset
 from .reading import read_json
 from .record import Inspection, check_bounds
+from .write_checks import check_outputs, refuse_existing
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -66,10 +68,39 @@ def inspect_command(
             "nothing to do: give CONTENT --style S, --save-stages DIR or --manifest OUT.json"
         )
     check_bounds([Inspection], {"size": size, "iterations": iterations})
-    refuse_existing([out_dir / name for name in wanted], overwrite)
+    if content is not None:
+        check_weights_spec(weights)
+    paths = [out_dir / name for name in wanted]
+    _check_places(out_dir, paths, [content, style, manifest], save_stages, overwrite)
+    pictures = _quick_pictures(wanted, save_stages, manifest)
+    targets = None  # every input read first: a bad one fails before a folder or weights
+    if content is not None and style is not None:
+        from .inspection import reconstruction_targets
+
+        targets = reconstruction_targets(content, style, size)
+    if make_folder(out_dir, "out_dir") and not quiet:  # the last step before the work
+        console.print(f"created folder {escape(str(out_dir))}", soft_wrap=True)
+    if targets is not None:
+        pictures["layers.png"] = _layer_picture(targets, weights, device, iterations, seed, quiet)
+    for name, picture in pictures.items():
+        path = out_dir / name
+        with reporting_write_errors(path):
+            atomic_write(path, lambda tmp, p=picture: p.save(tmp, "PNG"), argument="out_dir")
+        if not quiet:
+            console.print(f"wrote {escape(str(path))}")
+
+
+def _quick_pictures(
+    wanted: list[str], save_stages: Path | None, manifest: Path | None
+) -> dict[str, Image.Image]:
+    """The pictures that need no network: the loss curve, the masks, the contact sheet.
+
+    Raises:
+        UsageError: an input that cannot be read.
+    """
     from .pictures import contact_sheet
 
-    pictures = {}  # the quick pictures first: a bad input fails before anything is created
+    pictures = {}
     if manifest is not None:
         pictures["losses.png"] = _loss_picture(manifest)
     if "masks.png" in wanted:
@@ -78,47 +109,53 @@ def inspect_command(
         pictures["masks.png"] = mask_sheet(manifest)
     if save_stages is not None:
         pictures["stages.png"] = contact_sheet(save_stages)
-    if make_folder(out_dir, "output") and not quiet:
-        console.print(f"created folder {escape(str(out_dir))}", soft_wrap=True)
-    if content is not None and style is not None:
-        pictures["layers.png"] = _layer_picture(
-            content, style, weights, device, size, iterations, seed, quiet
-        )
-    for name, picture in pictures.items():
-        path = out_dir / name
-        with reporting_write_errors(path):
-            atomic_write(path, lambda tmp, p=picture: p.save(tmp, "PNG"))
-        if not quiet:
-            console.print(f"wrote {escape(str(path))}")
+    return pictures
+
+
+def _check_places(
+    out_dir: Path,
+    paths: list[Path],
+    inputs: list[Path | None],
+    save_stages: Path | None,
+    overwrite: bool,
+) -> None:
+    """The write rule for ``inspect``'s pictures, before anything is read: ``out_dir`` a
+    folder or missing, each picture nothing or a file it may replace, never an input (the
+    photo, painting, manifest, or an image of ``save_stages``).
+
+    Raises:
+        ArgumentError, UsageError: the first problem.
+    """
+    check_folder(out_dir, "out_dir")
+    sources = [p for p in inputs if p is not None]
+    if save_stages is not None and save_stages.is_dir():
+        sources += [p for p in save_stages.iterdir() if p.is_file()]
+    check_outputs(paths, sources, argument="out_dir")
+    refuse_existing(paths, overwrite)
 
 
 def _layer_picture(
-    content: Path,
-    style: Path,
+    targets: tuple[Any, Any],
     weights: str,
     device: str,
-    size: int,
     iterations: int,
     seed: int,
     quiet: bool,
 ) -> Image.Image:
-    """``inspect``'s layer reconstructions (``inspection.layer_reconstructions``), unless
-    ``quiet`` with their progress: a bar on a terminal, a timestamped line each in a log."""
+    """``inspect``'s layer reconstructions (``inspection.layer_reconstructions``) of
+    ``targets`` (``inspection.reconstruction_targets``), unless ``quiet`` with their
+    progress: a bar on a terminal, a timestamped line each in a log."""
     from .device import select_device
     from .inspection import layer_reconstructions
     from .progress import counted_progress, step_reporter
-    from .weights import check_weights_spec
 
-    check_weights_spec(weights)
     torch_device = select_device(device)
     shown = None if quiet else console
     with counted_progress(shown, "reconstructions", 10) as done:
         return layer_reconstructions(
-            content,
-            style,
+            targets,
             weights=weights,
             device=torch_device,
-            long_edge=size,
             iterations=iterations,
             seed=seed,
             step=step_reporter(shown),

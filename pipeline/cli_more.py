@@ -20,6 +20,7 @@ from .errors import StyleCascadeError, UsageError
 from .files import reporting_write_errors
 from .preset_files import (
     bundled_presets,
+    ignored_presets,
     load_preset,
     parse_preset,
     read_preset,
@@ -27,6 +28,7 @@ from .preset_files import (
     user_preset_dir,
     user_presets,
 )
+from .reading import path_problem
 from .record import Compute, Outputs
 
 Device = opt.one(Compute, "device")
@@ -54,8 +56,9 @@ def studio_command(
 
     Try paintings, weights, color modes and masks on a photo, watch each stage arrive, compare
     tries, save a look as a preset and render it at print size."""
-    if not folder.is_dir():
-        raise UsageError(f"studio folder {folder}: no such folder")
+    problem = path_problem(folder, "folder")
+    if problem is not None:
+        raise UsageError(f"studio folder {folder}: {problem}")
     try:
         from .studio.app import Studio
         from .studio.folder import StudioFolder
@@ -84,7 +87,7 @@ def presets_list() -> None:
     """List the bundled and saved presets.
 
     With their stage sizes and evaluation caps; one that cannot be read is listed with its
-    problem."""
+    problem, a file whose name no preset may have is named below."""
     table = Table("name", "from", "stages (long edge px × evaluation cap)", "description")
     for where, names in (("bundled", bundled_presets()), ("saved", user_presets())):
         for name in names:
@@ -96,6 +99,8 @@ def presets_list() -> None:
             stages = " → ".join(f"{s.long_edge}×{s.iterations}" for s in preset.stages)
             table.add_row(name, where, stages, preset.description)
     Console().print(table)
+    for path, problem in ignored_presets().items():
+        typer.echo(f"ignored {path}: {problem}")
     typer.echo(f"saved presets live in {user_preset_dir()}")
 
 
@@ -124,8 +129,9 @@ def presets_validate(
     Prints a one-line summary, or the first problem (exit 2)."""
     preset = load_preset(file)
     for field, path in preset.file_fields().items():
-        if not Path(path).is_file():
-            raise UsageError(f"{file}: {field}: no such file {path}")
+        problem = path_problem(path, "file", "image file")
+        if problem is not None:
+            raise UsageError(f"{file}: {field}: {path}: {problem}")
     sizes = " → ".join(f"{s.long_edge}×{s.iterations}" for s in preset.stages)
     typer.echo(f"{file}: valid; {len(preset.stages)} stages {sizes}, color {preset.color}")
 
@@ -151,8 +157,10 @@ def presets_save(
     """Save a preset into the user preset folder.
 
     Then `--preset NAME` finds it."""
+    read_from = user_presets().get(source, Path(source))  # never written over: an input
+    inputs = [read_from] if read_from.is_file() else []
     with reporting_write_errors(user_preset_dir()):
-        path = save_user_preset(name, load_preset(source), overwrite)
+        path = save_user_preset(name, load_preset(source), overwrite, inputs)
     typer.echo(f"saved {path}")
 
 
@@ -217,15 +225,23 @@ def weights_export(
     For machines that take little data: 26 MB through relu5_1, float16, the values' digest
     verified on loading; render with it through --weights FILE.
     """
-    from .files import check_outputs, refuse_existing, reporting_write_errors
+    from .files import check_folder, make_folder
+    from .naming import check_name, check_weights_spec
+    from .write_checks import check_outputs, refuse_existing
+
+    path = compact.expanduser()  # every check before a folder is made or weights loaded
+    check_name(path.name, "compact", field="compact")  # the name rule of every file written
+    check_weights_spec(weights)
     from .progress import step_reporter
     from .weights import check_through, export_compact, load_weights
 
     check_through(through)
-    path = compact.expanduser()
-    check_outputs([path], [])
+    check_folder(path.parent, "compact")
+    inputs = [] if str(weights) in SOURCES else [Path(weights).expanduser()]
+    check_outputs([path], inputs, argument="compact")
     refuse_existing([path], overwrite)
     loaded = load_weights(weights, step_reporter(console))
+    make_folder(path.parent, "compact")
     with reporting_write_errors(path):
-        size = export_compact(loaded, path, through)
+        size = export_compact(loaded, path, through, replace=overwrite)
     typer.echo(f"wrote {path}: {size / 1e6:.1f} MB, VGG19 through {through} in float16")

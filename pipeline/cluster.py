@@ -1,7 +1,9 @@
 """The Ray cluster of ``render … --cluster ADDRESS``: the address forms, the connection
-(:func:`connect`), its device and how many actors it holds (one per GPU, or per
-``--cpus-per-actor`` CPUs on a cluster without GPUs). A batch on it is
-:mod:`stylecascade.cluster_batch`'s; one print's tiles on it :mod:`stylecascade.tile_cluster`'s.
+(:func:`connect`), its device, how many actors it holds (one per GPU, or per
+``--cpus-per-actor`` CPUs on a cluster without GPUs) and how they start (:func:`spawn`, for
+both kinds). A batch on it is :mod:`stylecascade.cluster_batch`'s (one photo per actor); one
+print's tiles on it :mod:`stylecascade.tile_cluster`'s (one pool of tile actors per print,
+kept across its stages).
 
 The driver (this process) does what a local batch does around each photo — the checks, the
 locks, checkpoints, stage images, the output and its manifest, all written atomically by
@@ -22,7 +24,7 @@ import re
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -90,6 +92,53 @@ class Cluster:
                 "cpus_per_actor",
             )
         return count
+
+
+def actor_threads(threads: int | None, device: torch.device, cpus_per_actor: int) -> int | None:
+    """An actor's torch threads: ``threads`` if given, else its ``cpus_per_actor`` on a CPU,
+    else torch's default (``None``) on a GPU."""
+    return threads if threads or device.type == "cuda" else cpus_per_actor
+
+
+def spawn(
+    actor: type,
+    args: Sequence[Any],
+    count: int,
+    device: torch.device,
+    *,
+    cpus_per_actor: int = 1,
+    memory: int | None = None,
+) -> list[tuple[Any, Any]]:
+    """Start ``count`` actors of class ``actor`` on the connected cluster and wait until each
+    has answered its ``describe()`` (built its network).
+
+    Args:
+        actor: the class (``actor.RenderActor``, ``tile_actors.TileActor``), run with
+            ``ray.remote``.
+        args: its constructor's arguments (object references or values).
+        count: how many (:meth:`Cluster.capacity`).
+        device: ``cuda`` (one GPU each) or ``cpu`` (``cpus_per_actor`` CPUs each).
+        memory: bytes each reserves from Ray's ``memory`` resource (``None``: none).
+
+    Returns:
+        ``(handle, description)`` per actor, in the order started.
+
+    Raises:
+        ClusterError: an actor could not start (e.g. a node without stylecascade).
+    """
+    resources: dict[str, Any] = (
+        {"num_gpus": 1} if device.type == "cuda" else {"num_cpus": cpus_per_actor}
+    )
+    if memory:
+        resources["memory"] = memory
+    remote = ray.remote(actor).options(**resources)
+    handles = [remote.remote(*args) for _ in range(count)]
+    try:
+        infos = ray.get([handle.describe.remote() for handle in handles])
+    except ACTOR_DEATHS + (ray.exceptions.RayTaskError,) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ClusterError(f"an actor could not start: {lines[-1]}") from None
+    return list(zip(handles, infos, strict=True))
 
 
 @contextmanager

@@ -22,11 +22,11 @@ from torch import Tensor
 
 from .actor import ActorSetup, RenderActor
 from .batch import render_job, skip_existing
-from .checkpoint import checkpoint_folder
-from .cluster import ACTOR_DEATHS, Cluster, ClusterError, ray
+from .cluster import ACTOR_DEATHS, Cluster, actor_threads, ray, spawn
 from .errors import StyleCascadeError
 from .interrupt import Interrupted, Signalled
 from .job import RenderJob
+from .naming import checkpoint_folder
 from .reading import image_bound, read_bytes
 from .records import ActorInfo, Outcome, Step, no_step
 from .renderer import Renderer
@@ -81,7 +81,6 @@ def start_actors(
         WeightsError: the weights cannot be loaded here.
         ClusterError: an actor could not start (e.g. a node without stylecascade).
     """
-    cuda = renderer.device.type == "cuda"
     weights = ray.put(load_weights(renderer.weights, step))
     setup = ActorSetup(
         preset=renderer.preset,
@@ -89,18 +88,13 @@ def start_actors(
             path: _image_bytes(path, renderer.max_input_pixels) for path in renderer.preset.files()
         },
         device=renderer.device.type,
-        threads=threads if threads or cuda else cpus_per_actor,
+        threads=actor_threads(threads, renderer.device, cpus_per_actor),
         max_input_pixels=renderer.max_input_pixels,
     )
-    resources = {"num_gpus": 1} if cuda else {"num_cpus": cpus_per_actor}
-    remote = ray.remote(RenderActor).options(**resources)
-    handles = [remote.remote(setup, weights) for _ in range(count)]
-    try:
-        infos = ray.get([handle.describe.remote() for handle in handles])
-    except ACTOR_DEATHS as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise ClusterError(f"an actor could not start: {lines[-1]}") from None
-    return [Actor(handle, info) for handle, info in zip(handles, infos, strict=True)]
+    started = spawn(
+        RenderActor, (setup, weights), count, renderer.device, cpus_per_actor=cpus_per_actor
+    )
+    return [Actor(handle, info) for handle, info in started]
 
 
 class ActorRenderer(Renderer):

@@ -6,16 +6,12 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-from .choices import DEVICES
+from .choices import DEVICES, MAX_THREADS
 from .errors import ArgumentError
 
 
 def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-
-
-MAX_THREADS = 1024
-"""More CPU threads than any machine has cores (torch takes a C int)."""
 
 
 def set_threads(threads: int | None) -> int:

@@ -23,6 +23,7 @@ through the one writer (:func:`~stylecascade.files.write_json`).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -51,20 +52,32 @@ from .stages.vocabulary import STYLE_LOSSES
 PROBE = (192, 256)
 """``(H, W)`` of the probe image: large enough that the rate is the one of real stages (at
 128 × 96 px this CPU reaches a third of it)."""
-OVERHEAD = 1.2
-"""An evaluation's time over the network's alone (losses, L-BFGS, line search) with the Gram
-loss: 0.99–1.19 measured by ``benchmarks/step_overhead.py``. Applies to the probe only; learned
-rates include it."""
-DEPTH_COST = {"relu1_1": 3.5, "relu1_2": 3.5, "relu2_1": 3.5, "relu2_2": 2.0, "relu3_1": 1.4}
-"""Seconds per FLOP of a network that stops early over the whole model's: its 64- and
-128-channel layers at full and half resolution move more memory per FLOP. Measured on the
-2-core CPU, bf16, nothing else running (``print --size 2048``): relu3_1 at 1024×768 px
-6.2 s/TFLOP, relu2_1 at 2048×1536 px 15.4 s/TFLOP, the whole model 4.4 s/TFLOP."""
-KIND_COST = {"gram": 1.0, "w2": 1.35, "swd": 1.67}
+OVERHEAD = 2.2
+"""An evaluation's time with the Gram loss, through the whole model, over the bare network's as
+the probe times it (the losses in float32, L-BFGS and its line search, the image's own work).
+Applies to the probe only; learned rates include it. Fitted to the first renders measured on
+the 2-core CPU, 2 threads, nothing else running, against the probe there (628 GFLOP/s bf16,
+370 fp32): the quick start's ``draft`` took 99.0 s in bf16 (2.3× the bare network's time for
+its counted work) and 165.6 s in fp32 (2.3×); ``print --size 1024`` 99.7 s, ``--size 2048``
+155.7 s, the 30 × 40 cm poster 1225 s. With these factors the probe's first guess of those
+four is −12 %, +11 %, +20 % and −20 %, of the fp32 ``draft`` −11 % (with the 1.2 measured in
+fp32 by ``benchmarks/step_overhead.py``: −52 %, −32 %, −19 %, −46 %: the bare network runs
+faster per FLOP than a whole evaluation, most of all under bf16)."""
+DEPTH_COST = {"relu1_1": 3.5, "relu1_2": 3.5, "relu2_1": 2.5, "relu2_2": 2.0, "relu3_1": 1.4}
+"""Seconds per FLOP of a network that stops early over the whole model's, at the sizes such
+stages run (a detail stage is a large one): its 64- and 128-channel layers at full and half
+resolution move more memory per FLOP. Measured on the 2-core CPU, bf16, nothing else running:
+relu3_1 at 1181×886 px 5.2 s/TFLOP and the learned median of seven such stages 5.24, against
+3.7 for the whole model with Gram (the quick start's ``draft``): 1.4; relu2_1 5.5–6.8× the bare
+probe (the 2048 px print's last stage, learned; the poster's 4724 px one, 10.9 s/TFLOP) over
+the whole model's 2.3×: 2.4–3.0, so 2.5. ``relu1_*`` and ``relu2_2`` are not measured alone."""
+KIND_COST = {"gram": 1.0, "w2": 1.35, "swd": 1.35}
 """An evaluation's time with each style loss over the Gram loss's, untiled, before renders
-here have taught better: the larger of two measurements on the 2-core CPU, nothing else
-running (``docs/performance.md``: 512×384 px Gram 1.80 s, W2 2.04 s, SWD 3.00 s; 256×192 px
-0.43, 0.58, 0.68 s)."""
+here have taught better. SWD: 1.35 in bf16 on the 2-core CPU, nothing else running (its
+stages' learned median 4.93 s/TFLOP against the Gram whole model's 3.66, the probe × the
+:data:`OVERHEAD`); in fp32 it measured 1.67 (``docs/performance.md``: 512×384 px Gram 1.80 s,
+W2 2.04 s, SWD 3.00 s; 256×192 px 0.43, 0.58, 0.68 s). W2: 1.35, the larger fp32
+measurement (not measured in bf16)."""
 TILED_PASSES = 1.5
 """Counted work of a tiled evaluation over its tiles' untiled evaluations: every tile runs
 forward without gradients (½), then forward and backward (1) (``stages.tiling``)."""
@@ -420,13 +433,21 @@ def estimate(
     from the renders recorded here (:func:`record_stage`), else from a probe
     (:func:`probe_rate`; the estimate's ``source`` says which, and whether the probe was busy).
     """
+    return pricer(extractor, device, precision, autocast)(works)
+
+
+def pricer(
+    extractor: VGGFeatures,
+    device: torch.device,
+    precision: str,
+    autocast: AbstractContextManager,
+) -> Callable[[Sequence[StageWork]], Estimate]:
+    """:func:`estimate` of any ``works``, the learned timings read once (the gate prices many
+    sizes and photos); ``extractor`` is only probed, so a network of the same shape with random
+    weights prices as well as the real one."""
     history = _history(read_timings(timings_path()).get(rate_key(device, precision), {}))
-    return estimate_stages(
-        works,
-        extractor.layers,
-        history,
-        lambda: probe_rate(extractor, device, precision, autocast),
-    )
+    probe = functools.partial(probe_rate, extractor, device, precision, autocast)
+    return lambda works: estimate_stages(works, extractor.layers, history, probe)
 
 
 def _probe(extractor: VGGFeatures, device: torch.device, autocast: AbstractContextManager) -> float:
@@ -444,30 +465,6 @@ def _probe(extractor: VGGFeatures, device: torch.device, autocast: AbstractConte
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - began)
     return evaluation_flops(deepest, *PROBE) / statistics.median(times[1:]) / 1e9
-
-
-def suggested_size(
-    seconds_at: Callable[[int], float],
-    long_edge: int,
-    limit: float = CONFIRM_SECONDS,
-    minimum: int = MIN_LONG_EDGE,
-    step: int = 8,
-) -> int | None:
-    """The largest ``--size`` (px, a multiple of ``step``, at least ``minimum``, under
-    ``long_edge``) whose estimate ``seconds_at(size)`` (s; growing with the size) is within
-    ``limit``: a suggestion the gate accepts when taken. ``None`` when even ``minimum`` px
-    would take longer (then only ``--yes`` or a GPU helps), or ``long_edge`` is at the
-    minimum already."""
-    low, high = math.ceil(minimum / step), (long_edge - 1) // step
-    if high < low or seconds_at(low * step) > limit:
-        return None
-    while low < high:  # seconds_at(low * step) ≤ limit throughout
-        middle = (low + high + 1) // 2
-        if seconds_at(middle * step) <= limit:
-            low = middle
-        else:
-            high = middle - 1
-    return low * step
 
 
 def smallest_size(

@@ -57,13 +57,31 @@ def _check_short_edge(image: torch.Tensor, role: str, long_edge: int) -> None:
         )
 
 
+def reconstruction_targets(
+    content_path: Path, style_path: Path, long_edge: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The photo and the painting of :func:`layer_reconstructions`, read and checked (before
+    any folder is made or any weight loaded).
+
+    Returns:
+        ``(content, style)``, each ``(1, 3, H, W)`` in 0–1 at ``long_edge`` px, on the CPU.
+
+    Raises:
+        UsageError: unreadable images; ArgumentError: ``long_edge`` leaves a short edge
+            under 16 px.
+    """
+    content = resize_long_edge(load_image(content_path, "content"), long_edge)
+    style = resize_long_edge(load_image(style_path, "style"), long_edge)
+    for image, role in ((content, "photo"), (style, "painting")):
+        _check_short_edge(image, role, long_edge)
+    return content, style
+
+
 def layer_reconstructions(
-    content_path: Path,
-    style_path: Path,
+    targets: tuple[torch.Tensor, torch.Tensor],
     *,
     weights: str,
     device: torch.device,
-    long_edge: int,
     iterations: int,
     seed: int,
     step: Step,
@@ -74,23 +92,18 @@ def layer_reconstructions(
     from white noise by L-BFGS (:func:`stylecascade.stages.reconstruct.reconstruct`).
 
     Args:
-        content_path, style_path: the photo and the painting.
+        targets: the photo and the painting (:func:`reconstruction_targets`).
         weights: VGG19 weights spec (``caffe``, ``torchvision`` or a path).
         device: where to compute.
-        long_edge: long edge of the reconstructions in px.
         iterations: L-BFGS evaluations per reconstruction.
         seed: seeds the noise.
         step: reports the weights download.
         done: called as each picture is finished, with its row and label (``content conv4_2``).
 
     Raises:
-        UsageError: unreadable images, or ``long_edge`` leaves a short edge under 16 px;
         WeightsError: weights cannot be loaded.
     """
-    content = resize_long_edge(load_image(content_path, "content"), long_edge).to(device)
-    style = resize_long_edge(load_image(style_path, "style"), long_edge).to(device)
-    for image, role in ((content, "photo"), (style, "painting")):
-        _check_short_edge(image, role, long_edge)
+    content, style = (target.to(device) for target in targets)
     net = load_weights(weights, step)
     rows: list[list[tuple[Image.Image, str]]] = [[], []]
     jobs = [(content, (layer,), "content", layer) for layer in CONTENT_LAYERS]

@@ -4,7 +4,9 @@ manifest."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,32 +16,36 @@ from filelock import Timeout
 from torch import Tensor
 
 from . import __version__
-from .checkpoint import Checkpoint, checkpoint_folder, fingerprint
-from .choices import MAX_INPUT_PIXELS
+from .checkpoint import Checkpoint, fingerprint
+from .choices import MAX_INPUT_PIXELS, PROFILE_NAMES, SOURCES
 from .errors import ArgumentError, UsageError, literal
 from .every import Snapshots, snapshot_paths
 from .files import (
-    check_outputs,
+    check_folder,
     file_digest,
-    output_lock,
-    refuse_existing,
+    make_folder,
+    own_folder,
     remove_stale_temporaries,
+    render_lock,
     reporting_write_errors,
     write_json,
 )
 from .images import load_image
 from .interrupt import Interrupted, signals_deferred
-from .manifest import manifest_path, stage_entry
+from .manifest import stage_entry
 from .memory import free_bytes
+from .naming import checkpoint_folder, manifest_path
 from .output import OutputOptions, check_output, save_image
 from .preset import FILE_FIELDS, Preset
 from .printlab import guide_path, prepare_print, print_entry, print_text, write_guide
 from .reading import read_json
+from .record import Outputs
 from .renderer import Renderer
 from .runner import Observer, check_sizes, stage_sizes
 from .stages.cascade import StageInterrupted
 from .stages.stopping import StopHandle
 from .stages.vgg import min_input_size
+from .write_checks import check_outputs, refuse_existing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +63,9 @@ class RenderJob:
         output_options: bit depth, JPEG quality, DPI, profile, compression, and the print's
             trim, bleed and safe margin (:class:`~stylecascade.output.OutputOptions`).
         max_input_pixels: decompression-bomb guard for the content image (``None``: no limit).
+        inputs: the run's other input files an output must never replace (the preset file
+            and a weights file: ``request_files.other_inputs``; the photo and the preset's
+            paintings, masks and init image are known already).
     """
 
     content: Path
@@ -68,6 +77,65 @@ class RenderJob:
     resume: bool = False
     output_options: OutputOptions = OutputOptions()
     max_input_pixels: int | None = MAX_INPUT_PIXELS
+    inputs: tuple[Path, ...] = ()
+
+
+UNWRITTEN = {
+    "output": "where the file goes, not what it holds (the job is that file's)",
+    "overwrite": "whether an existing file may be replaced, not what is written",
+    "resume": "where the work starts, not what it writes",
+    "print_every": "progress lines on the console",
+    "quiet": "the console",
+    "yes": "the time gate",
+}
+"""The fields of the record's ``Outputs`` part that change no written byte, each with why:
+the fingerprint of what a job writes (:func:`written_options`) holds every other one."""
+
+
+def written_options(job: RenderJob) -> dict[str, Any]:
+    """How the job's files are written beyond the render's pixels, generated from the record:
+    every field of its ``Outputs`` part but :data:`UNWRITTEN`, and every field of
+    :class:`~stylecascade.output.OutputOptions` (``dpi`` and ``print_size`` are the ``Look``'s),
+    as JSON values (the stage folder resolved; a profile file by its bytes' SHA-256). A rerun
+    with any of them changed writes other bytes or other files: not the same render.
+
+    Raises:
+        KeyError: an ``Outputs`` field neither the job nor ``OutputOptions`` carries (a new
+            one belongs in one of them, or in :data:`UNWRITTEN`).
+    """
+    options = dataclasses.asdict(job.output_options)
+    if options["profile"] not in PROFILE_NAMES:
+        options["profile"] = f"sha256:{file_digest(Path(options['profile']))}"
+    stages = job.save_stages
+    values = {
+        **options,
+        "save_stages": None if stages is None else str(Path(os.path.abspath(stages)).resolve()),
+        "save_every": job.save_every,
+    }
+    names = [f.name for f in dataclasses.fields(Outputs) if f.name not in UNWRITTEN]
+    names += [f.name for f in dataclasses.fields(OutputOptions)]
+    return {name: values[name] for name in dict.fromkeys(names)}
+
+
+def lock_paths(job: RenderJob) -> list[Path]:
+    """What one job's lock covers (:func:`~stylecascade.files.render_lock`): the output (by its
+    stem: the manifest shared by ``x.png`` and ``x.jpg``; the checkpoint folder is the one
+    render's that holds it), its guide and, with ``save_stages``, the stage images named after
+    it."""
+    stages = [] if job.save_stages is None else [job.save_stages / job.output.name]
+    return [*output_files(job.output, job.output_options), *stages]
+
+
+def run_inputs(job: RenderJob, preset: Preset, weights: str | os.PathLike | None) -> list[Path]:
+    """Every input file of the job, none of which an output may replace: the photo, the
+    preset's files (paintings, masks, init image), a weights file (``weights``, unless a
+    source's name or ``None``), an output profile file and :attr:`RenderJob.inputs`."""
+    named = weights is None or str(weights) in SOURCES
+    weights_file = [] if named else [Path(weights).expanduser()]
+    profile = job.output_options.profile
+    profile_file = [] if profile in PROFILE_NAMES else [Path(profile)]
+    files = [Path(f) for f in preset.files()]
+    return [job.content, *files, *weights_file, *profile_file, *job.inputs]
 
 
 def _digested(values: Any, digests: dict[str, str]) -> Any:
@@ -148,23 +216,24 @@ class CheckedJob:
             load_image(preset.init_image, "init", job.max_input_pixels)
         self.stage_files: list[Path] = []
         if job.save_stages is not None:
-            if job.save_stages.exists() and not job.save_stages.is_dir():
-                raise ArgumentError(
-                    "save_stages", f"{{}} {job.save_stages}: exists and is not a folder"
-                )
+            check_folder(job.save_stages, "save_stages")
             self.stage_files = stage_paths(job, content_hw, preset)
         self.snapshots = snapshot_files(job, content_hw, preset)
-        inputs = [job.content, *(Path(f) for f in preset.files())]
+        inputs = run_inputs(job, preset, renderer.weights)
         outputs = [*output_files(job.output, job.output_options), *self.stage_files]
         outputs += self.snapshots.values()
         check_outputs(outputs, inputs, [checkpoint_folder(job.output)])
         self.checkpoint = Checkpoint(job.output, self._fingerprint())
+        self.fingerprint = fingerprint(
+            {"render": self.checkpoint.fingerprint, "written": written_options(job)}
+        )
         self.done_before = self._same_render_exists()
         self._check_existing()
 
     def _same_render_exists(self) -> bool:
-        """Whether the output and its manifest are there, made by this very render (the
-        manifest's ``fingerprint`` is this job's): running the same command again then keeps
+        """Whether the output and its manifest are there, made by this very render and written
+        the same way (the manifest's ``fingerprint`` is this job's :attr:`fingerprint`: the
+        render's and :func:`written_options`): running the same command again then keeps
         them and says so, instead of refusing (without ``--overwrite`` or ``--resume``)."""
         job = self.job
         if job.overwrite or job.resume or not job.output.is_file():
@@ -176,8 +245,7 @@ class CheckedJob:
         return (
             isinstance(manifest, dict)
             and manifest.get("status") == "done"
-            and manifest.get("fingerprint") == self.checkpoint.fingerprint
-            and manifest.get("print") == print_entry(job.output_options, self.plan)
+            and manifest.get("fingerprint") == self.fingerprint
         )
 
     def _check_existing(self) -> None:
@@ -210,10 +278,12 @@ class CheckedJob:
         refuse_existing(later, job.overwrite)
 
     def _fingerprint(self) -> str:
-        """What decides the result: the preset's values (not its name or description), its
-        paintings' and masks' contents in their places (not their paths), the seed, the
-        weights and the photo's contents — so the same render spelled with other paths, from
-        another folder, resumes, and one with another mask does not."""
+        """What decides the render's pixels (the checkpoint's): the preset's values (not its
+        name or description), its paintings' and masks' contents in their places (not their
+        paths), the seed, the weights and the photo's contents — so the same render spelled
+        with other paths, from another folder, resumes, and one with another mask does not.
+        How the files are written is not in it (a resume may write 16 bits): the manifest's
+        :attr:`fingerprint` adds it."""
         preset = self.renderer.preset
         values = _digested({**preset.to_dict(), "name": None, "description": None}, {})
         return fingerprint(
@@ -247,19 +317,19 @@ class CheckedJob:
                 signal arrived while the image and manifest were written (held until both
                 were).
             StyleCascadeError: an output cannot be written (disk full, no permission).
-            UsageError: another process holds the output's lock, or wrote it meanwhile.
+            UsageError: another process holds the lock of a file it writes
+                (:func:`lock_paths`), or wrote it meanwhile.
         """
-        lock = output_lock(self.job.output)
         try:
-            with lock:
+            with render_lock(lock_paths(self.job)):
                 self._check_existing()  # again: another render may have written meanwhile
                 for path in (self.job.output, self.manifest_path):
                     remove_stale_temporaries(path)  # of a render killed while writing
                 return self._run(observer, stop)
-        except Timeout:
+        except Timeout as exc:
             raise UsageError(
                 f"output {self.job.output} is being rendered by another process (it holds "
-                f"{lock.lock_file}); wait for it, or choose another -o"
+                f"{exc.lock_file}); wait for it, or choose another -o"
             ) from None
 
     def _run(self, observer: Observer | None, stop: StopHandle | None) -> dict[str, Any]:
@@ -271,7 +341,7 @@ class CheckedJob:
             self.checkpoint.remove()  # --overwrite of an old checkpoint
             entries, image = [], None
         if self.stage_files:
-            self.stage_files[0].parent.mkdir(parents=True, exist_ok=True)
+            make_folder(self.stage_files[0].parent, "save_stages")
         final = None if image is None else renderer.shown(image.to(device), self.content)
         resume = None if image is None else (len(entries), image.to(device))
         if self.snapshots:
@@ -340,7 +410,7 @@ class CheckedJob:
             content=job.content, output=job.output, seed=job.seed, stages=entries, status=status
         )
         entry = print_entry(job.output_options, self.plan)
-        return {**manifest, "fingerprint": self.checkpoint.fingerprint, "print": entry}
+        return {**manifest, "fingerprint": self.fingerprint, "print": entry}
 
     def _interrupted(self, exc: StageInterrupted, entries: list[dict[str, Any]]) -> Interrupted:
         """Save the best image so far and an ``interrupted`` manifest into the checkpoint."""
@@ -349,7 +419,7 @@ class CheckedJob:
         manifest = self._manifest(entries, "interrupted")
         manifest["interrupted"] = {"stage": exc.index + 1, "evaluations": exc.evaluations}
         with reporting_write_errors(folder):
-            folder.mkdir(exist_ok=True)
+            own_folder(folder)
             save_image(self.renderer.shown(exc.image, self.content), partial)
             write_json(folder / "manifest.json", manifest)
         signum = getattr(exc.__cause__, "signum", signal.SIGINT)

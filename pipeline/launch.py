@@ -2,10 +2,12 @@
 files, used by the command line, :func:`stylecascade.render_batch` and (through
 :func:`resolve_look`) :func:`stylecascade.render`; a cluster batch is one branch of it.
 
-The flow: check the request, find the photos, pick the device (or connect to the cluster),
-resolve the preset with the request's knobs (:func:`resolve_look`), create the output folders,
-build one :class:`~stylecascade.renderer.Renderer` and one job per photo (every cheap check
-before any work), then run them here or on the cluster's actors.
+The flow: check the request and the files it names (torch-free), find the photos, pick the
+device (or connect to the cluster), resolve the preset with the request's knobs
+(:func:`resolve_look`), build one :class:`~stylecascade.renderer.Renderer` and one job per
+photo (every cheap check before any work), the time gate, then create the output folders (the
+last step before the work: a refused render leaves none) and run the jobs here or on the
+cluster's actors.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from rich.markup import escape
 from .choices import DEFAULT_NAME
 from .errors import StyleCascadeError
 from .files import make_folder
-from .gate import check_time
+from .gate import check_plan
 from .interrupt import signals_interrupt
 from .naming import describe, expand_inputs, output_name
 from .preset import Ladder, Preset, scaled_stages
 from .preset_files import load_preset
-from .printsize import DEFAULT_DPI, final_long_edge
+from .printsize import final_long_edge
 from .record import knob_specs
 from .records import Outcome
 from .request import RenderRequest
+from .request_files import check_request_files, other_inputs
 
 if TYPE_CHECKING:  # torch and the modules that load it are imported when the work starts
     import torch
@@ -39,7 +42,6 @@ if TYPE_CHECKING:  # torch and the modules that load it are imported when the wo
     from .batch import BatchObserver
     from .images import ImageSource
     from .job import CheckedJob, RenderJob
-    from .output import OutputOptions
     from .renderer import Renderer
     from .stages.stopping import StopHandle
 
@@ -99,10 +101,13 @@ def resolve_look(request: RenderRequest, device: torch.device) -> Look:
     return Look(resolved, ladder, sources, unsized)
 
 
-def request_renderer(request: RenderRequest, device: torch.device) -> Renderer:
+def request_renderer(
+    request: RenderRequest, device: torch.device, driver: torch.device | None = None
+) -> Renderer:
     """The renderer of an in-memory render (:func:`stylecascade.render`, the studio's tries):
     the request's look (:func:`resolve_look`) on ``device``; its ``look`` is the unsized preset
-    (what ``presets save`` keeps).
+    (what ``presets save`` keeps). ``driver``: where the image and the optimizer live when
+    ``device`` is a cluster's actors' (this process's CPU), else ``device``.
 
     Raises:
         PresetError, ArgumentError: see :func:`resolve_look`; a bad ``weights`` spec.
@@ -112,7 +117,7 @@ def request_renderer(request: RenderRequest, device: torch.device) -> Renderer:
     look = resolve_look(request, device)
     return Renderer(
         look.preset,
-        device=device,
+        device=driver or device,
         weights=request.compute.weights,
         sources=look.sources,
         look=look.unsized,
@@ -146,9 +151,12 @@ def launch(
     """Render the request's photos into files: one output and its manifest per photo.
 
     The steps: the inputs and every torch-free check (:func:`checked_inputs`); the cluster,
-    if any (:func:`_session`); the device; the look, folders, renderer and jobs, every cheap
-    check before any work (:func:`plan`); the header and the time gate (on ``console`` only);
-    the run here (:func:`_run_here`) or on the cluster (:func:`_run_on_cluster`). Ctrl-C and
+    if any (:func:`cluster_session`); the device; the look, renderer and jobs, every cheap check
+    before any work (:func:`plan`); the header (on ``console``); the time gate of a local
+    render, single or batch (``gate.check_plan``: a long CPU render refused without ``yes``);
+    the output folders (:func:`_make_folders`, the last step before the work); the run here
+    (:func:`_run_here`; a single photo on a cluster too, its tiles on the actors:
+    :func:`start_print_tiles`) or a batch on the cluster (:func:`_run_on_cluster`). Ctrl-C and
     SIGTERM (in the main thread), or ``stop`` (from any thread), stop it with checkpoints
     kept for ``resume``.
 
@@ -166,6 +174,7 @@ def launch(
     Raises:
         ArgumentError, UsageError: bad photos, paintings, preset, knobs or output locations —
             every one before any work.
+        TooLong: (an ``ArgumentError``) a render over 30 min on this CPU without ``yes``.
         WeightsError: the weights cannot be loaded.
         ClusterError: Ray is missing, or the cluster cannot be reached.
         Interrupted, Signalled: a signal stopped the render (a single photo's is raised; a
@@ -174,54 +183,47 @@ def launch(
     shown = None if request.outputs.quiet else console
     with signals_interrupt(), ExitStack() as stack:
         inputs = checked_inputs(request)
-        if request.batch.cluster is not None:
+        if request.batch.cluster is not None and request.is_batch:
             skipped = _skipped_before_connecting(request, inputs, shown)
             if skipped is not None:
                 return skipped  # every output exists: Ray takes seconds to start
-        session = _session(request, stack)
-        device = select_device_for(request.compute.device, session)
-        work = plan(request, inputs, device, shown)
+        session = cluster_session(request, stack)
+        on_actors = session is not None and not request.is_batch  # one print's tiles there
+        device = select_device_for(request.compute.device, session)  # the actors' on a cluster
+        work = plan(request, inputs, device, shown, session if on_actors else None, stack)
         if shown is not None:
             where = str(device) if session is None else f"{device} on {session}"
+            where = f"cpu, its tiles on {session} ({device})" if on_actors else where
             _announce(shown, work, where, request)
-        if session is None and _unfinished(work):
+        if session is None:  # the time gate: a single photo or a batch, never the weights
             default = work.look.unsized.stages[-1].long_edge
-            hw = _content_hw(work)
-            check_time(shown, request, work.renderer, len(work.jobs), work.checked, default, hw)
-        if session is None:
+            check_plan(shown, request, work.renderer, work.jobs, work.checked, default)
+        _make_folders(request, shown)  # the last step before the work: every check is done
+        if session is None or on_actors:
             return _run_here(request, work, shown, observer, stop)
         return _run_on_cluster(request, work, session, shown)
 
 
-def _unfinished(work: Plan) -> bool:
-    """Whether the plan has work to estimate: a single photo not rendered before (a batch's
-    photos are checked as they come, so it is not priced: its estimate would load the network
-    before them)."""
-    return work.checked is not None and not work.checked.done_before
-
-
-def _content_hw(work: Plan) -> tuple[int, int]:
-    """``(H, W)`` px of the single photo the estimate prices."""
-    assert work.checked is not None
-    return tuple(work.checked.content.shape[-2:])
-
-
 def checked_inputs(request: RenderRequest) -> list[Path]:
     """The photos (folders expanded) after every check that needs no torch, which is
-    imported after them (a typo answers at once); the CPU threads set.
+    imported after them (a typo answers at once): the request's own
+    (:meth:`RenderRequest.check`) and its files' (``request_files.check_request_files``);
+    the CPU threads set.
 
     Raises:
-        ArgumentError, UsageError: see :meth:`RenderRequest.check`; missing photos.
+        ArgumentError, UsageError: see :meth:`RenderRequest.check`; missing photos; see
+            ``request_files.check_request_files``.
     """
     inputs = expand_inputs([Path(p) for p in request.inputs.photos])
     request.check()
+    check_request_files(request, inputs)
     from .device import set_threads
 
     set_threads(request.compute.threads)
     return inputs
 
 
-def _session(request: RenderRequest, stack: ExitStack) -> Any | None:
+def cluster_session(request: RenderRequest, stack: ExitStack) -> Any | None:
     """The connected cluster of a ``cluster`` request (closed with ``stack``), else ``None``.
 
     Raises:
@@ -235,26 +237,71 @@ def _session(request: RenderRequest, stack: ExitStack) -> Any | None:
 
 
 def plan(
-    request: RenderRequest, inputs: Sequence[Path], device: torch.device, shown: Console | None
+    request: RenderRequest,
+    inputs: Sequence[Path],
+    device: torch.device,
+    shown: Console | None,
+    session: Any | None = None,
+    stack: ExitStack | None = None,
 ) -> Plan:
-    """The look, the output folders (said on ``shown``), the renderer and the jobs.
+    """The look, the renderer and the jobs, every check done (no folder is made: that is
+    :func:`_make_folders`, the last step before the work); with a ``session`` (a single
+    photo on a cluster), the print's tile actors too (:func:`start_print_tiles`, closed with
+    ``stack``).
 
     Raises:
         PresetError, ArgumentError, UsageError: see :func:`resolve_look` and :func:`_jobs`.
+        ArgumentError, ClusterError: see :func:`start_print_tiles`.
     """
+    import torch
+
     from .progress import step_reporter
     from .renderer import Renderer
 
-    look = resolve_look(request, device)
-    _make_folders(request, shown)
+    look = resolve_look(request, device)  # a cluster's: its actors' device (the default preset)
     step = step_reporter(shown)
     limit = request.compute.max_input_pixels or None
+    driver = device if session is None else torch.device("cpu")  # the image, the optimizer
     renderer = Renderer(
-        look.preset, device=device, weights=request.compute.weights, sources=look.sources,
+        look.preset, device=driver, weights=request.compute.weights, sources=look.sources,
         step=step, max_input_pixels=limit, look=look.unsized,
     )  # fmt: skip
     jobs, checked = _jobs(request, inputs, renderer)
+    if session is not None and stack is not None and checked and not checked.done_before:
+        hw = tuple(checked.content.shape[-2:])
+        start_print_tiles(request, session, renderer, stack, shown, hw)
     return Plan(look, renderer, jobs, checked, step)
+
+
+def start_print_tiles(
+    request: RenderRequest,
+    session: Any,
+    renderer: Renderer,
+    stack: ExitStack,
+    shown: Console | None,
+    hw: tuple[int, int] | None,
+) -> None:
+    """Start one print's tile actors on the cluster for ``renderer`` (its stages run there;
+    they stop with ``stack``; their lines said on ``shown``) and plan every stage of a photo
+    of ``hw`` = ``(H, W)`` px against them: one that fits no actor is refused here, before any
+    work (``tile_cluster.TiledCluster.check``; ``hw`` ``None``: when the stages are made).
+
+    Raises:
+        ArgumentError: a stage fits no actor (naming the largest and the tile that fits).
+        ClusterError, UsageError, WeightsError: see ``tile_cluster.print_tiles``.
+    """
+    from .runner import schedule
+    from .tile_cluster import print_tiles
+
+    compute, batch = request.compute, request.batch
+    device = compute.device if isinstance(compute.device, str) else compute.device.type
+    tiles = print_tiles(
+        session, renderer, device, actors=batch.actors,
+        cpus_per_actor=batch.cpus_per_actor, threads=compute.threads, console=shown,
+    )  # fmt: skip
+    cluster = stack.enter_context(tiles)
+    if hw is not None:
+        cluster.check(schedule(renderer.preset, hw))
 
 
 def _run_here(
@@ -352,6 +399,7 @@ def _jobs(
     (:class:`CheckedJob`), a batch's outputs and paintings (the photos as they come)."""
     from .batch import batch_jobs
     from .job import CheckedJob, RenderJob
+    from .output import options_of
 
     preset, outputs, seed = renderer.preset, request.outputs, request.look.seed
     output = _path(outputs.output) or Path(output_name(DEFAULT_NAME, inputs[0], preset, seed))
@@ -363,8 +411,9 @@ def _jobs(
         save_every=outputs.save_every,
         overwrite=outputs.overwrite,
         resume=outputs.resume,
-        output_options=_output_options(request),
+        output_options=options_of(request.fields()),
         max_input_pixels=request.compute.max_input_pixels or None,
+        inputs=other_inputs(request),
     )
     if not request.is_batch:
         return [template], CheckedJob(template, renderer)
@@ -374,16 +423,6 @@ def _jobs(
     return jobs, None
 
 
-def _output_options(request: RenderRequest) -> OutputOptions:
-    """The writer's options, each taken from the request's field of the same name (a new
-    output option is a record field and an ``OutputOptions`` field: nothing here)."""
-    from .output import OutputOptions
-
-    values = {**request.fields(), "dpi": request.look.dpi or DEFAULT_DPI}
-    names = [f.name for f in dataclasses.fields(OutputOptions)]
-    return OutputOptions(**{name: values[name] for name in names if name in values})
-
-
 def _path(value: Any) -> Path | None:
     """A path field's value as a ``Path`` (``None`` stays ``None``)."""
     return None if value is None else Path(value)
@@ -391,7 +430,9 @@ def _path(value: Any) -> Path | None:
 
 def _make_folders(request: RenderRequest, console: Console | None) -> None:
     """Create the missing output folders the request names (a single photo's ``output``
-    folder, a batch's ``out_dir``, ``save_stages``), and say so on ``console``.
+    folder, a batch's ``out_dir``, ``save_stages``), and say so on ``console``: the one place
+    a render makes its folders, after every check (``request_files.check_request_files``
+    checked they can be made) and the time gate, so a refused render leaves none.
 
     Raises:
         ArgumentError: a folder that cannot be created (``files.make_folder``).

@@ -12,12 +12,9 @@ import torch
 from .preset import Preset
 from .stages.cascade import StageResult
 
+__all__ = ["build_manifest", "stage_entry", "versions"]
+
 VERSIONED = ("stylecascade", "torch", "torchvision", "numpy", "pillow")
-
-
-def manifest_path(output: Path) -> Path:
-    """``OUT.json`` beside ``OUT.png``."""
-    return Path(output).with_suffix(".json")
 
 
 def versions() -> dict[str, str]:

@@ -6,33 +6,47 @@ into Adobe RGB, Display P3 or a lab's profile with LittleCMS, :mod:`stylecascade
 the render's provenance (PNG ``iTXt`` chunks, TIFF ``Software``/``ImageDescription``, JPEG
 comment; a print's trim and bleed among them). Pillow writes 8-bit files; it cannot write
 16-bit RGB, so pypng writes 16-bit PNG and tifffile writes TIFF (Pillow's libtiff writes 8-bit
-LZW TIFF: tifffile needs the ``imagecodecs`` package for LZW). Every write is atomic (temporary
-file + rename).
+LZW TIFF: tifffile needs the ``imagecodecs`` package for LZW). Every write goes through the
+one writer (:func:`stylecascade.files.atomic_write`). Loads without torch: the command line
+checks an output's format and options before torch is imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import json
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import png
 import tifffile
-import torch
 from PIL import Image, PngImagePlugin
-from torch import Tensor
 
 from .choices import COMPRESSION_NAMES, OUTPUT_FORMATS
 from .errors import ArgumentError, UsageError
-from .files import atomic_write
-from .printsize import MAX_BLEED_MM, MAX_SAFE_MARGIN_MM, check_dpi, parse_length
+from .files import atomic_write, check_folder
+from .printsize import DEFAULT_DPI, MAX_BLEED_MM, MAX_SAFE_MARGIN_MM, check_dpi, parse_length
 from .profiles import SRGB_ICC, check_intent, convert, output_profile
 
-__all__ = ["SRGB_ICC", "OutputOptions", "check_output", "quantize", "save_image", "to_pil"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = [
+    "SRGB_ICC",
+    "OutputOptions",
+    "check_options",
+    "check_output",
+    "options_of",
+    "quantize",
+    "save_image",
+    "to_pil",
+]
 
 BIT_DEPTHS = (8, 16)
 COMPRESSIONS = dict(zip(COMPRESSION_NAMES, (None, "lzw", "zlib"), strict=True))
@@ -73,6 +87,16 @@ class OutputOptions:
     safe_margin: str | None = None
 
 
+def options_of(fields: Mapping[str, Any]) -> OutputOptions:
+    """The writer's options from a request's fields (``RenderRequest.fields()``), each taken
+    from the field of the same name (a new output option is a record field and an
+    :class:`OutputOptions` field: nothing here); ``dpi`` is 300 unless given
+    (``printsize.DEFAULT_DPI``)."""
+    values = {**fields, "dpi": fields.get("dpi") or DEFAULT_DPI}
+    names = [f.name for f in dataclasses.fields(OutputOptions)]
+    return OutputOptions(**{name: values[name] for name in names if name in values})
+
+
 def output_format(path: Path) -> str:
     """Pillow format name for an output path's extension.
 
@@ -90,18 +114,32 @@ def output_format(path: Path) -> str:
 
 def check_output(path: Path, options: OutputOptions) -> None:
     """Refuse an output that cannot be written, before any work is done (whether it may
-    replace an existing file is the job's rule: ``stylecascade.job``).
+    replace an existing file is the job's rule: ``stylecascade.job``; the write rule's other
+    checks: ``stylecascade.write_checks``).
 
     Raises:
-        UsageError: unknown extension, 16 bits for JPEG, a bad quality or DPI, a missing
-            folder (one that cannot be written: :func:`~stylecascade.files.check_outputs`).
+        UsageError: unknown extension, 16 bits for JPEG, a bad option (:func:`check_options`),
+            a file where its folder must be (:func:`~stylecascade.files.check_folder`; a
+            missing folder is created before the work).
     """
     path = Path(path)
     fmt = output_format(path)
-    if options.bit_depth not in BIT_DEPTHS:
-        raise ArgumentError("bit_depth", f"{{}} must be 8 or 16; got {options.bit_depth}")
+    check_options(options, fmt)
     if options.bit_depth == 16 and fmt == "JPEG":
         raise UsageError(f"output {path}: JPEG has 8 bits only; use .png or .tif for 16 bits")
+    check_folder(path.parent, "output")
+
+
+def check_options(options: OutputOptions, fmt: str | None = None) -> None:
+    """Refuse options no output takes: a bit depth, quality or DPI out of range, an unknown
+    profile, intent or compression, a bleed or safe margin without a print size; ``fmt``
+    (``PNG``, ``TIFF``, ``JPEG``; ``None``: not known yet) for what depends on the format.
+
+    Raises:
+        ArgumentError: naming the option's field.
+    """
+    if options.bit_depth not in BIT_DEPTHS:
+        raise ArgumentError("bit_depth", f"{{}} must be 8 or 16; got {options.bit_depth}")
     if not 1 <= options.jpeg_quality <= 95:
         raise ArgumentError("jpeg_quality", f"{{}} must be 1–95; got {options.jpeg_quality}")
     if options.dpi is not None:
@@ -109,11 +147,9 @@ def check_output(path: Path, options: OutputOptions) -> None:
     output_profile(options.profile)
     check_intent(options.intent)
     _check_print(options, fmt)
-    if not path.parent.is_dir():
-        raise UsageError(f"output {path}: folder {path.parent} does not exist")
 
 
-def _check_print(options: OutputOptions, fmt: str) -> None:
+def _check_print(options: OutputOptions, fmt: str | None) -> None:
     """The compression, bleed and safe margin (each needs ``print_size``).
 
     Raises:
@@ -148,6 +184,8 @@ def quantize(image: Tensor, bit_depth: int = 8) -> np.ndarray:
     Raises:
         ValueError: the image holds NaN or infinite values (never written).
     """
+    import torch  # this module loads without torch
+
     pixels = image.detach()[0].float()
     if not torch.isfinite(pixels).all():
         raise ValueError("the image holds NaN or infinite values")

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .choices import MAX_INPUT_PIXELS
 from .errors import ArgumentError, UsageError, literal
-from .reading import image_bound, open_regular
+from .reading import check_path, image_bound, open_regular
 
 FONT_SIZE = 14
 LABEL_HEIGHT = 22
@@ -79,8 +79,7 @@ def contact_sheet(folder: Path, height: int = 256, columns: int = 3) -> Image.Im
         ArgumentError: (field ``save_stages``) not a folder, no images in it, an unreadable
             image.
     """
-    if not folder.is_dir():
-        raise ArgumentError("save_stages", f"{{}} {literal(folder)}: no such folder")
+    check_path(folder, "save_stages", "folder")  # missing, or a file: said as such
     files = sorted(
         (p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif")),
         key=lambda p: (p.stem.split(".stage")[0], _stage_number(p), p.name),

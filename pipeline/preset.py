@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .choices import MAX_ITERATIONS, MAX_STYLE_SCALE
 from .errors import ArgumentError, UsageError, literal
 from .printsize import MAX_LONG_EDGE
 from .record import LAST, MULTIPLY, OVERRIDE, Spec, knob_specs
@@ -36,10 +37,10 @@ from .stages.vocabulary import (
 
 PRECISIONS = ("fp32", "tf32", "bf16", "auto")
 
-MAX_STYLE_SCALE = 8.0
-"""Largest ``style_scale`` of a stage (the painting at 8× the stage's size)."""
-MAX_ITERATIONS = 100_000
-"""Largest evaluation cap of a stage (a 4096 px stage on a large GPU does about 2 per second)."""
+
+MAX_LR = 10.0
+"""Largest step size of a stage (``lr``): L-BFGS starts its line search at 1.0, Adam takes
+0.01–0.05 in 0–1 pixel units; 10 is far above both, and a larger step only wastes a stage."""
 
 MIN_STAGE_EDGE = 128
 """Floor in px for the long edge of a scaled preset's stages: below it the layout (buildings,
@@ -120,7 +121,7 @@ class StageConfig:
     long_edge: int = field(metadata={"positive": True, "at_most": MAX_LONG_EDGE, "yaml": "size"})
     iterations: int = field(metadata={"positive": True, "at_most": MAX_ITERATIONS})
     optimizer: str = field(default="lbfgs", metadata={"choices": OPTIMIZERS})
-    lr: float = field(default=1.0, metadata={"positive": True})
+    lr: float = field(default=1.0, metadata={"positive": True, "at_most": MAX_LR})
     content_weight: float = field(
         default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT}
     )
@@ -150,9 +151,11 @@ class TilingConfig:
         lr: Adam step size of tiled stages (0–1 pixel units); tiled stages always use Adam.
     """
 
-    tile_edge: int = field(default=0, metadata={"non_negative": True, "yaml": "size"})
-    overlap: int = field(default=64, metadata={"non_negative": True})
-    lr: float = field(default=0.01, metadata={"positive": True})
+    tile_edge: int = field(
+        default=0, metadata={"non_negative": True, "at_most": MAX_LONG_EDGE, "yaml": "size"}
+    )
+    overlap: int = field(default=64, metadata={"non_negative": True, "at_most": MAX_LONG_EDGE})
+    lr: float = field(default=0.01, metadata={"positive": True, "at_most": MAX_LR})
 
 
 FILE_FIELDS = ("image", "mask", "style_mask")
@@ -179,7 +182,7 @@ class StyleConfig:
 
     image: str
     weight: float = field(default=1.0, metadata={"non_negative": True, "at_most": MAX_WEIGHT})
-    scale: float = field(default=1.0, metadata={"positive": True})
+    scale: float = field(default=1.0, metadata={"positive": True, "at_most": MAX_STYLE_SCALE})
     mask: str | None = None
     style_mask: str | None = None
     layers: dict[str, float] | None = field(default=None, metadata={"layers": True})

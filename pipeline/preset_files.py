@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,13 @@ from typing import Any
 import yaml
 
 from .errors import ArgumentError, ArgumentTypeError, literal
-from .files import atomic_write
+from .files import atomic_write, make_folder
+from .naming import check_name, name_problem
 from .paths import user_preset_dir
 from .preset import Preset, PresetError
 from .preset_reader import Reader, shown
 from .reading import MANIFEST, Bound, parsed, read_text
+from .write_checks import check_outputs
 
 PRESET_SUFFIXES = (".yaml", ".yml")
 MAX_PRESET_BYTES = 1 << 20
@@ -51,11 +53,45 @@ def bundled_presets() -> dict[str, Path]:
 
 
 def user_presets() -> dict[str, Path]:
-    """Names and files of the user's saved presets, sorted by name."""
+    """Names and files of the user's saved presets, sorted by name: the files of
+    :func:`user_preset_dir` whose names keep the name rule (:func:`saved_name_problem`);
+    others, made by hand, are no presets (``presets list`` says why)."""
+    return {n: p for n, p in _saved_files().items() if saved_name_problem(n) is None}
+
+
+def _saved_files() -> dict[str, Path]:
+    """Every preset file of :func:`user_preset_dir` by its stem, sorted."""
     folder = user_preset_dir()
     if not folder.is_dir():
         return {}
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in PRESET_SUFFIXES}
+
+
+def saved_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a saved preset's, else ``None``: the name rule
+    (:func:`~stylecascade.naming.check_name`: printable, no spaces around, at most
+    :data:`MAX_PRESET_NAME` bytes, no look-alike of a bundled name such as ``DRAFT``), no
+    suffix (``look.v2`` would read as a file), not a bundled name."""
+    problem = name_problem(name, MAX_PRESET_NAME) or ("has a suffix" if Path(name).suffix else None)
+    if problem is not None:
+        return f"preset name {reprlib.repr(name)}: {problem}; use a plain name like 'my-look'"
+    bundled = bundled_presets()
+    if name in bundled:
+        return f"preset name {name!r} is a bundled preset's; choose another name"
+    try:
+        check_name(name, "preset name", taken=bundled, limit=MAX_PRESET_NAME, error=PresetError)
+    except PresetError as exc:
+        return str(exc)
+    return None
+
+
+def ignored_presets() -> dict[Path, str]:
+    """The files of :func:`user_preset_dir` that are no saved presets, with why."""
+    return {
+        p: problem
+        for n, p in _saved_files().items()
+        if (problem := saved_name_problem(n)) is not None
+    }
 
 
 def preset_yaml(preset: Preset) -> str:
@@ -234,27 +270,24 @@ def _manifest_preset(path: Path) -> tuple[str, str, str, Path | None]:
     return yaml.safe_dump(data, sort_keys=False), name, str(path), path.resolve().parent
 
 
-def save_user_preset(name: str, preset: Preset, overwrite: bool = False) -> Path:
-    """Write ``preset`` as ``NAME.yaml`` into :func:`user_preset_dir`.
+def save_user_preset(
+    name: str, preset: Preset, overwrite: bool = False, inputs: Sequence[Path] = ()
+) -> Path:
+    """Write ``preset`` as ``NAME.yaml`` into :func:`user_preset_dir` (through the one writer,
+    :mod:`stylecascade.files`: never over one of ``inputs``, the file it was read from).
 
     Raises:
-        PresetError: a name that is not a plain file name, is over :data:`MAX_PRESET_NAME`
-            bytes, or is a bundled preset's.
+        PresetError: a name that breaks the name rule (:func:`saved_name_problem`: also a
+            look-alike of a saved preset's name, ``Look`` beside ``look``).
         ArgumentError: (argument ``overwrite``) an existing saved preset without
             ``overwrite``.
         OSError: the folder cannot be written.
     """
-    if not name or Path(name).name != name or name.startswith(".") or Path(name).suffix:
-        raise PresetError(
-            f"preset name {name!r}: use a plain name like 'my-look' (no path, no suffix)"
-        )
-    if len(os.fsencode(name)) > MAX_PRESET_NAME:
-        raise PresetError(
-            f"preset name {reprlib.repr(name)} is {len(os.fsencode(name))} bytes long; at most "
-            f"{MAX_PRESET_NAME}"
-        )
-    if name in bundled_presets():
-        raise PresetError(f"preset name {name!r} is a bundled preset's; choose another name")
+    problem = saved_name_problem(name)
+    if problem is not None:
+        raise PresetError(problem)
+    saved = _saved_files()
+    check_name(name, "preset name", taken=saved, limit=MAX_PRESET_NAME, error=PresetError)
     # a saved look.yml is the one load_preset("look") finds: replace that file, never shadow it
     path = user_presets().get(name, user_preset_dir() / f"{name}.yaml")
     text = preset_yaml(dataclasses.replace(preset, name=name))
@@ -266,8 +299,14 @@ def save_user_preset(name: str, preset: Preset, overwrite: bool = False) -> Path
             f"saved preset {literal(path)} already exists, with another look; pass {{}} to "
             f"replace it",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    check_outputs([path], inputs, argument=None)  # the write rule: never over its source
+    make_folder(path.parent, None)
+    atomic_write(
+        path,
+        lambda tmp: tmp.write_text(text, encoding="utf-8"),
+        replace=overwrite,
+        argument=None,
+    )
     return path
 
 

@@ -3,10 +3,10 @@ trim (:func:`with_bleed`: the output's size and how the photo is extended to fil
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
+from .choices import MAX_DPI, MIN_DPI
 from .errors import ArgumentError
 
 UNITS_PER_INCH = {"cm": 2.54, "mm": 25.4, "in": 1.0}
@@ -30,13 +30,14 @@ _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[x×]\s*(\d+(?:\.\d+)?)\s*(cm|mm|i
 
 
 def check_dpi(dpi: float) -> None:
-    """The one rule for ``--dpi``: a finite number > 0.
+    """The one rule for ``--dpi``: :data:`~stylecascade.choices.MIN_DPI` …
+    :data:`~stylecascade.choices.MAX_DPI` (the record's bounds of ``dpi``).
 
     Raises:
-        UsageError: anything else (0, negative, inf, nan).
+        UsageError: anything else (under 1, e.g. 1e-320 that a file would store as 0; inf, nan).
     """
-    if not 0 < dpi < math.inf:
-        raise ArgumentError("dpi", f"{{}} must be a number > 0; got {dpi}")
+    if not MIN_DPI <= dpi <= MAX_DPI:
+        raise ArgumentError("dpi", f"{{}} must be {MIN_DPI:g} … {MAX_DPI:g}; got {dpi}")
 
 
 def mm_to_px(mm: float, dpi: float) -> int:

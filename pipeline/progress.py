@@ -235,8 +235,7 @@ class StageProgress:
 
     def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
         assert self.task is not None
-        self.done = done
-        self.total = max(self.total, done)  # L-BFGS may overrun its budget a little
+        self.done = done = min(done, self.total)  # a stage stops at its cap (stages.optim)
         now = time.monotonic()
         if now - self.last_read >= LOSS_REFRESH_SECONDS:
             self.last_read = now
@@ -261,6 +260,13 @@ class StageProgress:
             losses=stage_summary(result),
         )
         self._advance_batch(self.total)
+
+
+def time_left(elapsed: float, done: float, total: int) -> float:
+    """Seconds left of ``total`` evaluations after ``done`` took ``elapsed`` s, at that pace
+    (none done yet: as if one took ``elapsed``); never below 0."""
+    each = elapsed / done if done > 0 else elapsed
+    return max(0.0, each * (total - done))
 
 
 def log_line(console: Console, message: str) -> None:
@@ -313,14 +319,14 @@ class LogProgress:
         log_line(self.console, f"{self.label} {stage.optimizer}: started, cap {self.total}")
 
     def iteration(self, done: int, terms: Mapping[str, Tensor]) -> None:
-        self.done = done
+        self.done = done = min(done, self.total)  # a stage stops at its cap (stages.optim)
         now = time.monotonic()
         if now - self.last < LOG_EVERY_SECONDS:
             return
         self.last = now
         losses = format_losses(as_floats(terms))
         elapsed = now - self.began
-        left = elapsed / max(done, 1) * (self.total - done)
+        left = time_left(elapsed, done, self.total)
         message = (
             f"{self.label}: {done}/{self.total}, {elapsed:.0f} s, ≤ {left:.0f} s left"
             f"{self._render_left(now, done)} · {losses}"
@@ -346,9 +352,10 @@ class LogProgress:
             return
         self.last = now
         elapsed, evaluations = now - self.began, self.done + done / total
-        left = elapsed / evaluations * (self.total - evaluations)
+        left = time_left(elapsed, evaluations, self.total)
         message = (
-            f"{self.label}: evaluation {self.done + 1}/{self.total}, tiles {done}/{total}, "
+            f"{self.label}: evaluation {min(self.done + 1, self.total)}/{self.total}, "
+            f"tiles {done}/{total}, "
             f"{elapsed:.0f} s, ≤ {left:.0f} s left{self._render_left(now, evaluations)}"
         )
         log_line(self.console, message)

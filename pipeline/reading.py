@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import StyleCascadeError, UsageError
+from .errors import ArgumentError, StyleCascadeError, UsageError, literal
 
 MAX_DEPTH = 64
 """Deepest nesting of lists and mappings in a YAML or JSON document we read (a preset is about
@@ -33,6 +33,47 @@ _KINDS = {
 
 def _a(noun: str) -> str:
     return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def _kind(mode: int) -> str | None:
+    """``a directory``, ``a FIFO (named pipe)``, … for what is no regular file (``None``
+    for a regular file or another kind)."""
+    return next((name for test, name in _KINDS.items() if test(mode)), None)
+
+
+def path_problem(path: Path | str, want: str = "file", noun: str = "file") -> str | None:
+    """What is wrong with ``path`` as an existing regular file (``want="file"``, called
+    ``noun``) or folder (``want="folder"``), else ``None``: the one wording of every path the
+    user names — ``no such file`` / ``no such folder``, ``is a directory, not a weights
+    file``, ``is a character device, not a weights file``, ``is a file, not a folder``,
+    ``cannot be looked at (Permission denied)``. Symbolic links are followed (it is read)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return f"no such {want}"
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        return f"cannot be looked at ({getattr(exc, 'strerror', None) or exc})"
+    if want == "folder":
+        return None if stat.S_ISDIR(mode) else f"is {_kind(mode) or 'a file'}, not a folder"
+    if stat.S_ISREG(mode):
+        return None
+    return f"is {_kind(mode) or 'not a regular file'}, not {_a(noun)}"
+
+
+def check_path(path: Path | str, field: str, want: str = "file", noun: str = "file") -> Path:
+    """``path`` if it is what ``field`` takes (:func:`path_problem`).
+
+    Args:
+        path: as the user gave it; field: the field that gave it (``save_stages``), which
+            each edge words as its flag; want: ``file`` or ``folder``; noun: a file's kind.
+
+    Raises:
+        ArgumentError: ``{field} PATH: problem``.
+    """
+    problem = path_problem(path, want, noun)
+    if problem is not None:
+        raise ArgumentError(field, f"{{}} {literal(path)}: {problem}")
+    return Path(path)
 
 
 @dataclass(frozen=True)
@@ -80,7 +121,7 @@ def open_regular(path: Path | str, bound: Bound, what: str) -> Iterator[BinaryIO
     except OSError as exc:
         raise error(f"{what}: cannot read {noun} ({exc.strerror or exc})") from None
     info = os.fstat(fd)
-    kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), None)
+    kind = _kind(info.st_mode)
     if kind is not None or not stat.S_ISREG(info.st_mode) or info.st_size > bound.limit:
         os.close(fd)
         if kind is None and stat.S_ISREG(info.st_mode):

@@ -21,6 +21,7 @@ Free of torch: the command line builds and checks the record before torch is imp
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -31,13 +32,21 @@ from .choices import (
     DEFAULT_NAME,
     DEVICES,
     INTENT_NAMES,
+    MAX_DPI,
     MAX_INPUT_PIXELS,
+    MAX_ITERATIONS,
+    MAX_PIXEL_LIMIT,
+    MAX_STYLE_SCALE,
+    MAX_THREADS,
+    MIN_DPI,
     OUTPUT_FORMATS,
     PROFILE_NAMES,
+    SEED_RANGE,
     SOURCES,
 )
 from .errors import ArgumentError
-from .stages.vocabulary import COLOR_MODES, INITS, STYLE_LOSSES
+from .printsize import MAX_LONG_EDGE, MIN_LONG_EDGE
+from .stages.vocabulary import COLOR_MODES, INITS, MAX_WEIGHT, STYLE_LOSSES
 
 INPUTS, LOOK, OUTPUT, PRINT, PERFORMANCE, BATCH = (
     "Inputs",
@@ -66,7 +75,9 @@ class Spec:
             once wrapped); panel: its ``--help`` panel.
         rule, target: a knob's rule and the preset field it acts on (``stages.style_weight``:
             every stage's; ``tiling.tile_edge``; ``color``); ``None``: not a preset knob.
-        at_least, at_most: bounds of a number (inclusive); above: ``None`` unbounded.
+        at_least, at_most: bounds of a number (inclusive; ``None``: none that way). Every
+            number of the record has both where a value beyond means nothing (a DPI under 1,
+            a negative pixel limit); every number must be finite (:func:`check_bounds`).
         show_default: ``--help`` shows the default; old: earlier spellings kept as hidden
             flags that still work and say the new one; studio: the studio's page offers it.
     """
@@ -94,26 +105,48 @@ def spec_of(f: Any) -> Spec:
     return f.metadata["spec"]
 
 
+def _shown(bound: float) -> str:
+    """A bound as a message shows it: whole numbers in full (``18446744073709551615``), others
+    as ``%g``."""
+    return str(int(bound)) if float(bound).is_integer() and abs(bound) < 2**65 else f"{bound:g}"
+
+
+def bound_problem(spec: Spec, value: float) -> str | None:
+    """What is wrong with ``value`` against ``spec``'s bounds: ``must be a finite number``,
+    ``must be 1 … 65535``, ``must be ≥ 0`` (a template with ``{}`` for the field), else
+    ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{{}} must be a finite number; got {value!r}"
+    low, high = spec.at_least, spec.at_most
+    if (low is None or value >= low) and (high is None or value <= high):
+        return None
+    if low is not None and high is not None:
+        return f"{{}} must be {_shown(low)} … {_shown(high)}; got {value!r}"
+    if low is not None:
+        return f"{{}} must be ≥ {_shown(low)}; got {value!r}"
+    return f"{{}} must be ≤ {_shown(high)}; got {value!r}"
+
+
 def check_bounds(parts: Iterable[type], values: dict[str, Any]) -> None:
-    """Refuse a number outside its field's bounds (``Spec.at_least``, ``Spec.at_most``); each
-    element of a list alike.
+    """Refuse a number that is not finite or is outside its field's bounds
+    (``Spec.at_least``, ``Spec.at_most``); each element of a list alike.
 
     Args:
         parts: record classes whose fields to check; values: ``{field name: value}``.
 
     Raises:
-        ArgumentError: ``{field} must be ≥ N; got V`` (or ``≤``), naming the field.
+        ArgumentError: ``{field} must be 1 … 65535; got 1e-320`` (or ``≥``, ``≤``, ``a finite
+            number``), naming the field.
     """
     for part in parts:
         for f in fields(part):
-            spec, value = spec_of(f), values.get(f.name)
+            value = values.get(f.name)
             for v in value if isinstance(value, (list, tuple)) else [value]:
                 if not isinstance(v, (int, float)) or isinstance(v, bool):
                     continue
-                if spec.at_least is not None and not v >= spec.at_least:
-                    raise ArgumentError(f.name, f"{{}} must be ≥ {spec.at_least:g}; got {v!r}")
-                if spec.at_most is not None and not v <= spec.at_most:
-                    raise ArgumentError(f.name, f"{{}} must be ≤ {spec.at_most:g}; got {v!r}")
+                problem = bound_problem(spec_of(f), v)
+                if problem is not None:
+                    raise ArgumentError(f.name, problem)
 
 
 # fmt: off
@@ -131,13 +164,14 @@ class Inputs:
         "preset's paintings)."
     )
     blend_weights: Sequence[float] | None = option(
-        None, "--blend-weight", metavar="W", panel=INPUTS, studio=True,
+        None, "--blend-weight", metavar="W", panel=INPUTS, studio=True, at_least=0,
+        at_most=MAX_WEIGHT,
         help="Share of each --style in the blend, in order (normalized; default equal)."
     )
     masks: Sequence[PathArg | None] | None = option(
         None, "--mask", metavar="MASK", panel=INPUTS,
         help="Where each --style applies, in order: a grayscale image on the photo, white = "
-        "this painting ('none': everywhere)."
+        "this painting, grey = part of its weight ('none': everywhere)."
     )
     preset: Any = option(
         None, "--preset", "-p", metavar="PRESET", panel=INPUTS,
@@ -152,17 +186,17 @@ class Look:
 
     style_weight: float | None = option(
         None, "--style-weight", metavar="X", panel=LOOK, rule=MULTIPLY,
-        target="stages.style_weight", studio=True,
+        target="stages.style_weight", studio=True, at_least=0, at_most=MAX_WEIGHT,
         help="Multiply the preset's style weight in every stage (2: twice the style)."
     )
     content_weight: float | None = option(
         None, "--content-weight", metavar="X", panel=LOOK, rule=MULTIPLY,
-        target="stages.content_weight", studio=True,
+        target="stages.content_weight", studio=True, at_least=0, at_most=MAX_WEIGHT,
         help="Multiply the preset's content weight in every stage."
     )
     tv_weight: float | None = option(
         None, "--tv-weight", metavar="X", panel=LOOK, rule=MULTIPLY, target="stages.tv_weight",
-        studio=True,
+        studio=True, at_least=0, at_most=MAX_WEIGHT,
         help="Multiply the preset's total-variation (smoothness) weight in every stage."
     )
     style_loss: str | None = option(
@@ -173,6 +207,7 @@ class Look:
     )
     iterations: int | None = option(
         None, "--iterations", metavar="N", panel=LOOK, rule=LAST, target="stages.iterations",
+        at_least=1, at_most=MAX_ITERATIONS,
         help="The last stage's evaluation cap; earlier stages' caps scale alike."
     )
     init: str | None = option(
@@ -185,6 +220,7 @@ class Look:
     )
     style_scale: float | None = option(
         None, "--style-scale", metavar="X", panel=LOOK, rule=MULTIPLY, target="stages.style_scale",
+        at_least=0, at_most=MAX_STYLE_SCALE,
         help="Multiply the painting's size against the render's in every stage (smaller: "
         "finer strokes)."
     )
@@ -193,7 +229,8 @@ class Look:
         help=f"Color preservation: {' | '.join(COLOR_MODES)} (default: the preset's)."
     )
     size: int | None = option(
-        None, "--size", metavar="PX", panel=LOOK, studio=True,
+        None, "--size", metavar="PX", panel=LOOK, studio=True, at_least=MIN_LONG_EDGE,
+        at_most=MAX_LONG_EDGE,
         help="Long edge of the final stage in px; earlier stages scale with it."
     )
     print_size: str | None = option(
@@ -201,11 +238,12 @@ class Look:
         help="Print size like 30x40cm or 8x10in; with --dpi it sets the final long edge."
     )
     dpi: float | None = option(
-        None, "--dpi", metavar="DPI", panel=PRINT,
+        None, "--dpi", metavar="DPI", panel=PRINT, at_least=MIN_DPI, at_most=MAX_DPI,
         help="Print resolution written into the file (default 300); sizes --print-size."
     )
     seed: int = option(
         0, "--seed", metavar="N", panel=PERFORMANCE, show_default=True, studio=True,
+        at_least=0, at_most=SEED_RANGE - 1,
         help="Random seed; the same seed, threads and device give the same image."
     )
 
@@ -223,11 +261,11 @@ class Outputs:
         help="Write each stage's image into DIR."
     )
     save_every: int | None = option(
-        None, "--save-every", metavar="N", panel=OUTPUT, at_least=1,
+        None, "--save-every", metavar="N", panel=OUTPUT, at_least=1, at_most=MAX_ITERATIONS,
         help="Also write each stage's best image so far every N evaluations into --save-stages."
     )
     print_every: int | None = option(
-        None, "--print-every", metavar="N", panel=OUTPUT, at_least=1,
+        None, "--print-every", metavar="N", panel=OUTPUT, at_least=1, at_most=MAX_ITERATIONS,
         help="A progress line with the losses every N evaluations."
     )
     overwrite: bool = option(
@@ -237,11 +275,12 @@ class Outputs:
         False, "--resume", panel=OUTPUT, help="Continue an interrupted render from its last stage."
     )
     bit_depth: int = option(
-        8, "--bit-depth", metavar="8|16", panel=OUTPUT, show_default=True,
+        8, "--bit-depth", metavar="8|16", panel=OUTPUT, show_default=True, at_least=8, at_most=16,
         help="Bits per channel (16: PNG, TIFF)."
     )
     jpeg_quality: int = option(
-        95, "--jpeg-quality", metavar="Q", panel=OUTPUT, show_default=True, help="JPEG 1–95."
+        95, "--jpeg-quality", metavar="Q", panel=OUTPUT, show_default=True, at_least=1,
+        at_most=95, help="JPEG 1–95."
     )
     profile: str = option(
         "srgb", "--profile", metavar="PROFILE", panel=PRINT, show_default=True,
@@ -278,11 +317,12 @@ class Compute:
         help=f"One of: {', '.join(DEVICES)}."
     )
     threads: int | None = option(
-        None, "--threads", metavar="N", panel=PERFORMANCE, help="CPU threads (default: all)."
+        None, "--threads", metavar="N", panel=PERFORMANCE, at_least=1, at_most=MAX_THREADS,
+        help="CPU threads (default: all)."
     )
     tile_size: int | None = option(
         None, "--tile-size", metavar="PX", panel=PERFORMANCE, rule=OVERRIDE,
-        target="tiling.tile_edge",
+        target="tiling.tile_edge", at_least=0, at_most=MAX_LONG_EDGE,
         help="Tile stages larger than PX (0: only stages that do not fit in memory)."
     )
     weights: PathArg = option(
@@ -291,6 +331,7 @@ class Compute:
     )
     max_input_pixels: int = option(
         MAX_INPUT_PIXELS, "--max-input-pixels", metavar="PIXELS", panel=PERFORMANCE,
+        at_least=0, at_most=MAX_PIXEL_LIMIT,
         help=f"Refuse larger inputs (default {MAX_INPUT_PIXELS:,}); 0: no limit."
     )
 
@@ -309,14 +350,15 @@ class Batch:
     )
     cluster: str | None = option(
         None, "--cluster", metavar="ADDRESS", panel=BATCH,
-        help="Render a batch on Ray: local, auto or ray://HOST:PORT (the cluster extra)."
+        help="Render on Ray (a batch: a photo per actor; one photo: its tiles over the "
+             "actors): local, auto or ray://HOST:PORT (the cluster extra)."
     )
     actors: int | None = option(
         None, "--actors", metavar="N", panel=BATCH, at_least=1,
         help="With --cluster: at most N actors."
     )
     cpus_per_actor: int | None = option(
-        None, "--cpus-per-actor", metavar="N", panel=BATCH, at_least=1,
+        None, "--cpus-per-actor", metavar="N", panel=BATCH, at_least=1, at_most=MAX_THREADS,
         help="With --cluster and no GPU: CPUs per actor (default 1)."
     )
 
@@ -363,7 +405,7 @@ class Inspection:
         help="Long edge of the reconstructions in px."
     )
     iterations: int = option(
-        150, "--iterations", metavar="N", at_least=1, show_default=True,
+        150, "--iterations", metavar="N", at_least=1, at_most=MAX_ITERATIONS, show_default=True,
         help="L-BFGS evaluations per reconstruction."
     )
     save_stages: PathArg | None = option(

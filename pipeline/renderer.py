@@ -21,18 +21,18 @@ from .errors import ArgumentError
 from .estimate import record_stage
 from .images import ImageSource, as_tensor, mask_from, read_image_bytes
 from .manifest import build_manifest, stage_entry
-from .naming import describe
+from .naming import check_weights_spec, describe
 from .output import to_pil
 from .preset import Preset
 from .records import Step, no_step
-from .runner import Observer, StageResult, run_stages
+from .runner import Observer, Placement, StageResult, run_stages
 from .stages.blend import StyleTargets, WeightedStyle
 from .stages.cascade import StageInterrupted
 from .stages.color import SHARED_TARGET_MODES, color_inputs, regional_output
 from .stages.resample import resize
 from .stages.stopping import StopHandle
 from .stages.vgg import VGGFeatures
-from .weights import VGGWeights, check_weights_spec, load_weights
+from .weights import VGGWeights, load_weights
 
 
 @dataclass(frozen=True)
@@ -179,10 +179,16 @@ class Renderer:
         look: ``preset`` before a requested size scaled its stages (``None``: ``preset``);
             the manifest keeps it as ``look`` for ``presets save --from OUT.json``.
 
+    Attributes:
+        tiles: where its stages run when not here (a cluster's actors,
+            ``stylecascade.tile_cluster.print_tiles`` sets it for a print); ``None``: here.
+
     Raises:
         UsageError: no style, an unreadable style image, an unavailable device, or a bad
             ``weights`` spec.
     """
+
+    tiles: Placement | None = None
 
     def __init__(
         self,
@@ -318,10 +324,12 @@ class Renderer:
             resume=resume,
             stage_styles=sets[1:],
             stop=stop,
+            tiles=self.tiles,
         )
         precision = effective_precision(self.preset.precision, self.device)
         for result in stages:
-            record_stage(result, self.network.extractor, self.device, precision)  # learn its speed
+            if self.tiles is None:  # learn this device's speed (not the cluster's)
+                record_stage(result, self.network.extractor, self.device, precision)
             yield result, self.shown(result.image, content)
 
     def _on_device(self, styles: list[WeightedStyle], content: Tensor) -> list[WeightedStyle]:
@@ -352,9 +360,12 @@ class Renderer:
         stages: list[dict[str, Any]],
         status: str = "done",
     ) -> dict[str, Any]:
-        """The manifest of a render by this renderer (``stylecascade.manifest``)."""
+        """The manifest of a render by this renderer (``stylecascade.manifest``); a print on a
+        cluster's actors adds ``cluster`` (``TiledCluster.profile``: where each stage's time
+        went per evaluation)."""
         network = self.network
-        return build_manifest(
+        cluster = {} if self.tiles is None else {"cluster": self.tiles.profile()}
+        manifest = build_manifest(
             preset=self.preset,
             look=self.look,
             seed=seed,
@@ -367,6 +378,7 @@ class Renderer:
             stages=stages,
             status=status,
         )
+        return manifest | cluster
 
     def render(
         self,

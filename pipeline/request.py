@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import os
 import reprlib
+import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -21,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .choices import check_seed
 from .errors import ArgumentError, ArgumentTypeError, literal
+from .naming import check_name
 from .record import PARTS, Batch, Compute, Inputs, Look, Outputs, check_bounds
 
 
@@ -42,13 +44,59 @@ def field_types() -> dict[str, Any]:
     return {name: kind for name, kind in hints.items() if _checked(kind)}
 
 
+class _Duck:
+    """Annotation metadata for a kind pydantic cannot test by itself: a ``typing.Protocol``
+    (an object with each of its methods) or a PIL image (at least 1 × 1 px), as its test.
+    Built without pydantic, which is imported only once a check runs."""
+
+    def __init__(self, kind: Any) -> None:
+        self.kind = kind
+
+    def test(self, value: Any) -> bool:
+        """Whether ``value`` is of the kind."""
+        if getattr(self.kind, "_is_protocol", False):
+            methods = [n for n in vars(self.kind) if not n.startswith("_")]
+            return all(callable(getattr(value, n, None)) for n in methods)
+        return isinstance(value, self.kind) and min(value.size) >= 1
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def validate(value: Any) -> Any:
+            if not self.test(value):
+                raise ValueError(f"not {_describe(self.kind)}")
+            return value
+
+        return core_schema.no_info_plain_validator_function(validate)
+
+
+def _image_class() -> type | None:
+    """PIL's image class when PIL is imported (a PIL image can only exist then)."""
+    module = sys.modules.get("PIL.Image")
+    return None if module is None else module.Image
+
+
+def _testable(kind: Any) -> Any:
+    """``kind`` with each part pydantic cannot test by itself (:class:`_Duck`) annotated."""
+    if getattr(kind, "_is_protocol", False) or (kind is _image_class() and kind is not None):
+        return typing.Annotated[Any, _Duck(kind)]
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_testable(a) for a in args)]  # noqa: UP007
+    if origin is Sequence and args:
+        return Sequence[_testable(args[0])]  # type: ignore[misc]
+    return kind
+
+
 @functools.cache
 def _adapter(kind: Any) -> Any:
-    """pydantic's strict validator of ``kind`` (imported here: 0.2 s kept off the CLI's
-    start-up)."""
+    """pydantic's strict validator of ``kind``: no ``"128"`` for 128, no ``1.5`` or ``True``
+    for an integer, no text or mapping for a list, no empty text (imported here: 0.2 s kept
+    off the CLI's start-up)."""
     from pydantic import ConfigDict, TypeAdapter
 
-    return TypeAdapter(kind, config=ConfigDict(strict=True, arbitrary_types_allowed=True))
+    config = ConfigDict(strict=True, arbitrary_types_allowed=True, str_min_length=1)
+    return TypeAdapter(_testable(kind), config=config)
 
 
 _NAMES = {int: "an int", float: "a number", str: "a str", bool: "True or False"}
@@ -58,25 +106,65 @@ def _describe(kind: Any) -> str:
     """``int | None`` → ``an int or None``; ``Sequence[float]`` → ``a list, each a number``."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         args = typing.get_args(kind)
-        path = str in args and os.PathLike in args
-        rest = [_describe(a) for a in args if not (path and a in (str, os.PathLike))]
-        return " or ".join(["a path (str or os.PathLike)"] * path + rest)
+        path = str in args and (os.PathLike in args or Path in args)
+        rest = [_describe(a) for a in args if not (path and a in (str, os.PathLike, Path))]
+        return " or ".join(["a path (str or Path)"] * path + rest)
     if typing.get_origin(kind) is Sequence:
         return f"a list (each {_describe(typing.get_args(kind)[0])})"
-    return "None" if kind is type(None) else _NAMES.get(kind, getattr(kind, "__name__", "?"))
+    if getattr(kind, "_is_protocol", False):
+        return f"an {kind.__name__.lower()}"
+    if kind is _image_class() and kind is not None:
+        return "a PIL image"
+    if kind is type(None):
+        return "None"
+    name = getattr(kind, "__name__", "?")
+    return _NAMES.get(kind, f"a {'tensor' if name == 'Tensor' else name}")
 
 
 def _check_type(argument: str, value: Any, kind: Any) -> None:
-    """Raise :class:`ArgumentTypeError` unless ``value`` is of ``kind`` (strictly)."""
+    """Raise :class:`ArgumentTypeError` unless ``value`` is of ``kind`` (strictly: see
+    :func:`_adapter`; a PIL image of 0 px is none)."""
     from pydantic import ValidationError
 
     try:
         _adapter(kind).validate_python(value)
-    except ValidationError:
-        wanted, shown = _describe(kind), reprlib.repr(value)
-        raise ArgumentTypeError(
-            argument, f"{{}} must be {wanted}; got {literal(shown)} ({type(value).__name__})"
-        ) from None
+    except ValidationError as exc:
+        shown = literal(reprlib.repr(value))
+        image, empty = _image_class(), None
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if image is not None and isinstance(v, image) and min(v.size) < 1:
+                empty = f"a {v.width}×{v.height} px PIL image"
+        if any(e["type"] == "string_too_short" for e in exc.errors()):
+            problem = f"{{}} takes no empty text; got {shown}"
+        elif empty is not None:
+            problem = f"{{}} takes no empty image; got {empty}"
+        else:
+            problem = f"{{}} must be {_describe(kind)}; got {shown} ({type(value).__name__})"
+        raise ArgumentTypeError(argument, problem) from None
+
+
+@functools.cache
+def _hints(function: Any) -> dict[str, Any]:
+    """The annotations of ``function``'s parameters, resolved."""
+    hints = typing.get_type_hints(function)
+    return {name: hints[name] for name in inspect.signature(function).parameters}
+
+
+def check_arguments(function: Any, arguments: dict[str, Any]) -> None:
+    """The one type check of a public function's arguments, from its signature (its
+    annotations are the types it takes): strictly (no text for a list, no mapping for a list,
+    no ``"no"`` for ``False``, no empty text, no PIL image of 0 px; a ``typing.Protocol`` is
+    any object with its methods).
+
+    Args:
+        function: the function (:func:`stylecascade.render`, :func:`stylecascade.render_batch`).
+        arguments: ``{parameter: value}`` of a call (its ``locals()`` on entry).
+
+    Raises:
+        ArgumentTypeError: the first argument of another type, naming it.
+    """
+    for name, kind in _hints(function).items():
+        _check_type(name, arguments[name], kind)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,9 +231,10 @@ class RenderRequest:
             ArgumentTypeError: an argument of another type than its field's
                 (:func:`field_types`; ``True`` is no number here).
             ArgumentError: a value outside its field's bounds (``Spec.at_least``/``at_most``);
-                a seed out of range; ``output`` with a batch; masks that are not paths;
+                a seed out of range; an ``output`` whose file name breaks the name rule
+                (``naming.check_name``); ``output`` with a batch; masks that are not paths;
                 ``save_every`` without ``save_stages``; ``actors``/``cpus_per_actor`` without
-                ``cluster``; ``cluster`` for a single photo.
+                ``cluster``.
         """
         fields = self.fields()
         masks = fields["masks"] if isinstance(fields["masks"], (list, tuple)) else ()
@@ -158,8 +247,9 @@ class RenderRequest:
         from .preset import Preset  # torch-free, like this module
 
         _check_type("preset", self.inputs.preset, str | os.PathLike | Preset | None)
-        check_bounds(PARTS.values(), fields)
-        check_seed(self.look.seed)
+        check_bounds(PARTS.values(), fields)  # the seed's range too (record: Look.seed)
+        if self.outputs.output is not None:  # the file name it makes keeps the name rule
+            check_name(Path(self.outputs.output).name, "output", field="output")
         self._check_combinations()
 
     def _check_combinations(self) -> None:
@@ -176,7 +266,3 @@ class RenderRequest:
         for argument in ("actors", "cpus_per_actor"):
             if getattr(batch, argument) is not None and batch.cluster is None:
                 raise ArgumentError(argument, "{} goes with {} ADDRESS", "cluster")
-        if batch.cluster is not None and not self.is_batch:
-            raise ArgumentError(
-                "cluster", "{} renders batches: give a folder or several photos, or {}", "out_dir"
-            )

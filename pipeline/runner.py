@@ -13,37 +13,31 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor
 
 from .choices import check_seed
 from .device import precision
-from .errors import ArgumentError, DivergedError, StyleCascadeError, UsageError
+from .errors import ArgumentError, DivergedError, UsageError
 from .images import load_image
 from .memory import USABLE_FRACTION, activation_bytes_per_pixel, free_bytes, plan_stage
 from .preset import ModelConfig, Preset, StageConfig, TilingConfig
 from .stages import cascade
 from .stages.blend import Native, StyleSize, StyleTargets, WeightedStyle, style_size
-from .stages.cascade import Observer, Stage, StageResult
+from .stages.cascade import Observer, Stage, StageResult, StageRunner
 from .stages.gram import gram_matrix
 from .stages.guides import guide_energy
 from .stages.initial import initial_image
+from .stages.losses import Objective
 from .stages.resample import fit_long_edge
 from .stages.stopping import StopHandle
 from .stages.terms import untileable, weighted_terms
 from .stages.tiling import tile_grid
 from .stages.vgg import VGGFeatures
 
-__all__ = [
-    "Observer",
-    "StageResult",
-    "check_sizes",
-    "planned",
-    "run_stages",
-    "schedule",
-]
+__all__ = ["Observer", "StageResult", "check_sizes", "planned", "run_stages", "schedule"]
 
 
 def stage_sizes(content_hw: tuple[int, int], preset: Preset) -> list[tuple[int, int]]:
@@ -330,7 +324,7 @@ def planned(
         available: free memory in bytes now (:func:`free_bytes`), ``None`` if unknown.
 
     Raises:
-        StyleCascadeError: the stage does not fit even in the smallest tiles.
+        UsageError: the stage does not fit even in the smallest tiles.
         ArgumentError: tiles so small against their overlap that the work is endless
             (:func:`refuse_overlapping_tiles`).
     """
@@ -345,7 +339,7 @@ def planned(
             history=stage.history,
         )
     except MemoryError as exc:
-        raise StyleCascadeError(f"stage {index + 1}: {exc}") from None
+        raise UsageError(f"stage {index + 1}: {exc}") from None  # refused before any work
     if plan.tile_edge is None:
         return dataclasses.replace(stage, estimate_bytes=plan.estimate_bytes)
     refuse_tiles(index, stage, "does not fit in memory untiled")
@@ -393,17 +387,34 @@ def _per_pixel(
         )
 
 
+class Placement(Protocol):
+    """Where stages run when not here (``stylecascade.tile_cluster.TiledCluster``)."""
+
+    def prepare(self, index: int, stage: Stage) -> Stage:
+        """``stage`` planned for where it runs (tiled or not); refuses one that fits nowhere."""
+        ...
+
+    def runner(self, objective: Objective, stage: Stage) -> StageRunner:
+        """Where the stage's evaluations run (``stages.cascade.StageRunner``)."""
+        ...
+
+    def profile(self) -> dict[str, Any]:
+        """For the manifest's ``cluster``: where the stages' time went."""
+        ...
+
+
 def _refuse_up_front(
-    preset: Preset, stages: Sequence[Stage], prepare: Callable[[int, Stage], Stage]
+    preset: Preset, stages: Sequence[Stage], prepare: Callable[[int, Stage], Stage], every: bool
 ) -> None:
     """Refuse, before any work, a stage that cannot run tiled or whose forced tiles are too
-    small (``prepare`` plans it), and one with nothing to do (:func:`refuse_idle`).
+    small, or (``every``: on a cluster) that fits no actor (``prepare`` plans it), and one with
+    nothing to do (:func:`refuse_idle`).
 
     Raises:
         UsageError, StyleCascadeError: see :func:`planned` and :func:`refuse_idle`.
     """
     for index, stage in enumerate(stages):
-        if untileable(stage.terms) or preset.tiling.tile_edge:
+        if every or untileable(stage.terms) or preset.tiling.tile_edge:
             prepare(index, stage)
         refuse_idle(index, stage, start_name(preset) if index == 0 else "previous")
 
@@ -420,6 +431,7 @@ def run_stages(
     resume: tuple[int, Tensor] | None = None,
     stage_styles: Sequence[Sequence[WeightedStyle]] = (),
     stop: StopHandle | None = None,
+    tiles: Placement | None = None,
 ) -> Iterator[StageResult]:
     """Run the preset's stages coarse to fine, yielding each stage's result as it finishes.
 
@@ -437,6 +449,8 @@ def run_stages(
         stage_styles: the paintings of the stages' own sets 1, 2, …
             (:meth:`~stylecascade.preset.Preset.style_sets`), like ``styles``.
         stop: ends the render from another thread (``stages.stopping.StopHandle``).
+        tiles: plans every stage for the actors' memory before any work and runs its
+            evaluations there (:class:`Placement`; image and optimizer stay here); ``None``: here.
 
     Yields:
         :class:`StageResult` per stage run; the last one's ``image`` is the final result.
@@ -444,7 +458,7 @@ def run_stages(
     Raises:
         UsageError: a stage would be smaller than the network's minimum input size; a mask
             with another aspect ratio than its image.
-        StyleCascadeError: a stage does not fit in memory even in 256 px tiles.
+        UsageError: a stage does not fit in memory even in 256 px tiles.
         DivergedError: a stage kept producing NaN or infinite losses (the cascade's
             ``stages.cascade.Divergence``, an ``ArithmeticError``, turned into this
             :class:`StyleCascadeError` that names the preset fields to change).
@@ -460,10 +474,10 @@ def run_stages(
     check_seed(seed)
     torch.manual_seed(seed)
     _effective, autocast = precision(preset.precision, content.device)
-    prepare = stage_planner(extractor, preset.tiling, autocast, content.device)
-
+    local = stage_planner(extractor, preset.tiling, autocast, content.device)
+    prepare = local if tiles is None else tiles.prepare
     stages = schedule(preset, content_hw)
-    _refuse_up_front(preset, stages, prepare)
+    _refuse_up_front(preset, stages, prepare, tiles is not None)
     problem = cascade.Problem(extractor, content, targets, model.content_layers, model.guides)
     first = [styles, *stage_styles][preset.style_sets()[1][0]]  # the first stage's paintings
     first, start = resume if resume is not None else (0, start_image(preset, content, first))
@@ -478,6 +492,7 @@ def run_stages(
             autocast=autocast,
             prepare=prepare,
             stop=stop,
+            runners=None if tiles is None else tiles.runner,
         ):
             refuse_unmoved(result)
             yield result

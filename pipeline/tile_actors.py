@@ -65,16 +65,20 @@ def portable(extractor: VGGFeatures) -> tuple[VGGFeatures, bool]:
     copy = deepcopy(extractor).cpu()
     channels_last = copy.memory_format == torch.channels_last
     del copy.memory_format
+    copy.__dict__.pop("_views", None)  # its stages' views (``through``): made again there
     return copy, channels_last
 
 
 def stage_payload(objective: Objective) -> bytes:
-    """A stage's terms and content image as bytes (``torch.save``), for :meth:`TileActor.
-    begin_stage`: every tensor inside (targets, guides, the ``(1, 3, H, W)`` reference) comes
-    back on the actor's device, whatever device the driver holds it on."""
+    """A stage's terms, content image and layers as bytes (``torch.save``), for
+    :meth:`TileActor.begin_stage`: every tensor inside (targets, guides, the ``(1, 3, H, W)``
+    reference) comes back on the actor's device, whatever device the driver holds it on; the
+    actor runs its network only as deep as the stage's layers (``VGGFeatures.through``)."""
     buffer = io.BytesIO()
     feature, image = objective.feature_terms, objective.image_terms
-    torch.save({"feature": feature, "image": image, "reference": objective.reference}, buffer)
+    layers = sorted(objective.extractor.layers)
+    data = {"feature": feature, "image": image, "reference": objective.reference, "layers": layers}
+    torch.save(data, buffer)
     return buffer.getvalue()
 
 
@@ -108,6 +112,7 @@ class TileActor:
         self.extractor = extractor.to(self.device)
         self.autocast = precision(precision_name, self.device)[1]
         self.memory_limit = memory_limit
+        self.network = self.extractor  # the stage's: as deep as its layers (begin_stage)
         self.terms: TileTerms | None = None
         self.objective: Objective | None = None
         node, threads = socket.gethostname(), torch.get_num_threads()
@@ -126,24 +131,25 @@ class TileActor:
         return TileActorInfo(self.info, free, per_pixel)
 
     def begin_stage(self, refs: Sequence[Any]) -> None:
-        """Take a stage's terms and content image: ``refs[0]`` holds :func:`stage_payload`'s
-        bytes (one object for every actor)."""
+        """Take a stage's terms, content image and layers: ``refs[0]`` holds
+        :func:`stage_payload`'s bytes (one object for every actor)."""
         payload = _fetch(refs)[0][0]
         data = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=False)
         feature: list[FeatureTerm] = data["feature"]
         image: list[TVTerm] = data["image"]
         reference = data["reference"]
+        self.network = self.extractor.through(data["layers"])
         self.terms = TileTerms(
             [t for t in feature if not t.pooled], [t for t in feature if t.pooled], reference
         )
-        self.objective = Objective(self.extractor, feature, image, reference)
+        self.objective = Objective(self.network, feature, image, reference)
 
     def energies(self, tile: Tile) -> Timed:
         """:func:`~stylecascade.stages.tiling.energy_parts` of ``tile``, on the CPU."""
         began = time.perf_counter()
         terms = self._terms()
         with self.autocast:
-            parts = energy_parts(self.extractor, terms.local, terms.reference, tile)
+            parts = energy_parts(self.network, terms.local, terms.reference, tile)
         return Timed(_cpu_parts(parts), 0.0, time.perf_counter() - began)
 
     def pooled(self, refs: Sequence[Any], tile: Tile) -> Timed:
@@ -152,7 +158,7 @@ class TileActor:
         (crop,), fetch = _fetch(refs)
         began = time.perf_counter()
         with self.autocast:
-            parts = pooled_parts(self.extractor, self._terms().pooled, crop.to(self.device), tile)
+            parts = pooled_parts(self.network, self._terms().pooled, crop.to(self.device), tile)
         return Timed(_cpu_parts(parts), fetch, time.perf_counter() - began)
 
     def gradient(self, refs: Sequence[Any], tile: Tile) -> Timed:
@@ -164,7 +170,7 @@ class TileActor:
         slopes, energies = _on(slopes, self.device), _on(energies, self.device)
         with self.autocast:
             grad, values = tile_gradient(
-                self.extractor, self._terms(), crop.to(self.device), tile, slopes, energies
+                self.network, self._terms(), crop.to(self.device), tile, slopes, energies
             )
         value = (grad.cpu(), {k: v.cpu() for k, v in values.items()})
         return Timed(value, fetch, time.perf_counter() - began)

@@ -2,49 +2,56 @@
 untiled stages on one actor, the image, the optimizer and everything written kept on the driver.
 
 A tiled evaluation (``stages.tiling``) has two passes over the tiles with one reduction between
-them, the shape of a data-parallel all-reduce. :class:`TiledCluster` gives the cascade an
-evaluator per stage (:meth:`TiledCluster.evaluator`, the signature of
-``stages.cascade.evaluator``) whose per-tile work runs on the actors
-(:class:`ClusterTiles`, a ``stages.tiling.TileRunner``) while the reduction, the pooled terms'
-scores and the stitching stay in ``TiledEvaluator``: the same code as the local evaluation, so
-for the same tiles, offsets and seed the cluster's evaluation is the local one (up to float
-rounding where the actors' kernels differ from the driver's).
+them, the shape of a data-parallel all-reduce. :class:`TiledCluster` gives the cascade a runner
+per stage (:meth:`TiledCluster.runner`, for ``stages.cascade.run_schedule``'s ``runners``):
+:class:`ClusterTiles`, a ``stages.cascade.StageRunner`` whose per-tile work (or a whole untiled
+evaluation) runs on the actors while the reduction, the pooled terms' scores and the stitching
+stay in the cascade's own evaluators: the same code as the local evaluation, so for the same
+tiles, offsets and seed the cluster's evaluation is the local one (up to float rounding where
+the actors' kernels differ from the driver's).
 
 What travels: the network once per actor (the object store); the stage's terms (targets,
-guides) and content image once per stage (one object for all actors); per evaluation each tile's
-crop once (``ray.put``: the same object for both passes), one object with the slopes of the
-pooled terms and the local terms' energies, and back each tile's pooled representations
-(Gram matrices: ``C²`` floats per layer) and its crop's gradient.
+guides), content image and layers once per stage (one object for all actors); per evaluation
+each tile's crop once (``ray.put``: the same object for both passes), one object with the
+slopes of the pooled terms and the local terms' energies, and back each tile's pooled
+representations (Gram matrices: ``C²`` floats per layer) and its crop's gradient.
 
 How the driver decides (:meth:`TiledCluster.prepare`, per stage): a stage whose tiles the preset
 forces is tiled with those tiles; else a stage that fits untiled on the largest actor runs there
 untiled (as a local stage would, L-BFGS and all); else it is tiled with the largest tile that fits
 the actors, made smaller (not below 256 px) until there are at least two tiles per actor, so
-no actor waits for the last one. A stage whose tiles fit no actor is refused before any work.
+no actor waits for the last one. A stage whose tiles fit no actor is refused before any work
+(:meth:`TiledCluster.check`). One pool of actors serves every stage of the print
+(:func:`print_tiles`); the driver computes on its CPU (the image, the optimizer, the style
+targets, scoring and stitching).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
+from rich.console import Console
 from torch import Tensor
 
-from .errors import StyleCascadeError
+from .cluster import Cluster, actor_threads, spawn
+from .errors import ArgumentError, literal
 from .memory import BACKWARD_MARGIN, MIN_TILE, TILE_STEP, USABLE_FRACTION
 from .preset import TilingConfig
+from .progress import log_line
+from .renderer import Renderer
 from .runner import planned
 from .stages.cascade import Stage
-from .stages.evaluator import Evaluator
 from .stages.losses import Objective
-from .stages.tiling import Parts, Tile, TiledEvaluator, tile_grid
+from .stages.tiling import Parts, Tile, tile_grid
 from .stages.vgg import VGGFeatures
 from .tile_actors import TileActor, portable, stage_payload, tensor_bytes
-from .tile_dispatch import Dispatcher, EvaluationTimes, Worker, summary
+from .tile_dispatch import LOG, Dispatcher, EvaluationTimes, Worker, summary
 
 try:
     import ray
@@ -56,29 +63,39 @@ TILES_PER_ACTOR = 2
 
 
 class ClusterTiles:
-    """The tiles' passes of one stage on the actors (``stages.tiling.TileRunner``): the stage's
-    terms are sent to every actor once, when this is made.
+    """One stage's evaluations on the actors (``stages.cascade.StageRunner``): its tiles'
+    passes, or a whole untiled evaluation on one actor; the stage's terms are sent to every
+    actor once, when this is made.
 
     Args:
         dispatcher: the print's actors.
         objective: the stage's objective on the driver.
+
+    Attributes:
+        records: one :class:`~stylecascade.tile_dispatch.EvaluationTimes` per evaluation.
     """
 
     def __init__(self, dispatcher: Dispatcher, objective: Objective) -> None:
         self.dispatcher = dispatcher
         self.records: list[EvaluationTimes] = []
         self.times = EvaluationTimes()
+        self.logged = False  # its times logged (``TiledCluster``)
         payload = ray.put(stage_payload(objective))
         dispatcher.broadcast("begin_stage", [payload])
         self._crops: tuple[list[Tile], list[Any]] | None = None
 
-    def measured(self, evaluate: Callable[[], Any]) -> Any:
-        """``evaluate()``, its times recorded as one :class:`EvaluationTimes`."""
+    @contextmanager
+    def evaluation(self) -> Iterator[None]:
+        """One evaluation: its times recorded (and logged at ``DEBUG`` on
+        ``stylecascade.cluster``); its crops forgotten after it (the object store frees them)."""
         self.times, began = EvaluationTimes(), time.perf_counter()
-        result = evaluate()
+        try:
+            yield
+        finally:
+            self._crops = None
         self.times.wall = time.perf_counter() - began
         self.records.append(self.times)
-        return result
+        LOG.debug("evaluation %d: %s", len(self.records), where_time_goes(self.times.as_dict()))
 
     def energies(self, tiles: Sequence[Tile]) -> Iterator[Parts]:
         yield from self.dispatcher.map("energies", [(t,) for t in tiles], EvaluationTimes())
@@ -93,12 +110,14 @@ class ClusterTiles:
     ) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
         refs = self._put_crops(image, tiles)
         shared = self._put((_cpu(slopes), _cpu(energies)))
+        self.times.bytes_shared += tensor_bytes((slopes, energies))
         calls = [([ref, shared], tile) for ref, tile in zip(refs, tiles, strict=True)]
         yield from self.dispatcher.map("gradient", calls, self.times)
 
-    def untiled(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """The whole stage's evaluation on one actor: ``(value, terms, gradient)`` on the
-        CPU (:meth:`~stylecascade.tile_actors.TileActor.untiled`)."""
+    def whole(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """The whole stage's evaluation on one actor (the first idle one: the largest):
+        ``(value, terms, gradient)`` on the CPU
+        (:meth:`~stylecascade.tile_actors.TileActor.untiled`)."""
         ref = self._put(image.detach().cpu().clone())
         return next(self.dispatcher.map("untiled", [([ref],)], self.times))
 
@@ -120,54 +139,22 @@ class ClusterTiles:
         self.times.bytes_out += tensor_bytes(value)
         return ref
 
-    def close(self) -> None:
-        """Forget the last evaluation's crops (the object store frees them)."""
-        self._crops = None
-
 
 def _cpu(parts: Parts) -> Parts:
     return {name: {k: v.detach().cpu() for k, v in ls.items()} for name, ls in parts.items()}
 
 
-class ClusterTiledEvaluator(TiledEvaluator):
-    """A tiled stage's evaluator whose tiles run on the actors (:class:`ClusterTiles`); its
-    evaluations are the local ``TiledEvaluator``'s, each one's times in ``runner.records``."""
-
-    runner: ClusterTiles
-
-    def evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:
-        result = self.runner.measured(super().evaluate)
-        self.runner.close()
-        return result
-
-
-class ActorUntiledEvaluator(Evaluator):
-    """An untiled stage's evaluator on one actor (the first idle one: the largest), as
-    ``stages.evaluator.UntiledEvaluator`` computes it; the image and optimizer stay here.
-
-    Args:
-        objective, image, autocast: as for :class:`~stylecascade.stages.evaluator.Evaluator`.
-        runner: the stage's actors (its terms already sent).
-    """
-
-    def __init__(
-        self,
-        objective: Objective,
-        image: Tensor,
-        runner: ClusterTiles,
-        autocast: AbstractContextManager | None = None,
-    ) -> None:
-        super().__init__(objective, image, autocast)
-        self.runner = runner
-
-    def evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:
-        value, terms, grad = self.runner.measured(lambda: self.runner.untiled(self.image))
-        device = self.image.device
-        if self.image.grad is None:
-            self.image.grad = grad.to(device)
-        else:
-            self.image.grad += grad.to(device)
-        return value.to(device), {k: v.to(device) for k, v in terms.items()}
+def where_time_goes(times: dict[str, float | int]) -> str:
+    """One evaluation's times (:meth:`EvaluationTimes.as_dict`, or a stage's means) in words:
+    ``1.20 s: compute 2.10 s over 2 actors, transfer 0.031 s (12.3 MiB), reduction 0.001 s,
+    driver 0.100 s, 16 tiles`` (compute summed over the actors: their network time)."""
+    moved = (times["bytes_out"] + times["bytes_in"]) / 2**20
+    tiles = f", {times['tiles']:.0f} tiles" if times["tiles"] else ""
+    return (
+        f"{times['wall']:.2f} s: compute {times['compute']:.2f} s over {times['actors']:.0f} "
+        f"actors, transfer {times['transfer']:.3f} s ({moved:.1f} MiB), reduction "
+        f"{times['reduction']:.3f} s, driver {times['driver']:.3f} s{tiles}"
+    )
 
 
 def actor_bytes(per_pixel: float, size: tuple[int, int], tile_edge: int | None) -> int:
@@ -213,16 +200,17 @@ class TiledCluster:
     Args:
         workers: the started actors (:func:`start_tile_actors`).
         tiling: the preset's tiling settings.
+        where: the cluster in words, for the manifest (``cluster local (1 node, …)``).
 
     Attributes:
-        records: per stage evaluated here, ``{"stage": (H, W), "tile_edge", "actors",
-            "times": summary}`` (:meth:`profile`).
+        stages: ``(stage, its runner)`` per stage evaluated here (:meth:`profile`).
     """
 
-    def __init__(self, workers: Sequence[Worker], tiling: TilingConfig) -> None:
+    def __init__(self, workers: Sequence[Worker], tiling: TilingConfig, where: str = "") -> None:
         ordered = sorted(workers, key=lambda w: -(w.info.free_bytes or 2**62))
         self.dispatcher = Dispatcher(ordered)
-        self.tiling = tiling
+        self.tiling, self.where = tiling, where
+        self.started = [str(w) for w in sorted(workers, key=lambda w: w.number)]
         self.stages: list[tuple[Stage, ClusterTiles]] = []
 
     @property
@@ -235,8 +223,8 @@ class TiledCluster:
         or tiled), for ``stages.cascade.run_schedule``'s ``prepare``.
 
         Raises:
-            StyleCascadeError: its tiles fit no actor (naming the largest actor and the tile
-                edge that fits it).
+            ArgumentError: its tiles fit no actor (naming the largest actor and the tile
+                edge that fits it; field ``tile_size``).
             UsageError, ArgumentError: as ``stylecascade.runner.planned`` (a style loss that
                 cannot be tiled, tiles too small against their overlap).
         """
@@ -259,54 +247,58 @@ class TiledCluster:
 
     def check(self, stages: Sequence[Stage]) -> list[Stage]:
         """Every stage planned (:meth:`prepare`) before any work: a stage that fits no actor is
-        refused up front. Returns the planned stages."""
+        refused up front. Returns the planned stages.
+
+        Raises:
+            UsageError, ArgumentError: see :meth:`prepare`.
+        """
         return [self.prepare(index, stage) for index, stage in enumerate(stages)]
 
-    def _refusal(self, index: int, stage: Stage, edge: int) -> StyleCascadeError:
+    def _refusal(self, index: int, stage: Stage, edge: int) -> ArgumentError:
         """The error for a stage whose ``edge`` px tiles fit no actor."""
         worker = self.workers[0]
         info, (h, w) = worker.info, stage.size
         need = actor_bytes(info.per_pixel, stage.size, edge) / 2**30
         free = "unknown" if info.free_bytes is None else f"{info.free_bytes / 2**30:.2f} GiB"
         fit = largest_tile(info.per_pixel, stage.size, info.free_bytes, self.tiling.overlap)
-        advice = (
-            f"tiles of at most {fit} px would fit it (tiling: size: {fit} in the preset)"
-            if fit
-            else f"not even {MIN_TILE} px tiles fit it: use actors with more memory or a "
-            f"smaller size"
-        )
-        return StyleCascadeError(
+        problem = (
             f"stage {index + 1} ({w}×{h} px) in {edge} px tiles needs about {need:.2f} GiB on an "
-            f"actor; the largest actor, {worker}, has {free} free; {advice}"
+            f"actor; the largest actor, {literal(worker)}, has {free} free"
         )
+        if fit:
+            advice = f"tiles of at most {fit} px would fit it: {{}} {fit}"
+            return ArgumentError("tile_size", f"{problem}; {advice}")
+        advice = (
+            f"not even {MIN_TILE} px tiles fit it: use actors with more memory or a smaller {{}}"
+        )
+        return ArgumentError("size", f"{problem}; {advice}")
 
-    def evaluator(
-        self,
-        objective: Objective,
-        stage: Stage,
-        image: Tensor,
-        generator: torch.Generator,
-        autocast: AbstractContextManager | None = None,
-        on_tile: Callable[[int, int], None] | None = None,
-    ) -> Evaluator:
-        """The stage's evaluator on the actors, for ``stages.cascade.run_schedule`` (the
-        signature of ``stages.cascade.evaluator``): tiles over the actors for a tiled stage
-        (:class:`ClusterTiledEvaluator`), else one actor (:class:`ActorUntiledEvaluator`).
-        Sends the stage's terms to every actor."""
+    def runner(self, objective: Objective, stage: Stage) -> ClusterTiles:
+        """The stage's runner on the actors (:class:`ClusterTiles`), for
+        ``stages.cascade.run_schedule``'s ``runners``: sends the stage's terms to every actor.
+        The previous stage's times are logged (``INFO`` on ``stylecascade.cluster``)."""
+        self._log_stage()
         runner = ClusterTiles(self.dispatcher, objective)
         self.stages.append((stage, runner))
-        if stage.tile_edge is None:
-            return ActorUntiledEvaluator(objective, image, runner, autocast)
-        return ClusterTiledEvaluator(
-            objective, image, stage.tile_edge, stage.tile_overlap, generator, autocast, on_tile,
-            runner,
-        )  # fmt: skip
+        return runner
+
+    def _log_stage(self) -> None:
+        """Log where the last stage's time went per evaluation (its means), once."""
+        if not self.stages or self.stages[-1][1].logged or not self.stages[-1][1].records:
+            return
+        stage, runner = self.stages[-1]
+        times, (h, w) = summary(runner.records), stage.size
+        how = f"in {stage.tile_edge} px tiles" if stage.tile_edge else "untiled on one actor"
+        count, spent = times["evaluations"], where_time_goes(times)
+        LOG.info("stage %d×%d %s, %d evaluations, each %s", w, h, how, count, spent)
+        runner.logged = True
 
     def profile(self) -> dict[str, Any]:
-        """For the manifest: ``stages``, per stage evaluated here, its size ``[W, H]``, tile
-        edge and per-evaluation means (``stylecascade.tile_dispatch.EvaluationTimes``: wall,
-        waiting, put, get, reduction, driver, compute, fetch, transfer in s; bytes; tiles;
-        actors; deaths), and ``actor_deaths``, one line per actor that died."""
+        """For the manifest's ``cluster``: ``where`` (the cluster), ``actors`` (each actor
+        started), ``stages`` (per stage evaluated here: its size ``[W, H]``, tile edge and
+        per-evaluation means, ``stylecascade.tile_dispatch.summary``: wall, waiting, put, get,
+        reduction, driver, compute, fetch, transfer in s; bytes; tiles; actors; deaths) and
+        ``actor_deaths`` (one line per actor that died)."""
         stages = [
             {
                 "size": [stage.size[1], stage.size[0]],
@@ -315,10 +307,17 @@ class TiledCluster:
             }
             for stage, runner in self.stages
         ]
-        return {"stages": stages, "actor_deaths": list(self.dispatcher.deaths)}
+        deaths = list(self.dispatcher.deaths)
+        return {
+            "where": self.where,
+            "actors": self.started,
+            "stages": stages,
+            "actor_deaths": deaths,
+        }
 
     def close(self) -> None:
-        """Kill the actors."""
+        """Log the last stage's times and kill the actors."""
+        self._log_stage()
         for worker in self.workers:
             ray.kill(worker.handle, no_restart=True)
 
@@ -347,20 +346,78 @@ def start_tile_actors(
             with at most (``None``: its free memory).
 
     Raises:
-        StyleCascadeError: an actor could not start.
+        ClusterError: an actor could not start.
     """
-    cuda = device.type == "cuda"
     network = ray.put(portable(extractor))
-    resources: dict[str, Any] = {"num_gpus": 1} if cuda else {"num_cpus": cpus_per_actor}
-    if memory_per_actor:
-        resources["memory"] = memory_per_actor
-    remote = ray.remote(TileActor).options(**resources)
-    threads = threads if threads or cuda else cpus_per_actor
-    args = (device.type, threads, precision_name, memory_per_actor)
-    handles = [remote.remote(network, *args) for _ in range(count)]
+    threads = actor_threads(threads, device, cpus_per_actor)
+    args = (network, device.type, threads, precision_name, memory_per_actor)
+    options = {"cpus_per_actor": cpus_per_actor, "memory": memory_per_actor}
+    started = spawn(TileActor, args, count, device, **options)
+    return [Worker(handle, info, n) for n, (handle, info) in enumerate(started, 1)]
+
+
+@contextmanager
+def print_tiles(
+    session: Cluster,
+    renderer: Renderer,
+    device: str = "auto",
+    *,
+    actors: int | None = None,
+    cpus_per_actor: int | None = None,
+    threads: int | None = None,
+    console: Console | None = None,
+) -> Iterator[TiledCluster]:
+    """One print's pool of tile actors for the block: started with ``renderer``'s network and
+    preset, given to ``renderer`` (its stages run on them: ``Renderer.tiles``), killed after.
+
+    Args:
+        session: the connected cluster.
+        renderer: the print's renderer on the driver.
+        device: the actors' device (``Cluster.device``: ``auto`` takes the GPUs if any).
+        actors: at most this many (default: one per GPU, or per ``cpus_per_actor`` CPUs).
+        cpus_per_actor: CPUs each actor reserves without GPUs (default 1).
+        threads: torch threads per actor.
+        console: where the cluster's log lines go (stage times, actors that die).
+
+    Raises:
+        UsageError: a device the cluster does not have.
+        ClusterError: no actor fits, or one could not start.
+        WeightsError: the weights cannot be loaded.
+    """
+    where, cpus = session.device(device), cpus_per_actor or 1
+    fit = session.capacity(where, cpus)
+    workers = start_tile_actors(
+        renderer.network.extractor, min(fit, actors or fit), device=where,
+        precision_name=renderer.preset.precision, cpus_per_actor=cpus, threads=threads,
+    )  # fmt: skip
+    tiles = TiledCluster(workers, renderer.preset.tiling, str(session))
+    handler = None if console is None else _console_log(console)
+    LOG.info("started %d tile actors: %s", len(workers), "; ".join(tiles.started))
+    renderer.tiles = tiles
     try:
-        infos = ray.get([handle.describe.remote() for handle in handles])
-    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise StyleCascadeError(f"a tile actor could not start: {lines[-1]}") from None
-    return [Worker(h, info, n) for n, (h, info) in enumerate(zip(handles, infos, strict=True), 1)]
+        yield tiles
+    finally:
+        renderer.tiles = None
+        tiles.close()
+        if handler is not None:
+            LOG.removeHandler(handler)
+
+
+class _Lines(logging.Handler):
+    """``stylecascade.cluster``'s records as timestamped lines on a console (above its
+    progress bars; ``progress.log_line``)."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log_line(self.console, record.getMessage())
+
+
+def _console_log(console: Console) -> logging.Handler:
+    """A handler of ``stylecascade.cluster``'s ``INFO`` lines on ``console``, attached."""
+    handler = _Lines(console)
+    LOG.addHandler(handler)
+    LOG.setLevel(min(LOG.level or logging.INFO, logging.INFO))
+    return handler

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .cluster import ClusterError
 from .records import ActorInfo
 from .tile_actors import TileActorInfo, Timed, tensor_bytes
 
@@ -30,7 +31,7 @@ except ImportError:  # the optional extra
 LOG = logging.getLogger("stylecascade.cluster")
 
 
-class AllActorsDied(RuntimeError):
+class AllActorsDied(ClusterError):
     """Every actor of the print died; the evaluation cannot complete."""
 
 
@@ -64,7 +65,9 @@ class EvaluationTimes:
     (results out of it), ``reduction`` (summing the tiles' pooled representations) and
     ``driver`` (the rest: the tile grid, scoring the pooled terms, stitching the tiles'
     gradients, the TV term). ``compute`` and ``fetch`` are summed over the actors: their network
-    time and the time they spent fetching inputs.
+    time and the time they spent fetching inputs. ``bytes_out`` counts what the driver puts
+    (each object once), ``bytes_shared`` the part every actor fetches (the slopes: over a
+    network, once per node), ``bytes_in`` what comes back.
     """
 
     wall: float = 0.0
@@ -75,6 +78,7 @@ class EvaluationTimes:
     compute: float = 0.0
     fetch: float = 0.0
     bytes_out: int = 0
+    bytes_shared: int = 0
     bytes_in: int = 0
     tiles: int = 0
     actors: int = 0

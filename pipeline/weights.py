@@ -24,8 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from .choices import SOURCES
-from .errors import ArgumentError, UsageError
+from .errors import UsageError
 from .files import write_torch
+from .naming import check_weights_spec
 from .reading import open_regular
 from .records import Step, no_step
 from .stages.vgg import (
@@ -135,18 +136,6 @@ def _read_weights_file(path: Path) -> _WeightsFile:
     raise WeightsError(f"{path}: not a VGG19 state dict or a stylecascade weights file")
 
 
-def check_weights_spec(spec: str) -> None:
-    """Refuse a ``--weights`` value that is neither a source name nor an existing file.
-
-    Raises:
-        UsageError: with the one-line reason.
-    """
-    if spec not in SOURCES and not Path(spec).expanduser().is_file():
-        raise ArgumentError(
-            "weights", f"{{}} {spec}: no such file (or use one of: {', '.join(SOURCES)})"
-        )
-
-
 def load_weights(spec: str, step: Step = no_step) -> VGGWeights:
     """Load VGG19 weights, fetching and converting them on first use, and verify them.
 
@@ -238,7 +227,9 @@ def check_through(through: str) -> None:
         )
 
 
-def export_compact(weights: VGGWeights, path: Path, through: str = COMPACT_THROUGH) -> int:
+def export_compact(
+    weights: VGGWeights, path: Path, through: str = COMPACT_THROUGH, *, replace: bool = True
+) -> int:
     """Write the weights up to ``through`` in float16, with the digest of those float16 values
     (verified by every load), for a machine that takes little data: the caffe VGG19 through
     relu5_1 is 26 MB against 80 MB. Loadable as ``--weights FILE``; rendering with float16
@@ -246,8 +237,10 @@ def export_compact(weights: VGGWeights, path: Path, through: str = COMPACT_THROU
 
     Args:
         weights: loaded weights (:func:`load_weights`), reaching at least ``through``.
-        path: the file to write (atomically).
+        path: the file to write (atomically, through the one writer: a regular file or
+            nothing, :func:`~stylecascade.files.atomic_write`).
         through: the deepest layer kept (a name from ``LAYER_NAMES``).
+        replace: replace a file there (else refuse it: ``--overwrite``).
 
     Returns:
         The file's size in bytes.
@@ -255,6 +248,8 @@ def export_compact(weights: VGGWeights, path: Path, through: str = COMPACT_THROU
     Raises:
         UsageError: ``through`` is not a layer name.
         WeightsError: ``through`` is deeper than ``weights`` reach.
+        ArgumentError: the write rule refuses ``path`` (a link, a device, something there
+            without ``replace``; field ``compact``).
     """
     check_through(through)
     weights.features((through,))  # refuses a layer deeper than the weights reach
@@ -269,5 +264,5 @@ def export_compact(weights: VGGWeights, path: Path, through: str = COMPACT_THROU
         "full_sha256": weights.sha256,
         "state_dict": state,
     }
-    write_torch(path, payload)
+    write_torch(path, payload, replace=replace, argument="compact")
     return path.stat().st_size

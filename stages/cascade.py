@@ -26,31 +26,27 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
-from .evaluator import Evaluator, UntiledEvaluator
+from .divergence import MAX_RECOVERIES, diverged
+from .divergence import Divergence as Divergence  # raised by run_stage, named here
+from .evaluator import Evaluator, UntiledEvaluator, WholeRunner
 from .guides import Region
 from .losses import Objective, StyleKind, as_floats
 from .optim import optimize
 from .resample import resize
 from .stopping import StopHandle, Stopped
 from .terms import TermContext, TermSpec, build_objective, weighted_terms
-from .tiling import TiledEvaluator
+from .tiling import TiledEvaluator, TileRunner
 from .vgg import VGGFeatures
 from .vocabulary import DEFAULT_TOLERANCE, GUIDE_MODE, LBFGS_HISTORY
 
 CHECK_EVERY = 10
 """Evaluations between checks for NaN/inf losses (each check waits for the device)."""
-MAX_RECOVERIES = 3
-"""Times a stage restarts from its best iterate with half the step size before giving up."""
 CONVERGENCE_WINDOW = 20
 """Evaluations over which a stage's relative improvement is compared with its tolerance."""
 STOP_REASONS = ("converged", "cap", "stalled")
 """Why a stage ended: its relative improvement fell below its tolerance; it used its
 ``iterations`` cap; or its optimizer stopped by itself before either (L-BFGS found no step that
 lowers the loss)."""
-
-
-class Divergence(ArithmeticError):
-    """A stage kept producing NaN or infinite losses."""
 
 
 class StageInterrupted(Exception):
@@ -136,8 +132,7 @@ class StageResult:
     Attributes:
         index: 0-based stage number.
         stage: the stage as it ran.
-        evaluations: objective evaluations made (L-BFGS may overrun the cap by part of one
-            line search).
+        evaluations: objective evaluations made, never more than the stage's cap.
         stop: why the stage ended, one of :data:`STOP_REASONS`.
         seconds: wall time of the stage, targets included.
         loss_start, loss_end: weighted terms by name plus ``total``, at the stage's initial
@@ -229,6 +224,13 @@ class Problem:
         return build_objective(stage.terms, context)
 
 
+class StageRunner(TileRunner, WholeRunner, Protocol):
+    """Runs one stage's evaluations elsewhere (e.g. ``stylecascade.tile_cluster.ClusterTiles``:
+    a cluster's actors): a tiled stage's tile passes (``stages.tiling.TileRunner``), an untiled
+    stage's whole evaluations (``stages.evaluator.WholeRunner``); the image, the optimizer, the
+    tiles' reduction, scoring and stitching stay here."""
+
+
 def evaluator(
     objective: Objective,
     stage: Stage,
@@ -236,6 +238,7 @@ def evaluator(
     generator: torch.Generator,
     autocast: AbstractContextManager | None = None,
     on_tile: Callable[[int, int], None] | None = None,
+    runner: StageRunner | None = None,
 ) -> Evaluator:
     """The stage's evaluator: tiled when the stage has a tile edge, else untiled.
 
@@ -247,11 +250,13 @@ def evaluator(
         generator: draws the tile grid's offsets (seeded per stage).
         autocast: context each evaluation runs in.
         on_tile: a tiled evaluation's progress, ``(done, total)`` tile passes.
+        runner: where the network runs (:class:`StageRunner`: the tiles' passes, or the whole
+            evaluation); ``None``: here.
     """
     if stage.tile_edge is None:
-        return UntiledEvaluator(objective, image, autocast)
+        return UntiledEvaluator(objective, image, autocast, runner)
     return TiledEvaluator(
-        objective, image, stage.tile_edge, stage.tile_overlap, generator, autocast, on_tile
+        objective, image, stage.tile_edge, stage.tile_overlap, generator, autocast, on_tile, runner
     )
 
 
@@ -307,7 +312,7 @@ def _optimize(
         except _NonFinite:
             recoveries += 1
             if recoveries > MAX_RECOVERIES:
-                raise _diverged(index, stage, evaluate) from None
+                raise diverged(index, stage.terms, evaluate) from None
             lr /= 2
             with torch.no_grad():
                 evaluate.image.copy_(evaluate.best.image)
@@ -317,28 +322,6 @@ def _optimize(
             stopped = isinstance(exc, Stopped)
             raise StageInterrupted(index, evaluate.count, best, stopped) from exc
     return recoveries, "cap" if evaluate.count >= stage.iterations else "stalled"
-
-
-def _diverged(index: int, stage: Stage, evaluate: Evaluator) -> Divergence:
-    """The error for a stage whose losses stayed NaN/inf, naming the cause when it is known:
-    a starting image that is not finite; a term already NaN/inf at the starting image, before
-    any step (its weight × its loss overflows float32); else the steps (the step size)."""
-    where = f"stage {index + 1} diverged"
-    start = as_floats(evaluate.first) if evaluate.first is not None else {}
-    broken = [name for name, value in start.items() if name != "total" and not math.isfinite(value)]
-    if broken and not torch.isfinite(evaluate.best.image).all():  # best: the start, still
-        return Divergence(f"{where}: its starting image holds NaN or infinity")
-    if broken:
-        spec = next(t for t in stage.terms if t.name == broken[0])
-        name, field = spec.name, spec.weight_field
-        return Divergence(
-            f"{where}: its {name} loss is {start[name]} at the starting image, before any step: "
-            f"{field} {spec.weight:g} × the {name} loss overflows float32; lower {field}"
-        )
-    return Divergence(
-        f"{where}: NaN/inf losses even after halving the step size {MAX_RECOVERIES} times; "
-        f"lower its lr or use optimizer: adam in the preset"
-    )
 
 
 def run_stage(
@@ -413,7 +396,7 @@ def _result(
         image.copy_(evaluate.best.image.clamp(0.0, 1.0))
     end = as_floats(evaluate.evaluate()[1])
     if not all(map(math.isfinite, end.values())):
-        raise _diverged(index, stage, evaluate)
+        raise diverged(index, stage.terms, evaluate)
     cuda = image.device.type == "cuda"
     return StageResult(
         index=index,
@@ -441,6 +424,7 @@ def run_schedule(
     autocast: AbstractContextManager | None = None,
     prepare: Callable[[int, Stage], Stage] | None = None,
     stop: StopHandle | None = None,
+    runners: Callable[[Objective, Stage], StageRunner] | None = None,
 ) -> Iterator[StageResult]:
     """Run stages ``first …`` of ``schedule`` coarse to fine, yielding each result as it ends.
 
@@ -460,6 +444,8 @@ def run_schedule(
         prepare: ``(index, stage) → stage`` called just before each stage runs, e.g. to plan
             its tiles for the memory free at that moment; the stage it returns is run.
         stop: ends the running stage from another thread (:func:`run_stage`).
+        runners: ``(objective, stage) → runner`` once per stage, after ``prepare``: where its
+            evaluations run (:class:`StageRunner`, e.g. a cluster's actors); ``None``: here.
 
     Yields:
         :class:`StageResult` per stage run; the last one's ``image`` is the final result.
@@ -491,7 +477,8 @@ def run_schedule(
         image = begin.detach().clone().contiguous().requires_grad_(True)
         objective = problem.objective(stage, content)
         on_tile = getattr(observer, "tile", None)
-        evaluate = evaluator(objective, stage, image, generator, autocast, on_tile)
+        runner = None if runners is None else runners(objective, stage)
+        evaluate = evaluator(objective, stage, image, generator, autocast, on_tile, runner)
         result = run_stage(index, stage, evaluate, observer, began, stop)
         if observer is not None:
             observer.stage_finished(result)

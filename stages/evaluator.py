@@ -2,13 +2,15 @@
 and the record of every evaluation (loss trace, best iterate, first and last terms).
 
 :class:`UntiledEvaluator` runs the network on the whole image; ``stages.tiling.TiledEvaluator``
-runs it tile by tile. Both evaluate the same :class:`~.losses.Objective`.
+runs it tile by tile. Both evaluate the same :class:`~.losses.Objective`, here or, through a
+runner (:class:`WholeRunner`, ``stages.tiling.TileRunner``), elsewhere: a cluster's actors.
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import AbstractContextManager, nullcontext
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -89,17 +91,59 @@ class Evaluator:
         return value
 
 
+class WholeRunner(Protocol):
+    """Runs a stage's whole (untiled) evaluations elsewhere, e.g. on a cluster's actor, as
+    :class:`UntiledEvaluator` computes them here; the image and the optimizer stay here."""
+
+    def evaluation(self) -> AbstractContextManager:
+        """A context around one evaluation (e.g. to time it)."""
+        ...
+
+    def whole(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """One evaluation at ``image`` ``(1, 3, H, W)`` in 0–1: ``(value, weighted terms,
+        gradient (1, 3, H, W))`` on any device, the value as :class:`UntiledEvaluator`'s."""
+        ...
+
+
 class UntiledEvaluator(Evaluator):
     """The network on the whole image; one forward and one backward per evaluation.
 
     The losses are means over pixels, so their per-pixel gradients shrink as 1/(H·W). The
     optimizer sees the sum over pixels instead: the same minimizer, but gradients of a
     size-independent magnitude, far from Adam's epsilon and L-BFGS's curvature threshold.
+
+    Args:
+        objective, image, autocast: as for :class:`Evaluator`.
+        runner: computes each evaluation elsewhere (:class:`WholeRunner`); ``None``: here.
     """
 
+    def __init__(
+        self,
+        objective: Objective,
+        image: Tensor,
+        autocast: AbstractContextManager | None = None,
+        runner: WholeRunner | None = None,
+    ) -> None:
+        super().__init__(objective, image, autocast)
+        self.runner = runner
+
     def evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.runner is not None:
+            return self._elsewhere(self.runner)
         with self.autocast:
             terms = self.objective(self.image)
         scaled = total(terms) * (self.image.shape[-2] * self.image.shape[-1])
         scaled.backward()
         return scaled.detach(), detached(terms)
+
+    def _elsewhere(self, runner: WholeRunner) -> tuple[Tensor, dict[str, Tensor]]:
+        """One evaluation by ``runner``, its gradient accumulated into ``image.grad``."""
+        image = self.image
+        with runner.evaluation():
+            value, terms, grad = runner.whole(image)
+            grad = grad.to(image.device)
+            if image.grad is None:
+                image.grad = grad
+            else:
+                image.grad += grad
+        return value.to(image.device), {k: v.to(image.device) for k, v in terms.items()}

@@ -9,7 +9,10 @@ matrix *of the region* whatever its size, and a small region counts as much as a
 (Sec. 4.1, "normalised by the guidance channel"). Each region is scored against its own target
 (the painting's Gram matrix, itself guided when the painting has a mask), and the regions'
 losses are summed by weight: pixels outside every mask keep only the content loss, pixels
-under several masks are pulled by each. The style term (``stages.losses.StyleTerm``) does this
+under several masks are pulled by each. The normalization makes a guide say *where*, not *how
+much* (a uniform grey guide is the whole image); a photo-side mask's level is its painting's
+strength, carried by the region's weight (``stages.blend.mask_strength``: a 50 % grey mask
+applies its painting at half its share). The style term (``stages.losses.StyleTerm``) does this
 for any style kind (``stages.losses.StyleKind``) with the regions and guides made here: the
 kind turns guided features into its representation (the Gram kind:
 ``stages.gram.guided_gram``), the term brings the regions, guides and layers.
@@ -44,12 +47,16 @@ class Region:
             kind's representation (the Gram kind: ``(1, C, C)`` Gram matrices).
         guide: ``(1, 1, H, W)`` content-side guidance channel in 0–1 at any size, ``None``
             for the whole image.
+        strength: how strongly it pulls, 0–1 (its guide's level: ``stages.blend.
+            mask_strength``); multiplies its share of the style term after the regions'
+            shares are normalized, so a weak region is not made up for by the others.
     """
 
     weight: float
     layers: Mapping[str, float]
     targets: Mapping[str, Tensor]
     guide: Tensor | None = None
+    strength: float = 1.0
 
 
 def pools_before(layer: str) -> int:

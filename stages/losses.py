@@ -264,8 +264,9 @@ class ContentTerm(FeatureTerm):
 class StyleTerm(FeatureTerm):
     """The style loss of a stage in the representation of a style ``kind``
     (:class:`StyleKind`; the Gram kind: Gatys et al. 2016, Eq. 4),
-    over regions: ``Σ_r w_r Σ_l a_rl · kind.score(R_rl, T_rl)`` with ``R_rl`` the kind's
-    representation of layer ``l`` under region ``r``'s guide (Gatys et al. 2017, Sec. 4.1).
+    over regions: ``Σ_r s_r w_r Σ_l a_rl · kind.score(R_rl, T_rl)`` with ``R_rl`` the kind's
+    representation of layer ``l`` under region ``r``'s guide (Gatys et al. 2017, Sec. 4.1),
+    ``w_r`` its normalized share and ``s_r`` its ``strength`` (a grey mask's level).
 
     One region without a guide (every painting over the whole image, the same layers: the
     blend of Gatys et al. 2016) keeps its layer weights and names its layers plainly; otherwise
@@ -316,6 +317,8 @@ class StyleTerm(FeatureTerm):
         if not layers:
             raise ValueError("no style region is left at this stage size: every mask is empty")
         super().__init__(name, weight, layers, targets)
+        strength = {f"{layer}@{r}": g.strength for r, g in enumerate(regions) for layer in g.layers}
+        self.layers = {k: a * strength.get(k, 1.0) for k, a in self.layers.items()}  # after norm
         self._cached: dict[str, Tensor | None] = {}
 
     def _energy(self, guide: Tensor | None, layer: str) -> Tensor:

@@ -6,12 +6,18 @@ of cost, whatever the optimizer; ``stages.cascade`` may stop it earlier on conve
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from .vocabulary import LBFGS_HISTORY, OPTIMIZERS
+
+
+class _Capped(Exception):
+    """The evaluation that reached the cap was made inside L-BFGS's step (its line search
+    would go on past it): the step ends there."""
 
 
 def optimize(
@@ -39,8 +45,9 @@ def optimize(
         image: ``(1, 3, H, W)`` leaf tensor in 0–1 with ``requires_grad=True``.
         name: ``"lbfgs"`` or ``"adam"``.
         lr: step size (see above), > 0.
-        evaluations: budget of objective evaluations, ≥ 1. L-BFGS stops at the end of the
-            iteration that reaches it, so it may overrun by the rest of one line search.
+        evaluations: the cap of objective evaluations, ≥ 1, exact: L-BFGS stops at the
+            evaluation that reaches it, also inside a line search (``image`` is then the
+            point of that last evaluation; the cascade keeps the best iterate anyway).
         evaluate: computes the objective at the current ``image``, accumulates its gradient into
             ``image.grad`` (which is zeroed before each call) and returns its value as a 0-d
             tensor. Owning the backward pass lets a tiled evaluation run one backward per tile.
@@ -49,7 +56,7 @@ def optimize(
         history: L-BFGS's history size (update pairs kept, each two image-sized vectors).
 
     Returns:
-        The number of evaluations made.
+        The number of evaluations made, at most ``evaluations``.
 
     Raises:
         ValueError: unknown optimizer name.
@@ -66,6 +73,8 @@ def optimize(
         count += 1
         if on_evaluation is not None:
             on_evaluation(count)
+        if count >= evaluations and name == "lbfgs":
+            raise _Capped
         return loss
 
     if name == "lbfgs":
@@ -79,7 +88,8 @@ def optimize(
             tolerance_change=0.0,
             line_search_fn="strong_wolfe",
         )
-        optimizer.step(closure)
+        with contextlib.suppress(_Capped):
+            optimizer.step(closure)
     elif name == "adam":
         optimizer = torch.optim.Adam([image], lr=lr)
         for _ in range(evaluations):

@@ -29,7 +29,7 @@ L-BFGS, whose line search assumes exact ones.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -246,6 +246,10 @@ class TileRunner(Protocol):
     this process (:class:`LocalTiles`) or elsewhere (a cluster's actors), the evaluator's
     reduction, scoring and stitching unchanged."""
 
+    def evaluation(self) -> AbstractContextManager:
+        """A context around one evaluation (a cluster's runner times it)."""
+        ...
+
     def energies(self, tiles: Sequence[Tile]) -> Iterator[Parts]:
         """:func:`energy_parts` of each tile, in order."""
         ...
@@ -279,6 +283,9 @@ class LocalTiles:
             [t for t in objective.feature_terms if t.pooled],
             objective.reference,
         )
+
+    def evaluation(self) -> AbstractContextManager:
+        return nullcontext()
 
     def energies(self, tiles: Sequence[Tile]) -> Iterator[Parts]:
         for tile in tiles:
@@ -382,7 +389,7 @@ class TiledEvaluator(Evaluator):
         return values, slopes
 
     def evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:
-        with self.autocast:
+        with self.runner.evaluation(), self.autocast:
             return self._evaluate()
 
     def _evaluate(self) -> tuple[Tensor, dict[str, Tensor]]:

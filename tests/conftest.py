@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import secrets
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ SLOW = (
     "test_studio_browser.py",  # headless Chromium
     "test_cluster.py",  # local Ray instances
     "test_cluster_tiles.py",
+    "test_cluster_print.py",  # one print on a local Ray's actors, real weights
     "test_print_recipe.py::test_the_print_recipe_at_a_small_size_keeps_its_speckle_bound",
 )
 """The tests marked ``slow`` (issue 37, friction 4), in this one list: a file name marks every
@@ -162,6 +164,48 @@ def no_network(monkeypatch):
         raise AssertionError("the network was loaded before every cheap check was done")
 
     monkeypatch.setattr("stylecascade.renderer.load_network", refuse)
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Fail the test if anything loads the weights (every check must come first)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the weights were loaded before every check was done")
+
+    names = ("renderer.load_network", "renderer.load_weights", "weights.load_weights",
+             "inspection.load_weights")  # fmt: skip
+    for name in names:  # every module imported first: none binds ``refuse`` at its import
+        importlib.import_module(f"stylecascade.{name.split('.')[0]}")
+    for name in names:
+        monkeypatch.setattr(f"stylecascade.{name}", refuse)
+
+
+@pytest.fixture
+def no_ray_address(monkeypatch):
+    """``auto`` must not find a Ray of the machine's through the environment, nor Ray report
+    usage statistics."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+
+
+class NetworkLoaded(Exception):
+    """Every check passed: the call went on to load the network (:func:`stop_at_network`)."""
+
+
+@pytest.fixture
+def stop_at_network(monkeypatch):
+    """A render that passes every check raises :class:`NetworkLoaded` where it would load the
+    network: for tests of what is refused before it, and what is not."""
+
+    def refuse(*args, **kwargs):
+        raise NetworkLoaded
+
+    monkeypatch.setattr("stylecascade.renderer.load_network", refuse)
+
+
+RANDOM_PHOTO = torch.rand(3, 48, 64, generator=torch.Generator().manual_seed(0))
+RANDOM_PAINTING = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(1))
 
 
 @pytest.fixture

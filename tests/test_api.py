@@ -73,7 +73,7 @@ def test_a_renderer_keeps_the_network_and_targets_across_calls(photos, tiny_pres
     [
         (torch.zeros(3, 8), "must be float (3, H, W)"),
         (torch.full((3, 40, 40), 2.0), "values must be finite and in 0–1"),
-        (42, "expected a path, a PIL image or a tensor; got int"),
+        (42, "content must be a path (str or Path) or a PIL image or a tensor; got 42"),
         ("missing.jpg", "content image missing.jpg: no such file"),
     ],
 )

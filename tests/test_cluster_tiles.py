@@ -18,13 +18,13 @@ from stylecascade.errors import StyleCascadeError  # noqa: E402
 from stylecascade.preset import TilingConfig  # noqa: E402
 from stylecascade.records import ActorInfo  # noqa: E402
 from stylecascade.stages.blend import painting_regions  # noqa: E402
-from stylecascade.stages.cascade import Stage, run_stage  # noqa: E402
+from stylecascade.stages.cascade import Stage, evaluator, run_stage  # noqa: E402
 from stylecascade.stages.evaluator import UntiledEvaluator  # noqa: E402
 from stylecascade.stages.resample import resize  # noqa: E402
 from stylecascade.stages.terms import TermContext, build_objective, weighted_terms  # noqa: E402
 from stylecascade.stages.tiling import TiledEvaluator  # noqa: E402
 from stylecascade.tile_actors import TileActorInfo  # noqa: E402
-from stylecascade.tile_cluster import TiledCluster, start_tile_actors  # noqa: E402
+from stylecascade.tile_cluster import ClusterTiles, TiledCluster, start_tile_actors  # noqa: E402
 from stylecascade.tile_dispatch import Worker  # noqa: E402
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
@@ -34,10 +34,7 @@ TILING = TilingConfig(tile_edge=TILE, overlap=OVERLAP, lr=0.02)
 MEMORY = 256 * 2**20
 
 
-@pytest.fixture(autouse=True)
-def no_ray_address(monkeypatch):
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+pytestmark = pytest.mark.usefixtures("no_ray_address")
 
 
 @pytest.fixture(scope="module")
@@ -103,17 +100,22 @@ def _local(objective, start, count=2):
     return _evaluations(make, start, count)[0]
 
 
-def test_cluster_tiled_evaluation_equals_local(actors, problem):
-    objective, start = problem
-    stage = _stage()
+def _on(actors, objective, stage, on_tile=None):
+    """``image → `` the cascade's evaluator of ``stage`` with the actors' runner."""
 
     def make(image):
-        generator = torch.Generator().manual_seed(0)
-        return actors.evaluator(objective, stage, image, generator)
+        runner = actors.runner(objective, stage)
+        return evaluator(objective, stage, image, torch.Generator().manual_seed(0), None, on_tile,
+                         runner)  # fmt: skip
 
-    cluster, evaluator = _evaluations(make, start)
+    return make
+
+
+def test_cluster_tiled_evaluation_equals_local(actors, problem):
+    objective, start = problem
+    cluster, evaluate = _evaluations(_on(actors, objective, _stage()), start)
     _assert_equal(cluster, _local(objective, start))
-    assert len(evaluator.runner.records) == 2
+    assert isinstance(evaluate.runner, ClusterTiles) and len(evaluate.runner.records) == 2
     times = actors.profile()["stages"][-1]["times"]
     assert times["tiles"] >= 12 and times["actors"] == 2 and times["deaths"] == 0
     assert times["compute"] > 0 and times["bytes_out"] > 0 and times["bytes_in"] > 0
@@ -125,13 +127,10 @@ def test_a_short_tiled_stage_on_the_cluster_is_the_local_stage(actors, problem):
     objective, start = problem
     stage = _stage()
     images = []
-    for evaluators in (actors.evaluator, None):
+    for runner in (actors.runner(objective, stage), None):
         image = start.clone().requires_grad_(True)
         generator = torch.Generator().manual_seed(0)
-        if evaluators is None:
-            evaluate = TiledEvaluator(objective, image, TILE, OVERLAP, generator)
-        else:
-            evaluate = evaluators(objective, stage, image, generator)
+        evaluate = evaluator(objective, stage, image, generator, runner=runner)
         images.append(run_stage(0, stage, evaluate).image)
     torch.testing.assert_close(images[0], images[1], rtol=0, atol=1e-5)
 
@@ -143,13 +142,11 @@ def test_an_untiled_stage_runs_on_one_actor_as_locally(
     untiled = _objective(tiny_extractor(LAYERS), resize(content_image, SIZE), style_image, False)
     stage = dataclasses.replace(_stage(None), optimizer="lbfgs", lr=1.0)
 
-    def make(image):
-        return actors.evaluator(untiled, stage, image, torch.Generator())
-
-    cluster, evaluator = _evaluations(make, start)
+    cluster, evaluate = _evaluations(_on(actors, untiled, stage), start)
     local, _ = _evaluations(lambda image: UntiledEvaluator(untiled, image), start)
     _assert_equal(cluster, local)
-    assert type(evaluator).__name__ == "ActorUntiledEvaluator"
+    assert type(evaluate) is UntiledEvaluator and isinstance(evaluate.runner, ClusterTiles)
+    assert len(evaluate.runner.records) == 2 and evaluate.runner.records[0].compute > 0
 
 
 def test_the_driver_decides_untiled_on_one_actor_or_tiles_over_actors(actors):
@@ -178,12 +175,12 @@ def test_a_stage_too_large_for_every_actor_is_refused_up_front():
     message = str(refused.value)
     assert message.startswith("stage 2 (2560×2560 px) in 2048 px tiles needs about ")
     assert "the largest actor, actor 1 (node-a, pid 4321), has 0.25 GiB free" in message
-    fit = int(re.search(r"tiles of at most (\d+) px would fit it", message).group(1))
-    assert 256 <= fit < 2048 and "(tiling: size: " in message
+    fit = int(re.search(r"tiles of at most (\d+) px would fit it: tile_size \1$", message)[1])
+    assert 256 <= fit < 2048 and refused.value.arguments == ("tile_size",)
     cluster.tiling = dataclasses.replace(tiling, tile_edge=fit)
     assert cluster.check(stages)[1].tile_edge == fit
     huge = [dataclasses.replace(_stage(None), size=(8192, 8192))]
-    with pytest.raises(StyleCascadeError, match="not even 256 px tiles fit it"):
+    with pytest.raises(StyleCascadeError, match="not even 256 px tiles fit it: .* smaller size$"):
         TiledCluster([_fake(256 * 2**20)], TilingConfig()).check(huge)
 
 
@@ -198,10 +195,7 @@ def test_an_actor_killed_mid_evaluation_leaves_it_complete_and_equal(actors, pro
         if done == 3:
             ray.kill(victim.handle, no_restart=True)
 
-    def make(image):
-        generator = torch.Generator().manual_seed(0)
-        return actors.evaluator(objective, _stage(), image, generator, None, kill_after_three)
-
+    make = _on(actors, objective, _stage(), kill_after_three)
     with caplog.at_level(logging.WARNING, logger="stylecascade.cluster"):
         cluster, _ = _evaluations(make, start)
     _assert_equal(cluster, _local(objective, start))

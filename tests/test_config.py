@@ -444,4 +444,4 @@ def test_presets_validate_checks_every_stage_painting_and_mask(tmp_path, tiny_pr
     result = CliRunner().invoke(app, ["presets", "validate", str(tiny_preset_file)])
     n = len(data["stages"]) - 1
     assert result.exit_code == 2, result.output
-    assert f"stages[{n}].styles[0].{field}: no such file {tmp_path / 'gone.png'}" in result.output
+    assert f"stages[{n}].styles[0].{field}: {tmp_path / 'gone.png'}: no such file" in result.output

@@ -21,8 +21,9 @@ from stylecascade.studio.work import TrySettings
 ROOT = Path(__file__).resolve().parent.parent
 
 FIELDS = {f.name: f for part in PARTS.values() for f in dataclasses.fields(part)}
-API_DEFAULTS = {"yes": True}
-"""Where the Python API's default differs on purpose: it starts a long render unasked."""
+API_DEFAULTS = {"yes": None}
+"""Where the Python API's default differs on purpose: ``yes=None`` asks only where someone can
+answer (a notebook, a terminal); a script starts a long render unasked."""
 
 
 def _command_params(name: str) -> dict[str, object]:
@@ -57,7 +58,7 @@ def test_the_request_holds_every_field_in_one_part():
                   "resume", "bit_depth", "jpeg_quality", "quiet", "yes", "out_dir", "name",
                   "profile", "intent", "black_point_compensation", "compression", "bleed",
                   "safe_margin",
-                  "cluster", "actors", "cpus_per_actor", "max_input_pixels", "threads"}),
+                  "max_input_pixels", "threads"}),
     ],
 )  # fmt: skip
 def test_the_python_api_has_each_field_with_the_records_default(function, left_out):

@@ -2,8 +2,9 @@
 ``chromium-driver``): upload two images, render ``draft`` at 128 px and see its stage image,
 draw a mask and render at 256 px, watch stage 1's image and stage 2's current image arrive and
 stop it (its best image kept), compare the two tries, save the look as a preset that ``presets
-list`` lists, and render it at print size into a file with its manifest. A screenshot of the
-page is saved at each step into the test's folder."""
+list`` lists, ask for a poster and cancel at the time gate's question, and render it at print
+size into a file with its manifest. A screenshot of the page is saved at each step into the
+test's folder."""
 
 from __future__ import annotations
 
@@ -205,7 +206,8 @@ def _compare(page: Page) -> None:
 
 
 def _keep_and_print(page: Page) -> None:
-    """Save try A as a preset that ``presets list`` lists, and print it at 64 px."""
+    """Save try A as a preset that ``presets list`` lists; ask for a 30 × 40 cm print, which
+    the time gate asks about (cancelled); print it at 64 px."""
     page.fill("#preset-name", "browser-look")
     page.find("#save-preset").click()
     page.until(lambda: "saved preset browser-look" in page.text("#saved"), 10, "saved")
@@ -214,6 +216,15 @@ def _keep_and_print(page: Page) -> None:
         capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert "browser-look" in listed.stdout
+    page.fill("#print_size", "30x40cm")  # 4724 px of draft on a CPU: hours, so it asks
+    page.find("#print").click()
+    dialog = page.find("#confirm-dialog")
+    page.until(lambda: dialog.is_displayed() or page.error(), 60, "the time gate's question")
+    assert "would take up to" in page.text("#confirm-text") and "Start it" in dialog.text
+    page.shot("asked", "#confirm-dialog")
+    page.find("#confirm-cancel").click()
+    page.until(lambda: not dialog.is_displayed(), 10, "the dialog closed")
+    assert not page.error() and "print" not in page.text("#prints")  # nothing started
     page.fill("#print_size", "1x0.75in")
     page.fill("#dpi", "64")
     page.find("#print").click()

@@ -271,6 +271,7 @@ def test_odd_names_and_headers_are_answered_not_crashed(client):
 
 
 def test_a_bad_start_is_refused_naming_its_option(tmp_path):
+    from stylecascade.options import flag_of
     from stylecascade.studio.server import check_start
 
     (tmp_path / "file").write_text("x")
@@ -290,4 +291,5 @@ def test_a_bad_start_is_refused_naming_its_option(tmp_path):
     ):
         with pytest.raises(UsageError) as refused:
             check_start(**{**good, **wrong})
-        assert str(refused.value).startswith(flag), (wrong, str(refused.value))
+        said = refused.value.named(flag_of)  # as the command line words it
+        assert said.startswith(flag), (wrong, said)

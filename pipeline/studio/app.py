@@ -4,11 +4,13 @@ server-sent events.
 Every request answers from the server's threads at once; renders run in the one worker
 thread (:class:`~stylecascade.studio.jobs.Worker`), so the page answers while a render runs.
 Failures are the command line's one-line messages, as ``{"error": "…"}`` (status 400 for
-a usage error, 403 refused by :mod:`~stylecascade.studio.guard`, 404 for something unknown, 413
-a body over its bound, 429 a full queue, 500 otherwise), in ASCII JSON (a quoted name with a
-lone surrogate cannot break the answer). The page names files by plain name and presets by
-name only; it writes into the output folder alone (:mod:`stylecascade.studio.folder`) and,
-through "Save as preset", where ``presets save`` writes.
+a usage error, 403 refused by :mod:`~stylecascade.studio.guard`, 404 for something unknown, 409
+a try or print over the time gate's limit on a CPU (with its estimate: the page asks, then sends
+it again with ``"yes": true``), 413 a body over its bound, 429 a full queue, 500 otherwise), in
+ASCII JSON (a quoted name with a lone surrogate cannot break the answer). The page names files
+by plain name and presets by name only; it writes into the output folder alone
+(:mod:`stylecascade.studio.folder`) and, through "Save as preset", where ``presets save``
+writes.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import StyleCascadeError, UsageError
-from ..preset_files import bundled_presets, save_user_preset, user_presets
+from ..gate import TooLong
+from ..preset_files import bundled_presets, save_user_preset, saved_name_problem, user_presets
 from ..stages.vocabulary import COLOR_MODES, STYLE_LOSSES
-from .folder import StudioFolder, named_preset, printable
+from .folder import StudioFolder, named_preset
 from .guard import Guard, GuardMiddleware, allowed_origins, new_token
 from .jobs import Busy, EventLog, Job, Worker, one_line
 from .limits import bounded_body
@@ -223,10 +226,10 @@ def new_try(settings: TrySettings, studio: Studio = Current) -> dict[str, int]:
     named_preset(settings.preset)  # by name only, before the request reads it
     request = try_request(settings, studio.folder, weights=studio.weights)
     device = studio.device
-    check_look(request, device)
+    said = check_look(request, device)  # a long one: 409, the page asks (``yes``)
     events = studio.events
     job = studio.worker.submit(
-        "try", settings.model_dump(), lambda job: run_try(job, request, device, events)
+        "try", settings.model_dump(), lambda job: run_try(job, request, device, events), said
     )
     return {"id": job.id}
 
@@ -261,8 +264,9 @@ def current_image(number: int, studio: Studio = Current) -> Response:
 def save_preset(number: int, body: PresetName, studio: Studio = Current) -> dict[str, str]:
     """Save a try's look as a preset (the file ``presets save`` writes)."""
     job = studio.job(number, "try")
-    if not printable(body.name):
-        raise UsageError(f"preset name {body.name[:120]!r}: use a plain name like 'my-look'")
+    problem = saved_name_problem(body.name)  # the name rule of every saved preset
+    if problem is not None:
+        raise UsageError(problem)
     if job.look is None:
         raise UsageError(f"try {number} has no look yet; wait until it starts")
     from ..files import reporting_write_errors
@@ -280,10 +284,12 @@ def new_print(number: int, settings: PrintSettings, studio: Studio = Current) ->
     tried = TrySettings(**studio.job(number, "try").settings)
     request = print_request(settings, tried, studio.folder, number, weights=studio.weights)
     device, events = studio.device, studio.events
+    said = check_look(request, device)  # a long one: 409, the page asks (``yes``)
     job = studio.worker.submit(
         "print",
         {**settings.model_dump(), "try": number, "output": str(request.outputs.output)},
         lambda job: run_print(job, request, device, events),
+        said,
     )
     return {"id": job.id}
 
@@ -333,6 +339,23 @@ def _error(status: int, message: str) -> JSONResponse:
     return AsciiJSON({"error": message}, status_code=status)
 
 
+def too_long_answer(exc: TooLong) -> dict[str, Any]:
+    """The 409 answer to a try or print over the time gate's limit: the message with the
+    request's own field names (``"yes": true``, ``"dpi": 150``) and, for the page's question,
+    the estimate, an H100's time and the suggestion (``{"field", "value"}`` or ``None``)."""
+    field, value = exc.suggestion or (None, None)
+    return {
+        "error": exc.named(lambda field: '"yes": true' if field == "yes" else f'"{field}":'),
+        "confirm": {
+            "seconds": round(exc.seconds),
+            "estimate": exc.said,
+            "h100": exc.h100_said,
+            "limit": exc.limit_said,
+            "suggestion": None if field is None else {"field": field, "value": value},
+        },
+    }
+
+
 def _handlers() -> dict[Any, Callable[[Request, Any], Any]]:
     """Every failure as ``{"error": one line}``: ours as the command line says them; a bug as
     its type alone (no traceback in the answer)."""
@@ -340,6 +363,9 @@ def _handlers() -> dict[Any, Callable[[Request, Any], Any]]:
     def ours(_request: Request, exc: StyleCascadeError) -> JSONResponse:
         status = 429 if isinstance(exc, Busy) else 400 if isinstance(exc, UsageError) else 500
         return _error(status, one_line(exc))
+
+    def too_long(_request: Request, exc: TooLong) -> JSONResponse:
+        return AsciiJSON(too_long_answer(exc), status_code=409)
 
     def bug(_request: Request, exc: Exception) -> JSONResponse:
         return _error(500, f"internal error: {type(exc).__name__}")
@@ -353,6 +379,7 @@ def _handlers() -> dict[Any, Callable[[Request, Any], Any]]:
         return _error(exc.status_code, str(exc.detail))
 
     return {
+        TooLong: too_long,
         StyleCascadeError: ours,
         RequestValidationError: invalid,
         HTTPException: http,

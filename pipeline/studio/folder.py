@@ -3,20 +3,23 @@
 Inputs are the image files directly inside the folder and those uploaded from the page. The
 page names files by their plain name only (no folders, no ``..``); everything the page causes
 to be written goes into the output folder (uploads, drawn masks, prints), through the
-project's writer (:func:`stylecascade.files.atomic_write`, the render job's flow for prints).
+project's one writer (:mod:`stylecascade.files`: a new regular file or nothing, never through
+a link; the render job's flow for prints), in subfolders of its own (never links).
 Saved presets go where ``presets save`` puts them.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import naming
 from ..choices import MAX_INPUT_PIXELS
 from ..errors import UsageError
-from ..files import atomic_write, make_folder
+from ..files import atomic_write, make_folder, own_folder
 from ..naming import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -31,38 +34,41 @@ UPLOADS, MASKS, PRINTS = "uploads", "masks", "prints"
 """The output folder's subfolders: uploaded images, masks drawn on the page, print renders."""
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is no name the page may use, else ``None``: the project's name rule
+    (:func:`stylecascade.naming.name_problem`: printable, no bidi controls, no spaces around,
+    no folder part, not hidden) in at most :data:`MAX_NAME` characters and
+    :data:`MAX_NAME_BYTES` UTF-8 bytes: a name any file system here takes and any answer can
+    quote."""
+    if len(name) > MAX_NAME:
+        return f"is {len(name)} characters long; at most {MAX_NAME}"
+    return naming.name_problem(name, MAX_NAME_BYTES)
+
+
 def printable(name: str) -> bool:
-    """Whether ``name`` is 1 to :data:`MAX_NAME` printable characters (no NUL, line break or
-    lone surrogate) of at most :data:`MAX_NAME_BYTES` UTF-8 bytes: a name any file system
-    here takes and any answer can quote."""
-    return (
-        0 < len(name) <= MAX_NAME
-        and name.isprintable()
-        and len(name.encode("utf-8")) <= MAX_NAME_BYTES
-    )
+    """Whether ``name`` keeps the name rule (:func:`name_problem`)."""
+    return name_problem(name) is None
 
 
-def plain_name(name: str, what: str = "file name") -> str:
-    """``name`` if it is a plain image file name: :func:`printable`, no folder part, not
-    hidden, ending in one of :data:`~stylecascade.naming.IMAGE_SUFFIXES`.
+def plain_name(name: str, what: str = "file name", taken: Iterable[str] = ()) -> str:
+    """``name`` if it is a plain image file name: the name rule (:func:`name_problem`; no
+    look-alike of a ``taken`` name, :func:`~stylecascade.naming.check_name`), ending in one of
+    :data:`~stylecascade.naming.IMAGE_SUFFIXES`.
 
     Raises:
         UsageError: any other name (``../x.png``, ``a/b.png``, ``.png``, ``x.exe``, 70 emoji,
-            a NUL).
+            a NUL, U+202E, ``Red.png`` beside ``red.png``), saying what is wrong with it.
     """
-    plain = (
-        printable(name)
-        and name == Path(name).name
-        and not name.startswith(".")
-        and "/" not in name
-        and "\\" not in name
+    problem = name_problem(name)
+    if problem is None and Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+        problem = "is no image file's name"
+    if problem is None:
+        return naming.check_name(name, what, taken=taken, limit=MAX_NAME_BYTES)
+    raise UsageError(
+        f"{what} {name[:MAX_NAME]!r}: {problem}; use a plain image file name without folders "
+        f"(at most {MAX_NAME} characters, {MAX_NAME_BYTES} bytes), ending in "
+        f"{', '.join(IMAGE_SUFFIXES)}"
     )
-    if not plain or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-        raise UsageError(
-            f"{what} {name[:MAX_NAME]!r}: use a plain image file name without folders (at most "
-            f"{MAX_NAME} characters, {MAX_NAME_BYTES} bytes), ending in {', '.join(IMAGE_SUFFIXES)}"
-        )
-    return name
 
 
 def _images(folder: Path) -> dict[str, Path]:
@@ -161,7 +167,8 @@ class StudioFolder:
             ArgumentError: the output folder cannot be created.
             OSError: it cannot be written.
         """
-        if plain_name(name) in self.inputs():
+        inputs = self.inputs()
+        if plain_name(name, "image", taken=inputs) in inputs:
             raise UsageError(f"image {name!r} is already in the studio; rename the file")
         return self._write(UPLOADS, name, data, "upload")
 
@@ -186,15 +193,24 @@ class StudioFolder:
         from ..images import read_image_bytes
 
         read_image_bytes(data, name, role, MAX_INPUT_PIXELS)  # refuses what is no image
-        folder = self.out / sub
-        make_folder(folder, "out_dir")
-        path = folder / name
-        atomic_write(path, lambda tmp: tmp.write_bytes(data))
+        path = self._folder(sub) / name
+        # the one writer: a new regular file or nothing (never over a file, through a link)
+        atomic_write(path, lambda tmp: tmp.write_bytes(data), replace=False, argument=None)
         return path
+
+    def _folder(self, sub: str) -> Path:
+        """``out/sub``, made if missing: a folder of the studio's own, never a link to another
+        (:func:`~stylecascade.files.own_folder`).
+
+        Raises:
+            ArgumentError: the output folder cannot be made, or a link or file is in its place.
+        """
+        make_folder(self.out, "out_dir")
+        own_folder(self.out / sub, "out_dir")
+        return self.out / sub
 
     def print_path(self, photo: str, job: int, long_edge: int, suffix: str) -> Path:
         """Where a print of try ``job`` goes: ``out/prints/PHOTO-tryJOB-EDGEpx.SUFFIX`` (the
         same print again resumes its checkpoint)."""
-        folder = self.out / PRINTS
-        make_folder(folder, "out_dir")
+        folder = self._folder(PRINTS)
         return folder / f"{Path(photo).stem}-try{job}-{long_edge}px{suffix}"

@@ -108,6 +108,7 @@ class Job:
         look: a try's preset before its size (what ``presets save`` keeps).
         output: a print's file, once known.
         stop: stops it while it runs.
+        estimate: how long it takes at most, as the time gate said it (``gate.check_one``).
     """
 
     id: int
@@ -121,6 +122,7 @@ class Job:
     look: Preset | None = None
     output: str | None = None
     stop: StopHandle = field(default_factory=StopHandle)
+    estimate: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """What the page lists about the job (JSON-ready)."""
@@ -132,6 +134,7 @@ class Job:
             "message": self.message,
             "stages": len(self.stages),
             "output": self.output,
+            "estimate": self.estimate,
         }
 
 
@@ -151,8 +154,15 @@ class Worker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, kind: str, settings: dict[str, Any], work: Callable[[Job], None]) -> Job:
-        """Queue a job; it runs when the jobs before it have ended.
+    def submit(
+        self,
+        kind: str,
+        settings: dict[str, Any],
+        work: Callable[[Job], None],
+        estimate: str | None = None,
+    ) -> Job:
+        """Queue a job (``estimate``: the time gate's, shown with it); it runs when the jobs
+        before it have ended.
 
         Raises:
             Busy: :data:`MAX_QUEUED` jobs are waiting already.
@@ -162,7 +172,7 @@ class Worker:
             if waiting >= MAX_QUEUED:
                 raise Busy(f"{waiting} jobs are waiting already; stop one or wait for them")
             self._forget_old()
-            job = Job(next(self._ids), kind, settings, work)
+            job = Job(next(self._ids), kind, settings, work, estimate=estimate)
             self.jobs[job.id] = job
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="studio-worker")

@@ -4,6 +4,7 @@ serving :func:`~stylecascade.studio.app.create_app` on it (with the bounds of
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -11,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..choices import DEVICES, SOURCES
+from ..choices import DEVICES
 from ..errors import UsageError
+from ..naming import check_weights_spec
 from .app import Studio, create_app
 from .guard import is_loopback
 from .limits import server_options
@@ -65,8 +67,7 @@ def check_start(host: str, port: int, out_dir: Path, device: str, weights: str) 
     _check_out_dir(out_dir)
     if device not in DEVICES:
         raise UsageError(f"--device {device}: unknown device; choose one of {', '.join(DEVICES)}")
-    if weights not in SOURCES and not Path(weights).expanduser().is_file():
-        raise UsageError(f"--weights {weights}: no such file; or one of {', '.join(SOURCES)}")
+    check_weights_spec(weights)  # the render's own check: a folder or /dev/zero said as such
 
 
 def exposure_warning(host: str) -> str | None:
@@ -83,8 +84,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` (0: any free port), ready for the server.
 
     Raises:
-        UsageError: (``--host``) no such address; (``--port``) the address is taken or
-            cannot be used.
+        UsageError: (``--host``) no such address, or not one of this machine's; (``--port``)
+            the port is taken or cannot be used.
     """
     _resolve(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -95,6 +96,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
     except (OSError, OverflowError) as exc:
         sock.close()
         reason = getattr(exc, "strerror", None) or exc
+        if getattr(exc, "errno", None) == errno.EADDRNOTAVAIL:  # the address, not the port
+            raise UsageError(
+                f"--host {host}: not an address of this machine; cannot listen on it ({reason})"
+            ) from None
         raise UsageError(f"--port {port}: cannot listen on {host}:{port} ({reason})") from None
     return sock
 

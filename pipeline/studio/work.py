@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..choices import OUTPUT_FORMATS
 from ..errors import ArgumentError
+from ..gate import check_one
 from ..launch import resolve_look
 from ..preset_files import load_preset
 from ..printsize import final_long_edge
@@ -55,17 +56,20 @@ TrySettings = create_model(
     "TrySettings",
     __config__=ConfigDict(extra="forbid"),
     __doc__="A try as the page sends it: which photo and paintings, the preset and the knobs "
-    "over it (``None``: the preset's value).",
+    "over it (``None``: the preset's value); ``yes``: the user confirmed a try over the time "
+    "gate's limit (``gate.check_one``).",
     photo=(str, ...),
     paintings=(list[str], Field(min_length=1, max_length=16)),
     masks=(list[str | None] | None, None),
     preset=(str, "draft"),
+    yes=(bool, False),
     **KNOBS,
 )
 
 
 class PrintSettings(BaseModel):
-    """A print of a try: its size on paper, DPI, bits per channel and file format."""
+    """A print of a try: its size on paper, DPI, bits per channel and file format; ``yes``: the
+    user confirmed a print over the time gate's limit (a try's confirmation is not a print's)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -73,6 +77,7 @@ class PrintSettings(BaseModel):
     dpi: float = 300.0
     bit_depth: int = 8
     format: str = "png"
+    yes: bool = False
 
 
 def try_request(settings: Any, folder: StudioFolder, **more: Any) -> RenderRequest:
@@ -92,20 +97,30 @@ def try_request(settings: Any, folder: StudioFolder, **more: Any) -> RenderReque
         masks=masks,
         preset=load_preset(settings.preset),
         quiet=True,
-        yes=True,
-        **{**knobs, **more},
+        **{**knobs, "yes": settings.yes, **more},
     )
     request.check()
     return request
 
 
-def check_look(request: RenderRequest, device: torch.device) -> None:
-    """Resolve the request's look now, so that a knob the preset refuses is answered at once.
+def check_look(request: RenderRequest, device: torch.device) -> str | None:
+    """Resolve the request's look now, so that a knob the preset refuses is answered at once,
+    and pass the time gate (``gate.check_one``: the photo priced from its header, the weights
+    never loaded): a try or print over 30 minutes on a CPU, above its preset's own size, is
+    refused unless the request has ``yes`` (the page asks the user first).
+
+    Returns:
+        The estimate (``at most 3 min 5 s (…)``), or ``None`` when the photo's size cannot
+        be read (its render says why).
 
     Raises:
         ArgumentError, PresetError: see :func:`~stylecascade.launch.resolve_look`.
+        TooLong: over the limit without ``yes`` (the studio answers 409 with the estimate).
     """
-    resolve_look(request, device)
+    look = resolve_look(request, device)
+    default = look.unsized.stages[-1].long_edge
+    photo = request.inputs.photos[0]
+    return check_one(None, request, look.preset, device, default, photo)
 
 
 def run_try(job: Job, request: RenderRequest, device: torch.device, events: EventLog) -> None:
@@ -153,7 +168,7 @@ def print_request(
         raise ArgumentError(
             "output", f"format {settings.format!r}: use one of {', '.join(PRINT_FORMATS)}"
         )
-    from ..checkpoint import checkpoint_folder
+    from ..naming import checkpoint_folder
     from ..output import OutputOptions, check_output
 
     edge = final_long_edge(None, settings.print_size, settings.dpi)
@@ -169,12 +184,14 @@ def print_request(
         bit_depth=settings.bit_depth,
         output=output,
         resume=checkpoint_folder(output).exists(),
+        yes=settings.yes,
         **more,
     )
 
 
 def run_print(job: Job, request: RenderRequest, device: torch.device, events: EventLog) -> None:
-    """Render a print into its file through the launcher, posting its progress.
+    """Render a print into its file through the launcher, posting its progress (its time gate
+    was passed when the page asked for it: :func:`check_look`).
 
     Raises:
         StyleCascadeError: the launcher's checks, or the render's failure (its message).
@@ -183,7 +200,7 @@ def run_print(job: Job, request: RenderRequest, device: torch.device, events: Ev
 
     output = Path(str(request.outputs.output))
     job.output = str(output)
-    request = request.replace(device=device)
+    request = request.replace(device=device, yes=True)
     outcome = launch(request, observer=PageObserver(job, events, None), stop=job.stop)[0]
     if outcome.error is not None:
         if outcome.status == "interrupted":

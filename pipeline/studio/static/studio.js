@@ -28,11 +28,38 @@ async function api(method, path, body, raw) {
   const response = await fetch(path, options);
   const data = await response.json().catch(() => ({ error: response.statusText }));
   if (!response.ok) {
-    showError(data.error || response.statusText);
-    throw new Error(data.error);
+    const error = new Error(data.error);
+    error.confirm = response.status === 409 ? data.confirm : undefined;  // the time gate's
+    if (!error.confirm) showError(data.error || response.statusText);
+    throw error;
   }
   showError("");
   return data;
+}
+
+// A try or print estimated over the studio's limit on this CPU comes back 409 with its
+// estimate: the page says it and asks; "Start it" sends the same request with yes.
+function askToStart(confirm) {
+  const s = confirm.suggestion;
+  const smaller = s ? ` At ${s.value} ${s.field === "dpi" ? "DPI" : "px"} it would take at most ${confirm.limit}.` : "";
+  $("confirm-text").textContent = `This render would take up to ${confirm.estimate} on this CPU ` +
+    `(on an H100: about ${confirm.h100}).${smaller} Start it anyway?`;
+  const dialog = $("confirm-dialog");
+  return new Promise((resolve) => {
+    $("confirm-start").onclick = () => { dialog.close(); resolve(true); };
+    $("confirm-cancel").onclick = () => { dialog.close(); resolve(false); };
+    dialog.oncancel = () => resolve(false);  // Escape
+    dialog.showModal();
+  });
+}
+
+async function startJob(path, body) {
+  try {
+    return await api("POST", path, body);
+  } catch (error) {
+    if (!error.confirm || !(await askToStart(error.confirm))) throw error;
+    return api("POST", path, { ...body, yes: true });
+  }
 }
 
 function option(select, value, text) {
@@ -253,7 +280,8 @@ function drawQueue() {
     if (!s) continue;
     const item = document.createElement("li");
     item.className = "state-" + s.state;
-    item.textContent = `${s.kind} ${s.id}: ${s.state}` + (s.message ? ` — ${s.message}` : "");
+    const estimate = s.estimate && ["queued", "running"].includes(s.state) ? ` (estimate ${s.estimate})` : "";
+    item.textContent = `${s.kind} ${s.id}: ${s.state}${estimate}` + (s.message ? ` — ${s.message}` : "");
     if (["running", "queued"].includes(s.state)) {
       const button = document.createElement("button");
       button.textContent = s.state === "queued" ? "cancel" : "stop";
@@ -325,8 +353,9 @@ function drawPrints() {
     const item = document.createElement("li");
     item.className = "print state-" + s.state;
     const progress = s.state === "running" ? ` — ${job.progress}` : "";
+    const estimate = s.estimate && ["queued", "running"].includes(s.state) ? ` — estimate ${s.estimate}` : "";
     item.textContent = `print ${s.id} of try ${s.settings.try} (${s.settings.print_size} at ${s.settings.dpi} DPI, ` +
-      `${s.settings.bit_depth} bit ${s.settings.format}): ${s.state}${progress}` + (s.message ? ` — ${s.message}` : "");
+      `${s.settings.bit_depth} bit ${s.settings.format}): ${s.state}${progress}${estimate}` + (s.message ? ` — ${s.message}` : "");
     list.appendChild(item);
   }
 }
@@ -393,7 +422,7 @@ function forgetToken() {
 function wire() {
   $("upload").onchange = (e) => upload(e.target.files).catch(() => {});
   $("preset").onchange = () => loadPreset().catch(() => {});
-  $("render").onclick = () => api("POST", "/api/tries", trySettings()).then((r) => showLive(r.id)).catch(() => {});
+  $("render").onclick = () => startJob("/api/tries", trySettings()).then((r) => showLive(r.id)).catch(() => {});
   $("stop").onclick = () => live && api("POST", `/api/jobs/${live}/stop`).catch(() => {});
   $("compare-mode").onchange = drawPair;
   $("slider").oninput = drawPair;
@@ -404,7 +433,7 @@ function wire() {
   $("print").onclick = () => {
     if (!pick.a) return showError("pick a try as A first");
     const body = { print_size: $("print_size").value, dpi: number("dpi"), bit_depth: Number($("bit_depth").value), format: $("format").value };
-    api("POST", `/api/jobs/${pick.a}/print`, body).catch(() => {});
+    startJob(`/api/jobs/${pick.a}/print`, body).catch(() => {});
   };
   const canvas = $("mask-canvas");
   canvas.onpointerdown = brush;
