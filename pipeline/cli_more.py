@@ -67,7 +67,8 @@ def studio_command(
         if exc.name not in STUDIO_MODULES:
             raise
         raise StyleCascadeError(
-            "the studio needs its extra: pip install 'stylecascade[studio]'"
+            "the studio needs its extra: pip install 'stylecascade[studio]' (in a clone, as "
+            "README installs it: .venv/bin/pip install -c constraints.txt -e '.[studio]')"
         ) from None
     out = (out_dir or folder / "studio").resolve()
     check_start(host, port, out, device, weights)  # before anything is served

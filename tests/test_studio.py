@@ -121,7 +121,7 @@ def test_uploads_and_masks_stay_in_the_output_folder(client, tmp_path):
     assert (tmp_path / "studio" / "masks" / "starry_night-mask-1.png").is_file()
 
 
-def test_errors_are_the_command_lines_lines(client, photos, tmp_path):
+def test_errors_are_the_command_lines_naming_the_pages_fields(client, photos, tmp_path):
     answer = _try(client, style_weight=-1.0)
     cli = runner.invoke(
         cli_app,
@@ -129,14 +129,15 @@ def test_errors_are_the_command_lines_lines(client, photos, tmp_path):
          "-o", str(tmp_path / "o.png"), "--device", "cpu"],
     )  # fmt: skip
     assert answer.status_code == 400
-    assert "error: " + answer.json()["error"] == cli.output.strip()
+    said = cli.output.strip().replace("--style-weight", "style weight")  # the page's field
+    assert "error: " + answer.json()["error"] == said
     answer = _try(client, photo="nope.png")
     assert answer.status_code == 400
     assert answer.json()["error"].startswith("image 'nope.png': no such photo or painting")
     answer = _try(client, preset="no-such-preset")
     assert answer.status_code == 400 and "no-such-preset" in answer.json()["error"]
     answer = _try(client, style_loss="l1")
-    assert answer.json()["error"] == "--style-loss must be one of gram, w2, swd; got 'l1'"
+    assert answer.json()["error"] == "style loss must be one of gram, w2, swd; got 'l1'"
     answer = _try(client, unknown=1)
     assert answer.status_code == 400 and answer.json()["error"].startswith("unknown:")
     assert client.post("/api/jobs/99/stop").status_code == 404
@@ -166,7 +167,7 @@ def test_a_try_shows_every_stage_then_saves_and_prints(client, studio, tmp_path,
     again = client.post(f"/api/jobs/{job}/preset", json={"name": "studio-look"})
     assert again.status_code == 200  # the same look again: nothing changes
     taken = client.post(f"/api/jobs/{job}/preset", json={"name": "tiny"})
-    assert taken.status_code == 400 and "pass --overwrite" in taken.json()["error"]
+    assert taken.status_code == 400 and "pass overwrite" in taken.json()["error"]
     bad = client.post(f"/api/jobs/{job}/preset", json={"name": "../escape"})
     assert bad.status_code == 400 and "plain name" in bad.json()["error"]
 
@@ -182,7 +183,7 @@ def test_a_try_shows_every_stage_then_saves_and_prints(client, studio, tmp_path,
     for wrong, message in (
         ({"format": "gif"}, "format 'gif': use one of png, tiff, jpeg"),
         ({"format": "jpeg"}, "JPEG has 8 bits only"),
-        ({"print_size": "huge"}, "--print-size 'huge': write it as WIDTHxHEIGHT"),
+        ({"print_size": "huge"}, "print size 'huge': write it as WIDTHxHEIGHT"),
     ):
         answer = client.post(f"/api/jobs/{job}/print", json={**order, **wrong})
         assert answer.status_code == 400 and message in answer.json()["error"], answer.json()

@@ -55,6 +55,13 @@ if TYPE_CHECKING:
 STATIC = Path(str(resources.files("stylecascade.studio") / "static"))
 """The page: ``index.html``, ``studio.js``, ``studio.css`` (no build step, nothing fetched)."""
 POLL_SECONDS = 0.2
+VALIDATION_WORDS = {
+    "too_short": "give at least {min_length}",
+    "too_long": "give at most {max_length}",
+    "missing": "missing",
+    "extra_forbidden": "not a field of this request",
+}
+"""pydantic's error types as the page says them (``{msg}``: pydantic's own words otherwise)."""
 """How often an open event stream looks for new events."""
 
 
@@ -373,7 +380,8 @@ def _handlers() -> dict[Any, Callable[[Request, Any], Any]]:
     def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return _error(400, f"{where}: {first.get('msg', 'invalid')}")
+        said = VALIDATION_WORDS.get(first.get("type", ""), "{msg}")
+        return _error(400, f"{where}: " + said.format(**first.get("ctx", {}), msg=first["msg"]))
 
     def http(_request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))

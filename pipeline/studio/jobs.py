@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StyleCascadeError, UsageError
-from ..options import flag_of
 from ..stages.stopping import StopHandle
 
 if TYPE_CHECKING:
@@ -50,8 +49,10 @@ class Busy(UsageError):
 
 
 def one_line(exc: StyleCascadeError) -> str:
-    """The message the command line prints after ``error:`` (flags, not API names)."""
-    return exc.named(flag_of)
+    """The message the page shows after ``error:``, naming the page's fields as the request
+    names them (``size``, ``style weight``: the inputs' ids, spaced), never a command-line
+    flag."""
+    return exc.named(lambda field: field.replace("_", " "))
 
 
 def png_bytes(image: Tensor) -> bytes:

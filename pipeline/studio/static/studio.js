@@ -14,6 +14,7 @@ function showError(message) {
   const box = $("error");
   box.textContent = message ? "error: " + message : "";
   box.hidden = !message;
+  if (message) box.scrollIntoView({ block: "nearest" });  // the button may be below the fold
 }
 
 async function api(method, path, body, raw) {
@@ -101,12 +102,16 @@ function showMask(name) {
   if (row) row.querySelector(".mask-button").textContent = masks[name] ? "mask ✓" : "mask";
 }
 
+// Every file is tried (one refused does not drop the others); the refusals are said together.
 async function upload(files) {
+  const refused = [];
   for (const file of files) {
-    await api("PUT", "/api/uploads/" + encodeURIComponent(file.name), undefined, file);
+    await api("PUT", "/api/uploads/" + encodeURIComponent(file.name), undefined, file)
+      .catch((error) => refused.push(error.message));
   }
   const state = await api("GET", "/api/state");
   fillInputs(state.inputs);
+  if (refused.length) showError(refused.join("; "));
 }
 
 // ---- look ------------------------------------------------------------------------------------
@@ -422,7 +427,9 @@ function forgetToken() {
 function wire() {
   $("upload").onchange = (e) => upload(e.target.files).catch(() => {});
   $("preset").onchange = () => loadPreset().catch(() => {});
-  $("render").onclick = () => startJob("/api/tries", trySettings()).then((r) => showLive(r.id)).catch(() => {});
+  $("render").onclick = () => startJob("/api/tries", trySettings())
+    .then((r) => { showLive(r.id); $("live").scrollIntoView({ block: "start" }); })
+    .catch(() => {});
   $("stop").onclick = () => live && api("POST", `/api/jobs/${live}/stop`).catch(() => {});
   $("compare-mode").onchange = drawPair;
   $("slider").oninput = drawPair;
