@@ -34,18 +34,26 @@ TILE_STEP = 64
 
 def saved_bytes(forward: Callable[[Tensor], Tensor], device: torch.device, edge: int) -> int:
     """Bytes of the tensors autograd saves for backward in ``forward`` of a ``(1, 3, edge,
-    edge)`` probe (each storage counted once; the weights included)."""
+    edge)`` probe (each storage counted once; the weights included). The probe is never run
+    backward: the hooks keep nothing (a pack hook returning an op's own output makes a
+    reference cycle through the graph that Python's collector cannot see, and every probe's
+    activations and the network's weights stayed alive: 65 MB per in-memory render)."""
     seen: dict[tuple[int, int], int] = {}
+    kept: list[Tensor] = []  # alive until the forward ends, as the graph would keep them
 
-    def pack(tensor: Tensor) -> Tensor:
+    def pack(tensor: Tensor) -> None:
         storage = tensor.untyped_storage()
         seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
-        return tensor
+        kept.append(tensor)
+
+    def unpack(_kept: None) -> Tensor:
+        raise RuntimeError("the memory probe is not differentiable")
 
     probe = torch.rand(1, 3, edge, edge, device=device, requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         loss = forward(probe)
     del loss
+    kept.clear()
     return sum(seen.values())
 
 
