@@ -44,6 +44,12 @@ one listing of the folder (``--save-every 1`` plans 100 000 file names:
 :mod:`stylecascade.write_checks`)."""
 
 
+def exists_already(path: Path) -> ArgumentError:
+    """The error of a file that is there already (field ``overwrite``: the one way to replace
+    it), raised before work (``write_checks.refuse_existing``) and at the write itself."""
+    return ArgumentError("overwrite", f"{literal(path)} already exists; pass {{}} to replace it")
+
+
 def refused(path: Path, problem: str, argument: str | None = "output") -> UsageError:
     """The error of a write the rule refuses, naming what to choose instead: only the fields
     that placed this file (a single render's ``output``; a batch's ``out_dir`` and ``name``,
@@ -237,14 +243,10 @@ def _create(tmp: Path, path: Path) -> None:
     try:
         os.link(tmp, path, follow_symlinks=False)
     except FileExistsError:
-        raise ArgumentError(
-            "overwrite", f"{literal(path)} already exists; pass {{}} to replace it"
-        ) from None
+        raise exists_already(path) from None
     except OSError:  # no hard links here (FAT, some network file systems)
         if os.path.lexists(path):
-            raise ArgumentError(
-                "overwrite", f"{literal(path)} already exists; pass {{}} to replace it"
-            ) from None
+            raise exists_already(path) from None
         os.replace(tmp, path)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .errors import ArgumentError, UsageError, literal
-from .files import FEW, check_target, probe, refused
+from .files import FEW, check_target, exists_already, probe, refused
 
 TEMPORARY_ROOM = len(".") + len(".XXXXXXXX.tmp")
 """Bytes the writers add to a file's name beside it: :func:`~stylecascade.files.atomic_write`'s
@@ -210,6 +210,4 @@ def refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
     taken = {(f, name) for f, names in groups.items() for name in _present(Path(f), names)}
     for path in paths:
         if os.path.split(os.fspath(path)) in taken:
-            raise ArgumentError(
-                "overwrite", f"{literal(path)} already exists; pass {{}} to replace it"
-            )
+            raise exists_already(path)
